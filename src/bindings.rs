@@ -1,0 +1,360 @@
+//! The binding domain: pools of virtual numbers and AXB bindings.
+//!
+//! Owns the types every other part speaks (pools, numbers, bindings, routes) and the
+//! rules that do not need the store: validation of names, shipment ids and expiry.
+//! The rules that need atomicity (allocation under the AXB invariant, cooling,
+//! idempotency) are enforced inside each [`crate::store::BindingStore`]
+//! implementation, because only there can they be atomic.
+//!
+//! ## The AXB invariant
+//! A binding links party A (courier) and party B (customer) through a virtual number
+//! X. For a call from `caller` to `X` to have exactly one callee, no party may hold
+//! the same X twice among its live **or cooling** bindings. A party "holds" X from
+//! binding creation until `expires_at + cooling`.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::numbers::E164;
+
+/// Milliseconds since the Unix epoch; the store's unit of time.
+pub type UnixMs = i64;
+
+/// The current time in milliseconds since the epoch.
+pub fn now_ms() -> UnixMs {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as UnixMs
+}
+
+/// Converts store time to a timestamp (for API output).
+pub fn ms_to_datetime(ms: UnixMs) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Converts a timestamp to store time.
+pub fn datetime_to_ms(t: OffsetDateTime) -> UnixMs {
+    (t.unix_timestamp_nanos() / 1_000_000) as UnixMs
+}
+
+/// Validation failures of domain input; `field` names the offending input field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    /// The input field at fault (JSON name).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Invalid {
+    /// Builds a validation error.
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks a pool name: 1–64 chars of `[A-Za-z0-9_-]` (it becomes a Redis hash tag).
+pub fn validate_pool_name(name: &str) -> Result<(), Invalid> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(Invalid::new("name", "must be 1 to 64 characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(Invalid::new(
+            "name",
+            "may contain only letters, digits, '_' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a shipment id: 1–128 printable ASCII chars without spaces.
+pub fn validate_shipment_id(id: &str) -> Result<(), Invalid> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(Invalid::new("shipment_id", "must be 1 to 128 characters"));
+    }
+    if !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Invalid::new(
+            "shipment_id",
+            "may contain only printable ASCII without spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an area tag: 1–32 chars of `[A-Za-z0-9_-]`.
+pub fn validate_area(area: &str, field: &'static str) -> Result<(), Invalid> {
+    if area.is_empty()
+        || area.len() > 32
+        || !area
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(Invalid::new(
+            field,
+            "must be 1 to 32 letters, digits, '_' or '-'",
+        ));
+    }
+    Ok(())
+}
+
+/// Longest binding lifetime accepted (a year), so typos do not pin numbers forever.
+pub const MAX_TTL_MS: i64 = 366 * 24 * 3600 * 1000;
+
+/// Checks an expiry against now: in the future and within [`MAX_TTL_MS`].
+pub fn validate_expiry(expires_at: UnixMs, now: UnixMs) -> Result<(), Invalid> {
+    if expires_at <= now {
+        return Err(Invalid::new("expires_at", "must be in the future"));
+    }
+    if expires_at - now > MAX_TTL_MS {
+        return Err(Invalid::new("expires_at", "must be within 366 days"));
+    }
+    Ok(())
+}
+
+/// A pool's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSpec {
+    /// Unique name, also the Redis hash tag.
+    pub name: String,
+    /// Country calling code (e.g. 86) used to read national-format input.
+    pub country: u16,
+    /// Grace after delivery, seconds (default 72 h).
+    pub grace_s: u64,
+    /// Cooling after a binding ends, seconds (default 24 h).
+    pub cooling_s: u64,
+    /// Cap on live bindings per number (default 200).
+    pub max_bindings_per_number: u32,
+}
+
+/// Default grace after delivery: 72 hours.
+pub const DEFAULT_GRACE_S: u64 = 72 * 3600;
+/// Default cooling period: 24 hours.
+pub const DEFAULT_COOLING_S: u64 = 24 * 3600;
+/// Default cap on live bindings per number.
+pub const DEFAULT_MAX_BINDINGS_PER_NUMBER: u32 = 200;
+
+/// What a virtual number can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Voice calls.
+    pub voice: bool,
+    /// Text messages.
+    pub sms: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            voice: true,
+            sms: true,
+        }
+    }
+}
+
+/// A virtual number to import into a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberSpec {
+    /// The virtual number X (ours, not a person's).
+    pub number: E164,
+    /// Area/city tag used for area-preferring allocation.
+    pub area: Option<String>,
+    /// Voice/SMS capabilities.
+    pub capabilities: Capabilities,
+}
+
+/// Lifecycle state of a virtual number in its pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberState {
+    /// Takes new bindings.
+    Active,
+    /// Draining: no new bindings, existing ones live out.
+    Retired,
+}
+
+/// Result of importing numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// Numbers newly added.
+    pub added: u64,
+    /// Numbers already in this pool (left unchanged).
+    pub skipped: u64,
+    /// Per-entry failures, by index in the input (e.g. number belongs to another pool).
+    pub errors: Vec<(usize, String)>,
+}
+
+/// One number's line in pool statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberLoad {
+    /// The virtual number.
+    pub number: E164,
+    /// Area tag, if any.
+    pub area: Option<String>,
+    /// Active or retired.
+    pub state: NumberState,
+    /// Live bindings on it now.
+    pub live_bindings: u64,
+}
+
+/// A party (opaque: the first 8 bytes of its keyed hash, hex) and how many live
+/// bindings it has in the pool. Used to spot the busiest parties without revealing them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartyLoad {
+    /// Opaque id: hex of the first 8 bytes of the party's keyed hash.
+    pub party: String,
+    /// Live bindings held.
+    pub live_bindings: u64,
+}
+
+/// Pool statistics for ops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The pool's settings.
+    pub spec: PoolSpec,
+    /// Numbers in the pool (active + retired).
+    pub numbers: u64,
+    /// Numbers that take new bindings.
+    pub active_numbers: u64,
+    /// Numbers draining.
+    pub retired_numbers: u64,
+    /// Live (unexpired) bindings.
+    pub live_bindings: u64,
+    /// (party, number) holds that are in their cooling period.
+    pub cooling: u64,
+    /// Per-number load, busiest first.
+    pub per_number: Vec<NumberLoad>,
+    /// Busiest parties, at most 10, busiest first.
+    pub busiest_parties: Vec<PartyLoad>,
+}
+
+/// Unique id of a binding (UUID v7: sorts by creation time).
+pub type BindingId = Uuid;
+
+/// Whether a binding is running normally or has been marked delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingState {
+    /// Created, not yet delivered.
+    Active,
+    /// Marked delivered: expires at delivery time + the pool's grace.
+    Delivered,
+}
+
+/// A live AXB binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Unique id.
+    pub id: BindingId,
+    /// Pool name.
+    pub pool: String,
+    /// Caller's shipment reference (unique per pool among live bindings).
+    pub shipment_id: String,
+    /// The virtual number X.
+    pub number: E164,
+    /// Party A (courier).
+    pub party_a: E164,
+    /// Party B (customer).
+    pub party_b: E164,
+    /// Creation time.
+    pub created_at: UnixMs,
+    /// Expiry; after it the binding routes nowhere.
+    pub expires_at: UnixMs,
+    /// Lifecycle state.
+    pub state: BindingState,
+}
+
+/// A request to bind two parties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBinding {
+    /// Pool to allocate from.
+    pub pool: String,
+    /// Idempotency key within the pool.
+    pub shipment_id: String,
+    /// Party A (courier).
+    pub party_a: E164,
+    /// Party B (customer).
+    pub party_b: E164,
+    /// Expiry.
+    pub expires_at: UnixMs,
+    /// Preferred area tag: an X with this tag wins if one is available, else any X.
+    pub area: Option<String>,
+}
+
+/// Whether `create` made a new binding or found the same one (idempotent retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// A new binding (HTTP 201).
+    New(Binding),
+    /// The identical live binding already existed (HTTP 200).
+    Existing(Binding),
+}
+
+impl Created {
+    /// The binding, whichever way it came.
+    pub fn binding(&self) -> &Binding {
+        match self {
+            Created::New(b) | Created::Existing(b) => b,
+        }
+    }
+}
+
+/// Changes to a live binding; `None` fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BindingPatch {
+    /// New party A (courier handover).
+    pub party_a: Option<E164>,
+    /// New party B.
+    pub party_b: Option<E164>,
+    /// New expiry (extend or shorten).
+    pub expires_at: Option<UnixMs>,
+}
+
+/// The answer to the hot-path question: a call from `caller` to `X` goes to `callee`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The binding that routes it.
+    pub binding_id: BindingId,
+    /// Pool of the binding.
+    pub pool: String,
+    /// Who to connect the caller to.
+    pub callee: E164,
+    /// Binding expiry.
+    pub expires_at: UnixMs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_names_become_safe_hash_tags() {
+        assert!(validate_pool_name("sh-courier_1").is_ok());
+        assert_eq!(validate_pool_name("").unwrap_err().field, "name");
+        assert!(validate_pool_name("a{b}").is_err());
+        assert!(validate_pool_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn shipment_ids_and_expiry_are_checked() {
+        assert!(validate_shipment_id("SF1234567890").is_ok());
+        assert!(validate_shipment_id("has space").is_err());
+        assert!(validate_shipment_id("").is_err());
+        let now = 1_000_000;
+        assert!(validate_expiry(now + 1, now).is_ok());
+        assert_eq!(validate_expiry(now, now).unwrap_err().field, "expires_at");
+        assert!(validate_expiry(now + MAX_TTL_MS + 1, now).is_err());
+    }
+
+    #[test]
+    fn time_conversions_round_trip() {
+        let ms = 1_764_000_000_123;
+        assert_eq!(datetime_to_ms(ms_to_datetime(ms)), ms);
+    }
+}

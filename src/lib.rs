@@ -1,0 +1,16 @@
+//! maskline: a virtual phone number privacy relay.
+//!
+//! Parcel carriers give a courier (party A) and a customer (party B) one virtual
+//! number X per shipment; calls and texts to X are bridged to the other party with X
+//! as caller ID, so neither learns the other's real number.
+//!
+//! Module map (data flows top to bottom):
+//! - [`config`]: typed, validated configuration.
+//! - [`numbers`]: E.164 numbers (masked by type), keyed hashing, sealing.
+//! - [`bindings`]: the domain types and rules: pools, AXB bindings, routes.
+//! - [`store`]: the `BindingStore` trait and its memory and Redis implementations.
+
+pub mod bindings;
+pub mod config;
+pub mod numbers;
+pub mod store;

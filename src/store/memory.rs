@@ -1,0 +1,1 @@
+//! memory store (being written).
