@@ -1,0 +1,80 @@
+//! Shared helpers for integration tests: a real `redis-server`.
+//!
+//! `.ci/run` starts one and exports `MASKLINE_TEST_REDIS_URL`. When that is unset
+//! (a developer running `cargo test --workspace` directly), the first test that asks
+//! starts a private `redis-server` on a free loopback port for the rest of the test
+//! process. If `redis-server` is not installed, the test fails with a message saying
+//! so: a missing server is never a silent skip.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+struct Server {
+    url: String,
+    _child: Option<ChildGuard>,
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+/// URL of a running real Redis for tests.
+pub fn redis_url() -> String {
+    SERVER
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("MASKLINE_TEST_REDIS_URL") {
+                return Server { url, _child: None };
+            }
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("free port");
+            let dir = std::env::temp_dir().join(format!("maskline-test-redis-{port}"));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect(
+                    "integration tests need a real redis-server: install the Debian package \
+                     redis-server, or set MASKLINE_TEST_REDIS_URL (.ci/run does both)",
+                );
+            let guard = ChildGuard(child);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Server {
+                url: format!("redis://127.0.0.1:{port}/"),
+                _child: Some(guard),
+            }
+        })
+        .url
+        .clone()
+}
+
+/// A random number in a test-only range, unique enough for parallel tests.
+pub fn random_e164(prefix: &str) -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random_range(0..100_000_000);
+    format!("{prefix}{n:08}")
+}
+
+/// A unique name (pools, shipments) for one test.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
