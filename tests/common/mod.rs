@@ -40,18 +40,25 @@ pub fn redis_url() -> String {
                 .expect("free port");
             let dir = std::env::temp_dir().join(format!("maskline-test-redis-{port}"));
             std::fs::create_dir_all(&dir).expect("temp dir");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&dir)
+            // Run redis-server under a shell that kills it when our stdin pipe closes,
+            // i.e. when this test process exits (statics are never dropped).
+            let script = format!(
+                "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \\
+                 --dir '{}' >/dev/null 2>&1 & pid=$!; read _; kill $pid",
+                dir.display()
+            );
+            let child = Command::new("sh")
+                .args(["-c", &script])
+                .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect(
-                    "integration tests need a real redis-server: install the Debian package \
-                     redis-server, or set MASKLINE_TEST_REDIS_URL (.ci/run does both)",
-                );
+                .expect("sh");
+            assert!(
+                which_redis(),
+                "integration tests need a real redis-server: install the Debian package \
+                 redis-server, or set MASKLINE_TEST_REDIS_URL (.ci/run does both)"
+            );
             let guard = ChildGuard(child);
             let deadline = Instant::now() + Duration::from_secs(10);
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -77,4 +84,13 @@ pub fn random_e164(prefix: &str) -> String {
 /// A unique name (pools, shipments) for one test.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn which_redis() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
