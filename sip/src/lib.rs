@@ -1,1 +1,3 @@
 //! Sans-IO SIP/SDP protocol crate (skeleton).
+
+pub mod sdp;
