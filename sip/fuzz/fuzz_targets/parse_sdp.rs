@@ -1,7 +1,8 @@
 //! Fuzz target: arbitrary bytes into the SDP parser. Nothing may panic, and
 //! whatever the parser accepts must survive serialize → parse unchanged.
 //! Crashes found here go into `sip/tests/sdp_corpus/`, which runs as a test.
-//! Run: `cd sip/fuzz && cargo +nightly fuzz run parse_sdp ../tests/sdp_corpus`.
+//! Run: `cd sip/fuzz && cargo +nightly fuzz run parse_sdp corpus/parse_sdp ../tests/sdp_corpus`
+//! (new inputs go to the first, git-ignored directory).
 
 #![no_main]
 
