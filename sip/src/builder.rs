@@ -1,0 +1,494 @@
+//! Owned builders for the messages a B2BUA sends: responses to a received
+//! request, and new requests assembled from an allow-list of headers.
+//!
+//! A masking relay never forwards a message; it writes a new one and copies
+//! only what it decided to copy. The builder therefore starts empty, copies
+//! headers only on request, rejects any value that could inject a header
+//! line (bare CR/LF, controls), and always writes Content-Length last.
+#![deny(clippy::indexing_slicing)]
+
+use std::borrow::Cow;
+
+use thiserror::Error;
+
+use crate::header::HeaderName;
+use crate::message::{push_status, Message, SIP_VERSION};
+use crate::method::Method;
+use crate::scan::is_token;
+use crate::ParseError;
+
+/// Why a builder refused to produce a message.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A header name is not a token.
+    #[error("invalid header name")]
+    InvalidHeaderName,
+    /// A header value holds a control byte or a CR/LF that is not a fold.
+    #[error("invalid header value for {0}")]
+    InvalidHeaderValue(String),
+    /// The Request-URI holds white space or control bytes.
+    #[error("invalid Request-URI")]
+    InvalidRequestUri,
+    /// The reason phrase holds control bytes.
+    #[error("invalid reason phrase")]
+    InvalidReasonPhrase,
+    /// The status code is outside 100..=699.
+    #[error("invalid status code")]
+    InvalidStatusCode,
+    /// The message a response or ACK/CANCEL is derived from lacks a header
+    /// it needs.
+    #[error("source message unusable: {0}")]
+    Source(#[from] ParseError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Start {
+    Request { method: String, uri: String },
+    Response { code: u16, reason: String },
+}
+
+/// An outgoing SIP message under construction.
+///
+/// ```
+/// use maskline_sip::{Message, MessageBuilder, Method, HeaderName};
+///
+/// let bytes = MessageBuilder::request(Method::Bye, "sip:bob@192.0.2.4")
+///     .via("UDP", "relay.example.net", &maskline_sip::new_branch())
+///     .max_forwards(70)
+///     .header("From", "<sip:alice@relay.example.net>;tag=a1")
+///     .header("To", "<sip:bob@192.0.2.4>;tag=b2")
+///     .header("Call-ID", "c-1")
+///     .cseq(2, Method::Bye)
+///     .build()
+///     .unwrap();
+/// let msg = Message::parse(&bytes).unwrap();
+/// msg.validate().unwrap();
+/// assert_eq!(msg.content_length(), Some(0));
+///
+/// // Header injection is refused.
+/// let err = MessageBuilder::request(Method::Bye, "sip:b@h")
+///     .header("Subject", "x\r\nEvil: 1")
+///     .build();
+/// assert!(err.is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBuilder {
+    start: Start,
+    headers: Vec<(Cow<'static, str>, String)>,
+    body: Vec<u8>,
+    error: Option<BuildError>,
+}
+
+/// True when `v` is safe as a header value: no controls except HT, and
+/// CR LF only as a fold (followed by SP/HT).
+fn valid_value(v: &str) -> bool {
+    let b = v.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\r' => {
+                if b.get(i + 1) != Some(&b'\n') || !matches!(b.get(i + 2), Some(b' ' | b'\t')) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b'\t' => {}
+            c if c < 0x20 || c == 0x7f => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Escapes `"` and `\` for a quoted string.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+impl MessageBuilder {
+    /// Starts a request.
+    #[must_use]
+    pub fn request(method: Method<'_>, uri: &str) -> Self {
+        let mut b = Self {
+            start: Start::Request {
+                method: method.as_str().to_owned(),
+                uri: uri.to_owned(),
+            },
+            headers: Vec::with_capacity(12),
+            body: Vec::new(),
+            error: None,
+        };
+        if uri.is_empty() || uri.bytes().any(|c| c <= b' ' || c == 0x7f) {
+            b.error = Some(BuildError::InvalidRequestUri);
+        }
+        b
+    }
+
+    /// Starts a response with no headers.
+    #[must_use]
+    pub fn response(code: u16, reason: &str) -> Self {
+        let mut b = Self {
+            start: Start::Response {
+                code,
+                reason: reason.to_owned(),
+            },
+            headers: Vec::with_capacity(12),
+            body: Vec::new(),
+            error: None,
+        };
+        if !(100..=699).contains(&code) {
+            b.error = Some(BuildError::InvalidStatusCode);
+        } else if reason
+            .bytes()
+            .any(|c| (c < 0x20 && c != b'\t') || c == 0x7f)
+        {
+            b.error = Some(BuildError::InvalidReasonPhrase);
+        }
+        b
+    }
+
+    /// Starts a response to `req` (RFC 3261 §8.2.6): copies every Via,
+    /// From, To, Call-ID and CSeq; adds `to_tag` to To unless the request's
+    /// To already has a tag or the status is 100; copies Timestamp into a
+    /// 100; copies Record-Route into 101–299 responses to INVITE, SUBSCRIBE
+    /// and REFER (§12.1.1). Use the same `to_tag` for every response of
+    /// one dialog.
+    ///
+    /// ```
+    /// use maskline_sip::{Message, MessageBuilder};
+    ///
+    /// let req = Message::parse(b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\
+    ///   Via: SIP/2.0/UDP q;branch=z9hG4bK2\r\nRecord-Route: <sip:p;lr>\r\n\
+    ///   From: <sip:a@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n").unwrap();
+    /// let resp = MessageBuilder::response_to(&req, 180, "Ringing", Some("t1")).unwrap().build().unwrap();
+    /// let resp = Message::parse(&resp).unwrap();
+    /// assert_eq!(resp.status(), Some(180));
+    /// assert_eq!(resp.vias().count(), 2);
+    /// assert_eq!(resp.to().unwrap().tag(), Some("t1"));
+    /// assert_eq!(resp.record_routes().count(), 1);
+    /// ```
+    ///
+    /// # Errors
+    /// [`BuildError::Source`] when `req` is not a request or one of those
+    /// headers is missing or unreadable.
+    pub fn response_to(
+        req: &Message<'_>,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Result<Self, BuildError> {
+        let method = req.method().ok_or(ParseError::InvalidStartLine)?;
+        req.top_via()?;
+        req.from()?;
+        let to = req.to()?;
+        req.call_id()?;
+        req.cseq()?;
+        let mut b = Self::response(code, reason);
+        for h in req.headers() {
+            match h.kind() {
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    b.push_kind(h.kind(), h.value());
+                }
+                HeaderName::To => match (to.tag(), to_tag) {
+                    (None, Some(tag)) if code > 100 => {
+                        let v = format!("{};tag={tag}", h.value());
+                        b.push_kind(HeaderName::To, &v);
+                    }
+                    _ => b.push_kind(HeaderName::To, h.value()),
+                },
+                HeaderName::Timestamp if code == 100 => b.push_kind(h.kind(), h.value()),
+                HeaderName::RecordRoute
+                    if (101..=299).contains(&code)
+                        && matches!(method, Method::Invite | Method::Subscribe | Method::Refer) =>
+                {
+                    b.push_kind(h.kind(), h.value());
+                }
+                _ => {}
+            }
+        }
+        if let Some(tag) = to_tag {
+            if !is_token(tag) {
+                b.error = Some(BuildError::InvalidHeaderValue("To".into()));
+            }
+        }
+        Ok(b)
+    }
+
+    /// Builds the error response for a request that failed
+    /// [`Message::validate`] (or any later check) with `err`: status code
+    /// and reason phrase from the error, a fresh To-tag, no body.
+    ///
+    /// ```
+    /// use maskline_sip::{Message, MessageBuilder};
+    ///
+    /// let req = Message::parse(b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\
+    ///   From: <sip:a@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n").unwrap();
+    /// let err = req.validate().unwrap_err();
+    /// let resp = MessageBuilder::error_response(&req, &err).unwrap();
+    /// let resp = Message::parse(&resp).unwrap();
+    /// assert_eq!(resp.status(), Some(400));
+    /// assert_eq!(resp.status_line().unwrap().reason, "Bad Request - CSeq Method Mismatch");
+    /// ```
+    ///
+    /// # Errors
+    /// [`BuildError::Source`] when the request is too broken to answer
+    /// (no readable Via, From, To, Call-ID or CSeq): drop it silently.
+    pub fn error_response(req: &Message<'_>, err: &ParseError) -> Result<Vec<u8>, BuildError> {
+        let tag = crate::ids::new_tag();
+        Self::response_to(req, err.status_code(), err.reason_phrase(), Some(&tag))?.build()
+    }
+
+    /// Starts a CANCEL for a pending INVITE (RFC 3261 §9.1): same
+    /// Request-URI, top Via, From, To, Call-ID and Route set, CSeq number
+    /// with method CANCEL.
+    ///
+    /// # Errors
+    /// [`BuildError::Source`] when `invite` lacks those headers.
+    pub fn cancel_for(invite: &Message<'_>) -> Result<Self, BuildError> {
+        Self::hop_by_hop(invite, Method::Cancel, None)
+    }
+
+    /// Starts the ACK for a non-2xx final response to `invite`
+    /// (RFC 3261 §17.1.1.3): like CANCEL, but To comes from the response
+    /// (with its tag). ACKs for 2xx belong to the dialog layer.
+    ///
+    /// # Errors
+    /// [`BuildError::Source`] when either message lacks needed headers.
+    pub fn ack_for(invite: &Message<'_>, response: &Message<'_>) -> Result<Self, BuildError> {
+        Self::hop_by_hop(invite, Method::Ack, Some(response))
+    }
+
+    fn hop_by_hop(
+        invite: &Message<'_>,
+        method: Method<'_>,
+        response: Option<&Message<'_>>,
+    ) -> Result<Self, BuildError> {
+        let uri = invite
+            .request_line()
+            .ok_or(ParseError::InvalidStartLine)?
+            .uri;
+        let via = invite.top_via()?;
+        let from = invite
+            .get(HeaderName::From)
+            .ok_or(ParseError::MissingHeader("From"))?;
+        invite.from()?;
+        let to = match response {
+            Some(r) => {
+                r.to()?;
+                r.get(HeaderName::To)
+                    .ok_or(ParseError::MissingHeader("To"))?
+            }
+            None => {
+                invite.to()?;
+                invite
+                    .get(HeaderName::To)
+                    .ok_or(ParseError::MissingHeader("To"))?
+            }
+        };
+        let call_id = invite.call_id()?;
+        let cseq = invite.cseq()?;
+        let mut b = Self::request(method, uri)
+            .header_kind(HeaderName::Via, via.as_str())
+            .max_forwards(70)
+            .header_kind(HeaderName::From, from)
+            .header_kind(HeaderName::To, to)
+            .header_kind(HeaderName::CallId, call_id)
+            .cseq(cseq.seq, method);
+        for r in invite.get_all(HeaderName::Route) {
+            b.push_kind(HeaderName::Route, r);
+        }
+        Ok(b)
+    }
+
+    fn push_kind(&mut self, kind: HeaderName, value: &str) {
+        let name = kind.as_str().unwrap_or("X-Invalid");
+        self.push(Cow::Borrowed(name), value);
+    }
+
+    fn push(&mut self, name: Cow<'static, str>, value: &str) {
+        if self.error.is_none() {
+            if !is_token(&name) {
+                self.error = Some(BuildError::InvalidHeaderName);
+            } else if !valid_value(value) {
+                self.error = Some(BuildError::InvalidHeaderValue(name.to_string()));
+            }
+        }
+        self.headers.push((name, value.to_owned()));
+    }
+
+    /// Appends a header. Content-Length is ignored here: [`build`](Self::build)
+    /// always writes its own.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let name = match HeaderName::from_raw(name).as_str() {
+            Some(canon) if canon.eq_ignore_ascii_case(name) => Cow::Borrowed(canon),
+            _ => Cow::Owned(name.to_owned()),
+        };
+        if HeaderName::from_raw(&name) != HeaderName::ContentLength {
+            self.push(name, value);
+        }
+        self
+    }
+
+    /// Appends a header by its canonical name.
+    #[must_use]
+    pub fn header_kind(mut self, kind: HeaderName, value: &str) -> Self {
+        if kind != HeaderName::ContentLength {
+            self.push_kind(kind, value);
+        }
+        self
+    }
+
+    /// Copies every header of `src` whose kind is in `allow`, in `src`
+    /// order, under its canonical name. Everything else is left behind:
+    /// this is how the relay builds the outgoing leg from an allow-list.
+    ///
+    /// ```
+    /// use maskline_sip::{HeaderName, Message, MessageBuilder, Method};
+    ///
+    /// let inbound = Message::parse(b"INVITE sip:b@h SIP/2.0\r\nk: timer\r\n\
+    ///   P-Asserted-Identity: <tel:+15550100>\r\nAllow: INVITE, BYE\r\n\r\n").unwrap();
+    /// let out = MessageBuilder::request(Method::Invite, "sip:c@h")
+    ///     .copy_headers(&inbound, &[HeaderName::Supported, HeaderName::Allow])
+    ///     .build().unwrap();
+    /// let out = String::from_utf8(out).unwrap();
+    /// assert!(out.contains("Supported: timer\r\n"));
+    /// assert!(!out.contains("P-Asserted-Identity"));
+    /// ```
+    #[must_use]
+    pub fn copy_headers(mut self, src: &Message<'_>, allow: &[HeaderName]) -> Self {
+        for h in src.headers() {
+            let k = h.kind();
+            if k != HeaderName::Other && k != HeaderName::ContentLength && allow.contains(&k) {
+                self.push_kind(k, h.value());
+            }
+        }
+        self
+    }
+
+    /// Appends `Via: SIP/2.0/{transport} {sent_by};branch={branch};rport`.
+    #[must_use]
+    pub fn via(mut self, transport: &str, sent_by: &str, branch: &str) -> Self {
+        let v = format!("{SIP_VERSION}/{transport} {sent_by};branch={branch};rport");
+        if !is_token(transport) || !is_token(branch) {
+            self.error = Some(BuildError::InvalidHeaderValue("Via".into()));
+        }
+        self.push_kind(HeaderName::Via, &v);
+        self
+    }
+
+    /// Appends `Max-Forwards`.
+    #[must_use]
+    pub fn max_forwards(mut self, n: u8) -> Self {
+        self.push_kind(HeaderName::MaxForwards, &n.to_string());
+        self
+    }
+
+    /// Appends `CSeq: {seq} {method}`.
+    #[must_use]
+    pub fn cseq(mut self, seq: u32, method: Method<'_>) -> Self {
+        self.push_kind(HeaderName::CSeq, &format!("{seq} {method}"));
+        self
+    }
+
+    /// Appends `Reason: {protocol};cause={cause};text="{text}"` (RFC 3326),
+    /// escaping the text.
+    ///
+    /// ```
+    /// use maskline_sip::{Message, MessageBuilder};
+    /// let b = MessageBuilder::response(503, "Service Unavailable")
+    ///     .reason("Q.850", 41, "Temporary \"failure\"")
+    ///     .build().unwrap();
+    /// let m = Message::parse(&b).unwrap();
+    /// let r = m.reasons().next().unwrap().unwrap();
+    /// assert_eq!(r.cause(), Some(41));
+    /// assert_eq!(r.text().as_deref(), Some("Temporary \"failure\""));
+    /// ```
+    #[must_use]
+    pub fn reason(mut self, protocol: &str, cause: u16, text: &str) -> Self {
+        if !is_token(protocol) {
+            self.error = Some(BuildError::InvalidHeaderValue("Reason".into()));
+        }
+        let v = format!("{protocol};cause={cause};text={}", quote(text));
+        self.push_kind(HeaderName::Reason, &v);
+        self
+    }
+
+    /// Sets the body and its Content-Type.
+    #[must_use]
+    pub fn body(mut self, content_type: &str, body: &[u8]) -> Self {
+        self.headers
+            .retain(|(n, _)| HeaderName::from_raw(n) != HeaderName::ContentType);
+        self.push_kind(HeaderName::ContentType, content_type);
+        self.body = body.to_vec();
+        self
+    }
+
+    /// Removes every header of `kind` added so far.
+    #[must_use]
+    pub fn without(mut self, kind: HeaderName) -> Self {
+        self.headers
+            .retain(|(n, _)| HeaderName::from_raw(n) != kind);
+        self
+    }
+
+    /// Writes the message, ending the headers with Content-Length.
+    ///
+    /// # Errors
+    /// The first [`BuildError`] recorded while building.
+    pub fn build(&self) -> Result<Vec<u8>, BuildError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        let size: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(size + self.body.len() + 96);
+        match &self.start {
+            Start::Request { method, uri } => {
+                out.extend_from_slice(method.as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(uri.as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(SIP_VERSION.as_bytes());
+            }
+            Start::Response { code, reason } => {
+                out.extend_from_slice(SIP_VERSION.as_bytes());
+                out.push(b' ');
+                push_status(&mut out, *code);
+                out.push(b' ');
+                out.extend_from_slice(reason.as_bytes());
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        for (n, v) in &self.headers {
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(self.body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(&self.body);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[path = "builder_tests.rs"]
+mod tests;

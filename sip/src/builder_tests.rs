@@ -1,0 +1,240 @@
+//! Unit tests of the message builders.
+
+use super::*;
+
+const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1\r\n\
+Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKa1;received=192.0.2.1\r\n\
+Record-Route: <sip:proxy.example.com;lr>\r\n\
+Route: <sip:edge.example.com;lr>\r\n\
+Max-Forwards: 69\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+Call-ID: a84b4c76e66710\r\n\
+CSeq: 314159 INVITE\r\n\
+Timestamp: 54\r\n\
+P-Asserted-Identity: <sip:alice@atlanta.example.com>\r\n\
+Content-Length: 0\r\n\r\n";
+
+fn parse(b: &[u8]) -> Message<'_> {
+    Message::parse(b).unwrap()
+}
+
+#[test]
+fn trying_has_no_tag_and_copies_timestamp() {
+    let req = parse(INVITE);
+    let out = MessageBuilder::response_to(&req, 100, "Trying", Some("t"))
+        .unwrap()
+        .build()
+        .unwrap();
+    let r = parse(&out);
+    r.validate().unwrap();
+    assert_eq!(r.to().unwrap().tag(), None);
+    assert_eq!(r.get(HeaderName::Timestamp), Some("54"));
+    assert_eq!(r.record_routes().count(), 0);
+    assert_eq!(r.get(HeaderName::PAssertedIdentity), None);
+}
+
+#[test]
+fn final_response_copies_exactly() {
+    let req = parse(INVITE);
+    let out = MessageBuilder::response_to(&req, 486, "Busy Here", Some("xyz"))
+        .unwrap()
+        .reason("Q.850", 17, "User busy")
+        .build()
+        .unwrap();
+    let r = parse(&out);
+    r.validate().unwrap();
+    let vias: Vec<_> = r.vias().map(|v| v.unwrap().branch().unwrap()).collect();
+    assert_eq!(vias, ["z9hG4bKp1", "z9hG4bKa1"]);
+    assert_eq!(
+        r.top_via().unwrap().as_str(),
+        req.top_via().unwrap().as_str()
+    );
+    assert_eq!(r.from().unwrap(), req.from().unwrap());
+    assert_eq!(r.to().unwrap().tag(), Some("xyz"));
+    assert_eq!(r.call_id().unwrap(), "a84b4c76e66710");
+    assert_eq!(r.cseq().unwrap(), req.cseq().unwrap());
+    // Record-Route only in 101..=299.
+    assert_eq!(r.record_routes().count(), 0);
+    assert_eq!(r.get(HeaderName::Timestamp), None);
+    assert_eq!(r.reasons().next().unwrap().unwrap().cause(), Some(17));
+    assert_eq!(r.status_line().unwrap().reason, "Busy Here");
+}
+
+#[test]
+fn existing_to_tag_is_kept() {
+    let raw = String::from_utf8(INVITE.to_vec()).unwrap().replace(
+        "To: Bob <sip:bob@biloxi.example.com>",
+        "To: Bob <sip:bob@biloxi.example.com>;tag=old",
+    );
+    let req = parse(raw.as_bytes());
+    let out = MessageBuilder::response_to(&req, 200, "OK", Some("new"))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(parse(&out).to().unwrap().tag(), Some("old"));
+}
+
+#[test]
+fn ok_copies_record_route_and_body() {
+    let req = parse(INVITE);
+    let out = MessageBuilder::response_to(&req, 200, "OK", Some("t"))
+        .unwrap()
+        .header("Contact", "<sip:relay.example.net>")
+        .body("application/sdp", b"v=0\r\n")
+        .build()
+        .unwrap();
+    let r = parse(&out);
+    assert_eq!(r.record_routes().count(), 1);
+    assert_eq!(r.body(), b"v=0\r\n");
+    assert_eq!(r.content_length(), Some(5));
+    assert!(r.content_type().unwrap().unwrap().is("application", "sdp"));
+}
+
+#[test]
+fn cancel_and_ack() {
+    let req = parse(INVITE);
+    let c = MessageBuilder::cancel_for(&req).unwrap().build().unwrap();
+    let c = parse(&c);
+    c.validate().unwrap();
+    assert_eq!(c.method(), Some(Method::Cancel));
+    assert_eq!(c.request_line().unwrap().uri, "sip:bob@biloxi.example.com");
+    assert_eq!(c.vias().count(), 1);
+    assert_eq!(c.top_via().unwrap().branch(), Some("z9hG4bKp1"));
+    assert_eq!(c.cseq().unwrap().seq, 314_159);
+    assert_eq!(c.cseq().unwrap().method, Method::Cancel);
+    assert_eq!(c.routes().count(), 1);
+    assert_eq!(c.to().unwrap().tag(), None);
+
+    let resp_bytes = MessageBuilder::response_to(&req, 487, "Request Terminated", Some("rt"))
+        .unwrap()
+        .build()
+        .unwrap();
+    let resp = parse(&resp_bytes);
+    let a = MessageBuilder::ack_for(&req, &resp)
+        .unwrap()
+        .build()
+        .unwrap();
+    let a = parse(&a);
+    a.validate().unwrap();
+    assert_eq!(a.method(), Some(Method::Ack));
+    assert_eq!(a.to().unwrap().tag(), Some("rt"));
+    assert_eq!(a.cseq().unwrap().method, Method::Ack);
+    assert_eq!(a.max_forwards().unwrap(), Some(70));
+}
+
+#[test]
+fn error_response_requires_readable_basics() {
+    let req = parse(b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\r\n");
+    let err = req.validate().unwrap_err();
+    assert_eq!(err, ParseError::MissingHeader("From"));
+    assert_eq!(
+        MessageBuilder::error_response(&req, &err),
+        Err(BuildError::Source(ParseError::MissingHeader("From")))
+    );
+}
+
+#[test]
+fn error_response_for_missing_max_forwards_style_errors() {
+    let raw = String::from_utf8(INVITE.to_vec())
+        .unwrap()
+        .replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE");
+    let req = parse(raw.as_bytes());
+    let err = req.validate().unwrap_err();
+    let out = MessageBuilder::error_response(&req, &err).unwrap();
+    let r = parse(&out);
+    assert_eq!(r.status(), Some(400));
+    assert!(r.to().unwrap().tag().is_some_and(|t| t.len() == 24));
+}
+
+#[test]
+fn request_from_allow_list() {
+    let req = parse(INVITE);
+    let out = MessageBuilder::request(Method::Invite, "sip:carol@example.org")
+        .via("TLS", "relay.example.net:5061", "z9hG4bKabc")
+        .max_forwards(70)
+        .header("From", "<sip:+15550199@relay.example.net>;tag=r1")
+        .header("To", "<sip:carol@example.org>")
+        .header_kind(HeaderName::CallId, "fresh")
+        .cseq(1, Method::Invite)
+        .copy_headers(
+            &req,
+            &[
+                HeaderName::Route,
+                HeaderName::ContentLength,
+                HeaderName::Other,
+            ],
+        )
+        .header("content-length", "999")
+        .build()
+        .unwrap();
+    let m = parse(&out);
+    m.validate().unwrap();
+    assert_eq!(m.top_via().unwrap().transport(), "TLS");
+    assert_eq!(m.top_via().unwrap().rport(), Some(None));
+    assert_eq!(m.routes().count(), 1);
+    assert_eq!(m.get(HeaderName::PAssertedIdentity), None);
+    assert_eq!(m.content_length(), Some(0));
+    assert_eq!(m.get_all(HeaderName::ContentLength).count(), 1);
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(text.contains("\r\nCall-ID: fresh\r\n"));
+    let without = MessageBuilder::request(Method::Bye, "sip:a@b")
+        .header("Subject", "x")
+        .without(HeaderName::Subject)
+        .build()
+        .unwrap();
+    assert!(!String::from_utf8(without).unwrap().contains("Subject"));
+}
+
+#[test]
+fn builder_rejects_injection() {
+    assert_eq!(
+        MessageBuilder::request(Method::Bye, "sip:a@b\r\nX: 1").build(),
+        Err(BuildError::InvalidRequestUri)
+    );
+    assert_eq!(
+        MessageBuilder::response(200, "OK\r\nX: 1").build(),
+        Err(BuildError::InvalidReasonPhrase)
+    );
+    assert_eq!(
+        MessageBuilder::response(99, "x").build(),
+        Err(BuildError::InvalidStatusCode)
+    );
+    assert_eq!(
+        MessageBuilder::request(Method::Bye, "sip:a@b")
+            .header("Bad Name", "v")
+            .build(),
+        Err(BuildError::InvalidHeaderName)
+    );
+    assert!(MessageBuilder::request(Method::Bye, "sip:a@b")
+        .header("X", "a\nb")
+        .build()
+        .is_err());
+    assert!(MessageBuilder::request(Method::Bye, "sip:a@b")
+        .header("X", "a\r\nb")
+        .build()
+        .is_err());
+    assert!(MessageBuilder::request(Method::Bye, "sip:a@b")
+        .header("X", "a\r\n b")
+        .build()
+        .is_ok());
+    let req = parse(INVITE);
+    assert!(MessageBuilder::response_to(&req, 200, "OK", Some("a;b=c"))
+        .unwrap()
+        .build()
+        .is_err());
+}
+
+#[test]
+fn reason_text_is_escaped() {
+    let out = MessageBuilder::response(500, "Server Error")
+        .reason("SIP", 500, "a\\b\"c")
+        .build()
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains(r#"Reason: SIP;cause=500;text="a\\b\"c""#),
+        "{text}"
+    );
+}

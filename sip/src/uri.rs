@@ -1,0 +1,379 @@
+//! SIP, SIPS and `tel:` URIs (RFC 3261 §19.1, RFC 3966), parsed into
+//! borrowed parts.
+//!
+//! The relay reads user parts (numbers) and hosts to route and to mask, and
+//! copies everything else verbatim, so a [`Uri`] keeps its raw text next to
+//! the split-out fields. Any other absolute URI (`http:`, `urn:` ...) parses
+//! as [`Scheme::Other`] so callers can answer 416 rather than 400.
+#![deny(clippy::indexing_slicing)]
+
+use std::fmt;
+
+use crate::params::Params;
+use crate::scan::{eq_ic, parse_decimal};
+use crate::ParseError;
+
+/// A URI scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme<'a> {
+    /// `sip:`
+    Sip,
+    /// `sips:`
+    Sips,
+    /// `tel:`
+    Tel,
+    /// Any other syntactically valid scheme, kept as written.
+    Other(&'a str),
+}
+
+/// The host of a SIP URI or Via sent-by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host<'a> {
+    /// A domain name (or anything that is not an IP literal).
+    Domain(&'a str),
+    /// A dotted-quad IPv4 address.
+    Ipv4(std::net::Ipv4Addr),
+    /// An IPv6 reference; the slice is the text between the brackets.
+    Ipv6(&'a str),
+}
+
+impl<'a> Host<'a> {
+    /// Parses a host: `[v6]`, a dotted quad, or a domain name.
+    ///
+    /// # Errors
+    /// [`ParseError::InvalidUri`] for empty hosts, bad IPv6 references or
+    /// bytes outside the host grammar.
+    pub fn parse(s: &'a str) -> Result<Self, ParseError> {
+        if let Some(inner) = s.strip_prefix('[') {
+            let inner = inner.strip_suffix(']').ok_or(ParseError::InvalidUri)?;
+            if inner.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(ParseError::InvalidUri);
+            }
+            return Ok(Host::Ipv6(inner));
+        }
+        if s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            return Err(ParseError::InvalidUri);
+        }
+        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return s
+                .parse::<std::net::Ipv4Addr>()
+                .map(Host::Ipv4)
+                .map_err(|_| ParseError::InvalidUri);
+        }
+        Ok(Host::Domain(s))
+    }
+}
+
+impl fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::Ipv4(a) => write!(f, "{a}"),
+            Host::Ipv6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// A parsed URI borrowing from the message.
+///
+/// For `sip:`/`sips:` URIs every field is filled in. For `tel:` URIs
+/// [`Uri::user`] is the telephone number, [`Uri::host`] is `None` and
+/// [`Uri::params`] holds the `;phone-context=...` style parameters. For
+/// other schemes only [`Uri::scheme`] and [`Uri::as_str`] are meaningful.
+///
+/// ```
+/// use maskline_sip::{Host, Scheme, Uri};
+///
+/// let u = Uri::parse("sip:+15550100@[2001:db8::1]:5061;transport=tls;user=phone?X=1").unwrap();
+/// assert_eq!(u.scheme(), Scheme::Sip);
+/// assert_eq!(u.user(), Some("+15550100"));
+/// assert_eq!(u.host(), Some(Host::Ipv6("2001:db8::1")));
+/// assert_eq!(u.port(), Some(5061));
+/// assert_eq!(u.params().value("transport"), Some("tls"));
+/// assert_eq!(u.headers(), Some("X=1"));
+///
+/// let t = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
+/// assert_eq!(t.scheme(), Scheme::Tel);
+/// assert_eq!(t.user(), Some("+1-201-555-0123"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uri<'a> {
+    raw: &'a str,
+    scheme: Scheme<'a>,
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+    host: Option<Host<'a>>,
+    host_raw: &'a str,
+    port: Option<u16>,
+    params: Params<'a>,
+    headers: Option<&'a str>,
+}
+
+fn valid_scheme(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic())
+        && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+}
+
+/// Bytes allowed anywhere in a URI (RFC 3986 reserved + unreserved + `%`,
+/// plus `[` `]` for IPv6). Excludes white space, quotes, `<` `>` and controls.
+fn valid_uri_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\' | b'{' | b'}' | b'|' | b'^')
+        || b >= 0x80
+}
+
+impl<'a> Uri<'a> {
+    /// Parses a URI.
+    ///
+    /// # Errors
+    /// [`ParseError::InvalidUri`] when the text is not a URI.
+    pub fn parse(raw: &'a str) -> Result<Self, ParseError> {
+        if raw.is_empty() || !raw.bytes().all(valid_uri_byte) {
+            return Err(ParseError::InvalidUri);
+        }
+        let (scheme_s, rest) = raw.split_once(':').ok_or(ParseError::InvalidUri)?;
+        if !valid_scheme(scheme_s) {
+            return Err(ParseError::InvalidUri);
+        }
+        let scheme = if eq_ic(scheme_s, "sip") {
+            Scheme::Sip
+        } else if eq_ic(scheme_s, "sips") {
+            Scheme::Sips
+        } else if eq_ic(scheme_s, "tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other(scheme_s)
+        };
+        let mut uri = Uri {
+            raw,
+            scheme,
+            user: None,
+            password: None,
+            host: None,
+            host_raw: "",
+            port: None,
+            params: Params::default(),
+            headers: None,
+        };
+        match scheme {
+            Scheme::Sip | Scheme::Sips => uri.parse_sip(rest)?,
+            Scheme::Tel => {
+                let (num, params) = match rest.split_once(';') {
+                    Some((n, p)) => (n, p),
+                    None => (rest, ""),
+                };
+                let ok = num.bytes().all(|b| {
+                    b.is_ascii_hexdigit()
+                        || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
+                });
+                if num.is_empty() || !ok {
+                    return Err(ParseError::InvalidUri);
+                }
+                uri.user = Some(num);
+                uri.params = Params::new(params);
+            }
+            Scheme::Other(_) => {
+                if rest.is_empty() {
+                    return Err(ParseError::InvalidUri);
+                }
+            }
+        }
+        Ok(uri)
+    }
+
+    fn parse_sip(&mut self, rest: &'a str) -> Result<(), ParseError> {
+        let hostpart = match memchr::memchr(b'@', rest.as_bytes()) {
+            Some(at) => {
+                let userinfo = rest.get(..at).ok_or(ParseError::InvalidUri)?;
+                let (user, password) = match userinfo.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (userinfo, None),
+                };
+                if user.is_empty() {
+                    return Err(ParseError::InvalidUri);
+                }
+                self.user = Some(user);
+                self.password = password;
+                rest.get(at + 1..).ok_or(ParseError::InvalidUri)?
+            }
+            None => rest,
+        };
+        // Split off ?headers first (they cannot contain ';' semantics of ours).
+        let (before_headers, headers) = match hostpart.split_once('?') {
+            Some((b, h)) => (b, Some(h)),
+            None => (hostpart, None),
+        };
+        self.headers = headers;
+        let (hostport, params) = match before_headers.split_once(';') {
+            Some((h, p)) => (h, p),
+            None => (before_headers, ""),
+        };
+        self.params = Params::new(params);
+        let (host_s, port) = split_host_port(hostport)?;
+        self.host = Some(Host::parse(host_s)?);
+        self.host_raw = host_s;
+        self.port = port;
+        Ok(())
+    }
+
+    /// The whole URI as received.
+    #[must_use]
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The scheme.
+    #[must_use]
+    pub fn scheme(&self) -> Scheme<'a> {
+        self.scheme
+    }
+
+    /// True for `sip:` and `sips:` URIs.
+    #[must_use]
+    pub fn is_sip(&self) -> bool {
+        matches!(self.scheme, Scheme::Sip | Scheme::Sips)
+    }
+
+    /// The user part (still %-escaped), or the number of a `tel:` URI.
+    #[must_use]
+    pub fn user(&self) -> Option<&'a str> {
+        self.user
+    }
+
+    /// The password of the userinfo, if any (deprecated but legal).
+    #[must_use]
+    pub fn password(&self) -> Option<&'a str> {
+        self.password
+    }
+
+    /// The host of a SIP URI.
+    #[must_use]
+    pub fn host(&self) -> Option<Host<'a>> {
+        self.host
+    }
+
+    /// The host exactly as written (IPv6 references keep their brackets).
+    #[must_use]
+    pub fn host_str(&self) -> &'a str {
+        self.host_raw
+    }
+
+    /// The explicit port, if any.
+    #[must_use]
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// URI parameters (`;transport=udp;lr` ...).
+    #[must_use]
+    pub fn params(&self) -> Params<'a> {
+        self.params
+    }
+
+    /// The raw `?hname=hvalue&...` part without the `?`.
+    #[must_use]
+    pub fn headers(&self) -> Option<&'a str> {
+        self.headers
+    }
+}
+
+impl fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.raw)
+    }
+}
+
+/// Splits `host[:port]` (IPv6 references in brackets).
+pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<u16>), ParseError> {
+    let (host, port) = if s.starts_with('[') {
+        let close = memchr::memchr(b']', s.as_bytes()).ok_or(ParseError::InvalidUri)?;
+        let host = s.get(..=close).ok_or(ParseError::InvalidUri)?;
+        let rest = s.get(close + 1..).ok_or(ParseError::InvalidUri)?;
+        if rest.is_empty() {
+            (host, None)
+        } else {
+            (
+                host,
+                Some(rest.strip_prefix(':').ok_or(ParseError::InvalidUri)?),
+            )
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(
+            parse_decimal(p, 5)
+                .and_then(|v| u16::try_from(v).ok())
+                .ok_or(ParseError::InvalidUri)?,
+        ),
+    };
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_uri_with_password_and_escapes() {
+        let u = Uri::parse("sip:j%40hn:secret@example.com;maddr=239.255.255.1;ttl=15").unwrap();
+        assert_eq!(u.user(), Some("j%40hn"));
+        assert_eq!(u.password(), Some("secret"));
+        assert_eq!(u.host(), Some(Host::Domain("example.com")));
+        assert_eq!(u.params().value("ttl"), Some("15"));
+    }
+
+    #[test]
+    fn ipv4_host_and_port() {
+        let u = Uri::parse("sips:192.0.2.4:5061").unwrap();
+        assert_eq!(u.scheme(), Scheme::Sips);
+        assert_eq!(u.host(), Some(Host::Ipv4("192.0.2.4".parse().unwrap())));
+        assert_eq!(u.port(), Some(5061));
+        assert_eq!(u.user(), None);
+    }
+
+    #[test]
+    fn user_with_semicolon_is_user_part() {
+        let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user(), Some("user;par=u%40example.net"));
+        assert_eq!(u.host_str(), "example.com");
+    }
+
+    #[test]
+    fn rejects_bad_ipv6_and_ports() {
+        assert!(Uri::parse("sip:[2001:db8::1").is_err());
+        assert!(Uri::parse("sip:[2001:db8::g]").is_err());
+        assert!(Uri::parse("sip:[2001:db8::1]5060").is_err());
+        assert!(Uri::parse("sip:host:99999").is_err());
+        assert!(Uri::parse("sip:host:-1").is_err());
+        assert!(Uri::parse("sip:").is_err());
+        assert!(Uri::parse("sip:@host").is_err());
+    }
+
+    #[test]
+    fn other_schemes_parse_as_other() {
+        let u = Uri::parse("http://example.com/x").unwrap();
+        assert_eq!(u.scheme(), Scheme::Other("http"));
+        assert!(!u.is_sip());
+        assert!(Uri::parse("1abc:x").is_err());
+        assert!(Uri::parse("no-colon").is_err());
+        assert!(Uri::parse("sip:a b@h").is_err());
+    }
+
+    #[test]
+    fn tel_uri() {
+        let t = Uri::parse("tel:+358-555-1234567;postd=pp22").unwrap();
+        assert_eq!(t.user(), Some("+358-555-1234567"));
+        assert_eq!(t.params().value("postd"), Some("pp22"));
+        assert!(Uri::parse("tel:").is_err());
+        assert!(Uri::parse("tel:abc@x").is_err());
+    }
+}
