@@ -118,6 +118,49 @@ pub fn validate_expiry(expires_at: UnixMs, now: UnixMs) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Longest grace or cooling period accepted (366 days, like [`MAX_TTL_MS`]).
+pub const MAX_PERIOD_S: u64 = (MAX_TTL_MS / 1000) as u64;
+
+/// Checks a pool's settings before a store creates it: name, country code, cap and
+/// periods. Every store calls this first, so all reject the same input the same way.
+pub fn validate_pool_spec(spec: &PoolSpec) -> Result<(), Invalid> {
+    validate_pool_name(&spec.name)?;
+    if spec.country == 0 || spec.country > 999 {
+        return Err(Invalid::new(
+            "country",
+            "must be a country calling code, 1 to 999",
+        ));
+    }
+    if spec.max_bindings_per_number == 0 {
+        return Err(Invalid::new(
+            "max_bindings_per_number",
+            "must be at least 1",
+        ));
+    }
+    if spec.grace_s > MAX_PERIOD_S {
+        return Err(Invalid::new("grace_s", "must be at most 366 days"));
+    }
+    if spec.cooling_s > MAX_PERIOD_S {
+        return Err(Invalid::new("cooling_s", "must be at most 366 days"));
+    }
+    Ok(())
+}
+
+/// Checks a binding request against every rule that needs no store: pool name,
+/// shipment id, area tag, distinct parties (`party_b` is at fault when they are
+/// equal) and expiry. Every store calls this first, before any lookup.
+pub fn validate_new_binding(req: &NewBinding, now: UnixMs) -> Result<(), Invalid> {
+    validate_pool_name(&req.pool).map_err(|e| Invalid::new("pool", e.message))?;
+    validate_shipment_id(&req.shipment_id)?;
+    if req.party_a == req.party_b {
+        return Err(Invalid::new("party_b", "must differ from party_a"));
+    }
+    if let Some(area) = &req.area {
+        validate_area(area, "area")?;
+    }
+    validate_expiry(req.expires_at, now)
+}
+
 /// A pool's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolSpec {
@@ -350,6 +393,51 @@ mod tests {
         assert!(validate_expiry(now + 1, now).is_ok());
         assert_eq!(validate_expiry(now, now).unwrap_err().field, "expires_at");
         assert!(validate_expiry(now + MAX_TTL_MS + 1, now).is_err());
+    }
+
+    #[test]
+    fn pool_specs_and_binding_requests_are_checked() {
+        let spec = PoolSpec {
+            name: "sh".into(),
+            country: 86,
+            grace_s: DEFAULT_GRACE_S,
+            cooling_s: DEFAULT_COOLING_S,
+            max_bindings_per_number: DEFAULT_MAX_BINDINGS_PER_NUMBER,
+        };
+        assert!(validate_pool_spec(&spec).is_ok());
+        let bad = |f: fn(&mut PoolSpec)| {
+            let mut s = spec.clone();
+            f(&mut s);
+            validate_pool_spec(&s).unwrap_err().field
+        };
+        assert_eq!(bad(|s| s.country = 0), "country");
+        assert_eq!(
+            bad(|s| s.max_bindings_per_number = 0),
+            "max_bindings_per_number"
+        );
+        assert_eq!(bad(|s| s.cooling_s = MAX_PERIOD_S + 1), "cooling_s");
+        assert_eq!(bad(|s| s.name = "a b".into()), "name");
+
+        let now = 1_000_000;
+        let req = NewBinding {
+            pool: "sh".into(),
+            shipment_id: "SF1".into(),
+            party_a: E164::parse("+8613900000001").unwrap(),
+            party_b: E164::parse("+8613900000002").unwrap(),
+            expires_at: now + 1000,
+            area: Some("021".into()),
+        };
+        assert!(validate_new_binding(&req, now).is_ok());
+        let bad = |f: fn(&mut NewBinding)| {
+            let mut r = req.clone();
+            f(&mut r);
+            validate_new_binding(&r, now).unwrap_err().field
+        };
+        assert_eq!(bad(|r| r.pool = "{x}".into()), "pool");
+        assert_eq!(bad(|r| r.shipment_id = String::new()), "shipment_id");
+        assert_eq!(bad(|r| r.party_b = r.party_a.clone()), "party_b");
+        assert_eq!(bad(|r| r.area = Some("no spaces".into())), "area");
+        assert_eq!(bad(|r| r.expires_at = 0), "expires_at");
     }
 
     #[test]
