@@ -12,6 +12,8 @@ mod method;
 mod params;
 mod scan;
 pub mod sdp;
+pub mod timer;
+pub mod transaction;
 mod typed;
 mod uri;
 mod via;

@@ -1,0 +1,491 @@
+//! The transaction layer: matching messages to transactions and running
+//! their timers (RFC 3261 §17.1.3, §17.2.3).
+//!
+//! This module owns the table of live transactions, the matching rules and
+//! the timer schedule. Client transactions are matched by branch and CSeq
+//! method. Server transactions are matched by branch, sent-by and method
+//! (ACK and CANCEL look for the INVITE) when the branch has the
+//! `z9hG4bK` cookie, and otherwise by the RFC 2543 fields (Request-URI,
+//! From tag, To tag, Call-ID, CSeq number, top Via).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{
+    ClientTransaction, Destination, RequestInfo, ResponseInfo, ServerTransaction, TransactionError,
+    TransactionEvent, TransactionId, Transmit, TxEvent, TxOutput,
+};
+use crate::timer::TimerConfig;
+
+/// What the TU must do with an incoming request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestDisposition {
+    /// A new request: a server transaction was created for it; the TU
+    /// answers through [`TransactionLayer::send_response`].
+    New(TransactionId),
+    /// A CANCEL: its own server transaction `id` was created (answer it
+    /// with 200, or 481 if `invite` is `None`); `invite` is the INVITE
+    /// server transaction it cancels (answer that one with 487).
+    Cancel {
+        /// The CANCEL's own server transaction.
+        id: TransactionId,
+        /// The INVITE server transaction it targets, if one matched.
+        invite: Option<TransactionId>,
+    },
+    /// A retransmission, or the ACK of a non-2xx final response: handled
+    /// by that transaction, nothing for the TU.
+    Absorbed(TransactionId),
+    /// An ACK for the TU (the ACK of a 2xx is end-to-end). `invite` is the
+    /// INVITE server transaction in the Accepted state it matched, if any;
+    /// usually none, since that ACK carries a new branch.
+    Ack {
+        /// Matching INVITE server transaction, if any.
+        invite: Option<TransactionId>,
+    },
+}
+
+/// What the TU must do with an incoming response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseDisposition {
+    /// Pass the response to the TU; it belongs to this client transaction.
+    Deliver(TransactionId),
+    /// A retransmission absorbed by this client transaction.
+    Absorbed(TransactionId),
+    /// No client transaction matches (RFC 3261 §18.1.2: normally dropped;
+    /// a stray 2xx to an INVITE may be of interest to the TU).
+    Stray,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    branch: String,
+    method: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ServerKey {
+    branch: String,
+    sent_by: String,
+    method: String,
+}
+
+/// Matching fields of an RFC 2543 request (no magic cookie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LegacyKey {
+    request_uri: String,
+    from_tag: Option<String>,
+    to_tag: Option<String>,
+    call_id: String,
+    cseq: u32,
+    top_via: String,
+    method: String,
+}
+
+impl LegacyKey {
+    fn of(req: &RequestInfo, method: &str) -> Self {
+        LegacyKey {
+            request_uri: req.request_uri.clone(),
+            from_tag: req.from_tag.clone(),
+            to_tag: req.to_tag.clone(),
+            call_id: req.call_id.clone(),
+            cseq: req.cseq,
+            top_via: req.top_via.clone(),
+            method: method.to_owned(),
+        }
+    }
+
+    /// Whether an ACK or CANCEL (`req`) targets the INVITE of `self`. The
+    /// To tag is not compared: an ACK carries the tag of our response, and
+    /// in the Accepted state an ACK goes to the TU anyway.
+    fn targets(&self, req: &RequestInfo) -> bool {
+        self.method == "INVITE"
+            && self.request_uri == req.request_uri
+            && self.from_tag == req.from_tag
+            && self.call_id == req.call_id
+            && self.cseq == req.cseq
+            && self.top_via == req.top_via
+    }
+}
+
+#[derive(Debug)]
+enum Machine {
+    Client(ClientTransaction, ClientKey),
+    Server(ServerTransaction, ServerIndex),
+}
+
+#[derive(Debug)]
+enum ServerIndex {
+    Branch(ServerKey),
+    Legacy,
+}
+
+#[derive(Debug)]
+struct Entry {
+    machine: Machine,
+    destination: Destination,
+    scheduled: Option<Instant>,
+}
+
+/// All live transactions of one SIP endpoint.
+///
+/// ```
+/// use std::{sync::Arc, time::{Duration, Instant}};
+/// use maskline_sip::transaction::*;
+///
+/// let mut layer = TransactionLayer::new(Default::default());
+/// let t0 = Instant::now();
+/// let dest = Destination { transport: Transport::Udp, addr: "192.0.2.1:5060".parse().unwrap() };
+/// let req = RequestInfo {
+///     method: "OPTIONS".into(),
+///     branch: Some("z9hG4bK1".into()),
+///     ..Default::default()
+/// };
+/// let id = layer.send_request(t0, &req, Arc::from(&b"OPTIONS ..."[..]), dest).unwrap();
+/// assert_eq!(layer.poll_transmit().unwrap().transaction, id);
+/// // Nothing came back: timer E retransmits after T1.
+/// let t1 = layer.poll_timeout().unwrap();
+/// assert_eq!(t1, t0 + Duration::from_millis(500));
+/// layer.handle_timeout(t1);
+/// assert!(layer.poll_transmit().is_some());
+/// let ok = ResponseInfo { status: 200, branch: Some("z9hG4bK1".into()),
+///                         cseq_method: "OPTIONS".into(), ..Default::default() };
+/// assert_eq!(layer.handle_response(t1, &ok), ResponseDisposition::Deliver(id));
+/// ```
+#[derive(Debug)]
+pub struct TransactionLayer {
+    timers: TimerConfig,
+    next_id: u64,
+    entries: HashMap<TransactionId, Entry>,
+    clients: HashMap<ClientKey, TransactionId>,
+    servers: HashMap<ServerKey, TransactionId>,
+    legacy: Vec<(LegacyKey, TransactionId)>,
+    schedule: BTreeSet<(Instant, TransactionId)>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<TransactionEvent>,
+}
+
+impl TransactionLayer {
+    /// An empty layer using `timers`.
+    pub fn new(timers: TimerConfig) -> Self {
+        TransactionLayer {
+            timers,
+            next_id: 0,
+            entries: HashMap::new(),
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            legacy: Vec::new(),
+            schedule: BTreeSet::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Number of live transactions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no transaction is live.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// State of a client transaction, if it is live.
+    pub fn client_state(&self, id: TransactionId) -> Option<super::ClientState> {
+        match self.entries.get(&id).map(|e| &e.machine) {
+            Some(Machine::Client(c, _)) => Some(c.state()),
+            _ => None,
+        }
+    }
+
+    /// State of a server transaction, if it is live.
+    pub fn server_state(&self, id: TransactionId) -> Option<super::ServerState> {
+        match self.entries.get(&id).map(|e| &e.machine) {
+            Some(Machine::Server(s, _)) => Some(s.state()),
+            _ => None,
+        }
+    }
+
+    /// Start a client transaction for an outgoing request (any method but
+    /// ACK) and queue its transmission to `destination`.
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        request: &RequestInfo,
+        payload: Arc<[u8]>,
+        destination: Destination,
+    ) -> Result<TransactionId, TransactionError> {
+        if request.method == "ACK" {
+            return Err(TransactionError::AckRequest);
+        }
+        if !request.has_rfc3261_branch() {
+            return Err(TransactionError::MissingBranch);
+        }
+        let key = ClientKey {
+            branch: request.branch.clone().unwrap_or_default(),
+            method: request.method.clone(),
+        };
+        if self.clients.contains_key(&key) {
+            return Err(TransactionError::DuplicateBranch);
+        }
+        let tx = ClientTransaction::new(
+            now,
+            request,
+            payload,
+            destination.transport.is_reliable(),
+            self.timers,
+        );
+        let id = self.alloc_id();
+        self.clients.insert(key.clone(), id);
+        self.insert(id, Machine::Client(tx, key), destination);
+        Ok(id)
+    }
+
+    /// Match an incoming response to its client transaction.
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        response: &ResponseInfo,
+    ) -> ResponseDisposition {
+        let key = ClientKey {
+            branch: response.branch.clone().unwrap_or_default(),
+            method: response.cseq_method.clone(),
+        };
+        let Some(&id) = self.clients.get(&key) else {
+            return ResponseDisposition::Stray;
+        };
+        let deliver = match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            Some(Machine::Client(c, _)) => c.handle_response(now, response),
+            _ => return ResponseDisposition::Stray,
+        };
+        self.sync(id);
+        if deliver {
+            ResponseDisposition::Deliver(id)
+        } else {
+            ResponseDisposition::Absorbed(id)
+        }
+    }
+
+    /// Match an incoming request to a server transaction, creating one for
+    /// a new request. `source` is where responses go (the caller applies
+    /// RFC 3261 §18.2.2 / RFC 3581 to pick it).
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        request: &RequestInfo,
+        source: Destination,
+    ) -> RequestDisposition {
+        let is_ack = request.method == "ACK";
+        // ACK matches the INVITE; everything else matches its own method.
+        let own_method = if is_ack { "INVITE" } else { &request.method };
+        if let Some(id) = self.find_server(request, own_method, is_ack) {
+            let deliver = match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+                Some(Machine::Server(s, _)) => s.handle_request(now, is_ack),
+                _ => false,
+            };
+            self.sync(id);
+            return match (is_ack, deliver) {
+                (true, true) => RequestDisposition::Ack { invite: Some(id) },
+                _ => RequestDisposition::Absorbed(id),
+            };
+        }
+        if is_ack {
+            return RequestDisposition::Ack { invite: None };
+        }
+        let invite = if request.method == "CANCEL" {
+            self.find_server(request, "INVITE", true)
+        } else {
+            None
+        };
+        let id = self.alloc_id();
+        let tx = ServerTransaction::new(
+            request.method == "INVITE",
+            source.transport.is_reliable(),
+            self.timers,
+        );
+        let index = if request.has_rfc3261_branch() {
+            let key = ServerKey {
+                branch: request.branch.clone().unwrap_or_default(),
+                sent_by: request.sent_by.clone(),
+                method: request.method.clone(),
+            };
+            self.servers.insert(key.clone(), id);
+            ServerIndex::Branch(key)
+        } else {
+            self.legacy
+                .push((LegacyKey::of(request, &request.method), id));
+            ServerIndex::Legacy
+        };
+        self.insert(id, Machine::Server(tx, index), source);
+        if request.method == "CANCEL" {
+            RequestDisposition::Cancel { id, invite }
+        } else {
+            RequestDisposition::New(id)
+        }
+    }
+
+    /// Send a response through server transaction `id`.
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        id: TransactionId,
+        status: u16,
+        payload: Arc<[u8]>,
+    ) -> Result<(), TransactionError> {
+        if !(100..=699).contains(&status) {
+            return Err(TransactionError::InvalidStatus(status));
+        }
+        match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            Some(Machine::Server(s, _)) => s
+                .send_response(now, status, payload)
+                .map_err(|_| TransactionError::InvalidResponse { id, status })?,
+            _ => return Err(TransactionError::NoSuchTransaction(id)),
+        }
+        self.sync(id);
+        Ok(())
+    }
+
+    /// The transport failed to send for transaction `id`.
+    pub fn handle_transport_error(&mut self, id: TransactionId) -> Result<(), TransactionError> {
+        match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            Some(Machine::Client(c, _)) => c.handle_transport_error(),
+            Some(Machine::Server(s, _)) => s.handle_transport_error(),
+            None => return Err(TransactionError::NoSuchTransaction(id)),
+        }
+        self.sync(id);
+        Ok(())
+    }
+
+    /// Run every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, id)) = self.schedule.first() {
+            if at > now {
+                break;
+            }
+            self.schedule.remove(&(at, id));
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.scheduled = None;
+                match &mut e.machine {
+                    Machine::Client(c, _) => c.handle_timeout(now),
+                    Machine::Server(s, _) => s.handle_timeout(now),
+                }
+            }
+            self.sync(id);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.schedule.first().map(|&(at, _)| at)
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the TU.
+    pub fn poll_event(&mut self) -> Option<TransactionEvent> {
+        self.events.pop_front()
+    }
+
+    fn alloc_id(&mut self) -> TransactionId {
+        self.next_id += 1;
+        TransactionId(self.next_id)
+    }
+
+    fn insert(&mut self, id: TransactionId, machine: Machine, destination: Destination) {
+        self.entries.insert(
+            id,
+            Entry {
+                machine,
+                destination,
+                scheduled: None,
+            },
+        );
+        self.sync(id);
+    }
+
+    fn find_server(
+        &self,
+        req: &RequestInfo,
+        method: &str,
+        targets_invite: bool,
+    ) -> Option<TransactionId> {
+        if req.has_rfc3261_branch() {
+            let key = ServerKey {
+                branch: req.branch.clone().unwrap_or_default(),
+                sent_by: req.sent_by.clone(),
+                method: method.to_owned(),
+            };
+            return self.servers.get(&key).copied();
+        }
+        if targets_invite {
+            self.legacy
+                .iter()
+                .find(|(k, _)| k.targets(req))
+                .map(|&(_, id)| id)
+        } else {
+            let key = LegacyKey::of(req, method);
+            self.legacy
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|&(_, id)| id)
+        }
+    }
+
+    /// Drain a transaction's outputs, reschedule its timer and drop it if
+    /// it terminated.
+    fn sync(&mut self, id: TransactionId) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        let mut terminated = false;
+        loop {
+            let out = match &mut entry.machine {
+                Machine::Client(c, _) => c.poll_output(),
+                Machine::Server(s, _) => s.poll_output(),
+            };
+            match out {
+                None => break,
+                Some(TxOutput::Transmit(payload)) => self.transmits.push_back(Transmit {
+                    transaction: id,
+                    destination: entry.destination,
+                    payload,
+                }),
+                Some(TxOutput::Event(ev)) => {
+                    terminated |= ev == TxEvent::Terminated;
+                    self.events.push_back(ev.with_id(id));
+                }
+            }
+        }
+        if let Some(at) = entry.scheduled.take() {
+            self.schedule.remove(&(at, id));
+        }
+        if terminated {
+            if let Some(entry) = self.entries.remove(&id) {
+                match entry.machine {
+                    Machine::Client(_, key) => {
+                        self.clients.remove(&key);
+                    }
+                    Machine::Server(_, ServerIndex::Branch(key)) => {
+                        self.servers.remove(&key);
+                    }
+                    Machine::Server(_, ServerIndex::Legacy) => {
+                        self.legacy.retain(|&(_, i)| i != id);
+                    }
+                }
+            }
+            return;
+        }
+        let next = match &entry.machine {
+            Machine::Client(c, _) => c.poll_timeout(),
+            Machine::Server(s, _) => s.poll_timeout(),
+        };
+        entry.scheduled = next;
+        if let Some(at) = next {
+            self.schedule.insert((at, id));
+        }
+    }
+}
