@@ -1,10 +1,85 @@
 //! Typed configuration: TOML file plus `MASKLINE_<SECTION>_<KEY>` environment
 //! overrides, validated before any port is bound. Every failure names the field.
 //!
-//! (Skeleton of the shape: loading, env overrides and validation are filled in by
-//! the config work; other modules may rely on these struct and field names.)
+//! Loading order: the file (`--config FILE`, else `MASKLINE_CONFIG`, else
+//! `config/maskline.toml`), then environment overrides (see [`env`] for the list),
+//! then [`Config::validate`]. Unknown TOML keys and unknown `MASKLINE_<SECTION>_*`
+//! variables are errors, so a typo never silently falls back to a default.
+//!
+//! This module also turns the configured secrets into the [`NumberHasher`] and
+//! [`Sealer`] the stores use ([`Config::secrets`]) and owns the API key format
+//! (`mk_` + 32 random bytes, stored in config only as `sha256:<hex>`).
 
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use base64::Engine;
+use rand::RngCore;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::numbers::{NumberHasher, Sealer};
+
+pub mod env;
+#[cfg(test)]
+mod tests;
+
+/// Default config file, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/maskline.toml";
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "MASKLINE_CONFIG";
+
+/// Why the configuration is unusable. `Display` always names the file or the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("config file {}: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error (part of the message, so not also a `source`).
+        error: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {}: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// What and where (line).
+        message: String,
+    },
+    /// One field is wrong: `field` is its dotted path (`api.keys[1].role`).
+    #[error("{field}: {message}")]
+    Field {
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// A field error.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Field {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The dotted field path, for field errors.
+    pub fn field_name(&self) -> Option<&str> {
+        match self {
+            ConfigError::Field { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
 
 /// The whole configuration (`config/maskline.toml`).
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -51,6 +126,21 @@ impl Default for ApiConfig {
     }
 }
 
+impl ApiConfig {
+    /// The validated listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| {
+            ConfigError::field(
+                "api.listen",
+                format!(
+                    "{:?} is not an address: use IP:PORT, e.g. 127.0.0.1:8080",
+                    self.listen
+                ),
+            )
+        })
+    }
+}
+
 /// `[api.tls]`: PEM certificate chain and private key paths.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +165,37 @@ pub enum Role {
     Auditor,
 }
 
+impl Role {
+    /// Every role, in config spelling order.
+    pub const ALL: [Role; 4] = [Role::App, Role::Ops, Role::Admin, Role::Auditor];
+
+    /// The config spelling (`app`, `ops`, `admin`, `auditor`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::App => "app",
+            Role::Ops => "ops",
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?} (expected app, ops, admin or auditor)"))
+    }
+}
+
 /// `[[api.keys]]`: one API key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +208,39 @@ pub struct ApiKeyConfig {
     pub hash: String,
 }
 
+/// Prefix of every API key maskline generates (recognisable in leaks and scanners).
+pub const API_KEY_PREFIX: &str = "mk_";
+
+/// A new random API key: `mk_` and 32 CSPRNG bytes in unpadded base64url.
+pub fn generate_api_key() -> String {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    rand::rng().fill_bytes(bytes.as_mut());
+    format!(
+        "{API_KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
+    )
+}
+
+/// The config form of a key: `sha256:<lowercase hex of SHA-256(key)>`.
+pub fn api_key_hash(key: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+impl ApiKeyConfig {
+    /// Whether `key` (as presented in `Authorization: Bearer`) is this key.
+    pub fn matches(&self, key: &str) -> bool {
+        let want = self.hash.to_ascii_lowercase();
+        let got = api_key_hash(key);
+        // Compare digests in constant time (the digest hides the key anyway).
+        want.len() == got.len()
+            && want
+                .bytes()
+                .zip(got.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
 /// Which store backs the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -96,6 +250,19 @@ pub enum Backend {
     Memory,
     /// Redis (production).
     Redis,
+}
+
+impl FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "memory" => Ok(Backend::Memory),
+            "redis" => Ok(Backend::Redis),
+            _ => Err(format!(
+                "unknown backend {s:?} (expected \"memory\" or \"redis\")"
+            )),
+        }
+    }
 }
 
 /// `[store]`.
@@ -123,14 +290,97 @@ impl Default for StoreConfig {
     }
 }
 
-/// `[secrets]`: keys protecting numbers at rest.
-#[derive(Debug, Clone, Deserialize, Default)]
+/// `[secrets]`: keys protecting numbers at rest. `Debug` never prints them.
+#[derive(Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretsConfig {
     /// HMAC key for number hashes: base64 of at least 32 bytes.
     pub hmac_key: Option<String>,
     /// Seal keys `"<id>:<base64 of 32 bytes>"`; the first seals, all open.
     pub seal_keys: Vec<String>,
+}
+
+impl fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<&str> = self
+            .seal_keys
+            .iter()
+            .map(|k| k.split(':').next().unwrap_or(""))
+            .collect();
+        f.debug_struct("SecretsConfig")
+            .field("hmac_key", &self.hmac_key.as_ref().map(|_| "<redacted>"))
+            .field("seal_key_ids", &ids)
+            .finish()
+    }
+}
+
+/// A seal key: id and 32 key bytes (wiped on drop).
+pub type SealKey = (u8, Zeroizing<Vec<u8>>);
+
+/// Decodes standard or URL-safe base64, with or without padding.
+fn decode_b64(s: &str) -> Option<Zeroizing<Vec<u8>>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let s = s.trim();
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(s).ok())
+        .map(Zeroizing::new)
+}
+
+impl SecretsConfig {
+    /// The number hasher from `hmac_key`, if one is configured.
+    pub fn number_hasher(&self) -> Result<Option<NumberHasher>, ConfigError> {
+        let Some(b64) = &self.hmac_key else {
+            return Ok(None);
+        };
+        let bad = || {
+            ConfigError::field(
+                "secrets.hmac_key",
+                "must be base64 of at least 32 random bytes (e.g. `openssl rand -base64 32`)",
+            )
+        };
+        let key = decode_b64(b64).ok_or_else(bad)?;
+        NumberHasher::new(&key).map(Some).map_err(|_| bad())
+    }
+
+    /// The parsed seal keys `(id, key)`, in configured order (the first seals).
+    pub fn parsed_seal_keys(&self) -> Result<Vec<SealKey>, ConfigError> {
+        let mut out: Vec<SealKey> = Vec::with_capacity(self.seal_keys.len());
+        for (i, entry) in self.seal_keys.iter().enumerate() {
+            let field = format!("secrets.seal_keys[{i}]");
+            let bad = || {
+                ConfigError::field(
+                    field.clone(),
+                    "must be <id>:<base64 of 32 bytes>, id 1 to 255 (e.g. \"1:$(openssl rand -base64 32)\")",
+                )
+            };
+            let (id, b64) = entry.split_once(':').ok_or_else(bad)?;
+            let id: u8 = id.trim().parse().map_err(|_| bad())?;
+            if id == 0 {
+                return Err(bad());
+            }
+            let key = decode_b64(b64).ok_or_else(bad)?;
+            if key.len() != 32 {
+                return Err(bad());
+            }
+            if out.iter().any(|(other, _)| *other == id) {
+                return Err(ConfigError::field(field, format!("duplicate key id {id}")));
+            }
+            out.push((id, key));
+        }
+        Ok(out)
+    }
+
+    /// The sealer from `seal_keys`, if any are configured.
+    pub fn sealer(&self) -> Result<Option<Sealer>, ConfigError> {
+        let keys = self.parsed_seal_keys()?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        Sealer::new(&keys)
+            .map(Some)
+            .map_err(|e| ConfigError::field("secrets.seal_keys", e.to_string()))
+    }
 }
 
 /// `[log]`.
@@ -150,4 +400,302 @@ impl Default for LogConfig {
             level: "info".into(),
         }
     }
+}
+
+/// The secrets the stores use, ready to go.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    /// Keyed hash of numbers.
+    pub hasher: NumberHasher,
+    /// Sealing of numbers at rest.
+    pub sealer: Sealer,
+    /// True when at least one of them was generated at random for this process
+    /// (memory store without configured secrets): nothing sealed survives a restart.
+    pub ephemeral: bool,
+}
+
+impl Config {
+    /// Loads the config: the file (`path`, else `MASKLINE_CONFIG`, else
+    /// [`DEFAULT_PATH`]), then the process's `MASKLINE_*` environment, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env = env::process_env();
+        Self::load_with_env(path, &env)
+    }
+
+    /// Like [`Config::load`] with an explicit environment (tests inject a map).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: &std::collections::HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let path = Self::resolve_path(path, env);
+        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Read {
+            path: path.clone(),
+            error,
+        })?;
+        Self::from_toml_with_env(&text, &path, env)
+    }
+
+    /// The file to read: `path`, else `MASKLINE_CONFIG`, else [`DEFAULT_PATH`].
+    pub fn resolve_path(
+        path: Option<&Path>,
+        env: &std::collections::HashMap<String, String>,
+    ) -> PathBuf {
+        match (path, env.get(CONFIG_ENV)) {
+            (Some(p), _) => p.to_path_buf(),
+            (None, Some(p)) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(DEFAULT_PATH),
+        }
+    }
+
+    /// Parses TOML text (`origin` names it in syntax errors), applies `env`
+    /// overrides and validates.
+    pub fn from_toml_with_env(
+        text: &str,
+        origin: &Path,
+        env: &std::collections::HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config: Config = parse_toml(text, origin)?;
+        env::apply(&mut config, env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field; the first problem found is returned, naming its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let api = &self.api;
+        api.listen_addr()?;
+        if api.max_body_bytes < 1024 || api.max_body_bytes > 64 * 1024 * 1024 {
+            return Err(ConfigError::field(
+                "api.max_body_bytes",
+                "must be between 1024 and 67108864 (64 MiB)",
+            ));
+        }
+        if api.rate_per_key_per_s == 0 {
+            return Err(ConfigError::field(
+                "api.rate_per_key_per_s",
+                "must be at least 1",
+            ));
+        }
+        if api.rate_burst == 0 {
+            return Err(ConfigError::field("api.rate_burst", "must be at least 1"));
+        }
+        if let Some(tls) = &api.tls {
+            for (field, path) in [("api.tls.cert", &tls.cert), ("api.tls.key", &tls.key)] {
+                if path.is_empty() {
+                    return Err(ConfigError::field(
+                        field,
+                        "required when [api.tls] is set (a PEM file path)",
+                    ));
+                }
+                if let Err(e) = std::fs::metadata(path) {
+                    return Err(ConfigError::field(
+                        field,
+                        format!("cannot read {path}: {e}"),
+                    ));
+                }
+            }
+        }
+        for (i, key) in api.keys.iter().enumerate() {
+            let name = key.name.trim();
+            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(ConfigError::field(
+                    format!("api.keys[{i}].name"),
+                    "must be 1 to 64 printable characters without spaces",
+                ));
+            }
+            if api.keys[..i].iter().any(|k| k.name == key.name) {
+                return Err(ConfigError::field(
+                    format!("api.keys[{i}].name"),
+                    format!("duplicate key name {:?}", key.name),
+                ));
+            }
+            let hex_part = key.hash.strip_prefix("sha256:").unwrap_or("");
+            if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::field(
+                    format!("api.keys[{i}].hash"),
+                    "must be \"sha256:\" and 64 hex digits (from `maskline key new`)",
+                ));
+            }
+            if api.keys[..i]
+                .iter()
+                .any(|k| k.hash.eq_ignore_ascii_case(&key.hash))
+            {
+                return Err(ConfigError::field(
+                    format!("api.keys[{i}].hash"),
+                    "the same key is configured twice",
+                ));
+            }
+        }
+
+        let store = &self.store;
+        if store.backend == Backend::Redis {
+            use redis::IntoConnectionInfo;
+            if redis::parse_redis_url(&store.redis_url).is_none() {
+                return Err(ConfigError::field(
+                    "store.redis_url",
+                    "must be a redis:// URL, e.g. redis://127.0.0.1:6379/",
+                ));
+            }
+            if let Err(e) = store.redis_url.as_str().into_connection_info() {
+                return Err(ConfigError::field("store.redis_url", e.to_string()));
+            }
+        }
+        if store.reaper_interval_ms < 10 || store.reaper_interval_ms > 3_600_000 {
+            return Err(ConfigError::field(
+                "store.reaper_interval_ms",
+                "must be between 10 and 3600000",
+            ));
+        }
+
+        let hasher = self.secrets.number_hasher()?;
+        let sealer = self.secrets.sealer()?;
+        if store.backend == Backend::Redis {
+            let why = "required with store.backend = \"redis\"";
+            if hasher.is_none() {
+                return Err(ConfigError::field(
+                    "secrets.hmac_key",
+                    format!("{why} (base64 of 32 random bytes: `openssl rand -base64 32`)"),
+                ));
+            }
+            if sealer.is_none() {
+                return Err(ConfigError::field(
+                    "secrets.seal_keys",
+                    format!("{why} (e.g. [\"1:<base64 of 32 random bytes>\"])"),
+                ));
+            }
+            if api.keys.is_empty() {
+                return Err(ConfigError::field(
+                    "api.keys",
+                    format!("{why}: add keys made by `maskline key new --role admin`"),
+                ));
+            }
+        }
+
+        match self.log.format.as_str() {
+            "pretty" | "json" => {}
+            other => {
+                return Err(ConfigError::field(
+                    "log.format",
+                    format!("unknown format {other:?} (expected \"pretty\" or \"json\")"),
+                ))
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::field("log.level", e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The hasher and sealer for the store: the configured ones, or (memory store
+    /// only) random ones for missing secrets, flagged `ephemeral`.
+    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        let hasher = self.secrets.number_hasher()?;
+        let sealer = self.secrets.sealer()?;
+        let ephemeral = hasher.is_none() || sealer.is_none();
+        if ephemeral && self.store.backend == Backend::Redis {
+            let field = if hasher.is_none() {
+                "secrets.hmac_key"
+            } else {
+                "secrets.seal_keys"
+            };
+            return Err(ConfigError::field(
+                field,
+                "required with store.backend = \"redis\"",
+            ));
+        }
+        let hasher = match hasher {
+            Some(h) => h,
+            None => {
+                let mut key = Zeroizing::new(vec![0u8; 32]);
+                rand::rng().fill_bytes(&mut key);
+                NumberHasher::new(&key)
+                    .map_err(|e| ConfigError::field("secrets.hmac_key", e.to_string()))?
+            }
+        };
+        Ok(Secrets {
+            hasher,
+            sealer: sealer.unwrap_or_else(Sealer::random),
+            ephemeral,
+        })
+    }
+
+    /// Development default: with the memory store and no API keys, adds an admin key
+    /// named `dev-admin` and returns the key (to be shown once). `None` otherwise.
+    pub fn ensure_dev_admin_key(&mut self) -> Option<String> {
+        if self.store.backend != Backend::Memory || !self.api.keys.is_empty() {
+            return None;
+        }
+        let key = generate_api_key();
+        self.api.keys.push(ApiKeyConfig {
+            name: "dev-admin".into(),
+            role: Role::Admin,
+            hash: api_key_hash(&key),
+        });
+        Some(key)
+    }
+}
+
+/// Deserializes TOML, mapping errors to the dotted path of the offending field.
+fn parse_toml<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T, ConfigError> {
+    let line_of = |span: Option<std::ops::Range<usize>>| {
+        span.map(|s| {
+            let upto = text.get(..s.start).unwrap_or(text);
+            format!(" (line {})", upto.matches('\n').count() + 1)
+        })
+        .unwrap_or_default()
+    };
+    let de = toml::de::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
+        path: origin.to_path_buf(),
+        message: format!("{}{}", e.message().trim(), line_of(e.span())),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().trim().to_string();
+        let (field, message) = explain(&path, &message);
+        ConfigError::field(field, format!("{message}{}", line_of(inner.span())))
+    })
+}
+
+/// Rewrites serde's messages into config language: unknown keys name the key,
+/// unknown roles say "unknown role".
+fn explain(path: &str, message: &str) -> (String, String) {
+    let join = |key: &str| {
+        if path.is_empty() || path == "." {
+            key.to_string()
+        } else if path == key || path.ends_with(&format!(".{key}")) {
+            // serde_path_to_error already recorded the offending key.
+            path.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        if let Some((key, tail)) = rest.split_once('`') {
+            let expected = tail.trim_start_matches(", ").replace('`', "");
+            return (join(key), format!("unknown key ({expected})"));
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        if let Some((value, tail)) = rest.split_once('`') {
+            let what = if path.ends_with(".role") {
+                "role"
+            } else if path.ends_with(".backend") {
+                "backend"
+            } else {
+                "value"
+            };
+            let expected = tail.trim_start_matches(", ").replace('`', "\"");
+            return (
+                path.to_string(),
+                format!("unknown {what} {value:?} ({expected})"),
+            );
+        }
+    }
+    let field = if path.is_empty() || path == "." {
+        "config".to_string()
+    } else {
+        path.to_string()
+    };
+    (field, message.to_string())
 }

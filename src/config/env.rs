@@ -1,0 +1,190 @@
+//! Environment overrides: `MASKLINE_<SECTION>_<KEY>` for every scalar field.
+//!
+//! | variable | field |
+//! |---|---|
+//! | `MASKLINE_API_LISTEN` | `api.listen` |
+//! | `MASKLINE_API_MAX_BODY_BYTES` | `api.max_body_bytes` |
+//! | `MASKLINE_API_RATE_PER_KEY_PER_S` | `api.rate_per_key_per_s` |
+//! | `MASKLINE_API_RATE_BURST` | `api.rate_burst` |
+//! | `MASKLINE_API_TLS_CERT`, `MASKLINE_API_TLS_KEY` | `api.tls.cert`, `api.tls.key` (both empty: no TLS) |
+//! | `MASKLINE_API_KEYS` | `api.keys`, as `name:role:sha256:<hex>,...` (replaces the list) |
+//! | `MASKLINE_STORE_BACKEND` | `store.backend` |
+//! | `MASKLINE_STORE_REDIS_URL` | `store.redis_url` |
+//! | `MASKLINE_STORE_REAPER_INTERVAL_MS` | `store.reaper_interval_ms` |
+//! | `MASKLINE_STORE_DEMO_POOL` | `store.demo_pool` (`true`/`false`) |
+//! | `MASKLINE_SECRETS_HMAC_KEY` | `secrets.hmac_key` (empty: unset) |
+//! | `MASKLINE_SECRETS_SEAL_KEYS` | `secrets.seal_keys`, comma-separated |
+//! | `MASKLINE_LOG_FORMAT`, `MASKLINE_LOG_LEVEL` | `log.format`, `log.level` |
+//!
+//! Any other variable starting with `MASKLINE_API_`, `MASKLINE_STORE_`,
+//! `MASKLINE_SECRETS_` or `MASKLINE_LOG_` is an error (a typo must not be ignored).
+//! Values of secret variables never appear in error messages.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use super::{ApiKeyConfig, Config, ConfigError, Role, TlsConfig};
+
+/// Every override: (variable, field).
+pub const VARS: &[(&str, &str)] = &[
+    ("MASKLINE_API_LISTEN", "api.listen"),
+    ("MASKLINE_API_MAX_BODY_BYTES", "api.max_body_bytes"),
+    ("MASKLINE_API_RATE_PER_KEY_PER_S", "api.rate_per_key_per_s"),
+    ("MASKLINE_API_RATE_BURST", "api.rate_burst"),
+    ("MASKLINE_API_TLS_CERT", "api.tls.cert"),
+    ("MASKLINE_API_TLS_KEY", "api.tls.key"),
+    ("MASKLINE_API_KEYS", "api.keys"),
+    ("MASKLINE_STORE_BACKEND", "store.backend"),
+    ("MASKLINE_STORE_REDIS_URL", "store.redis_url"),
+    (
+        "MASKLINE_STORE_REAPER_INTERVAL_MS",
+        "store.reaper_interval_ms",
+    ),
+    ("MASKLINE_STORE_DEMO_POOL", "store.demo_pool"),
+    ("MASKLINE_SECRETS_HMAC_KEY", "secrets.hmac_key"),
+    ("MASKLINE_SECRETS_SEAL_KEYS", "secrets.seal_keys"),
+    ("MASKLINE_LOG_FORMAT", "log.format"),
+    ("MASKLINE_LOG_LEVEL", "log.level"),
+];
+
+const SECTIONS: &[&str] = &[
+    "MASKLINE_API_",
+    "MASKLINE_STORE_",
+    "MASKLINE_SECRETS_",
+    "MASKLINE_LOG_",
+];
+
+/// The process's `MASKLINE_*` variables (non-UTF-8 values are kept lossily, so
+/// they fail validation instead of vanishing).
+pub fn process_env() -> HashMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            k.starts_with("MASKLINE_")
+                .then(|| (k, v.to_string_lossy().into_owned()))
+        })
+        .collect()
+}
+
+fn number<T: FromStr>(var: &str, field: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::field(field, format!("{var}={value:?} is not a valid number")))
+}
+
+fn boolean(var: &str, field: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::field(
+            field,
+            format!("{var}={value:?}: expected true or false"),
+        )),
+    }
+}
+
+/// Parses `name:role:sha256:<hex>,...`.
+fn api_keys(value: &str) -> Result<Vec<ApiKeyConfig>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, entry) in value.split(',').map(str::trim).enumerate() {
+        if entry.is_empty() {
+            continue;
+        }
+        let mut parts = entry.splitn(3, ':');
+        let (Some(name), Some(role), Some(hash)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ConfigError::field(
+                format!("api.keys[{i}]"),
+                "MASKLINE_API_KEYS entries must be name:role:sha256:<hex>",
+            ));
+        };
+        let role = Role::from_str(role)
+            .map_err(|e| ConfigError::field(format!("api.keys[{i}].role"), e))?;
+        out.push(ApiKeyConfig {
+            name: name.to_string(),
+            role,
+            hash: hash.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Applies the overrides present in `env` to `config`.
+pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), ConfigError> {
+    // Unknown variables in a known section are typos: refuse them.
+    let mut unknown: Vec<&String> = env
+        .keys()
+        .filter(|k| SECTIONS.iter().any(|s| k.starts_with(s)))
+        .filter(|k| !VARS.iter().any(|(v, _)| v == k))
+        .collect();
+    unknown.sort();
+    if let Some(var) = unknown.first() {
+        return Err(ConfigError::field(
+            var.as_str(),
+            "unknown environment override (see config/maskline.toml for the fields)",
+        ));
+    }
+
+    for (var, field) in VARS {
+        let Some(value) = env.get(*var) else {
+            continue;
+        };
+        let (var, field) = (*var, *field);
+        match var {
+            "MASKLINE_API_LISTEN" => config.api.listen = value.clone(),
+            "MASKLINE_API_MAX_BODY_BYTES" => config.api.max_body_bytes = number(var, field, value)?,
+            "MASKLINE_API_RATE_PER_KEY_PER_S" => {
+                config.api.rate_per_key_per_s = number(var, field, value)?
+            }
+            "MASKLINE_API_RATE_BURST" => config.api.rate_burst = number(var, field, value)?,
+            "MASKLINE_API_TLS_CERT" | "MASKLINE_API_TLS_KEY" => {
+                let tls = config.api.tls.get_or_insert_with(|| TlsConfig {
+                    cert: String::new(),
+                    key: String::new(),
+                });
+                if var == "MASKLINE_API_TLS_CERT" {
+                    tls.cert = value.clone();
+                } else {
+                    tls.key = value.clone();
+                }
+            }
+            "MASKLINE_API_KEYS" => config.api.keys = api_keys(value)?,
+            "MASKLINE_STORE_BACKEND" => {
+                config.store.backend = value
+                    .trim()
+                    .parse()
+                    .map_err(|e: String| ConfigError::field(field, format!("{var}: {e}")))?
+            }
+            "MASKLINE_STORE_REDIS_URL" => config.store.redis_url = value.clone(),
+            "MASKLINE_STORE_REAPER_INTERVAL_MS" => {
+                config.store.reaper_interval_ms = number(var, field, value)?
+            }
+            "MASKLINE_STORE_DEMO_POOL" => config.store.demo_pool = boolean(var, field, value)?,
+            "MASKLINE_SECRETS_HMAC_KEY" => {
+                config.secrets.hmac_key = (!value.trim().is_empty()).then(|| value.clone())
+            }
+            "MASKLINE_SECRETS_SEAL_KEYS" => {
+                config.secrets.seal_keys = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "MASKLINE_LOG_FORMAT" => config.log.format = value.clone(),
+            "MASKLINE_LOG_LEVEL" => config.log.level = value.clone(),
+            _ => {}
+        }
+    }
+    // Both TLS paths empty (e.g. overridden to ""): TLS off.
+    if config
+        .api
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.cert.is_empty() && t.key.is_empty())
+    {
+        config.api.tls = None;
+    }
+    Ok(())
+}
