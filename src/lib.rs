@@ -9,8 +9,10 @@
 //! - [`numbers`]: E.164 numbers (masked by type), keyed hashing, sealing.
 //! - [`bindings`]: the domain types and rules: pools, AXB bindings, routes.
 //! - [`store`]: the `BindingStore` trait and its memory and Redis implementations.
+//! - [`api`]: the HTTP API (hyper, auth and roles, rate limits, JSON errors, OpenAPI).
 //! - [`telemetry`]: logs (pretty/JSON) and the Prometheus metrics recorder.
 
+pub mod api;
 pub mod bindings;
 pub mod config;
 pub mod numbers;

@@ -1,0 +1,389 @@
+//! `/v1/bindings`: create (idempotent per shipment), read, list by shipment,
+//! update (party handover, expiry), mark delivered, delete.
+//!
+//! Parties are masked in every answer, except an auditor's
+//! `GET /v1/bindings/{id}?reveal=true`, which is audited (written to the store's audit
+//! log) before the answer leaves; if the audit write fails, so does the read.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::auth::{role_name, BINDING_READERS, BINDING_WRITERS, REVEALERS};
+use super::error::HttpError;
+use super::{json, no_content, AppState, Caller, PathParams, QueryPairs, METRIC_BINDINGS_CREATED};
+use crate::bindings::{
+    datetime_to_ms, ms_to_datetime, now_ms, validate_area, validate_expiry,
+    validate_shipment_id, Binding, BindingId, BindingPatch, BindingState, Created, NewBinding,
+    UnixMs,
+};
+use crate::numbers::E164;
+use crate::store::AuditEntry;
+
+/// RFC 3339 text of a store time.
+pub(crate) fn fmt_time(ms: UnixMs) -> String {
+    ms_to_datetime(ms).format(&Rfc3339).unwrap_or_default()
+}
+
+/// Parses an RFC 3339 timestamp for `field`.
+pub(crate) fn parse_time(s: &str, field: &str) -> Result<UnixMs, HttpError> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map(datetime_to_ms)
+        .map_err(|_| {
+            HttpError::invalid_field(
+                field,
+                format!("{field}: must be an RFC 3339 timestamp, e.g. 2026-12-01T18:00:00Z"),
+            )
+        })
+}
+
+/// Parses a phone number for `field`: strict E.164 (also `00`-prefixed or with
+/// separators); national format only when `country` is given.
+pub(crate) fn parse_number(s: &str, field: &str, country: Option<u16>) -> Result<E164, HttpError> {
+    E164::parse_lenient(s, country).map_err(|e| HttpError::invalid_field(field, format!("{field}: {e}")))
+}
+
+/// Whether `s` needs the pool's country to be read (no `+` or `00` prefix).
+fn needs_country(s: &str) -> bool {
+    let t = s.trim_start();
+    !(t.starts_with('+') || t.starts_with("00"))
+}
+
+/// Reads a party number; looks the pool's country up (once) only for national input.
+async fn parse_party(
+    st: &AppState,
+    pool: &str,
+    raw: &str,
+    field: &str,
+    country: &mut Option<u16>,
+) -> Result<E164, HttpError> {
+    if needs_country(raw) && country.is_none() {
+        *country = Some(st.store.get_pool(pool).await?.country);
+    }
+    parse_number(raw, field, *country)
+}
+
+/// A binding as the API shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct BindingView {
+    id: BindingId,
+    pool: String,
+    shipment_id: String,
+    number: String,
+    party_a: String,
+    party_b: String,
+    expires_at: String,
+    state: BindingState,
+}
+
+impl BindingView {
+    /// Masked parties unless `reveal` (an audited auditor read).
+    pub(crate) fn new(b: &Binding, reveal: bool) -> Self {
+        let party = |n: &E164| {
+            if reveal {
+                n.expose().to_owned()
+            } else {
+                n.masked()
+            }
+        };
+        Self {
+            id: b.id,
+            pool: b.pool.clone(),
+            shipment_id: b.shipment_id.clone(),
+            // The virtual number is ours, not a person's: shown in clear.
+            number: b.number.expose().to_owned(),
+            party_a: party(&b.party_a),
+            party_b: party(&b.party_b),
+            expires_at: fmt_time(b.expires_at),
+            state: b.state,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    pool: String,
+    shipment_id: String,
+    party_a: String,
+    party_b: String,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    ttl_s: Option<u64>,
+    #[serde(default)]
+    area: Option<String>,
+}
+
+fn creation_outcome(r: &Result<Created, HttpError>) -> &'static str {
+    match r {
+        Ok(Created::New(_)) => "new",
+        Ok(Created::Existing(_)) => "existing",
+        Err(e) => match e.code {
+            "pool_exhausted" => "pool_exhausted",
+            "shipment_conflict" => "shipment_conflict",
+            "store_unavailable" => "store_unavailable",
+            "pool_not_found" => "pool_not_found",
+            "internal" => "error",
+            _ => "invalid",
+        },
+    }
+}
+
+/// `POST /v1/bindings`
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    caller.require(BINDING_WRITERS)?;
+    let result = create_inner(&st, &headers, body).await;
+    metrics::counter!(METRIC_BINDINGS_CREATED, "outcome" => creation_outcome(&result))
+        .increment(1);
+    match result? {
+        Created::New(b) => Ok(json::respond(
+            StatusCode::CREATED,
+            &BindingView::new(&b, false),
+        )),
+        Created::Existing(b) => Ok(json::respond(StatusCode::OK, &BindingView::new(&b, false))),
+    }
+}
+
+async fn create_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Created, HttpError> {
+    json::require_json(headers)?;
+    let bytes = json::read_body(headers, body, st.max_body).await?;
+    let req: CreateBody = json::parse(&bytes)?;
+    crate::bindings::validate_pool_name(&req.pool)
+        .map_err(|e| HttpError::invalid_field("pool", format!("pool: {}", e.message)))?;
+    validate_shipment_id(&req.shipment_id)?;
+    if let Some(a) = &req.area {
+        validate_area(a, "area")?;
+    }
+    let now = now_ms();
+    let expires_at = match (&req.expires_at, req.ttl_s) {
+        (Some(t), None) => parse_time(t, "expires_at")?,
+        (None, Some(ttl)) => {
+            if ttl == 0 {
+                return Err(HttpError::invalid_field("ttl_s", "ttl_s: must be at least 1"));
+            }
+            let ttl_ms = i64::try_from(ttl)
+                .ok()
+                .and_then(|t| t.checked_mul(1000))
+                .ok_or_else(|| HttpError::invalid_field("ttl_s", "ttl_s: too large"))?;
+            now.saturating_add(ttl_ms)
+        }
+        _ => {
+            return Err(HttpError::invalid_field(
+                "expires_at",
+                "give exactly one of expires_at (RFC 3339) or ttl_s (seconds)",
+            ))
+        }
+    };
+    let field = if req.ttl_s.is_some() { "ttl_s" } else { "expires_at" };
+    validate_expiry(expires_at, now)
+        .map_err(|e| HttpError::invalid_field(field, format!("{field}: {}", e.message)))?;
+    let mut country = None;
+    let party_a = parse_party(st, &req.pool, &req.party_a, "party_a", &mut country).await?;
+    let party_b = parse_party(st, &req.pool, &req.party_b, "party_b", &mut country).await?;
+    if party_a == party_b {
+        return Err(HttpError::invalid_field(
+            "party_b",
+            "party_b: must differ from party_a",
+        ));
+    }
+    let new = NewBinding {
+        pool: req.pool,
+        shipment_id: req.shipment_id,
+        party_a,
+        party_b,
+        expires_at,
+        area: req.area,
+    };
+    Ok(st.store.create_binding(new, now).await?)
+}
+
+/// Parses a binding id from the path.
+fn binding_id(s: &str) -> Result<BindingId, HttpError> {
+    BindingId::parse_str(s).map_err(|_| HttpError::invalid_field("id", "id: not a binding id"))
+}
+
+/// `GET /v1/bindings/{id}[?reveal=true]`
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+    query: QueryPairs,
+) -> Result<Response, HttpError> {
+    caller.require(BINDING_READERS)?;
+    query.only(&["reveal"])?;
+    let reveal = match query.get("reveal") {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => {
+            return Err(HttpError::invalid_field(
+                "reveal",
+                "reveal: must be true or false",
+            ))
+        }
+    };
+    if reveal {
+        caller.require(REVEALERS)?;
+    }
+    let id = binding_id(&id)?;
+    let now = now_ms();
+    let b = st.store.get_binding(id, now).await?;
+    if !reveal {
+        return Ok(json::respond(StatusCode::OK, &BindingView::new(&b, false)));
+    }
+    // Audit first: a disclosure that cannot be recorded does not happen.
+    st.store
+        .append_audit(AuditEntry {
+            at: now,
+            actor: caller.name.to_string(),
+            role: role_name(caller.role).to_owned(),
+            action: "binding.read_unmasked".into(),
+            target: id.to_string(),
+        })
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "audit write failed; reveal refused");
+            HttpError::from(e)
+        })?;
+    tracing::info!(binding = %id, "unmasked read (audited)");
+    let mut resp = json::respond(StatusCode::OK, &BindingView::new(&b, true));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+#[derive(Serialize)]
+struct BindingList {
+    bindings: Vec<BindingView>,
+}
+
+/// `GET /v1/bindings?shipment_id=...[&pool=...]`
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    query: QueryPairs,
+) -> Result<Response, HttpError> {
+    caller.require(BINDING_READERS)?;
+    query.only(&["shipment_id", "pool"])?;
+    let shipment = query.get("shipment_id").ok_or_else(|| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+            "query parameter 'shipment_id' is required",
+        )
+        .with_field("shipment_id")
+    })?;
+    validate_shipment_id(shipment)?;
+    let pool = query.get("pool");
+    if let Some(p) = pool {
+        crate::bindings::validate_pool_name(p)
+            .map_err(|e| HttpError::invalid_field("pool", format!("pool: {}", e.message)))?;
+    }
+    let found = st.store.find_by_shipment(pool, shipment, now_ms()).await?;
+    let bindings = found.iter().map(|b| BindingView::new(b, false)).collect();
+    Ok(json::respond(StatusCode::OK, &BindingList { bindings }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    party_a: Option<String>,
+    #[serde(default)]
+    party_b: Option<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+/// `PATCH /v1/bindings/{id}`
+pub(crate) async fn update(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    caller.require(BINDING_WRITERS)?;
+    let id = binding_id(&id)?;
+    json::require_json(&headers)?;
+    let bytes = json::read_body(&headers, body, st.max_body).await?;
+    let req: PatchBody = json::parse(&bytes)?;
+    if req.party_a.is_none() && req.party_b.is_none() && req.expires_at.is_none() {
+        return Err(HttpError::invalid_field(
+            "(body)",
+            "give at least one of party_a, party_b, expires_at",
+        ));
+    }
+    let now = now_ms();
+    let expires_at = match &req.expires_at {
+        Some(t) => {
+            let ms = parse_time(t, "expires_at")?;
+            validate_expiry(ms, now)?;
+            Some(ms)
+        }
+        None => None,
+    };
+    // National-format parties need the pool's country, found through the binding.
+    let mut country = None;
+    let needs = [&req.party_a, &req.party_b]
+        .iter()
+        .any(|p| p.as_deref().is_some_and(needs_country));
+    if needs {
+        let b = st.store.get_binding(id, now).await?;
+        country = Some(st.store.get_pool(&b.pool).await?.country);
+    }
+    let party_a = match &req.party_a {
+        Some(p) => Some(parse_number(p, "party_a", country)?),
+        None => None,
+    };
+    let party_b = match &req.party_b {
+        Some(p) => Some(parse_number(p, "party_b", country)?),
+        None => None,
+    };
+    if party_a.is_some() && party_a == party_b {
+        return Err(HttpError::invalid_field(
+            "party_b",
+            "party_b: must differ from party_a",
+        ));
+    }
+    let patch = BindingPatch {
+        party_a,
+        party_b,
+        expires_at,
+    };
+    let b = st.store.update_binding(id, patch, now).await?;
+    Ok(json::respond(StatusCode::OK, &BindingView::new(&b, false)))
+}
+
+/// `POST /v1/bindings/{id}/delivered`
+pub(crate) async fn delivered(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, HttpError> {
+    caller.require(BINDING_WRITERS)?;
+    let id = binding_id(&id)?;
+    let b = st.store.mark_delivered(id, now_ms()).await?;
+    Ok(json::respond(StatusCode::OK, &BindingView::new(&b, false)))
+}
+
+/// `DELETE /v1/bindings/{id}`
+pub(crate) async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Response, HttpError> {
+    caller.require(BINDING_WRITERS)?;
+    let id = binding_id(&id)?;
+    st.store.delete_binding(id, now_ms()).await?;
+    Ok(no_content())
+}

@@ -1,0 +1,242 @@
+//! Request bodies and JSON in and out, with every rejection in our error shape.
+//!
+//! Bodies are read by hand (size-limited) and parsed with `serde_json` through
+//! `serde_path_to_error`, instead of axum's `Json` extractor, so the API controls
+//! each message: malformed JSON → `invalid_json`; a wrong type, unknown field or
+//! missing field → 400 naming the field. Serde's own messages can quote the
+//! offending input (which may be a phone number), so they are rewritten here and only
+//! the expected type, never the received value, reaches the client.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::HttpError;
+
+/// Reads the whole body, refusing (413) anything larger than `limit` bytes, whether
+/// announced by `Content-Length` or discovered while reading.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, HttpError> {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(HttpError::body_too_large(limit));
+        }
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<LengthLimitError>().is_some()
+                || std::error::Error::source(&*e)
+                    .is_some_and(|s| s.downcast_ref::<LengthLimitError>().is_some())
+            {
+                Err(HttpError::body_too_large(limit))
+            } else {
+                Err(HttpError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "the request body could not be read",
+                ))
+            }
+        }
+    }
+}
+
+/// The media type of the request, lowercased, without parameters.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let t = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    Some(t)
+}
+
+/// Whether a media type is JSON (`application/json` or `application/*+json`).
+pub fn is_json(media: &str) -> bool {
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+/// Accepts a request whose `Content-Type` is JSON or absent; anything else is 415.
+pub fn require_json(headers: &HeaderMap) -> Result<(), HttpError> {
+    match media_type(headers) {
+        None => Ok(()),
+        Some(m) if is_json(&m) => Ok(()),
+        Some(_) => Err(HttpError::unsupported_media_type("application/json")),
+    }
+}
+
+/// Whether a client-supplied name is safe to echo back (a plain identifier).
+fn printable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Text between the first pair of backticks.
+fn backticked(msg: &str) -> Option<&str> {
+    let start = msg.find('`')? + 1;
+    let len = msg.get(start..)?.find('`')?;
+    msg.get(start..start + len)
+}
+
+/// Joins a serde path (`.` for the root) and a field name.
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() || path == "." {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// Turns a serde_json error at `path` into our error, without echoing input values.
+fn map_json_error(path: &str, e: &serde_json::Error) -> HttpError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            // serde_json syntax messages describe positions only, never content.
+            HttpError::invalid_json(format!("malformed JSON: {e}"))
+        }
+        Category::Data => {
+            let msg = e.to_string();
+            if msg.starts_with("missing field") {
+                let name = backticked(&msg).unwrap_or("?");
+                let field = join(path, name);
+                HttpError::new(
+                    StatusCode::BAD_REQUEST,
+                    "missing_field",
+                    format!("missing field '{field}'"),
+                )
+                .with_field(field)
+            } else if msg.starts_with("unknown field") {
+                // The path may or may not already end in the unknown key.
+                let name = backticked(&msg).unwrap_or("?");
+                let parent = path
+                    .strip_suffix(name)
+                    .map(|p| p.strip_suffix('.').unwrap_or(p))
+                    .unwrap_or(path);
+                let shown = if printable_name(name) {
+                    name
+                } else {
+                    "(unprintable name)"
+                };
+                let field = join(parent, shown);
+                HttpError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_field",
+                    format!("unknown field '{field}'"),
+                )
+                .with_field(field)
+            } else {
+                let field = if path.is_empty() || path == "." {
+                    "(body)".to_string()
+                } else {
+                    path.to_string()
+                };
+                let expected = msg
+                    .find(", expected ")
+                    .and_then(|i| msg.get(i + 2..))
+                    .map(|s| {
+                        // Drop serde_json's position suffix.
+                        s.split(" at line ").next().unwrap_or(s).to_string()
+                    })
+                    .unwrap_or_else(|| "a valid value".to_string());
+                HttpError::invalid_field(field.clone(), format!("{field}: {expected}"))
+            }
+        }
+    }
+}
+
+/// Parses a JSON body into `T`, naming the field at fault on failure.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(HttpError::invalid_json("the request body is empty"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| map_json_error(&e.path().to_string(), e.inner()))?;
+    de.end().map_err(|e| map_json_error(".", &e))?;
+    Ok(v)
+}
+
+/// Parses an already decoded JSON value (one entry of a list) into `T`.
+pub fn parse_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, HttpError> {
+    serde_path_to_error::deserialize(v).map_err(|e| map_json_error(&e.path().to_string(), e.inner()))
+}
+
+/// A JSON response.
+pub fn respond<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut r = (status, bytes).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "response serialization failed");
+            HttpError::internal().into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        number: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        ttl_s: Option<u64>,
+        #[serde(default)]
+        items: Vec<Inner>,
+    }
+
+    fn err(body: &str) -> HttpError {
+        parse::<Outer>(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn malformed_json_is_invalid_json() {
+        for b in ["{", "not json", "", "{\"name\":\"x\"} trailing"] {
+            assert_eq!(err(b).code, "invalid_json", "{b}");
+        }
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let e = err(r#"{"ttl_s":1}"#);
+        assert_eq!((e.code, e.field.as_deref()), ("missing_field", Some("name")));
+        let e = err(r#"{"name":"x","bogus":1}"#);
+        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("bogus")));
+        let e = err(r#"{"name":"x","ttl_s":"+8613812345678"}"#);
+        assert_eq!((e.code, e.field.as_deref()), ("invalid_field", Some("ttl_s")));
+        assert!(!e.message.contains("13812345678"), "{}", e.message);
+        let e = err(r#"{"name":"x","items":[{"number":"1"},{}]}"#);
+        assert_eq!(e.field.as_deref(), Some("items[1].number"));
+        let e = err(r#"{"name":"x","+8613812345678":1}"#);
+        assert_eq!(e.code, "unknown_field");
+        assert!(!e.message.contains("13812345678"), "{}", e.message);
+        let e = err(r#"[1]"#);
+        assert_eq!(e.code, "invalid_field");
+    }
+}

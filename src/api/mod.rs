@@ -1,0 +1,412 @@
+//! The HTTP API: hyper 1 server (HTTP/1.1 and HTTP/2, optional rustls TLS), an axum
+//! router, API-key auth with roles, per-key rate limits, one JSON error shape,
+//! request metrics and an OpenAPI document.
+//!
+//! ## Entry point (what `maskline serve` calls)
+//! ```no_run
+//! # async fn run(cfg: maskline::config::ApiConfig,
+//! #              store: std::sync::Arc<dyn maskline::store::BindingStore>) -> Result<(), maskline::api::ApiError> {
+//! use maskline::api::{self, Api};
+//! let metrics = api::install_metrics_recorder()?;           // once per process
+//! let api = Api::new(&cfg, store, Some(metrics))?;           // validates keys, loads TLS
+//! let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
+//! api.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+//! `serve` returns after `shutdown` resolves and every in-flight request has been
+//! answered (connections are drained gracefully, at most [`DRAIN_TIMEOUT`]).
+//!
+//! ## Endpoints
+//! Everything under `/v1` is JSON and needs `Authorization: Bearer <key>` (roles in
+//! [`auth`]) except `/v1/openapi.json`. `/healthz` (process up), `/readyz` (store
+//! answers `ping`, else 503) and `/metrics` need no key: they carry no numbers, no
+//! party ids and no key names, and probes and Prometheus scrapers usually cannot
+//! send a key. The OpenAPI document is public for the same reason (it is the
+//! published contract). Protect `/metrics` at the network level if that matters.
+//!
+//! ## Privacy
+//! Virtual numbers (ours) appear in clear; parties are masked in every response
+//! except an auditor's `GET /v1/bindings/{id}?reveal=true`, which is written to the
+//! audit log before it is answered. Logs carry the route template, never the path,
+//! and metrics labels are route templates, methods and status codes only.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::config::ApiConfig;
+use crate::store::BindingStore;
+
+pub mod auth;
+mod bindings;
+pub mod error;
+pub mod json;
+mod ops;
+mod pools;
+pub mod ratelimit;
+mod server;
+
+pub use auth::{key_hash, Caller};
+pub use error::HttpError;
+pub use server::DRAIN_TIMEOUT;
+
+/// Failures setting up or running the server (not request errors: see [`HttpError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A configuration value is unusable; `field` names it (e.g. `api.keys[0].hash`).
+    #[error("{field}: {message}")]
+    Config {
+        /// The config field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// TLS certificate or key could not be loaded.
+    #[error("api.tls: {0}")]
+    Tls(String),
+    /// The metrics recorder could not be installed.
+    #[error("metrics: {0}")]
+    Metrics(String),
+    /// Socket failure.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Metric: requests by method, route template and status.
+pub const METRIC_REQUESTS: &str = "maskline_http_requests_total";
+/// Metric: request latency histogram (seconds) by method and route template.
+pub const METRIC_LATENCY: &str = "maskline_http_request_duration_seconds";
+/// Metric: binding creations by outcome (`new`, `existing`, `pool_exhausted`, ...).
+pub const METRIC_BINDINGS_CREATED: &str = "maskline_bindings_created_total";
+
+/// Installs the process-wide Prometheus recorder (with latency buckets for
+/// [`METRIC_LATENCY`]) and returns the handle to pass to [`Api::new`]. Call once.
+pub fn install_metrics_recorder() -> Result<PrometheusHandle, ApiError> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(METRIC_LATENCY.to_string()),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ],
+        )
+        .map_err(|e| ApiError::Metrics(e.to_string()))?
+        .install_recorder()
+        .map_err(|e| ApiError::Metrics(e.to_string()))
+}
+
+/// Shared state of all handlers.
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn BindingStore>,
+    pub(crate) keys: auth::KeyTable,
+    pub(crate) limits: ratelimit::RateLimits,
+    pub(crate) metrics: Option<PrometheusHandle>,
+    pub(crate) max_body: usize,
+}
+
+/// Cheap-to-clone handle on [`Inner`].
+#[derive(Clone)]
+pub(crate) struct AppState(pub(crate) Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The configured API, ready to serve.
+pub struct Api {
+    router: Router,
+    routes: Vec<(&'static str, &'static [&'static str])>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("routes", &self.routes.len())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Api {
+    /// Builds the API from `[api]` config: parses key hashes, sets rate limits and
+    /// loads TLS material (when `cfg.tls` is set). `metrics` is the handle whose
+    /// `render()` `/metrics` serves; without it `/metrics` answers 404.
+    pub fn new(
+        cfg: &ApiConfig,
+        store: Arc<dyn BindingStore>,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Api, ApiError> {
+        if cfg.max_body_bytes == 0 {
+            return Err(ApiError::Config {
+                field: "api.max_body_bytes".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        let keys = auth::KeyTable::from_config(&cfg.keys)?;
+        if keys.is_empty() {
+            tracing::warn!("no API keys configured: every /v1 request will be refused");
+        }
+        let limits = ratelimit::RateLimits::new(cfg.rate_per_key_per_s, cfg.rate_burst)?;
+        let tls = match &cfg.tls {
+            Some(t) => Some(server::tls_acceptor(&t.cert, &t.key)?),
+            None => None,
+        };
+        let state = AppState(Arc::new(Inner {
+            store,
+            keys,
+            limits,
+            metrics,
+            max_body: cfg.max_body_bytes,
+        }));
+        let (router, routes) = build_router(state);
+        Ok(Api {
+            router,
+            routes,
+            tls,
+        })
+    }
+
+    /// Every route the router serves: path template and methods. The OpenAPI
+    /// document is checked against this list by the tests.
+    pub fn routes(&self) -> &[(&'static str, &'static [&'static str])] {
+        &self.routes
+    }
+
+    /// Whether this API serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves HTTP/1.1 and HTTP/2 (over TLS when configured) on `listener` until
+    /// `shutdown` resolves; then stops accepting, lets in-flight requests finish
+    /// (up to [`DRAIN_TIMEOUT`]) and returns.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ApiError> {
+        server::serve(self.router, self.tls, listener, shutdown).await
+    }
+}
+
+/// Router plus the table of what it serves, built together so they cannot diverge.
+struct Routes {
+    router: Router<AppState>,
+    table: Vec<(&'static str, &'static [&'static str])>,
+}
+
+impl Routes {
+    fn add(
+        mut self,
+        path: &'static str,
+        methods: &'static [&'static str],
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        self.router = self.router.route(path, handler);
+        self.table.push((path, methods));
+        self
+    }
+}
+
+fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'static str])>) {
+    use axum::routing::delete;
+    let r = Routes {
+        router: Router::new(),
+        table: Vec::new(),
+    }
+    .add("/healthz", &["GET"], get(ops::healthz))
+    .add("/readyz", &["GET"], get(ops::readyz))
+    .add("/metrics", &["GET"], get(ops::metrics))
+    .add("/v1/openapi.json", &["GET"], get(ops::openapi))
+    .add("/v1/audit", &["GET"], get(ops::audit))
+    .add(
+        "/v1/pools",
+        &["GET", "POST"],
+        get(pools::list).post(pools::create),
+    )
+    .add("/v1/pools/{pool}", &["GET"], get(pools::stats))
+    .add("/v1/pools/{pool}/numbers", &["POST"], post(pools::import))
+    .add(
+        "/v1/pools/{pool}/numbers/{number}",
+        &["DELETE"],
+        delete(pools::retire),
+    )
+    .add(
+        "/v1/pools/{pool}/numbers/{number}/route",
+        &["GET"],
+        get(pools::route),
+    )
+    .add(
+        "/v1/bindings",
+        &["GET", "POST"],
+        get(bindings::list).post(bindings::create),
+    )
+    .add(
+        "/v1/bindings/{id}",
+        &["GET", "PATCH", "DELETE"],
+        get(bindings::get)
+            .patch(bindings::update)
+            .delete(bindings::delete),
+    )
+    .add(
+        "/v1/bindings/{id}/delivered",
+        &["POST"],
+        post(bindings::delivered),
+    );
+    let router = r
+        .router
+        .fallback(|| async { HttpError::route_not_found() })
+        .method_not_allowed_fallback(|| async { HttpError::method_not_allowed() })
+        .layer(axum::middleware::from_fn(observe))
+        .with_state(state);
+    (router, r.table)
+}
+
+/// One span per request (method, route template, key name), request metrics, and
+/// a log line with status and latency.
+async fn observe(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    // Never the raw path: it may hold a number.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!(
+        "http",
+        http.method = %method,
+        http.route = %route,
+        api.key = tracing::field::Empty,
+        http.status = tracing::field::Empty,
+    );
+    let resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    span.record("http.status", status);
+    metrics::counter!(METRIC_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!(METRIC_LATENCY, "method" => method, "route" => route)
+        .record(elapsed.as_secs_f64());
+    let micros = elapsed.as_micros() as u64;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, latency_us = micros, "request failed");
+        } else if status >= 400 {
+            tracing::info!(status, latency_us = micros, "request refused");
+        } else {
+            tracing::debug!(status, latency_us = micros, "request");
+        }
+    });
+    resp
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, HttpError> {
+        let caller = st.keys.authenticate(&parts.headers)?;
+        tracing::Span::current().record("api.key", &*caller.name);
+        st.limits.check(caller.index)?;
+        Ok(caller)
+    }
+}
+
+/// Path parameters with our error shape on rejection.
+pub(crate) struct PathParams<T>(pub(crate) T);
+
+impl<T> FromRequestParts<AppState> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, HttpError> {
+        Path::<T>::from_request_parts(parts, st)
+            .await
+            .map(|Path(t)| PathParams(t))
+            .map_err(|_| {
+                HttpError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid_path",
+                    "a path segment could not be decoded",
+                )
+            })
+    }
+}
+
+/// Query parameters as name/value pairs; each handler reads the ones it knows and
+/// refuses the rest (`unknown_field`).
+pub(crate) struct QueryPairs(pub(crate) Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _st: &S) -> Result<Self, HttpError> {
+        Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map(|Query(v)| QueryPairs(v))
+            .map_err(|_| {
+                HttpError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    "the query string could not be decoded",
+                )
+            })
+    }
+}
+
+impl QueryPairs {
+    /// Refuses parameters other than `known`, and repeated ones.
+    pub(crate) fn only(&self, known: &[&str]) -> Result<(), HttpError> {
+        for (i, (k, _)) in self.0.iter().enumerate() {
+            if !known.contains(&k.as_str()) {
+                let shown = if k.len() <= 64
+                    && k.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
+                {
+                    k.as_str()
+                } else {
+                    "(unprintable name)"
+                };
+                return Err(HttpError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "unknown_field",
+                    format!("unknown query parameter '{shown}'"),
+                )
+                .with_field(shown));
+            }
+            if self.0.iter().skip(i + 1).any(|(k2, _)| k2 == k) {
+                return Err(HttpError::invalid_field(
+                    k.clone(),
+                    format!("query parameter '{k}' given twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of `name`, if given.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A `204 No Content` answer.
+pub(crate) fn no_content() -> Response {
+    axum::http::StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,645 @@
+//! The HTTP API driven over real HTTP against the in-memory store: binding
+//! lifecycle, the error contract (status, code, field), roles, masking, audited
+//! reveals, rate limits, imports, TLS, HTTP/2, metrics and graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_support;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_support::*;
+use hyper::Method;
+use maskline::store::memory::MemoryStore;
+use maskline::store::BindingStore;
+use serde_json::{json, Value};
+
+fn memory() -> Arc<dyn BindingStore> {
+    Arc::new(MemoryStore::new())
+}
+
+/// Party numbers used in these tests; none may appear in clear in a non-reveal body.
+const COURIER: &str = "+8613900001111";
+const COURIER2: &str = "+8613900002222";
+const CUSTOMER: &str = "+8613700003333";
+const X1: &str = "+8617000000001";
+const X2: &str = "+8617000000002";
+
+fn assert_no_party_in_clear(body: &str) {
+    for n in [COURIER, COURIER2, CUSTOMER] {
+        let digits = n.trim_start_matches('+');
+        assert!(!body.contains(digits), "party number in clear in: {body}");
+    }
+}
+
+fn binding_req(pool: &str, shipment: &str) -> Value {
+    json!({"pool": pool, "shipment_id": shipment, "party_a": COURIER,
+           "party_b": CUSTOMER, "ttl_s": 3600})
+}
+
+#[tokio::test]
+async fn binding_lifecycle_masks_parties_and_is_idempotent() {
+    let srv = start(memory()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "life", &[X1, X2]).await;
+
+    let r = c.post("/v1/bindings", Some(APP), &binding_req("life", "SF1")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let b = r.json();
+    assert_no_party_in_clear(&r.text());
+    assert_eq!(b["party_a"], "+86 139****1111");
+    assert_eq!(b["party_b"], "+86 137****3333");
+    assert_eq!(b["pool"], "life");
+    assert_eq!(b["shipment_id"], "SF1");
+    assert_eq!(b["state"], "active");
+    let x = b["number"].as_str().unwrap().to_owned();
+    assert!(x == X1 || x == X2, "virtual number in clear: {x}");
+    assert!(b["expires_at"].as_str().unwrap().ends_with('Z'));
+    let id = b["id"].as_str().unwrap().to_owned();
+
+    // Same request again: 200 with the same body.
+    let again = c.post("/v1/bindings", Some(APP), &binding_req("life", "SF1")).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.json(), b);
+
+    let got = c.get(&format!("/v1/bindings/{id}"), Some(OPS)).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json(), b);
+    assert_no_party_in_clear(&got.text());
+
+    let list = c.get("/v1/bindings?shipment_id=SF1", Some(APP)).await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json()["bindings"], json!([b]));
+    let none = c.get("/v1/bindings?shipment_id=NOPE", Some(APP)).await;
+    assert_eq!(none.json()["bindings"], json!([]));
+
+    // Route view: courier calling X reaches the customer (masked).
+    let route = c
+        .get(
+            &format!("/v1/pools/life/numbers/{}/route?caller={}", enc(&x), enc(COURIER)),
+            Some(OPS),
+        )
+        .await;
+    assert_eq!(route.status, 200, "{}", route.text());
+    assert_eq!(route.json()["callee"], "+86 137****3333");
+    assert_eq!(route.json()["binding_id"], id.as_str());
+    assert_no_party_in_clear(&route.text());
+
+    // Courier handover: the new courier reaches the customer, the old one nobody.
+    let r = c
+        .patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({"party_a": COURIER2}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["party_a"], "+86 139****2222");
+    assert_eq!(r.json()["number"], x.as_str());
+    let old = c
+        .get(
+            &format!("/v1/pools/life/numbers/{}/route?caller={}", enc(&x), enc(COURIER)),
+            Some(OPS),
+        )
+        .await;
+    assert_eq!((old.status, old.code().as_str()), (404, "no_route"));
+
+    // Extend.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let later_s = later
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let r = c
+        .patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({"expires_at": later_s}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["expires_at"], later_s.as_str());
+
+    // Delivered.
+    let r = c
+        .send(Method::POST, &format!("/v1/bindings/{id}/delivered"), Some(APP), None, vec![])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["state"], "delivered");
+
+    // Pool stats: X in clear, parties opaque.
+    let s = c.get("/v1/pools/life", Some(OPS)).await;
+    assert_eq!(s.status, 200, "{}", s.text());
+    let sj = s.json();
+    assert_eq!(sj["numbers"], 2);
+    assert_eq!(sj["active"], 2);
+    assert_eq!(sj["live_bindings"], 1);
+    assert_eq!(sj["pool"]["name"], "life");
+    assert!(s.text().contains(X1) && s.text().contains(X2));
+    assert_no_party_in_clear(&s.text());
+
+    // Delete: 204, then gone.
+    let r = c.delete(&format!("/v1/bindings/{id}"), Some(APP)).await;
+    assert_eq!(r.status, 204);
+    assert!(r.body.is_empty());
+    let r = c.get(&format!("/v1/bindings/{id}"), Some(APP)).await;
+    assert_eq!((r.status, r.code().as_str()), (404, "binding_not_found"));
+    let r = c.delete(&format!("/v1/bindings/{id}"), Some(APP)).await;
+    assert_eq!((r.status, r.code().as_str()), (404, "binding_not_found"));
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn national_numbers_are_read_with_the_pool_country() {
+    let srv = start(memory()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "natl", &["17000000003"]).await;
+    let r = c
+        .post(
+            "/v1/bindings",
+            Some(APP),
+            &json!({"pool": "natl", "shipment_id": "N1", "party_a": "139 0000 1111",
+                    "party_b": "+86 137-0000-3333", "ttl_s": 60}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["number"], "+8617000000003");
+    assert_eq!(r.json()["party_a"], "+86 139****1111");
+    // Retire by national format.
+    let r = c.delete("/v1/pools/natl/numbers/17000000003", Some(ADMIN)).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let s = c.get("/v1/pools/natl", Some(ADMIN)).await.json();
+    assert_eq!((s["active"].as_u64(), s["retired"].as_u64()), (Some(0), Some(1)));
+    // Retired: no new bindings.
+    let r = c
+        .post(
+            "/v1/bindings",
+            Some(APP),
+            &json!({"pool": "natl", "shipment_id": "N2", "party_a": "+8613900005555",
+                    "party_b": "+8613700006666", "ttl_s": 60}),
+        )
+        .await;
+    assert_eq!((r.status, r.code().as_str()), (409, "pool_exhausted"));
+    srv.stop().await.unwrap();
+}
+
+/// (status, code, field) of an error response.
+fn err_of(r: &Resp) -> (u16, String, Option<String>) {
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json"),
+        "{}",
+        r.text()
+    );
+    (r.status, r.code(), r.field())
+}
+
+fn e(status: u16, code: &str, field: Option<&str>) -> (u16, String, Option<String>) {
+    (status, code.to_owned(), field.map(str::to_owned))
+}
+
+#[tokio::test]
+async fn client_errors_have_one_shape_and_exact_codes() {
+    let srv = start(memory()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "errs", &[X1]).await;
+    let post = |body: &'static str| c.post_raw("/v1/bindings", Some(APP), "application/json", body);
+
+    assert_eq!(err_of(&post("{\"pool\":").await), e(400, "invalid_json", None));
+    assert_eq!(err_of(&post("").await), e(400, "invalid_json", None));
+    assert_eq!(
+        err_of(&post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","ttl_s":5}"#).await),
+        e(400, "missing_field", Some("party_b"))
+    );
+    assert_eq!(
+        err_of(&post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","party_b":"+8613700003333","ttl_s":5,"colour":1}"#).await),
+        e(400, "unknown_field", Some("colour"))
+    );
+    let wrong_type = post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","party_b":"+8613700003333","ttl_s":"+8613700003333"}"#).await;
+    assert_eq!(err_of(&wrong_type), e(400, "invalid_field", Some("ttl_s")));
+    assert_no_party_in_clear(&wrong_type.text());
+    let bad_number = post(r#"{"pool":"errs","shipment_id":"S","party_a":"+86139abc","party_b":"+8613700003333","ttl_s":5}"#).await;
+    assert_eq!(err_of(&bad_number), e(400, "invalid_field", Some("party_a")));
+    assert_eq!(
+        err_of(&post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","party_b":"+8613700003333"}"#).await),
+        e(400, "invalid_field", Some("expires_at"))
+    );
+    assert_eq!(
+        err_of(&post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","party_b":"+8613700003333","ttl_s":5,"expires_at":"2030-01-01T00:00:00Z"}"#).await),
+        e(400, "invalid_field", Some("expires_at"))
+    );
+    assert_eq!(
+        err_of(&post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","party_b":"+8613700003333","expires_at":"tomorrow"}"#).await),
+        e(400, "invalid_field", Some("expires_at"))
+    );
+    assert_eq!(
+        err_of(&post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","party_b":"+8613700003333","expires_at":"2001-01-01T00:00:00Z"}"#).await),
+        e(400, "invalid_field", Some("expires_at"))
+    );
+    assert_eq!(
+        err_of(&post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","party_b":"+8613900001111","ttl_s":5}"#).await),
+        e(400, "invalid_field", Some("party_b"))
+    );
+    assert_eq!(
+        err_of(&post(r#"{"pool":"errs","shipment_id":"has space","party_a":"+8613900001111","party_b":"+8613700003333","ttl_s":5}"#).await),
+        e(400, "invalid_field", Some("shipment_id"))
+    );
+    assert_eq!(
+        err_of(&post(r#"{"pool":"nope","shipment_id":"S","party_a":"+8613900001111","party_b":"+8613700003333","ttl_s":5}"#).await),
+        e(404, "pool_not_found", None)
+    );
+    assert_eq!(
+        err_of(&c.post_raw("/v1/bindings", Some(APP), "text/plain", "hi").await),
+        e(415, "unsupported_media_type", None)
+    );
+
+    // Oversize body (limit 64 KiB in tests): 413, with or without Content-Length.
+    let big = format!("{{\"pool\":\"{}\"}}", "a".repeat(70 * 1024));
+    assert_eq!(
+        err_of(&c.post_raw("/v1/bindings", Some(APP), "application/json", &big).await),
+        e(413, "body_too_large", None)
+    );
+
+    // Unknown route, wrong method, bad id.
+    assert_eq!(err_of(&c.get("/v1/nothing", Some(APP)).await), e(404, "not_found", None));
+    assert_eq!(err_of(&c.get("/", None).await), e(404, "not_found", None));
+    let r = c.send(Method::PUT, "/v1/bindings", Some(APP), None, vec![]).await;
+    assert_eq!(err_of(&r), e(405, "method_not_allowed", None));
+    assert_eq!(
+        err_of(&c.get("/v1/bindings/not-a-uuid", Some(APP)).await),
+        e(400, "invalid_field", Some("id"))
+    );
+    assert_eq!(
+        err_of(&c.get("/v1/bindings/0190b6a0-0000-7000-8000-000000000000", Some(APP)).await),
+        e(404, "binding_not_found", None)
+    );
+    assert_eq!(
+        err_of(&c.get("/v1/bindings", Some(APP)).await),
+        e(400, "missing_field", Some("shipment_id"))
+    );
+    assert_eq!(
+        err_of(&c.get("/v1/bindings?shipment_id=A&x=1", Some(APP)).await),
+        e(400, "unknown_field", Some("x"))
+    );
+
+    // Conflicts.
+    let ok = c.post("/v1/bindings", Some(APP), &binding_req("errs", "C1")).await;
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    let id = ok.json()["id"].as_str().unwrap().to_owned();
+    let mut other = binding_req("errs", "C1");
+    other["party_b"] = json!("+8613700009999");
+    assert_eq!(
+        err_of(&c.post("/v1/bindings", Some(APP), &other).await),
+        e(409, "shipment_conflict", Some("shipment_id"))
+    );
+    // One number, both parties already hold it: exhausted for them.
+    let exhausted = c.post("/v1/bindings", Some(APP), &binding_req("errs", "C2")).await;
+    assert_eq!(err_of(&exhausted), e(409, "pool_exhausted", None));
+    assert_no_party_in_clear(&exhausted.text());
+    // Handover to a party that already holds X (via another binding) → reassign_conflict.
+    let mut b2 = binding_req("errs", "C3");
+    b2["party_a"] = json!("+8613900004444");
+    b2["party_b"] = json!("+8613700005555");
+    assert_eq!(c.post("/v1/bindings", Some(APP), &b2).await.status, 201);
+    let r = c
+        .patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({"party_a": "+8613900004444"}))
+        .await;
+    assert_eq!(err_of(&r), e(409, "reassign_conflict", Some("party_a")));
+    let r = c.patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({})).await;
+    assert_eq!(err_of(&r).0, 400);
+    let r = c
+        .patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({"party_c": "x"}))
+        .await;
+    assert_eq!(err_of(&r), e(400, "unknown_field", Some("party_c")));
+
+    // Pools.
+    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "errs", "country": 86})).await;
+    assert_eq!(err_of(&r), e(409, "pool_exists", Some("name")));
+    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "a b", "country": 86})).await;
+    assert_eq!(err_of(&r), e(400, "invalid_field", Some("name")));
+    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "p", "country": "86"})).await;
+    assert_eq!(err_of(&r), e(400, "invalid_field", Some("country")));
+    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "p", "country": 0})).await;
+    assert_eq!(err_of(&r), e(400, "invalid_field", Some("country")));
+    let r = c.get("/v1/pools/none", Some(ADMIN)).await;
+    assert_eq!(err_of(&r), e(404, "pool_not_found", None));
+    let r = c.delete(&format!("/v1/pools/errs/numbers/{}", enc(X2)), Some(ADMIN)).await;
+    assert_eq!(err_of(&r), e(404, "number_not_found", None));
+    let r = c.delete("/v1/pools/errs/numbers/12ab", Some(ADMIN)).await;
+    assert_eq!(err_of(&r), e(400, "invalid_field", Some("number")));
+    let r = c.get(&format!("/v1/pools/errs/numbers/{}/route", enc(X1)), Some(OPS)).await;
+    assert_eq!(err_of(&r), e(400, "missing_field", Some("caller")));
+    let r = c.get("/v1/audit?limit=0", Some(ADMIN)).await;
+    assert_eq!(err_of(&r), e(400, "invalid_field", Some("limit")));
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn keys_and_roles_are_enforced() {
+    let srv = start(memory()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "roles", &[X1, X2]).await;
+    let b = c.post("/v1/bindings", Some(APP), &binding_req("roles", "R1")).await.json();
+    let id = b["id"].as_str().unwrap().to_owned();
+    let x = b["number"].as_str().unwrap().to_owned();
+
+    // 401: missing, wrong scheme, unknown key — JSON error with WWW-Authenticate.
+    for auth in [None, Some("Basic YWRtaW4="), Some("Bearer wrong-key"), Some("Bearer")] {
+        let resp = c.send_auth(Method::GET, "/v1/pools", auth, None, vec![]).await;
+        assert_eq!(err_of(&resp), e(401, "unauthorized", None), "{auth:?}");
+        assert_eq!(resp.header("www-authenticate").as_deref(), Some("Bearer"));
+    }
+
+    let route_path = format!("/v1/pools/roles/numbers/{}/route?caller={}", enc(&x), enc(COURIER));
+    // (method, path, body, roles that may)
+    let cases: Vec<(Method, String, Option<Value>, &[&str])> = vec![
+        (Method::GET, "/v1/pools".into(), None, &["ops", "admin", "auditor"]),
+        (Method::GET, "/v1/pools/roles".into(), None, &["ops", "admin", "auditor"]),
+        (Method::POST, "/v1/pools".into(), Some(json!({"name": "roles", "country": 86})), &["admin"]),
+        (Method::POST, "/v1/pools/roles/numbers".into(), Some(json!({"numbers": []})), &["admin"]),
+        (Method::DELETE, format!("/v1/pools/roles/numbers/{}", enc("+8617099999999")), None, &["admin"]),
+        (Method::GET, route_path.clone(), None, &["ops", "admin", "auditor"]),
+        (Method::GET, format!("/v1/bindings/{id}"), None, &["app", "ops", "admin", "auditor"]),
+        (Method::GET, "/v1/bindings?shipment_id=R1".into(), None, &["app", "ops", "admin", "auditor"]),
+        (Method::POST, "/v1/bindings".into(), Some(binding_req("roles", "R1")), &["app", "admin"]),
+        (Method::PATCH, format!("/v1/bindings/{id}"), Some(json!({"party_b": CUSTOMER})), &["app", "admin"]),
+        (Method::POST, format!("/v1/bindings/{id}/delivered"), None, &["app", "admin"]),
+        (Method::GET, format!("/v1/bindings/{id}?reveal=true"), None, &["auditor"]),
+        (Method::GET, "/v1/audit".into(), None, &["admin", "auditor"]),
+        (Method::DELETE, "/v1/bindings/0190b6a0-0000-7000-8000-000000000000".into(), None, &["app", "admin"]),
+    ];
+    for (method, path, body, allowed) in cases {
+        for (role, key) in [("app", APP), ("ops", OPS), ("admin", ADMIN), ("auditor", AUDITOR)] {
+            let (ct, bytes) = match &body {
+                Some(v) => (Some("application/json"), serde_json::to_vec(v).unwrap()),
+                None => (None, vec![]),
+            };
+            let r = c.send(method.clone(), &path, Some(key), ct, bytes).await;
+            if allowed.contains(&role) {
+                assert_ne!(r.status, 403, "{role} {method} {path}: {}", r.text());
+                assert_ne!(r.status, 401, "{role} {method} {path}");
+            } else {
+                assert_eq!(err_of(&r), e(403, "forbidden", None), "{role} {method} {path}");
+            }
+        }
+        // No key at all: 401 on every /v1 route but the OpenAPI document.
+        let r = c.send(method.clone(), &path, None, None, vec![]).await;
+        assert_eq!(r.status, 401, "{method} {path}");
+    }
+    // Open endpoints.
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+    assert_eq!(c.get("/readyz", None).await.status, 200);
+    assert_eq!(c.get("/metrics", None).await.status, 200);
+    assert_eq!(c.get("/v1/openapi.json", None).await.status, 200);
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn reveal_is_audited_before_it_is_answered() {
+    let flaky = FlakyStore::new(memory());
+    let srv = start(flaky.clone()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "rev", &[X1]).await;
+    let id = c.post("/v1/bindings", Some(APP), &binding_req("rev", "V1")).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/bindings/{id}?reveal=true");
+
+    // Not an auditor: refused, nothing audited.
+    for key in [APP, OPS, ADMIN] {
+        let r = c.get(&path, Some(key)).await;
+        assert_eq!(err_of(&r), e(403, "forbidden", None));
+        assert_no_party_in_clear(&r.text());
+    }
+    let audit = c.get("/v1/audit", Some(AUDITOR)).await.json();
+    assert_eq!(audit["entries"], json!([]));
+
+    // Auditor: clear parties, and the read is in the audit log.
+    let r = c.get(&path, Some(AUDITOR)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["party_a"], COURIER);
+    assert_eq!(r.json()["party_b"], CUSTOMER);
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+    let audit = c.get("/v1/audit?limit=10", Some(ADMIN)).await;
+    assert_eq!(audit.status, 200);
+    let entries = audit.json()["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["actor"], "audit-team");
+    assert_eq!(entries[0]["role"], "auditor");
+    assert_eq!(entries[0]["action"], "binding.read_unmasked");
+    assert_eq!(entries[0]["target"], id.as_str());
+    assert_no_party_in_clear(&audit.text());
+
+    // reveal=false is an ordinary masked read and not audited.
+    let r = c.get(&format!("/v1/bindings/{id}?reveal=false"), Some(AUDITOR)).await;
+    assert_no_party_in_clear(&r.text());
+
+    // Audit write fails: the reveal fails too, no number leaks.
+    flaky.fail_audit.store(true, Ordering::SeqCst);
+    let r = c.get(&path, Some(AUDITOR)).await;
+    assert_eq!(err_of(&r), e(503, "store_unavailable", None));
+    assert_no_party_in_clear(&r.text());
+    flaky.fail_audit.store(false, Ordering::SeqCst);
+    let n = c.get("/v1/audit", Some(AUDITOR)).await.json()["entries"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(n, 1);
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn rate_limit_per_key_answers_429_with_retry_after() {
+    let mut cfg = config();
+    cfg.rate_per_key_per_s = 1;
+    cfg.rate_burst = 3;
+    let srv = start_with(cfg, memory(), None).await;
+    let c = &srv.client;
+    for _ in 0..3 {
+        assert_eq!(c.get("/v1/pools", Some(OPS)).await.status, 200);
+    }
+    let r = c.get("/v1/pools", Some(OPS)).await;
+    assert_eq!(err_of(&r), e(429, "rate_limited", None));
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    // Another key has its own allowance.
+    assert_eq!(c.get("/v1/pools", Some(ADMIN)).await.status, 200);
+    // After waiting, the key works again.
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    assert_eq!(c.get("/v1/pools", Some(OPS)).await.status, 200);
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn imports_report_bad_entries_by_line_or_index() {
+    let srv = start(memory()).await;
+    let c = &srv.client;
+    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "imp", "country": 86})).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["grace_s"], 72 * 3600);
+    assert_eq!(r.json()["cooling_s"], 24 * 3600);
+    assert_eq!(r.json()["max_bindings_per_number"], 200);
+
+    let csv = "number,area,voice,sms\n+8617000000011,sh,true,true\n+86170abc,sh,,\n170 0000 0012,bj,1,0\n+8617000000011,sh,,\n";
+    let r = c.post_raw("/v1/pools/imp/numbers", Some(ADMIN), "text/csv", csv).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["added"], 2, "{j}");
+    assert_eq!(j["skipped"], 1, "{j}");
+    let errors = j["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{j}");
+    assert_eq!(errors[0]["line"], 3);
+    assert!(errors[0].get("index").is_none());
+
+    let r = c
+        .post(
+            "/v1/pools/imp/numbers",
+            Some(ADMIN),
+            &json!({"numbers": [{"number": "+8617000000013", "area": "gz", "sms": false},
+                                 {"number": 17000000014u64},
+                                 {"number": "+8617000000015", "area": "bad area"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    assert_eq!(j["added"], 1);
+    let idx: Vec<u64> = j["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(idx, vec![1, 2]);
+
+    let s = c.get("/v1/pools/imp", Some(OPS)).await.json();
+    assert_eq!(s["numbers"], 3);
+    let r = c.post_raw("/v1/pools/imp/numbers", Some(ADMIN), "text/csv", "colour\nred\n").await;
+    assert_eq!(err_of(&r), e(400, "invalid_csv", None));
+    let r = c.post_raw("/v1/pools/imp/numbers", Some(ADMIN), "application/xml", "<a/>").await;
+    assert_eq!(err_of(&r), e(415, "unsupported_media_type", None));
+    let r = c.post("/v1/pools/nope/numbers", Some(ADMIN), &json!({"numbers": []})).await;
+    assert_eq!(err_of(&r), e(404, "pool_not_found", None));
+    let pools = c.get("/v1/pools", Some(OPS)).await.json();
+    assert_eq!(pools["pools"][0]["name"], "imp");
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls_serves_http1_and_http2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls_cfg, client_tls) = self_signed(dir.path());
+    let mut cfg = config();
+    cfg.tls = Some(tls_cfg);
+    let srv = start_with(cfg, memory(), Some(client_tls)).await;
+    let mut c = srv.client.clone();
+    pool_with_numbers(&c, "tls", &[X1]).await;
+    let r = c.post("/v1/bindings", Some(APP), &binding_req("tls", "T1")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    c.h2 = true;
+    let r = c.get("/healthz", None).await;
+    assert_eq!((r.status, r.version), (200, hyper::Version::HTTP_2));
+    let r = c.get("/v1/bindings?shipment_id=T1", Some(APP)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["bindings"].as_array().unwrap().len(), 1);
+    // A plain-HTTP client gets no answer from the TLS port.
+    let plain = Client { addr: c.addr, tls: None, h2: false };
+    let res = tokio::time::timeout(Duration::from_secs(5), async move {
+        let tcp = tokio::net::TcpStream::connect(plain.addr).await.unwrap();
+        let (mut s, conn) = hyper::client::conn::http1::handshake::<_, http_body_util::Empty<bytes::Bytes>>(
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        s.send_request(hyper::Request::get("/healthz").header("host", "x").body(http_body_util::Empty::new()).unwrap())
+            .await
+    })
+    .await
+    .unwrap();
+    assert!(res.is_err(), "plain HTTP must not be answered on the TLS port");
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn cleartext_http2_prior_knowledge_works() {
+    let srv = start(memory()).await;
+    let mut c = srv.client.clone();
+    c.h2 = true;
+    let r = c.get("/readyz", None).await;
+    assert_eq!((r.status, r.version), (200, hyper::Version::HTTP_2));
+    let r = c.get("/v1/nothing", Some(APP)).await;
+    assert_eq!(err_of(&r), e(404, "not_found", None));
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests() {
+    let flaky = FlakyStore::new(memory());
+    let srv = start(flaky.clone()).await;
+    let c = srv.client.clone();
+    pool_with_numbers(&c, "drain", &[X1]).await;
+    flaky.create_delay_ms.store(700, Ordering::SeqCst);
+    let c2 = c.clone();
+    let in_flight =
+        tokio::spawn(async move { c2.post("/v1/bindings", Some(APP), &binding_req("drain", "D1")).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let serve = srv.begin_stop();
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.status, 201, "in-flight request must be answered: {}", r.text());
+    tokio::time::timeout(Duration::from_secs(10), serve)
+        .await
+        .expect("serve returns after draining")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // No longer accepting.
+    assert!(tokio::net::TcpStream::connect(c.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn store_down_is_503_with_retry_after_and_recovers() {
+    let flaky = FlakyStore::new(memory());
+    let srv = start(flaky.clone()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "down", &[X1]).await;
+    flaky.down.store(true, Ordering::SeqCst);
+    let r = c.get("/readyz", None).await;
+    assert_eq!(err_of(&r), e(503, "store_unavailable", None));
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+    let r = c.post("/v1/bindings", Some(APP), &binding_req("down", "W1")).await;
+    assert_eq!(err_of(&r), e(503, "store_unavailable", None));
+    assert!(!r.text().contains("test: store down"), "internal detail leaked");
+    flaky.down.store(false, Ordering::SeqCst);
+    assert_eq!(c.get("/readyz", None).await.status, 200);
+    let r = c.post("/v1/bindings", Some(APP), &binding_req("down", "W1")).await;
+    assert_eq!(r.status, 201);
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_count_route_templates_never_numbers() {
+    let srv = start(memory()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "met", &[X1]).await;
+    assert_eq!(c.post("/v1/bindings", Some(APP), &binding_req("met", "M1")).await.status, 201);
+    assert_eq!(c.post("/v1/bindings", Some(APP), &binding_req("met", "M1")).await.status, 200);
+    let _ = c
+        .get(&format!("/v1/pools/met/numbers/{}/route?caller={}", enc(X1), enc(COURIER)), Some(OPS))
+        .await;
+    let _ = c.get(&format!("/v1/no/such/{}", enc(COURIER)), Some(OPS)).await;
+    let m = c.get("/metrics", None).await;
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    let text = m.text();
+    assert!(
+        text.lines().any(|l| l.starts_with("maskline_http_requests_total")
+            && l.contains("route=\"/v1/bindings\"")
+            && l.contains("status=\"201\"")),
+        "{text}"
+    );
+    assert!(text.contains("route=\"/v1/pools/{pool}/numbers/{number}/route\""));
+    assert!(text.contains("route=\"unmatched\""));
+    assert!(text.contains("maskline_bindings_created_total{outcome=\"new\"}"));
+    assert!(text.contains("maskline_bindings_created_total{outcome=\"existing\"}"));
+    assert!(text.contains("maskline_http_request_duration_seconds_bucket"));
+    assert_no_party_in_clear(&text);
+    assert!(!text.contains(X1.trim_start_matches('+')), "virtual number in a label");
+    srv.stop().await.unwrap();
+}
