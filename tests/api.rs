@@ -44,7 +44,9 @@ async fn binding_lifecycle_masks_parties_and_is_idempotent() {
     let c = &srv.client;
     pool_with_numbers(c, "life", &[X1, X2]).await;
 
-    let r = c.post("/v1/bindings", Some(APP), &binding_req("life", "SF1")).await;
+    let r = c
+        .post("/v1/bindings", Some(APP), &binding_req("life", "SF1"))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let b = r.json();
     assert_no_party_in_clear(&r.text());
@@ -59,7 +61,9 @@ async fn binding_lifecycle_masks_parties_and_is_idempotent() {
     let id = b["id"].as_str().unwrap().to_owned();
 
     // Same request again: 200 with the same body.
-    let again = c.post("/v1/bindings", Some(APP), &binding_req("life", "SF1")).await;
+    let again = c
+        .post("/v1/bindings", Some(APP), &binding_req("life", "SF1"))
+        .await;
     assert_eq!(again.status, 200);
     assert_eq!(again.json(), b);
 
@@ -77,7 +81,11 @@ async fn binding_lifecycle_masks_parties_and_is_idempotent() {
     // Route view: courier calling X reaches the customer (masked).
     let route = c
         .get(
-            &format!("/v1/pools/life/numbers/{}/route?caller={}", enc(&x), enc(COURIER)),
+            &format!(
+                "/v1/pools/life/numbers/{}/route?caller={}",
+                enc(&x),
+                enc(COURIER)
+            ),
             Some(OPS),
         )
         .await;
@@ -88,14 +96,22 @@ async fn binding_lifecycle_masks_parties_and_is_idempotent() {
 
     // Courier handover: the new courier reaches the customer, the old one nobody.
     let r = c
-        .patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({"party_a": COURIER2}))
+        .patch(
+            &format!("/v1/bindings/{id}"),
+            Some(APP),
+            &json!({"party_a": COURIER2}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["party_a"], "+86 139****2222");
     assert_eq!(r.json()["number"], x.as_str());
     let old = c
         .get(
-            &format!("/v1/pools/life/numbers/{}/route?caller={}", enc(&x), enc(COURIER)),
+            &format!(
+                "/v1/pools/life/numbers/{}/route?caller={}",
+                enc(&x),
+                enc(COURIER)
+            ),
             Some(OPS),
         )
         .await;
@@ -109,14 +125,24 @@ async fn binding_lifecycle_masks_parties_and_is_idempotent() {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let r = c
-        .patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({"expires_at": later_s}))
+        .patch(
+            &format!("/v1/bindings/{id}"),
+            Some(APP),
+            &json!({"expires_at": later_s}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["expires_at"], later_s.as_str());
 
     // Delivered.
     let r = c
-        .send(Method::POST, &format!("/v1/bindings/{id}/delivered"), Some(APP), None, vec![])
+        .send(
+            Method::POST,
+            &format!("/v1/bindings/{id}/delivered"),
+            Some(APP),
+            None,
+            vec![],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["state"], "delivered");
@@ -160,10 +186,15 @@ async fn national_numbers_are_read_with_the_pool_country() {
     assert_eq!(r.json()["number"], "+8617000000003");
     assert_eq!(r.json()["party_a"], "+86 139****1111");
     // Retire by national format.
-    let r = c.delete("/v1/pools/natl/numbers/17000000003", Some(ADMIN)).await;
+    let r = c
+        .delete("/v1/pools/natl/numbers/17000000003", Some(ADMIN))
+        .await;
     assert_eq!(r.status, 204, "{}", r.text());
     let s = c.get("/v1/pools/natl", Some(ADMIN)).await.json();
-    assert_eq!((s["active"].as_u64(), s["retired"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (s["active"].as_u64(), s["retired"].as_u64()),
+        (Some(0), Some(1))
+    );
     // Retired: no new bindings.
     let r = c
         .post(
@@ -199,10 +230,16 @@ async fn client_errors_have_one_shape_and_exact_codes() {
     pool_with_numbers(c, "errs", &[X1]).await;
     let post = |body: &'static str| c.post_raw("/v1/bindings", Some(APP), "application/json", body);
 
-    assert_eq!(err_of(&post("{\"pool\":").await), e(400, "invalid_json", None));
+    assert_eq!(
+        err_of(&post("{\"pool\":").await),
+        e(400, "invalid_json", None)
+    );
     assert_eq!(err_of(&post("").await), e(400, "invalid_json", None));
     assert_eq!(
-        err_of(&post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","ttl_s":5}"#).await),
+        err_of(
+            &post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","ttl_s":5}"#)
+                .await
+        ),
         e(400, "missing_field", Some("party_b"))
     );
     assert_eq!(
@@ -213,7 +250,10 @@ async fn client_errors_have_one_shape_and_exact_codes() {
     assert_eq!(err_of(&wrong_type), e(400, "invalid_field", Some("ttl_s")));
     assert_no_party_in_clear(&wrong_type.text());
     let bad_number = post(r#"{"pool":"errs","shipment_id":"S","party_a":"+86139abc","party_b":"+8613700003333","ttl_s":5}"#).await;
-    assert_eq!(err_of(&bad_number), e(400, "invalid_field", Some("party_a")));
+    assert_eq!(
+        err_of(&bad_number),
+        e(400, "invalid_field", Some("party_a"))
+    );
     assert_eq!(
         err_of(&post(r#"{"pool":"errs","shipment_id":"S","party_a":"+8613900001111","party_b":"+8613700003333"}"#).await),
         e(400, "invalid_field", Some("expires_at"))
@@ -243,28 +283,45 @@ async fn client_errors_have_one_shape_and_exact_codes() {
         e(404, "pool_not_found", None)
     );
     assert_eq!(
-        err_of(&c.post_raw("/v1/bindings", Some(APP), "text/plain", "hi").await),
+        err_of(
+            &c.post_raw("/v1/bindings", Some(APP), "text/plain", "hi")
+                .await
+        ),
         e(415, "unsupported_media_type", None)
     );
 
     // Oversize body (limit 64 KiB in tests): 413, with or without Content-Length.
     let big = format!("{{\"pool\":\"{}\"}}", "a".repeat(70 * 1024));
     assert_eq!(
-        err_of(&c.post_raw("/v1/bindings", Some(APP), "application/json", &big).await),
+        err_of(
+            &c.post_raw("/v1/bindings", Some(APP), "application/json", &big)
+                .await
+        ),
         e(413, "body_too_large", None)
     );
 
     // Unknown route, wrong method, bad id.
-    assert_eq!(err_of(&c.get("/v1/nothing", Some(APP)).await), e(404, "not_found", None));
+    assert_eq!(
+        err_of(&c.get("/v1/nothing", Some(APP)).await),
+        e(404, "not_found", None)
+    );
     assert_eq!(err_of(&c.get("/", None).await), e(404, "not_found", None));
-    let r = c.send(Method::PUT, "/v1/bindings", Some(APP), None, vec![]).await;
+    let r = c
+        .send(Method::PUT, "/v1/bindings", Some(APP), None, vec![])
+        .await;
     assert_eq!(err_of(&r), e(405, "method_not_allowed", None));
     assert_eq!(
         err_of(&c.get("/v1/bindings/not-a-uuid", Some(APP)).await),
         e(400, "invalid_field", Some("id"))
     );
     assert_eq!(
-        err_of(&c.get("/v1/bindings/0190b6a0-0000-7000-8000-000000000000", Some(APP)).await),
+        err_of(
+            &c.get(
+                "/v1/bindings/0190b6a0-0000-7000-8000-000000000000",
+                Some(APP)
+            )
+            .await
+        ),
         e(404, "binding_not_found", None)
     );
     assert_eq!(
@@ -277,7 +334,9 @@ async fn client_errors_have_one_shape_and_exact_codes() {
     );
 
     // Conflicts.
-    let ok = c.post("/v1/bindings", Some(APP), &binding_req("errs", "C1")).await;
+    let ok = c
+        .post("/v1/bindings", Some(APP), &binding_req("errs", "C1"))
+        .await;
     assert_eq!(ok.status, 201, "{}", ok.text());
     let id = ok.json()["id"].as_str().unwrap().to_owned();
     let mut other = binding_req("errs", "C1");
@@ -287,7 +346,9 @@ async fn client_errors_have_one_shape_and_exact_codes() {
         e(409, "shipment_conflict", Some("shipment_id"))
     );
     // One number, both parties already hold it: exhausted for them.
-    let exhausted = c.post("/v1/bindings", Some(APP), &binding_req("errs", "C2")).await;
+    let exhausted = c
+        .post("/v1/bindings", Some(APP), &binding_req("errs", "C2"))
+        .await;
     assert_eq!(err_of(&exhausted), e(409, "pool_exhausted", None));
     assert_no_party_in_clear(&exhausted.text());
     // Handover to a party that already holds X (via another binding) → reassign_conflict.
@@ -296,32 +357,73 @@ async fn client_errors_have_one_shape_and_exact_codes() {
     b2["party_b"] = json!("+8613700005555");
     assert_eq!(c.post("/v1/bindings", Some(APP), &b2).await.status, 201);
     let r = c
-        .patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({"party_a": "+8613900004444"}))
+        .patch(
+            &format!("/v1/bindings/{id}"),
+            Some(APP),
+            &json!({"party_a": "+8613900004444"}),
+        )
         .await;
     assert_eq!(err_of(&r), e(409, "reassign_conflict", Some("party_a")));
-    let r = c.patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({})).await;
+    let r = c
+        .patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({}))
+        .await;
     assert_eq!(err_of(&r).0, 400);
     let r = c
-        .patch(&format!("/v1/bindings/{id}"), Some(APP), &json!({"party_c": "x"}))
+        .patch(
+            &format!("/v1/bindings/{id}"),
+            Some(APP),
+            &json!({"party_c": "x"}),
+        )
         .await;
     assert_eq!(err_of(&r), e(400, "unknown_field", Some("party_c")));
 
     // Pools.
-    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "errs", "country": 86})).await;
+    let r = c
+        .post(
+            "/v1/pools",
+            Some(ADMIN),
+            &json!({"name": "errs", "country": 86}),
+        )
+        .await;
     assert_eq!(err_of(&r), e(409, "pool_exists", Some("name")));
-    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "a b", "country": 86})).await;
+    let r = c
+        .post(
+            "/v1/pools",
+            Some(ADMIN),
+            &json!({"name": "a b", "country": 86}),
+        )
+        .await;
     assert_eq!(err_of(&r), e(400, "invalid_field", Some("name")));
-    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "p", "country": "86"})).await;
+    let r = c
+        .post(
+            "/v1/pools",
+            Some(ADMIN),
+            &json!({"name": "p", "country": "86"}),
+        )
+        .await;
     assert_eq!(err_of(&r), e(400, "invalid_field", Some("country")));
-    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "p", "country": 0})).await;
+    let r = c
+        .post(
+            "/v1/pools",
+            Some(ADMIN),
+            &json!({"name": "p", "country": 0}),
+        )
+        .await;
     assert_eq!(err_of(&r), e(400, "invalid_field", Some("country")));
     let r = c.get("/v1/pools/none", Some(ADMIN)).await;
     assert_eq!(err_of(&r), e(404, "pool_not_found", None));
-    let r = c.delete(&format!("/v1/pools/errs/numbers/{}", enc(X2)), Some(ADMIN)).await;
+    let r = c
+        .delete(&format!("/v1/pools/errs/numbers/{}", enc(X2)), Some(ADMIN))
+        .await;
     assert_eq!(err_of(&r), e(404, "number_not_found", None));
     let r = c.delete("/v1/pools/errs/numbers/12ab", Some(ADMIN)).await;
     assert_eq!(err_of(&r), e(400, "invalid_field", Some("number")));
-    let r = c.get(&format!("/v1/pools/errs/numbers/{}/route", enc(X1)), Some(OPS)).await;
+    let r = c
+        .get(
+            &format!("/v1/pools/errs/numbers/{}/route", enc(X1)),
+            Some(OPS),
+        )
+        .await;
     assert_eq!(err_of(&r), e(400, "missing_field", Some("caller")));
     let r = c.get("/v1/audit?limit=0", Some(ADMIN)).await;
     assert_eq!(err_of(&r), e(400, "invalid_field", Some("limit")));
@@ -333,37 +435,121 @@ async fn keys_and_roles_are_enforced() {
     let srv = start(memory()).await;
     let c = &srv.client;
     pool_with_numbers(c, "roles", &[X1, X2]).await;
-    let b = c.post("/v1/bindings", Some(APP), &binding_req("roles", "R1")).await.json();
+    let b = c
+        .post("/v1/bindings", Some(APP), &binding_req("roles", "R1"))
+        .await
+        .json();
     let id = b["id"].as_str().unwrap().to_owned();
     let x = b["number"].as_str().unwrap().to_owned();
 
     // 401: missing, wrong scheme, unknown key — JSON error with WWW-Authenticate.
-    for auth in [None, Some("Basic YWRtaW4="), Some("Bearer wrong-key"), Some("Bearer")] {
-        let resp = c.send_auth(Method::GET, "/v1/pools", auth, None, vec![]).await;
+    for auth in [
+        None,
+        Some("Basic YWRtaW4="),
+        Some("Bearer wrong-key"),
+        Some("Bearer"),
+    ] {
+        let resp = c
+            .send_auth(Method::GET, "/v1/pools", auth, None, vec![])
+            .await;
         assert_eq!(err_of(&resp), e(401, "unauthorized", None), "{auth:?}");
         assert_eq!(resp.header("www-authenticate").as_deref(), Some("Bearer"));
     }
 
-    let route_path = format!("/v1/pools/roles/numbers/{}/route?caller={}", enc(&x), enc(COURIER));
+    let route_path = format!(
+        "/v1/pools/roles/numbers/{}/route?caller={}",
+        enc(&x),
+        enc(COURIER)
+    );
     // (method, path, body, roles that may)
     let cases: Vec<(Method, String, Option<Value>, &[&str])> = vec![
-        (Method::GET, "/v1/pools".into(), None, &["ops", "admin", "auditor"]),
-        (Method::GET, "/v1/pools/roles".into(), None, &["ops", "admin", "auditor"]),
-        (Method::POST, "/v1/pools".into(), Some(json!({"name": "roles", "country": 86})), &["admin"]),
-        (Method::POST, "/v1/pools/roles/numbers".into(), Some(json!({"numbers": []})), &["admin"]),
-        (Method::DELETE, format!("/v1/pools/roles/numbers/{}", enc("+8617099999999")), None, &["admin"]),
-        (Method::GET, route_path.clone(), None, &["ops", "admin", "auditor"]),
-        (Method::GET, format!("/v1/bindings/{id}"), None, &["app", "ops", "admin", "auditor"]),
-        (Method::GET, "/v1/bindings?shipment_id=R1".into(), None, &["app", "ops", "admin", "auditor"]),
-        (Method::POST, "/v1/bindings".into(), Some(binding_req("roles", "R1")), &["app", "admin"]),
-        (Method::PATCH, format!("/v1/bindings/{id}"), Some(json!({"party_b": CUSTOMER})), &["app", "admin"]),
-        (Method::POST, format!("/v1/bindings/{id}/delivered"), None, &["app", "admin"]),
-        (Method::GET, format!("/v1/bindings/{id}?reveal=true"), None, &["auditor"]),
+        (
+            Method::GET,
+            "/v1/pools".into(),
+            None,
+            &["ops", "admin", "auditor"],
+        ),
+        (
+            Method::GET,
+            "/v1/pools/roles".into(),
+            None,
+            &["ops", "admin", "auditor"],
+        ),
+        (
+            Method::POST,
+            "/v1/pools".into(),
+            Some(json!({"name": "roles", "country": 86})),
+            &["admin"],
+        ),
+        (
+            Method::POST,
+            "/v1/pools/roles/numbers".into(),
+            Some(json!({"numbers": []})),
+            &["admin"],
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/pools/roles/numbers/{}", enc("+8617099999999")),
+            None,
+            &["admin"],
+        ),
+        (
+            Method::GET,
+            route_path.clone(),
+            None,
+            &["ops", "admin", "auditor"],
+        ),
+        (
+            Method::GET,
+            format!("/v1/bindings/{id}"),
+            None,
+            &["app", "ops", "admin", "auditor"],
+        ),
+        (
+            Method::GET,
+            "/v1/bindings?shipment_id=R1".into(),
+            None,
+            &["app", "ops", "admin", "auditor"],
+        ),
+        (
+            Method::POST,
+            "/v1/bindings".into(),
+            Some(binding_req("roles", "R1")),
+            &["app", "admin"],
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/bindings/{id}"),
+            Some(json!({"party_b": CUSTOMER})),
+            &["app", "admin"],
+        ),
+        (
+            Method::POST,
+            format!("/v1/bindings/{id}/delivered"),
+            None,
+            &["app", "admin"],
+        ),
+        (
+            Method::GET,
+            format!("/v1/bindings/{id}?reveal=true"),
+            None,
+            &["auditor"],
+        ),
         (Method::GET, "/v1/audit".into(), None, &["admin", "auditor"]),
-        (Method::DELETE, "/v1/bindings/0190b6a0-0000-7000-8000-000000000000".into(), None, &["app", "admin"]),
+        (
+            Method::DELETE,
+            "/v1/bindings/0190b6a0-0000-7000-8000-000000000000".into(),
+            None,
+            &["app", "admin"],
+        ),
     ];
     for (method, path, body, allowed) in cases {
-        for (role, key) in [("app", APP), ("ops", OPS), ("admin", ADMIN), ("auditor", AUDITOR)] {
+        for (role, key) in [
+            ("app", APP),
+            ("ops", OPS),
+            ("admin", ADMIN),
+            ("auditor", AUDITOR),
+        ] {
             let (ct, bytes) = match &body {
                 Some(v) => (Some("application/json"), serde_json::to_vec(v).unwrap()),
                 None => (None, vec![]),
@@ -373,7 +559,11 @@ async fn keys_and_roles_are_enforced() {
                 assert_ne!(r.status, 403, "{role} {method} {path}: {}", r.text());
                 assert_ne!(r.status, 401, "{role} {method} {path}");
             } else {
-                assert_eq!(err_of(&r), e(403, "forbidden", None), "{role} {method} {path}");
+                assert_eq!(
+                    err_of(&r),
+                    e(403, "forbidden", None),
+                    "{role} {method} {path}"
+                );
             }
         }
         // No key at all: 401 on every /v1 route but the OpenAPI document.
@@ -394,7 +584,10 @@ async fn reveal_is_audited_before_it_is_answered() {
     let srv = start(flaky.clone()).await;
     let c = &srv.client;
     pool_with_numbers(c, "rev", &[X1]).await;
-    let id = c.post("/v1/bindings", Some(APP), &binding_req("rev", "V1")).await.json()["id"]
+    let id = c
+        .post("/v1/bindings", Some(APP), &binding_req("rev", "V1"))
+        .await
+        .json()["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -426,7 +619,9 @@ async fn reveal_is_audited_before_it_is_answered() {
     assert_no_party_in_clear(&audit.text());
 
     // reveal=false is an ordinary masked read and not audited.
-    let r = c.get(&format!("/v1/bindings/{id}?reveal=false"), Some(AUDITOR)).await;
+    let r = c
+        .get(&format!("/v1/bindings/{id}?reveal=false"), Some(AUDITOR))
+        .await;
     assert_no_party_in_clear(&r.text());
 
     // Audit write fails: the reveal fails too, no number leaks.
@@ -469,14 +664,22 @@ async fn rate_limit_per_key_answers_429_with_retry_after() {
 async fn imports_report_bad_entries_by_line_or_index() {
     let srv = start(memory()).await;
     let c = &srv.client;
-    let r = c.post("/v1/pools", Some(ADMIN), &json!({"name": "imp", "country": 86})).await;
+    let r = c
+        .post(
+            "/v1/pools",
+            Some(ADMIN),
+            &json!({"name": "imp", "country": 86}),
+        )
+        .await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["grace_s"], 72 * 3600);
     assert_eq!(r.json()["cooling_s"], 24 * 3600);
     assert_eq!(r.json()["max_bindings_per_number"], 200);
 
     let csv = "number,area,voice,sms\n+8617000000011,sh,true,true\n+86170abc,sh,,\n170 0000 0012,bj,1,0\n+8617000000011,sh,,\n";
-    let r = c.post_raw("/v1/pools/imp/numbers", Some(ADMIN), "text/csv", csv).await;
+    let r = c
+        .post_raw("/v1/pools/imp/numbers", Some(ADMIN), "text/csv", csv)
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let j = r.json();
     assert_eq!(j["added"], 2, "{j}");
@@ -508,11 +711,31 @@ async fn imports_report_bad_entries_by_line_or_index() {
 
     let s = c.get("/v1/pools/imp", Some(OPS)).await.json();
     assert_eq!(s["numbers"], 3);
-    let r = c.post_raw("/v1/pools/imp/numbers", Some(ADMIN), "text/csv", "colour\nred\n").await;
+    let r = c
+        .post_raw(
+            "/v1/pools/imp/numbers",
+            Some(ADMIN),
+            "text/csv",
+            "colour\nred\n",
+        )
+        .await;
     assert_eq!(err_of(&r), e(400, "invalid_csv", None));
-    let r = c.post_raw("/v1/pools/imp/numbers", Some(ADMIN), "application/xml", "<a/>").await;
+    let r = c
+        .post_raw(
+            "/v1/pools/imp/numbers",
+            Some(ADMIN),
+            "application/xml",
+            "<a/>",
+        )
+        .await;
     assert_eq!(err_of(&r), e(415, "unsupported_media_type", None));
-    let r = c.post("/v1/pools/nope/numbers", Some(ADMIN), &json!({"numbers": []})).await;
+    let r = c
+        .post(
+            "/v1/pools/nope/numbers",
+            Some(ADMIN),
+            &json!({"numbers": []}),
+        )
+        .await;
     assert_eq!(err_of(&r), e(404, "pool_not_found", None));
     let pools = c.get("/v1/pools", Some(OPS)).await.json();
     assert_eq!(pools["pools"][0]["name"], "imp");
@@ -528,7 +751,9 @@ async fn tls_serves_http1_and_http2() {
     let srv = start_with(cfg, memory(), Some(client_tls)).await;
     let mut c = srv.client.clone();
     pool_with_numbers(&c, "tls", &[X1]).await;
-    let r = c.post("/v1/bindings", Some(APP), &binding_req("tls", "T1")).await;
+    let r = c
+        .post("/v1/bindings", Some(APP), &binding_req("tls", "T1"))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     c.h2 = true;
     let r = c.get("/healthz", None).await;
@@ -537,21 +762,34 @@ async fn tls_serves_http1_and_http2() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["bindings"].as_array().unwrap().len(), 1);
     // A plain-HTTP client gets no answer from the TLS port.
-    let plain = Client { addr: c.addr, tls: None, h2: false };
+    let plain = Client {
+        addr: c.addr,
+        tls: None,
+        h2: false,
+    };
     let res = tokio::time::timeout(Duration::from_secs(5), async move {
         let tcp = tokio::net::TcpStream::connect(plain.addr).await.unwrap();
-        let (mut s, conn) = hyper::client::conn::http1::handshake::<_, http_body_util::Empty<bytes::Bytes>>(
-            hyper_util::rt::TokioIo::new(tcp),
-        )
+        let (mut s, conn) = hyper::client::conn::http1::handshake::<
+            _,
+            http_body_util::Empty<bytes::Bytes>,
+        >(hyper_util::rt::TokioIo::new(tcp))
         .await
         .unwrap();
         tokio::spawn(conn);
-        s.send_request(hyper::Request::get("/healthz").header("host", "x").body(http_body_util::Empty::new()).unwrap())
-            .await
+        s.send_request(
+            hyper::Request::get("/healthz")
+                .header("host", "x")
+                .body(http_body_util::Empty::new())
+                .unwrap(),
+        )
+        .await
     })
     .await
     .unwrap();
-    assert!(res.is_err(), "plain HTTP must not be answered on the TLS port");
+    assert!(
+        res.is_err(),
+        "plain HTTP must not be answered on the TLS port"
+    );
     srv.stop().await.unwrap();
 }
 
@@ -575,13 +813,20 @@ async fn shutdown_drains_in_flight_requests() {
     pool_with_numbers(&c, "drain", &[X1]).await;
     flaky.create_delay_ms.store(700, Ordering::SeqCst);
     let c2 = c.clone();
-    let in_flight =
-        tokio::spawn(async move { c2.post("/v1/bindings", Some(APP), &binding_req("drain", "D1")).await });
+    let in_flight = tokio::spawn(async move {
+        c2.post("/v1/bindings", Some(APP), &binding_req("drain", "D1"))
+            .await
+    });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = std::time::Instant::now();
     let serve = srv.begin_stop();
     let r = in_flight.await.unwrap();
-    assert_eq!(r.status, 201, "in-flight request must be answered: {}", r.text());
+    assert_eq!(
+        r.status,
+        201,
+        "in-flight request must be answered: {}",
+        r.text()
+    );
     tokio::time::timeout(Duration::from_secs(10), serve)
         .await
         .expect("serve returns after draining")
@@ -603,12 +848,19 @@ async fn store_down_is_503_with_retry_after_and_recovers() {
     assert_eq!(err_of(&r), e(503, "store_unavailable", None));
     assert_eq!(r.header("retry-after").as_deref(), Some("1"));
     assert_eq!(c.get("/healthz", None).await.status, 200);
-    let r = c.post("/v1/bindings", Some(APP), &binding_req("down", "W1")).await;
+    let r = c
+        .post("/v1/bindings", Some(APP), &binding_req("down", "W1"))
+        .await;
     assert_eq!(err_of(&r), e(503, "store_unavailable", None));
-    assert!(!r.text().contains("test: store down"), "internal detail leaked");
+    assert!(
+        !r.text().contains("test: store down"),
+        "internal detail leaked"
+    );
     flaky.down.store(false, Ordering::SeqCst);
     assert_eq!(c.get("/readyz", None).await.status, 200);
-    let r = c.post("/v1/bindings", Some(APP), &binding_req("down", "W1")).await;
+    let r = c
+        .post("/v1/bindings", Some(APP), &binding_req("down", "W1"))
+        .await;
     assert_eq!(r.status, 201);
     srv.stop().await.unwrap();
 }
@@ -618,20 +870,40 @@ async fn metrics_count_route_templates_never_numbers() {
     let srv = start(memory()).await;
     let c = &srv.client;
     pool_with_numbers(c, "met", &[X1]).await;
-    assert_eq!(c.post("/v1/bindings", Some(APP), &binding_req("met", "M1")).await.status, 201);
-    assert_eq!(c.post("/v1/bindings", Some(APP), &binding_req("met", "M1")).await.status, 200);
+    assert_eq!(
+        c.post("/v1/bindings", Some(APP), &binding_req("met", "M1"))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        c.post("/v1/bindings", Some(APP), &binding_req("met", "M1"))
+            .await
+            .status,
+        200
+    );
     let _ = c
-        .get(&format!("/v1/pools/met/numbers/{}/route?caller={}", enc(X1), enc(COURIER)), Some(OPS))
+        .get(
+            &format!(
+                "/v1/pools/met/numbers/{}/route?caller={}",
+                enc(X1),
+                enc(COURIER)
+            ),
+            Some(OPS),
+        )
         .await;
-    let _ = c.get(&format!("/v1/no/such/{}", enc(COURIER)), Some(OPS)).await;
+    let _ = c
+        .get(&format!("/v1/no/such/{}", enc(COURIER)), Some(OPS))
+        .await;
     let m = c.get("/metrics", None).await;
     assert_eq!(m.status, 200);
     assert!(m.header("content-type").unwrap().starts_with("text/plain"));
     let text = m.text();
     assert!(
-        text.lines().any(|l| l.starts_with("maskline_http_requests_total")
-            && l.contains("route=\"/v1/bindings\"")
-            && l.contains("status=\"201\"")),
+        text.lines()
+            .any(|l| l.starts_with("maskline_http_requests_total")
+                && l.contains("route=\"/v1/bindings\"")
+                && l.contains("status=\"201\"")),
         "{text}"
     );
     assert!(text.contains("route=\"/v1/pools/{pool}/numbers/{number}/route\""));
@@ -640,6 +912,9 @@ async fn metrics_count_route_templates_never_numbers() {
     assert!(text.contains("maskline_bindings_created_total{outcome=\"existing\"}"));
     assert!(text.contains("maskline_http_request_duration_seconds_bucket"));
     assert_no_party_in_clear(&text);
-    assert!(!text.contains(X1.trim_start_matches('+')), "virtual number in a label");
+    assert!(
+        !text.contains(X1.trim_start_matches('+')),
+        "virtual number in a label"
+    );
     srv.stop().await.unwrap();
 }

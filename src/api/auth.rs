@@ -87,9 +87,7 @@ pub struct KeyTable {
 }
 
 /// The `sha256:<hex>` form stored in configuration for an API key.
-pub fn key_hash(key: &str) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes())))
-}
+pub use crate::config::api_key_hash as key_hash;
 
 impl KeyTable {
     /// Reads `[[api.keys]]`; a malformed hash fails naming the entry.
@@ -97,10 +95,13 @@ impl KeyTable {
         let mut out = Vec::with_capacity(keys.len());
         for (i, k) in keys.iter().enumerate() {
             let field = format!("api.keys[{i}].hash");
-            let hex_part = k.hash.strip_prefix("sha256:").ok_or_else(|| ApiError::Config {
-                field: field.clone(),
-                message: "must be 'sha256:' followed by 64 hex digits".into(),
-            })?;
+            let hex_part = k
+                .hash
+                .strip_prefix("sha256:")
+                .ok_or_else(|| ApiError::Config {
+                    field: field.clone(),
+                    message: "must be 'sha256:' followed by 64 hex digits".into(),
+                })?;
             let mut hash = [0u8; 32];
             hex::decode_to_slice(hex_part, &mut hash).map_err(|_| ApiError::Config {
                 field: field.clone(),

@@ -17,9 +17,8 @@ use super::auth::{role_name, BINDING_READERS, BINDING_WRITERS, REVEALERS};
 use super::error::HttpError;
 use super::{json, no_content, AppState, Caller, PathParams, QueryPairs, METRIC_BINDINGS_CREATED};
 use crate::bindings::{
-    datetime_to_ms, ms_to_datetime, now_ms, validate_area, validate_expiry,
-    validate_shipment_id, Binding, BindingId, BindingPatch, BindingState, Created, NewBinding,
-    UnixMs,
+    datetime_to_ms, ms_to_datetime, now_ms, validate_area, validate_expiry, validate_shipment_id,
+    Binding, BindingId, BindingPatch, BindingState, Created, NewBinding, UnixMs,
 };
 use crate::numbers::E164;
 use crate::store::AuditEntry;
@@ -44,7 +43,8 @@ pub(crate) fn parse_time(s: &str, field: &str) -> Result<UnixMs, HttpError> {
 /// Parses a phone number for `field`: strict E.164 (also `00`-prefixed or with
 /// separators); national format only when `country` is given.
 pub(crate) fn parse_number(s: &str, field: &str, country: Option<u16>) -> Result<E164, HttpError> {
-    E164::parse_lenient(s, country).map_err(|e| HttpError::invalid_field(field, format!("{field}: {e}")))
+    E164::parse_lenient(s, country)
+        .map_err(|e| HttpError::invalid_field(field, format!("{field}: {e}")))
 }
 
 /// Whether `s` needs the pool's country to be read (no `+` or `00` prefix).
@@ -143,8 +143,7 @@ pub(crate) async fn create(
 ) -> Result<Response, HttpError> {
     caller.require(BINDING_WRITERS)?;
     let result = create_inner(&st, &headers, body).await;
-    metrics::counter!(METRIC_BINDINGS_CREATED, "outcome" => creation_outcome(&result))
-        .increment(1);
+    metrics::counter!(METRIC_BINDINGS_CREATED, "outcome" => creation_outcome(&result)).increment(1);
     match result? {
         Created::New(b) => Ok(json::respond(
             StatusCode::CREATED,
@@ -154,7 +153,11 @@ pub(crate) async fn create(
     }
 }
 
-async fn create_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<Created, HttpError> {
+async fn create_inner(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Created, HttpError> {
     json::require_json(headers)?;
     let bytes = json::read_body(headers, body, st.max_body).await?;
     let req: CreateBody = json::parse(&bytes)?;
@@ -169,7 +172,10 @@ async fn create_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<
         (Some(t), None) => parse_time(t, "expires_at")?,
         (None, Some(ttl)) => {
             if ttl == 0 {
-                return Err(HttpError::invalid_field("ttl_s", "ttl_s: must be at least 1"));
+                return Err(HttpError::invalid_field(
+                    "ttl_s",
+                    "ttl_s: must be at least 1",
+                ));
             }
             let ttl_ms = i64::try_from(ttl)
                 .ok()
@@ -184,7 +190,11 @@ async fn create_inner(st: &AppState, headers: &HeaderMap, body: Body) -> Result<
             ))
         }
     };
-    let field = if req.ttl_s.is_some() { "ttl_s" } else { "expires_at" };
+    let field = if req.ttl_s.is_some() {
+        "ttl_s"
+    } else {
+        "expires_at"
+    };
     validate_expiry(expires_at, now)
         .map_err(|e| HttpError::invalid_field(field, format!("{field}: {}", e.message)))?;
     let mut country = None;

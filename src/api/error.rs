@@ -182,9 +182,7 @@ impl From<StoreError> for HttpError {
             StoreError::ShipmentConflict { existing } => HttpError::new(
                 StatusCode::CONFLICT,
                 "shipment_conflict",
-                format!(
-                    "shipment already has live binding {existing} with different parties"
-                ),
+                format!("shipment already has live binding {existing} with different parties"),
             )
             .with_field("shipment_id"),
             StoreError::ReassignConflict { field } => HttpError::new(

@@ -51,7 +51,12 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
 /// The media type of the request, lowercased, without parameters.
 pub fn media_type(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let t = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let t = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     Some(t)
 }
 
@@ -167,7 +172,8 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
 
 /// Parses an already decoded JSON value (one entry of a list) into `T`.
 pub fn parse_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, HttpError> {
-    serde_path_to_error::deserialize(v).map_err(|e| map_json_error(&e.path().to_string(), e.inner()))
+    serde_path_to_error::deserialize(v)
+        .map_err(|e| map_json_error(&e.path().to_string(), e.inner()))
 }
 
 /// A JSON response.
@@ -225,11 +231,20 @@ mod tests {
     #[test]
     fn field_errors_name_the_field() {
         let e = err(r#"{"ttl_s":1}"#);
-        assert_eq!((e.code, e.field.as_deref()), ("missing_field", Some("name")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("missing_field", Some("name"))
+        );
         let e = err(r#"{"name":"x","bogus":1}"#);
-        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("bogus")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("unknown_field", Some("bogus"))
+        );
         let e = err(r#"{"name":"x","ttl_s":"+8613812345678"}"#);
-        assert_eq!((e.code, e.field.as_deref()), ("invalid_field", Some("ttl_s")));
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("ttl_s"))
+        );
         assert!(!e.message.contains("13812345678"), "{}", e.message);
         let e = err(r#"{"name":"x","items":[{"number":"1"},{}]}"#);
         assert_eq!(e.field.as_deref(), Some("items[1].number"));

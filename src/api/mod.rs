@@ -6,8 +6,9 @@
 //! ```no_run
 //! # async fn run(cfg: maskline::config::ApiConfig,
 //! #              store: std::sync::Arc<dyn maskline::store::BindingStore>) -> Result<(), maskline::api::ApiError> {
-//! use maskline::api::{self, Api};
-//! let metrics = api::install_metrics_recorder()?;           // once per process
+//! use maskline::api::Api;
+//! // `metrics`: the handle from `maskline::telemetry::init` (installed once per process).
+//! # let metrics = maskline::telemetry::prometheus_builder().unwrap().build_recorder().handle();
 //! let api = Api::new(&cfg, store, Some(metrics))?;           // validates keys, loads TLS
 //! let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
 //! api.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
@@ -74,9 +75,6 @@ pub enum ApiError {
     /// TLS certificate or key could not be loaded.
     #[error("api.tls: {0}")]
     Tls(String),
-    /// The metrics recorder could not be installed.
-    #[error("metrics: {0}")]
-    Metrics(String),
     /// Socket failure.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -88,22 +86,6 @@ pub const METRIC_REQUESTS: &str = "maskline_http_requests_total";
 pub const METRIC_LATENCY: &str = "maskline_http_request_duration_seconds";
 /// Metric: binding creations by outcome (`new`, `existing`, `pool_exhausted`, ...).
 pub const METRIC_BINDINGS_CREATED: &str = "maskline_bindings_created_total";
-
-/// Installs the process-wide Prometheus recorder (with latency buckets for
-/// [`METRIC_LATENCY`]) and returns the handle to pass to [`Api::new`]. Call once.
-pub fn install_metrics_recorder() -> Result<PrometheusHandle, ApiError> {
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full(METRIC_LATENCY.to_string()),
-            &[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ],
-        )
-        .map_err(|e| ApiError::Metrics(e.to_string()))?
-        .install_recorder()
-        .map_err(|e| ApiError::Metrics(e.to_string()))
-}
 
 /// Shared state of all handlers.
 pub(crate) struct Inner {
@@ -373,13 +355,12 @@ impl QueryPairs {
     pub(crate) fn only(&self, known: &[&str]) -> Result<(), HttpError> {
         for (i, (k, _)) in self.0.iter().enumerate() {
             if !known.contains(&k.as_str()) {
-                let shown = if k.len() <= 64
-                    && k.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
-                {
-                    k.as_str()
-                } else {
-                    "(unprintable name)"
-                };
+                let shown =
+                    if k.len() <= 64 && k.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_') {
+                        k.as_str()
+                    } else {
+                        "(unprintable name)"
+                    };
                 return Err(HttpError::new(
                     axum::http::StatusCode::BAD_REQUEST,
                     "unknown_field",

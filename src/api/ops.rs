@@ -89,9 +89,7 @@ pub(crate) async fn audit(
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=AUDIT_MAX).contains(n))
-            .ok_or_else(|| {
-                HttpError::invalid_field("limit", format!("limit: 1 to {AUDIT_MAX}"))
-            })?,
+            .ok_or_else(|| HttpError::invalid_field("limit", format!("limit: 1 to {AUDIT_MAX}")))?,
     };
     let entries = st
         .store

@@ -432,11 +432,7 @@ pub(crate) async fn import(
     let country = st.store.get_pool(&pool).await?.country;
     let (entries, mut errors) = if csv {
         let text = std::str::from_utf8(&bytes).map_err(|_| {
-            HttpError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_csv",
-                "CSV must be UTF-8",
-            )
+            HttpError::new(StatusCode::BAD_REQUEST, "invalid_csv", "CSV must be UTF-8")
         })?;
         parse_csv(text, country)?
     } else {

@@ -91,8 +91,7 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             let result = match tls {
                 Some(acceptor) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                        .await
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(s)) => {
                             watcher

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderMap;
 use hyper::{Method, Request};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use maskline::api::{self, key_hash, Api, ApiError};
+use maskline::api::{key_hash, Api, ApiError};
 use maskline::config::{ApiConfig, ApiKeyConfig, Role, TlsConfig};
 use maskline::store::BindingStore;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -29,8 +29,13 @@ pub const AUDITOR: &str = "auditor-key-0123456789";
 /// The process-wide metrics recorder (installed once per test binary).
 pub fn metrics() -> PrometheusHandle {
     static H: OnceLock<PrometheusHandle> = OnceLock::new();
-    H.get_or_init(|| api::install_metrics_recorder().unwrap())
-        .clone()
+    H.get_or_init(|| {
+        maskline::telemetry::prometheus_builder()
+            .unwrap()
+            .install_recorder()
+            .unwrap()
+    })
+    .clone()
 }
 
 /// An `[api]` config with one key per role.
@@ -160,7 +165,9 @@ impl Client {
         if self.h2 {
             b = b.uri(format!("{scheme}://localhost:{}{path}", self.addr.port()));
         } else {
-            b = b.uri(path).header("host", format!("localhost:{}", self.addr.port()));
+            b = b
+                .uri(path)
+                .header("host", format!("localhost:{}", self.addr.port()));
         }
         if let Some(k) = key {
             b = b.header("authorization", k);
