@@ -2,6 +2,7 @@
 
 mod addr;
 mod builder;
+pub mod dialog;
 mod error;
 mod framer;
 mod header;
