@@ -108,10 +108,28 @@ impl LegacyKey {
     }
 }
 
+/// How the ACK of a 2xx (new branch) finds its INVITE server transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct AckKey {
+    call_id: String,
+    from_tag: Option<String>,
+    cseq: u32,
+}
+
+impl AckKey {
+    fn of(req: &RequestInfo) -> Self {
+        AckKey {
+            call_id: req.call_id.clone(),
+            from_tag: req.from_tag.clone(),
+            cseq: req.cseq,
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Machine {
     Client(ClientTransaction, ClientKey),
-    Server(ServerTransaction, ServerIndex),
+    Server(ServerTransaction, ServerIndex, Option<AckKey>),
 }
 
 #[derive(Debug)]
@@ -160,6 +178,7 @@ pub struct TransactionLayer {
     clients: HashMap<ClientKey, TransactionId>,
     servers: HashMap<ServerKey, TransactionId>,
     legacy: Vec<(LegacyKey, TransactionId)>,
+    acks: HashMap<AckKey, TransactionId>,
     schedule: BTreeSet<(Instant, TransactionId)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TransactionEvent>,
@@ -175,6 +194,7 @@ impl TransactionLayer {
             clients: HashMap::new(),
             servers: HashMap::new(),
             legacy: Vec::new(),
+            acks: HashMap::new(),
             schedule: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -202,7 +222,7 @@ impl TransactionLayer {
     /// State of a server transaction, if it is live.
     pub fn server_state(&self, id: TransactionId) -> Option<super::ServerState> {
         match self.entries.get(&id).map(|e| &e.machine) {
-            Some(Machine::Server(s, _)) => Some(s.state()),
+            Some(Machine::Server(s, ..)) => Some(s.state()),
             _ => None,
         }
     }
@@ -281,7 +301,7 @@ impl TransactionLayer {
         let own_method = if is_ack { "INVITE" } else { &request.method };
         if let Some(id) = self.find_server(request, own_method, is_ack) {
             let deliver = match self.entries.get_mut(&id).map(|e| &mut e.machine) {
-                Some(Machine::Server(s, _)) => s.handle_request(now, is_ack),
+                Some(Machine::Server(s, ..)) => s.handle_request(now, is_ack),
                 _ => false,
             };
             self.sync(id);
@@ -291,7 +311,7 @@ impl TransactionLayer {
             };
         }
         if is_ack {
-            return RequestDisposition::Ack { invite: None };
+            return self.handle_ack_with_new_branch(now, request);
         }
         let invite = if request.method == "CANCEL" {
             self.find_server(request, "INVITE", true)
@@ -317,7 +337,11 @@ impl TransactionLayer {
                 .push((LegacyKey::of(request, &request.method), id));
             ServerIndex::Legacy
         };
-        self.insert(id, Machine::Server(tx, index), source);
+        let ack_key = (request.method == "INVITE").then(|| AckKey::of(request));
+        if let Some(k) = &ack_key {
+            self.acks.insert(k.clone(), id);
+        }
+        self.insert(id, Machine::Server(tx, index, ack_key), source);
         if request.method == "CANCEL" {
             RequestDisposition::Cancel { id, invite }
         } else {
@@ -337,7 +361,7 @@ impl TransactionLayer {
             return Err(TransactionError::InvalidStatus(status));
         }
         match self.entries.get_mut(&id).map(|e| &mut e.machine) {
-            Some(Machine::Server(s, _)) => s
+            Some(Machine::Server(s, ..)) => s
                 .send_response(now, status, payload)
                 .map_err(|_| TransactionError::InvalidResponse { id, status })?,
             _ => return Err(TransactionError::NoSuchTransaction(id)),
@@ -350,7 +374,7 @@ impl TransactionLayer {
     pub fn handle_transport_error(&mut self, id: TransactionId) -> Result<(), TransactionError> {
         match self.entries.get_mut(&id).map(|e| &mut e.machine) {
             Some(Machine::Client(c, _)) => c.handle_transport_error(),
-            Some(Machine::Server(s, _)) => s.handle_transport_error(),
+            Some(Machine::Server(s, ..)) => s.handle_transport_error(),
             None => return Err(TransactionError::NoSuchTransaction(id)),
         }
         self.sync(id);
@@ -368,7 +392,7 @@ impl TransactionLayer {
                 e.scheduled = None;
                 match &mut e.machine {
                     Machine::Client(c, _) => c.handle_timeout(now),
-                    Machine::Server(s, _) => s.handle_timeout(now),
+                    Machine::Server(s, ..) => s.handle_timeout(now),
                 }
             }
             self.sync(id);
@@ -388,6 +412,37 @@ impl TransactionLayer {
     /// The next event for the TU.
     pub fn poll_event(&mut self) -> Option<TransactionEvent> {
         self.events.pop_front()
+    }
+
+    /// An ACK that matched no transaction by branch: normally the ACK of a
+    /// 2xx. If it names an INVITE server transaction (Call-ID, From tag,
+    /// CSeq number), that transaction stops retransmitting its 2xx; a
+    /// transaction still in Completed takes it as the ACK of its non-2xx
+    /// (a peer that wrongly changed the branch).
+    fn handle_ack_with_new_branch(
+        &mut self,
+        now: Instant,
+        ack: &RequestInfo,
+    ) -> RequestDisposition {
+        let Some(&id) = self.acks.get(&AckKey::of(ack)) else {
+            return RequestDisposition::Ack { invite: None };
+        };
+        let disposition = match self.entries.get_mut(&id).map(|e| &mut e.machine) {
+            Some(Machine::Server(s, ..)) => match s.state() {
+                super::ServerState::Accepted => {
+                    s.handle_2xx_ack();
+                    RequestDisposition::Ack { invite: Some(id) }
+                }
+                super::ServerState::Completed | super::ServerState::Confirmed => {
+                    s.handle_request(now, true);
+                    RequestDisposition::Absorbed(id)
+                }
+                _ => RequestDisposition::Ack { invite: None },
+            },
+            _ => RequestDisposition::Ack { invite: None },
+        };
+        self.sync(id);
+        disposition
     }
 
     fn alloc_id(&mut self) -> TransactionId {
@@ -445,7 +500,7 @@ impl TransactionLayer {
         loop {
             let out = match &mut entry.machine {
                 Machine::Client(c, _) => c.poll_output(),
-                Machine::Server(s, _) => s.poll_output(),
+                Machine::Server(s, ..) => s.poll_output(),
             };
             match out {
                 None => break,
@@ -469,11 +524,18 @@ impl TransactionLayer {
                     Machine::Client(_, key) => {
                         self.clients.remove(&key);
                     }
-                    Machine::Server(_, ServerIndex::Branch(key)) => {
-                        self.servers.remove(&key);
-                    }
-                    Machine::Server(_, ServerIndex::Legacy) => {
-                        self.legacy.retain(|&(_, i)| i != id);
+                    Machine::Server(_, index, ack_key) => {
+                        match index {
+                            ServerIndex::Branch(key) => {
+                                self.servers.remove(&key);
+                            }
+                            ServerIndex::Legacy => self.legacy.retain(|&(_, i)| i != id),
+                        }
+                        if let Some(k) = ack_key {
+                            if self.acks.get(&k) == Some(&id) {
+                                self.acks.remove(&k);
+                            }
+                        }
                     }
                 }
             }
@@ -481,7 +543,7 @@ impl TransactionLayer {
         }
         let next = match &entry.machine {
             Machine::Client(c, _) => c.poll_timeout(),
-            Machine::Server(s, _) => s.poll_timeout(),
+            Machine::Server(s, ..) => s.poll_timeout(),
         };
         entry.scheduled = next;
         if let Some(at) = next {

@@ -14,7 +14,13 @@
 //!   INVITEs are absorbed instead of looking like new calls, and the client
 //!   transaction stays in Accepted so that 2xx retransmissions reach the TU
 //!   (which re-sends its ACK). The ACK for a 2xx is end-to-end: it is never
-//!   generated here; [`RequestDisposition::Unmatched`] hands it to the TU.
+//!   generated here, and an incoming one is handed to the TU as
+//!   [`RequestDisposition::Ack`].
+//! * The 2xx to an INVITE is retransmitted by the server transaction in
+//!   Accepted (unreliable transports, RFC 3261 §13.3.1.4 schedule) until the
+//!   layer sees its ACK, matched by Call-ID, From tag and CSeq number since
+//!   it carries a new branch; without ACK within 64*T1 the TU gets
+//!   [`TransactionEvent::AckTimeout`] and should send BYE.
 //! * Timer A doubles without a cap (RFC 3261 §17.1.1.2); timers E and G
 //!   double up to T2.
 //! * Over reliable transports nothing is retransmitted and timers D, I, J, K
@@ -109,8 +115,9 @@ pub enum TransactionEvent {
     /// A client transaction got no final response in time (timer B or F):
     /// the TU treats it as a 408.
     Timeout(TransactionId),
-    /// An INVITE server transaction never got the ACK for its non-2xx final
-    /// response (timer H).
+    /// An INVITE server transaction never got the ACK for its final
+    /// response: timer H for a non-2xx; for a 2xx, 64*T1 without ACK
+    /// (RFC 3261 §13.3.1.4: the TU should send BYE).
     AckTimeout(TransactionId),
     /// The transport reported a failure sending for this transaction.
     TransportError(TransactionId),
@@ -164,7 +171,7 @@ pub enum TxOutput {
 pub enum TxEvent {
     /// Timer B or F fired.
     Timeout,
-    /// Timer H fired.
+    /// Timer H fired, or timer L fired before the 2xx was acknowledged.
     AckTimeout,
     /// The transport failed.
     TransportError,

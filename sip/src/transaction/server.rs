@@ -4,7 +4,14 @@
 //! Confirmed, or Proceeding → Accepted, then Terminated; timers G, H, I, L)
 //! and the non-INVITE server transaction (Trying → Proceeding → Completed →
 //! Terminated; timer J). Request retransmissions are absorbed here and
-//! answered with the last response sent. Pure state machine: inputs carry
+//! answered with the last response sent.
+//!
+//! The 2xx to an INVITE is also retransmitted here while in Accepted (over
+//! unreliable transports, T1 doubling up to T2, RFC 3261 §13.3.1.4) until
+//! the TU reports the ACK ([`ServerTransaction::handle_2xx_ack`]); if no ACK
+//! arrives within 64*T1 the TU gets an `AckTimeout` and should send BYE.
+//! RFC 3261 puts that loop in the UAS core; keeping it next to timer L
+//! spares every TU from re-implementing it. Pure state machine: inputs carry
 //! `now`, outputs are drained with [`ServerTransaction::poll_output`].
 
 use std::collections::VecDeque;
@@ -69,6 +76,8 @@ pub struct ServerTransaction {
     timeout: Option<Instant>,
     /// Timer I, J or L.
     linger: Option<Instant>,
+    /// Accepted state: the 2xx has not been acknowledged yet.
+    awaiting_ack: bool,
     out: VecDeque<TxOutput>,
 }
 
@@ -89,6 +98,7 @@ impl ServerTransaction {
             retransmit: None,
             timeout: None,
             linger: None,
+            awaiting_ack: false,
             out: VecDeque::new(),
         }
     }
@@ -110,7 +120,11 @@ impl ServerTransaction {
     pub fn handle_request(&mut self, now: Instant, is_ack: bool) -> bool {
         match (self.state, is_ack) {
             (ServerState::Terminated, _) => false,
-            (ServerState::Accepted, ack) => ack,
+            (ServerState::Accepted, true) => {
+                self.handle_2xx_ack();
+                true
+            }
+            (ServerState::Accepted, false) => false,
             (ServerState::Completed, true) if self.invite => {
                 self.state = ServerState::Confirmed;
                 self.retransmit = None;
@@ -152,6 +166,11 @@ impl ServerTransaction {
                 self.last_response = Some(payload.clone());
                 self.out.push_back(TxOutput::Transmit(payload));
                 self.linger = Some(now + self.timers.timeout()); // timer L
+                self.awaiting_ack = true;
+                if !self.reliable {
+                    // 2xx retransmission, RFC 3261 §13.3.1.4.
+                    self.retransmit = Some((now + self.timers.t1, self.timers.t1));
+                }
             }
             (true, ServerState::Proceeding) => {
                 self.state = ServerState::Completed;
@@ -165,6 +184,7 @@ impl ServerTransaction {
             }
             // The TU retransmits its 2xx while waiting for the ACK.
             (true, ServerState::Accepted) if (200..300).contains(&status) => {
+                self.last_response = Some(payload.clone());
                 self.out.push_back(TxOutput::Transmit(payload));
             }
             (false, ServerState::Trying | ServerState::Proceeding) => {
@@ -190,6 +210,9 @@ impl ServerTransaction {
             return;
         }
         if self.linger.is_some_and(|t| t <= now) {
+            if self.state == ServerState::Accepted && self.awaiting_ack {
+                self.out.push_back(TxOutput::Event(TxEvent::AckTimeout));
+            }
             self.terminate();
             return;
         }
@@ -201,6 +224,19 @@ impl ServerTransaction {
                 let next = self.timers.backoff_capped(interval);
                 self.retransmit = Some((now + next, next));
             }
+        }
+    }
+
+    /// The ACK for the 2xx arrived (it carries its own branch, so the TU or
+    /// the layer matches it by dialog): stop retransmitting the 2xx.
+    /// Returns whether this transaction was waiting for it.
+    pub fn handle_2xx_ack(&mut self) -> bool {
+        if self.state == ServerState::Accepted && self.awaiting_ack {
+            self.awaiting_ack = false;
+            self.retransmit = None;
+            true
+        } else {
+            false
         }
     }
 

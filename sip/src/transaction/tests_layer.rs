@@ -214,31 +214,103 @@ fn ack_for_2xx_goes_to_the_tu_and_invite_retransmissions_are_absorbed() {
         panic!()
     };
     l.send_response(t0, id, 200, bytes("200")).unwrap();
-    transmits(&mut l);
+    assert_eq!(transmits(&mut l).len(), 1);
     assert_eq!(l.server_state(id), Some(ServerState::Accepted));
     // INVITE retransmission after the 2xx: absorbed, not a new call.
     assert_eq!(
-        l.handle_request(t0 + ms(500), &invite, udp()),
+        l.handle_request(t0 + ms(100), &invite, udp()),
         RequestDisposition::Absorbed(id)
     );
     assert!(transmits(&mut l).is_empty());
-    // The ACK for a 2xx has its own branch: end-to-end, for the TU.
+    // No ACK yet: the 2xx is retransmitted after T1.
+    assert_eq!(l.poll_timeout(), Some(t0 + ms(500)));
+    l.handle_timeout(t0 + ms(500));
+    assert_eq!(transmits(&mut l)[0].payload, bytes("200"));
+    // The ACK for a 2xx has its own branch: matched by Call-ID, From tag
+    // and CSeq, it stops the retransmissions and goes to the TU.
     assert_eq!(
         l.handle_request(t0 + ms(600), &req("ACK", "z9hG4bKack"), udp()),
-        RequestDisposition::Ack { invite: None }
-    );
-    // An ACK reusing the INVITE branch matches the Accepted transaction.
-    assert_eq!(
-        l.handle_request(t0 + ms(600), &req("ACK", "z9hG4bKok"), udp()),
         RequestDisposition::Ack { invite: Some(id) }
     );
-    // TU retransmits its 2xx through the transaction.
-    l.send_response(t0 + ms(700), id, 200, bytes("200"))
+    assert_eq!(l.poll_timeout(), Some(t0 + ms(32_000)));
+    // A retransmitted ACK still reaches the TU.
+    assert_eq!(
+        l.handle_request(t0 + ms(700), &req("ACK", "z9hG4bKack"), udp()),
+        RequestDisposition::Ack { invite: Some(id) }
+    );
+    // An ACK reusing the INVITE branch matches the transaction directly.
+    assert_eq!(
+        l.handle_request(t0 + ms(800), &req("ACK", "z9hG4bKok"), udp()),
+        RequestDisposition::Ack { invite: Some(id) }
+    );
+    // An ACK of another call is only for the TU.
+    let mut other = req("ACK", "z9hG4bKack2");
+    other.call_id = "call-2".into();
+    assert_eq!(
+        l.handle_request(t0 + ms(800), &other, udp()),
+        RequestDisposition::Ack { invite: None }
+    );
+    // The TU may still re-send its 2xx through the transaction.
+    l.send_response(t0 + ms(900), id, 200, bytes("200"))
         .unwrap();
     assert_eq!(transmits(&mut l).len(), 1);
-    // Timer L.
+    // Timer L ends it; the ACK came, so no AckTimeout.
     l.handle_timeout(t0 + ms(32_000));
+    assert!(transmits(&mut l).is_empty());
     assert_eq!(events(&mut l), [TransactionEvent::Terminated(id)]);
+    // Once gone, an ACK of that call no longer matches anything.
+    assert_eq!(
+        l.handle_request(t0 + ms(40_000), &req("ACK", "z9hG4bKack"), udp()),
+        RequestDisposition::Ack { invite: None }
+    );
+}
+
+#[test]
+fn unacknowledged_2xx_is_retransmitted_then_reported() {
+    let t0 = Instant::now();
+    let mut l = layer();
+    let RequestDisposition::New(id) = l.handle_request(t0, &req("INVITE", "z9hG4bKna"), udp())
+    else {
+        panic!()
+    };
+    l.send_response(t0, id, 200, bytes("200")).unwrap();
+    transmits(&mut l);
+    let mut at = Vec::new();
+    while let Some(t) = l.poll_timeout() {
+        l.handle_timeout(t);
+        at.extend(transmits(&mut l).iter().map(|_| t - t0));
+    }
+    let expected: Vec<Duration> = [
+        500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
+    ]
+    .into_iter()
+    .map(ms)
+    .collect();
+    assert_eq!(at, expected);
+    assert_eq!(
+        events(&mut l),
+        [
+            TransactionEvent::AckTimeout(id),
+            TransactionEvent::Terminated(id)
+        ]
+    );
+    // Over TCP: no retransmission, but the missing ACK is still reported.
+    let RequestDisposition::New(id) = l.handle_request(t0, &req("INVITE", "z9hG4bKnt"), tcp())
+    else {
+        panic!()
+    };
+    l.send_response(t0, id, 200, bytes("200")).unwrap();
+    transmits(&mut l);
+    assert_eq!(l.poll_timeout(), Some(t0 + ms(32_000)));
+    l.handle_timeout(t0 + ms(32_000));
+    assert!(transmits(&mut l).is_empty());
+    assert_eq!(
+        events(&mut l),
+        [
+            TransactionEvent::AckTimeout(id),
+            TransactionEvent::Terminated(id)
+        ]
+    );
 }
 
 #[test]
@@ -309,9 +381,15 @@ fn rfc2543_requests_match_on_dialog_fields() {
         RequestDisposition::Absorbed(id)
     );
     assert_eq!(l.server_state(id), Some(ServerState::Confirmed));
-    // A different top Via does not match.
+    // A different top Via does not match by RFC 2543 rules; the ACK still
+    // names the INVITE by Call-ID, From tag and CSeq and is absorbed.
     let mut other = legacy("ACK");
     other.top_via = "SIP/2.0/UDP elsewhere.example".into();
+    assert_eq!(
+        l.handle_request(t0, &other, udp()),
+        RequestDisposition::Absorbed(id)
+    );
+    other.cseq = 99;
     assert_eq!(
         l.handle_request(t0, &other, udp()),
         RequestDisposition::Ack { invite: None }

@@ -186,6 +186,67 @@ fn two_xx_goes_to_accepted_absorbing_invites_and_passing_acks() {
 }
 
 #[test]
+fn unacknowledged_2xx_is_retransmitted_until_timer_l() {
+    let t0 = Instant::now();
+    let mut tx = new_invite(false);
+    tx.send_response(t0, 200, bytes("200")).unwrap();
+    drain(&mut tx);
+    let mut sends = Vec::new();
+    let mut events = Vec::new();
+    while let Some(at) = tx.poll_timeout() {
+        tx.handle_timeout(at);
+        for o in drain(&mut tx) {
+            match o {
+                TxOutput::Transmit(b) => {
+                    assert_eq!(b, bytes("200"));
+                    sends.push(at - t0);
+                }
+                TxOutput::Event(e) => events.push((at - t0, e)),
+            }
+        }
+    }
+    assert_eq!(sends.len(), 10);
+    assert_eq!(sends.first(), Some(&ms(500)));
+    assert_eq!(sends.last(), Some(&ms(31_500)));
+    assert_eq!(
+        events,
+        [
+            (ms(32_000), TxEvent::AckTimeout),
+            (ms(32_000), TxEvent::Terminated)
+        ]
+    );
+}
+
+#[test]
+fn ack_of_2xx_stops_retransmission() {
+    let t0 = Instant::now();
+    let mut tx = new_invite(false);
+    tx.send_response(t0, 200, bytes("200 v1")).unwrap();
+    tx.handle_timeout(t0 + ms(500));
+    // The TU replaces the 2xx; later retransmissions send the new one.
+    tx.send_response(t0 + ms(600), 200, bytes("200 v2"))
+        .unwrap();
+    tx.handle_timeout(t0 + ms(1500));
+    assert_eq!(
+        drain(&mut tx),
+        [
+            sent("200 v1"),
+            sent("200 v1"),
+            sent("200 v2"),
+            sent("200 v2")
+        ]
+    );
+    assert!(tx.handle_2xx_ack());
+    assert!(!tx.handle_2xx_ack(), "only the first ACK stops anything");
+    assert_eq!(tx.poll_timeout(), Some(t0 + ms(32_000)));
+    tx.handle_timeout(t0 + ms(32_000));
+    assert_eq!(drain(&mut tx), [TxOutput::Event(TxEvent::Terminated)]);
+    // Not in Accepted: nothing to stop.
+    let mut other = new_invite(false);
+    assert!(!other.handle_2xx_ack());
+}
+
+#[test]
 fn invalid_response_sequences_are_refused() {
     let t0 = Instant::now();
     let mut tx = new_invite(false);
