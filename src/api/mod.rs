@@ -32,6 +32,7 @@
 //! and metrics labels are route templates, methods and status codes only.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,6 +42,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use futures::FutureExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
@@ -276,7 +278,17 @@ async fn observe(req: Request, next: Next) -> Response {
         api.key = tracing::field::Empty,
         http.status = tracing::field::Empty,
     );
-    let resp = next.run(req).instrument(span.clone()).await;
+    // A bug must not cost the client its connection: a panic becomes a logged 500.
+    let resp = match AssertUnwindSafe(next.run(req).instrument(span.clone()))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(_) => {
+            span.in_scope(|| tracing::error!("handler panicked"));
+            HttpError::internal().into_response()
+        }
+    };
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
     span.record("http.status", status);
