@@ -8,6 +8,10 @@
 
 use std::time::Duration;
 
+/// Floor for every retransmission interval, so that a zero T1 or T2 in a
+/// configuration cannot make the timer loop spin at one instant.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Base timer values. The defaults are RFC 3261's: T1 = 500 ms, T2 = 4 s,
 /// T4 = 5 s, and timer D = 32 s.
 ///
@@ -52,8 +56,8 @@ impl TimerConfig {
     }
 
     /// The next retransmission interval after `current`, capped at T2
-    /// (timers E and G).
+    /// (timers E and G), and never below [`MIN_INTERVAL`].
     pub fn backoff_capped(&self, current: Duration) -> Duration {
-        current.saturating_mul(2).min(self.t2)
+        current.saturating_mul(2).min(self.t2).max(MIN_INTERVAL)
     }
 }

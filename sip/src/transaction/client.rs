@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{earliest, RequestInfo, ResponseInfo, TxEvent, TxOutput};
-use crate::timer::TimerConfig;
+use crate::timer::{TimerConfig, MIN_INTERVAL};
 
 /// States of a client transaction. INVITE uses Calling, Proceeding,
 /// Completed, Accepted and Terminated; non-INVITE uses Trying, Proceeding,
@@ -225,9 +225,9 @@ impl ClientTransaction {
             if deadline <= now {
                 self.out.push_back(TxOutput::Transmit(self.request.clone()));
                 let next = if self.invite {
-                    interval.saturating_mul(2) // timer A: no cap
+                    interval.saturating_mul(2).max(MIN_INTERVAL) // timer A: no cap
                 } else if self.state == ClientState::Proceeding {
-                    self.timers.t2 // timer E in Proceeding
+                    self.timers.t2.max(MIN_INTERVAL) // timer E in Proceeding
                 } else {
                     self.timers.backoff_capped(interval)
                 };

@@ -36,6 +36,10 @@ pub enum RequestDisposition {
     /// A retransmission, or the ACK of a non-2xx final response: handled
     /// by that transaction, nothing for the TU.
     Absorbed(TransactionId),
+    /// The layer holds [`TransactionLayer::max_transactions`] transactions
+    /// already: no transaction was created; the TU should answer
+    /// statelessly with 503 (or drop the request).
+    Overloaded,
     /// An ACK for the TU (the ACK of a 2xx is end-to-end). `invite` is the
     /// INVITE server transaction in the Accepted state it matched, if any;
     /// usually none, since that ACK carries a new branch.
@@ -179,12 +183,28 @@ pub struct TransactionLayer {
     servers: HashMap<ServerKey, TransactionId>,
     legacy: Vec<(LegacyKey, TransactionId)>,
     acks: HashMap<AckKey, TransactionId>,
+    max_transactions: usize,
     schedule: BTreeSet<(Instant, TransactionId)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TransactionEvent>,
 }
 
 impl TransactionLayer {
+    /// Default cap on live transactions.
+    pub const DEFAULT_MAX_TRANSACTIONS: usize = 100_000;
+
+    /// The cap on live transactions (each costs memory for up to 64*T1).
+    pub fn max_transactions(&self) -> usize {
+        self.max_transactions
+    }
+
+    /// Change the cap on live transactions. Past it, new incoming requests
+    /// get [`RequestDisposition::Overloaded`] and new outgoing ones
+    /// [`TransactionError::Overloaded`]; existing transactions carry on.
+    pub fn set_max_transactions(&mut self, max: usize) {
+        self.max_transactions = max;
+    }
+
     /// An empty layer using `timers`.
     pub fn new(timers: TimerConfig) -> Self {
         TransactionLayer {
@@ -195,6 +215,7 @@ impl TransactionLayer {
             servers: HashMap::new(),
             legacy: Vec::new(),
             acks: HashMap::new(),
+            max_transactions: Self::DEFAULT_MAX_TRANSACTIONS,
             schedule: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -248,6 +269,9 @@ impl TransactionLayer {
         };
         if self.clients.contains_key(&key) {
             return Err(TransactionError::DuplicateBranch);
+        }
+        if self.entries.len() >= self.max_transactions {
+            return Err(TransactionError::Overloaded);
         }
         let tx = ClientTransaction::new(
             now,
@@ -312,6 +336,9 @@ impl TransactionLayer {
         }
         if is_ack {
             return self.handle_ack_with_new_branch(now, request);
+        }
+        if self.entries.len() >= self.max_transactions {
+            return RequestDisposition::Overloaded;
         }
         let invite = if request.method == "CANCEL" {
             self.find_server(request, "INVITE", true)
@@ -383,10 +410,15 @@ impl TransactionLayer {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(at, id)) = self.schedule.first() {
-            if at > now {
-                break;
-            }
+        // Collect first: each due transaction runs once per call, even if
+        // it reschedules itself at `now`.
+        let due: Vec<(Instant, TransactionId)> = self
+            .schedule
+            .iter()
+            .take_while(|&&(at, _)| at <= now)
+            .copied()
+            .collect();
+        for (at, id) in due {
             self.schedule.remove(&(at, id));
             if let Some(e) = self.entries.get_mut(&id) {
                 e.scheduled = None;

@@ -149,6 +149,9 @@ pub enum TransactionError {
     /// A client transaction with the same branch and method already exists.
     #[error("a client transaction with this branch already exists")]
     DuplicateBranch,
+    /// The layer already holds its maximum number of transactions.
+    #[error("too many live transactions")]
+    Overloaded,
     /// A request without an RFC 3261 branch cannot start a client
     /// transaction (this layer always generates compliant branches).
     #[error("client requests need a z9hG4bK branch")]

@@ -543,3 +543,61 @@ Content-Length: 0\r\n\r\n";
     );
     assert_eq!(uas.server_state(sid), Some(ServerState::Confirmed));
 }
+
+#[test]
+fn transaction_cap_rejects_new_work_but_not_retransmissions() {
+    let t0 = Instant::now();
+    let mut l = layer();
+    assert_eq!(
+        l.max_transactions(),
+        TransactionLayer::DEFAULT_MAX_TRANSACTIONS
+    );
+    l.set_max_transactions(1);
+    let inv = req("INVITE", "z9hG4bKcap");
+    let RequestDisposition::New(id) = l.handle_request(t0, &inv, udp()) else {
+        panic!()
+    };
+    assert_eq!(
+        l.handle_request(t0, &req("OPTIONS", "z9hG4bKcap2"), udp()),
+        RequestDisposition::Overloaded
+    );
+    assert_eq!(
+        l.send_request(t0, &req("OPTIONS", "z9hG4bKout"), bytes("O"), udp()),
+        Err(TransactionError::Overloaded)
+    );
+    // The existing transaction still absorbs its retransmissions and ACKs.
+    assert_eq!(
+        l.handle_request(t0, &inv, udp()),
+        RequestDisposition::Absorbed(id)
+    );
+    assert_eq!(
+        l.handle_request(t0, &req("ACK", "z9hG4bKother"), udp()),
+        RequestDisposition::Ack { invite: None }
+    );
+    assert_eq!(l.len(), 1);
+}
+
+#[test]
+fn zero_timer_configuration_does_not_spin() {
+    let t0 = Instant::now();
+    let mut l = TransactionLayer::new(TimerConfig {
+        t1: Duration::ZERO,
+        t2: Duration::ZERO,
+        t4: Duration::ZERO,
+        timer_d: Duration::ZERO,
+    });
+    l.send_request(t0, &req("OPTIONS", "z9hG4bKz"), bytes("O"), udp())
+        .unwrap();
+    l.handle_timeout(t0);
+    assert!(l.is_empty(), "timer F = 64*0 fires at once");
+    let mut l = TransactionLayer::new(TimerConfig {
+        t2: Duration::ZERO,
+        ..TimerConfig::default()
+    });
+    l.send_request(t0, &req("OPTIONS", "z9hG4bKz"), bytes("O"), udp())
+        .unwrap();
+    l.handle_timeout(t0 + ms(500));
+    // E fired once and was pushed at least 1 ms into the future.
+    assert!(l.poll_timeout().unwrap() > t0 + ms(500));
+    assert_eq!(transmits(&mut l).len(), 2);
+}
