@@ -43,6 +43,23 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Whether the address is unspecified (`0.0.0.0` or `::`): the
+    /// RFC 2543 way of putting a stream on hold. A relay that rewrites
+    /// addresses may want to keep such a line as it is.
+    ///
+    /// ```
+    /// use maskline_sip::sdp::Connection;
+    /// assert!(Connection::for_ip("0.0.0.0".parse().unwrap()).is_unspecified());
+    /// assert!(!Connection::for_ip("192.0.2.1".parse().unwrap()).is_unspecified());
+    /// ```
+    pub fn is_unspecified(&self) -> bool {
+        self.address
+            .parse::<IpAddr>()
+            .is_ok_and(|a| a.is_unspecified())
+    }
+}
+
 impl Origin {
     /// Increment the session version, as RFC 3264 §8 requires whenever a
     /// modified offer is sent. Fails if the version is not a decimal number
@@ -138,6 +155,45 @@ impl MediaDescription {
     /// ```
     pub fn set_port(&mut self, port: u16) {
         self.media.port = port;
+    }
+
+    /// Keep only the formats for which `keep` returns true, and drop the
+    /// `a=rtpmap`, `a=fmtp` and `a=rtcp-fb` lines of the removed payload
+    /// types. Returns how many formats were removed. Useful to restrict an
+    /// offer to the codecs the relay supports.
+    ///
+    /// ```
+    /// use maskline_sip::sdp::SessionDescription;
+    /// let mut sdp = SessionDescription::parse(b"v=0\r\ns=-\r\nt=0 0\r\nm=audio 1 RTP/AVP 0 18 101\r\n\
+    ///     a=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\na=rtpmap:101 telephone-event/8000\r\n").unwrap();
+    /// assert_eq!(sdp.media[0].retain_formats(|f| f != "18"), 1);
+    /// assert_eq!(sdp.to_string(),
+    ///     "v=0\r\ns=-\r\nt=0 0\r\nm=audio 1 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n");
+    /// ```
+    pub fn retain_formats(&mut self, mut keep: impl FnMut(&str) -> bool) -> usize {
+        let mut removed = Vec::new();
+        self.media.formats.retain(|f| {
+            let k = keep(f);
+            if !k {
+                removed.push(f.clone());
+            }
+            k
+        });
+        if !removed.is_empty() {
+            self.lines.retain(|l| match l {
+                SdpLine::Attribute(a)
+                    if matches!(a.name.as_str(), "rtpmap" | "fmtp" | "rtcp-fb") =>
+                {
+                    let pt = a
+                        .value
+                        .as_deref()
+                        .and_then(|v| v.split_ascii_whitespace().next());
+                    !pt.is_some_and(|pt| removed.iter().any(|r| r == pt))
+                }
+                _ => true,
+            });
+        }
+        removed.len()
     }
 
     /// Point this media section at `addr`: rewrite its `c=` lines, or, if it

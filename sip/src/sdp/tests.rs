@@ -451,3 +451,33 @@ fn from_str_and_display_agree() {
     let sdp: SessionDescription = CARRIER_OFFER.parse().unwrap();
     assert_eq!(sdp.to_string().parse::<SessionDescription>(), Ok(sdp));
 }
+
+#[test]
+fn retain_formats_drops_their_attributes_only() {
+    let mut sdp = parse(CARRIER_OFFER);
+    let removed = sdp.media[0].retain_formats(|f| matches!(f, "0" | "8" | "101"));
+    assert_eq!(removed, 1);
+    let m = &sdp.media[0];
+    assert_eq!(m.media.formats, ["0", "8", "101"]);
+    assert!(!sdp.to_string().contains("G729"));
+    assert!(!sdp.to_string().contains("annexb"));
+    // Other attributes and other payload types' lines stay.
+    assert_eq!(m.attribute("ptime").unwrap().value.as_deref(), Some("20"));
+    assert_eq!(m.codecs().len(), 3);
+    assert_eq!(m.codecs()[2].fmtp.as_deref(), Some("0-15"));
+    // Removing nothing changes nothing.
+    let before = sdp.clone();
+    assert_eq!(sdp.media[0].retain_formats(|_| true), 0);
+    assert_eq!(sdp, before);
+}
+
+#[test]
+fn unspecified_connection_detects_rfc2543_hold() {
+    let sdp =
+        parse("v=0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 1 RTP/AVP 0\r\nc=IN IP6 ::\r\n");
+    assert!(sdp.connection().unwrap().is_unspecified());
+    assert!(sdp.media[0].connection().unwrap().is_unspecified());
+    assert!(!parse(CARRIER_OFFER).connection().unwrap().is_unspecified());
+    let fqdn = parse("v=0\r\ns=-\r\nc=IN IP4 host.example\r\nt=0 0\r\n");
+    assert!(!fqdn.connection().unwrap().is_unspecified());
+}
