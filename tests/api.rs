@@ -310,6 +310,11 @@ async fn client_errors_have_one_shape_and_exact_codes() {
         .send(Method::PUT, "/v1/bindings", Some(APP), None, vec![])
         .await;
     assert_eq!(err_of(&r), e(405, "method_not_allowed", None));
+    let allow = r.header("allow").unwrap_or_default();
+    assert!(
+        allow.contains("GET") && allow.contains("POST"),
+        "Allow: {allow}"
+    );
     assert_eq!(
         err_of(&c.get("/v1/bindings/not-a-uuid", Some(APP)).await),
         e(400, "invalid_field", Some("id"))
