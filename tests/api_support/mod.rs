@@ -14,9 +14,10 @@ use hyper::{Method, Request};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use maskline::api::{key_hash, Api, ApiError};
 use maskline::config::{ApiConfig, ApiKeyConfig, Role, TlsConfig};
+use maskline::store::memory::MemoryStore;
 use maskline::store::BindingStore;
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -497,4 +498,43 @@ mod flaky_impl {
             self.inner.read_audit(limit).await
         }
     }
+}
+
+// ---- shared test data and assertions ----
+
+pub fn memory() -> Arc<dyn BindingStore> {
+    Arc::new(MemoryStore::new())
+}
+
+/// Party numbers used in these tests; none may appear in clear in a non-reveal body.
+pub const COURIER: &str = "+8613900001111";
+pub const COURIER2: &str = "+8613900002222";
+pub const CUSTOMER: &str = "+8613700003333";
+pub const X1: &str = "+8617000000001";
+pub const X2: &str = "+8617000000002";
+
+pub fn assert_no_party_in_clear(body: &str) {
+    for n in [COURIER, COURIER2, CUSTOMER] {
+        let digits = n.trim_start_matches('+');
+        assert!(!body.contains(digits), "party number in clear in: {body}");
+    }
+}
+
+pub fn binding_req(pool: &str, shipment: &str) -> Value {
+    json!({"pool": pool, "shipment_id": shipment, "party_a": COURIER,
+           "party_b": CUSTOMER, "ttl_s": 3600})
+}
+
+pub fn err_of(r: &Resp) -> (u16, String, Option<String>) {
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json"),
+        "{}",
+        r.text()
+    );
+    (r.status, r.code(), r.field())
+}
+
+pub fn e(status: u16, code: &str, field: Option<&str>) -> (u16, String, Option<String>) {
+    (status, code.to_owned(), field.map(str::to_owned))
 }

@@ -1,0 +1,187 @@
+//! The server around the handlers: TLS, HTTP/2, graceful drain on shutdown, a store
+//! outage (503 with Retry-After, then recovery) and Prometheus metrics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use api_support::*;
+
+#[tokio::test]
+async fn tls_serves_http1_and_http2() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tls_cfg, client_tls) = self_signed(dir.path());
+    let mut cfg = config();
+    cfg.tls = Some(tls_cfg);
+    let srv = start_with(cfg, memory(), Some(client_tls)).await;
+    let mut c = srv.client.clone();
+    pool_with_numbers(&c, "tls", &[X1]).await;
+    let r = c
+        .post("/v1/bindings", Some(APP), &binding_req("tls", "T1"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    c.h2 = true;
+    let r = c.get("/healthz", None).await;
+    assert_eq!((r.status, r.version), (200, hyper::Version::HTTP_2));
+    let r = c.get("/v1/bindings?shipment_id=T1", Some(APP)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["bindings"].as_array().unwrap().len(), 1);
+    // A plain-HTTP client gets no answer from the TLS port.
+    let plain = Client {
+        addr: c.addr,
+        tls: None,
+        h2: false,
+    };
+    let res = tokio::time::timeout(Duration::from_secs(5), async move {
+        let tcp = tokio::net::TcpStream::connect(plain.addr).await.unwrap();
+        let (mut s, conn) = hyper::client::conn::http1::handshake::<
+            _,
+            http_body_util::Empty<bytes::Bytes>,
+        >(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        s.send_request(
+            hyper::Request::get("/healthz")
+                .header("host", "x")
+                .body(http_body_util::Empty::new())
+                .unwrap(),
+        )
+        .await
+    })
+    .await
+    .unwrap();
+    assert!(
+        res.is_err(),
+        "plain HTTP must not be answered on the TLS port"
+    );
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn cleartext_http2_prior_knowledge_works() {
+    let srv = start(memory()).await;
+    let mut c = srv.client.clone();
+    c.h2 = true;
+    let r = c.get("/readyz", None).await;
+    assert_eq!((r.status, r.version), (200, hyper::Version::HTTP_2));
+    let r = c.get("/v1/nothing", Some(APP)).await;
+    assert_eq!(err_of(&r), e(404, "not_found", None));
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests() {
+    let flaky = FlakyStore::new(memory());
+    let srv = start(flaky.clone()).await;
+    let c = srv.client.clone();
+    pool_with_numbers(&c, "drain", &[X1]).await;
+    flaky.create_delay_ms.store(700, Ordering::SeqCst);
+    let c2 = c.clone();
+    let in_flight = tokio::spawn(async move {
+        c2.post("/v1/bindings", Some(APP), &binding_req("drain", "D1"))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let serve = srv.begin_stop();
+    let r = in_flight.await.unwrap();
+    assert_eq!(
+        r.status,
+        201,
+        "in-flight request must be answered: {}",
+        r.text()
+    );
+    tokio::time::timeout(Duration::from_secs(10), serve)
+        .await
+        .expect("serve returns after draining")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // No longer accepting.
+    assert!(tokio::net::TcpStream::connect(c.addr).await.is_err());
+}
+
+#[tokio::test]
+async fn store_down_is_503_with_retry_after_and_recovers() {
+    let flaky = FlakyStore::new(memory());
+    let srv = start(flaky.clone()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "down", &[X1]).await;
+    flaky.down.store(true, Ordering::SeqCst);
+    let r = c.get("/readyz", None).await;
+    assert_eq!(err_of(&r), e(503, "store_unavailable", None));
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+    let r = c
+        .post("/v1/bindings", Some(APP), &binding_req("down", "W1"))
+        .await;
+    assert_eq!(err_of(&r), e(503, "store_unavailable", None));
+    assert!(
+        !r.text().contains("test: store down"),
+        "internal detail leaked"
+    );
+    flaky.down.store(false, Ordering::SeqCst);
+    assert_eq!(c.get("/readyz", None).await.status, 200);
+    let r = c
+        .post("/v1/bindings", Some(APP), &binding_req("down", "W1"))
+        .await;
+    assert_eq!(r.status, 201);
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_count_route_templates_never_numbers() {
+    let srv = start(memory()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "met", &[X1]).await;
+    assert_eq!(
+        c.post("/v1/bindings", Some(APP), &binding_req("met", "M1"))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        c.post("/v1/bindings", Some(APP), &binding_req("met", "M1"))
+            .await
+            .status,
+        200
+    );
+    let _ = c
+        .get(
+            &format!(
+                "/v1/pools/met/numbers/{}/route?caller={}",
+                enc(X1),
+                enc(COURIER)
+            ),
+            Some(OPS),
+        )
+        .await;
+    let _ = c
+        .get(&format!("/v1/no/such/{}", enc(COURIER)), Some(OPS))
+        .await;
+    let m = c.get("/metrics", None).await;
+    assert_eq!(m.status, 200);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    let text = m.text();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("maskline_http_requests_total")
+                && l.contains("route=\"/v1/bindings\"")
+                && l.contains("status=\"201\"")),
+        "{text}"
+    );
+    assert!(text.contains("route=\"/v1/pools/{pool}/numbers/{number}/route\""));
+    assert!(text.contains("route=\"unmatched\""));
+    assert!(text.contains("maskline_bindings_created_total{outcome=\"new\"}"));
+    assert!(text.contains("maskline_bindings_created_total{outcome=\"existing\"}"));
+    assert!(text.contains("maskline_http_request_duration_seconds_bucket"));
+    assert_no_party_in_clear(&text);
+    assert!(
+        !text.contains(X1.trim_start_matches('+')),
+        "virtual number in a label"
+    );
+    srv.stop().await.unwrap();
+}
