@@ -11,7 +11,10 @@
 //! the first 8 bytes (hex) of a keyed hash under a per-store random key, so even
 //! the memory store never reveals a party through statistics.
 
+mod pool;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 

@@ -2,28 +2,23 @@
 //!
 //! [`State`] holds every pool, binding and audit entry; [`super::MemoryStore`] wraps it
 //! in one lock, so each method here runs atomically. Keeping the rules free of locks
-//! and `async` makes them easy to read and to unit-test.
+//! and `async` makes them easy to read and to unit-test with a synthetic clock.
 //!
-//! Per pool, indexes keep every call cheap:
-//! - `active`/`by_area`: active numbers ordered by (live bindings, number), so
-//!   allocation walks from the least-loaded number and stops at the cap;
-//! - `holds`: party → X → end of the party's binding on X; the party holds X while
-//!   `now < end + cooling` (live bindings have `end = expires_at`);
-//! - `routes`: X → caller → binding id, the hot-path lookup;
-//! - `expiry`: (expires_at, id), so expired bindings are reaped in order.
-//!
-//! Every call that reads counters or allocates first reaps the pool's expired
-//! bindings, so counters are exact at `now`; lookups that do not reap check
-//! `expires_at` themselves, so an expired binding never routes.
+//! Every call that changes a pool or reads its counters first reaps the pool's
+//! expired bindings (see [`Pool::reap`]), so counters are exact at `now` and no
+//! change ever meets an expired-but-unreaped binding; lookups that do not reap check
+//! `expires_at` themselves, so an expired binding never routes. Time passed in is
+//! assumed not to run backwards between calls (callers pass the wall clock).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use uuid::Uuid;
 
+use super::pool::Pool;
 use crate::bindings::{
     validate_area, validate_expiry, validate_new_binding, validate_pool_spec, Binding, BindingId,
-    BindingPatch, BindingState, Capabilities, Created, ImportOutcome, Invalid, NewBinding,
-    NumberLoad, NumberSpec, NumberState, PartyLoad, PoolSpec, PoolStats, Route, UnixMs,
+    BindingPatch, BindingState, Created, ImportOutcome, Invalid, NewBinding, NumberLoad,
+    NumberSpec, NumberState, PartyLoad, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, E164};
 use crate::store::{AuditEntry, StoreError};
@@ -37,197 +32,13 @@ const BUSIEST_PARTIES: usize = 10;
 /// Everything the memory store knows.
 #[derive(Default)]
 pub(super) struct State {
-    pools: HashMap<String, Pool>,
+    pub(super) pools: HashMap<String, Pool>,
     /// Which pool each virtual number belongs to.
     number_pool: HashMap<E164, String>,
     /// Bindings not yet reaped (live, or expired and awaiting the reaper).
-    bindings: HashMap<BindingId, Binding>,
+    pub(super) bindings: HashMap<BindingId, Binding>,
     /// Newest first.
     audit: VecDeque<AuditEntry>,
-}
-
-/// One virtual number's record in its pool.
-struct NumberRec {
-    area: Option<String>,
-    #[allow(dead_code)] // kept for the number's record; no rule reads it yet
-    capabilities: Capabilities,
-    state: NumberState,
-    /// Bindings on this number not yet reaped (exact after the pool is reaped).
-    live: u64,
-}
-
-/// One pool and its indexes.
-struct Pool {
-    spec: PoolSpec,
-    cooling_ms: i64,
-    grace_ms: i64,
-    numbers: HashMap<E164, NumberRec>,
-    /// Active numbers by (live bindings, number).
-    active: BTreeSet<(u64, E164)>,
-    /// The same, per area tag.
-    by_area: HashMap<String, BTreeSet<(u64, E164)>>,
-    /// Shipment id → binding (idempotency).
-    ship: HashMap<String, BindingId>,
-    /// X → caller → binding.
-    routes: HashMap<E164, HashMap<E164, BindingId>>,
-    /// Party → X → end of the party's binding on X.
-    holds: HashMap<E164, HashMap<E164, UnixMs>>,
-    /// (expires_at, id) of every unreaped binding.
-    expiry: BTreeSet<(UnixMs, BindingId)>,
-}
-
-fn secs_to_ms(s: u64) -> i64 {
-    i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX / 4)
-}
-
-impl Pool {
-    fn new(spec: PoolSpec) -> Self {
-        Self {
-            cooling_ms: secs_to_ms(spec.cooling_s),
-            grace_ms: secs_to_ms(spec.grace_s),
-            spec,
-            numbers: HashMap::new(),
-            active: BTreeSet::new(),
-            by_area: HashMap::new(),
-            ship: HashMap::new(),
-            routes: HashMap::new(),
-            holds: HashMap::new(),
-            expiry: BTreeSet::new(),
-        }
-    }
-
-    /// Whether `party` holds `x` (live or cooling) at `now`.
-    fn holds(&self, party: &E164, x: &E164, now: UnixMs) -> bool {
-        self.holds
-            .get(party)
-            .and_then(|m| m.get(x))
-            .is_some_and(|end| end.saturating_add(self.cooling_ms) > now)
-    }
-
-    fn set_hold(&mut self, party: &E164, x: &E164, end: UnixMs) {
-        self.holds
-            .entry(party.clone())
-            .or_default()
-            .insert(x.clone(), end);
-    }
-
-    /// Removes `x` from the allocation indexes (before its load changes or it retires).
-    fn unindex(&mut self, x: &E164) {
-        let Some(rec) = self.numbers.get(x) else {
-            return;
-        };
-        if rec.state != NumberState::Active {
-            return;
-        }
-        let key = (rec.live, x.clone());
-        self.active.remove(&key);
-        if let Some(set) = rec.area.as_ref().and_then(|a| self.by_area.get_mut(a)) {
-            set.remove(&key);
-        }
-    }
-
-    /// Puts `x` back into the allocation indexes if it is active.
-    fn index(&mut self, x: &E164) {
-        let Some(rec) = self.numbers.get(x) else {
-            return;
-        };
-        if rec.state != NumberState::Active {
-            return;
-        }
-        let key = (rec.live, x.clone());
-        if let Some(area) = &rec.area {
-            self.by_area
-                .entry(area.clone())
-                .or_default()
-                .insert(key.clone());
-        }
-        self.active.insert(key);
-    }
-
-    fn add_load(&mut self, x: &E164, up: bool) {
-        self.unindex(x);
-        if let Some(rec) = self.numbers.get_mut(x) {
-            rec.live = if up {
-                rec.live.saturating_add(1)
-            } else {
-                rec.live.saturating_sub(1)
-            };
-        }
-        self.index(x);
-    }
-
-    /// The number for a new binding of `a` and `b`, per the allocation rule.
-    fn pick(&self, a: &E164, b: &E164, area: Option<&str>, now: UnixMs) -> Option<E164> {
-        let cap = u64::from(self.spec.max_bindings_per_number);
-        let first_free = |set: &BTreeSet<(u64, E164)>| {
-            set.iter()
-                .take_while(|(live, _)| *live < cap)
-                .find(|(_, x)| !self.holds(a, x, now) && !self.holds(b, x, now))
-                .map(|(_, x)| x.clone())
-        };
-        area.and_then(|area| self.by_area.get(area))
-            .and_then(first_free)
-            .or_else(|| first_free(&self.active))
-    }
-
-    /// Adds a new binding to every index.
-    fn link(&mut self, b: &Binding) {
-        let routes = self.routes.entry(b.number.clone()).or_default();
-        routes.insert(b.party_a.clone(), b.id);
-        routes.insert(b.party_b.clone(), b.id);
-        self.ship.insert(b.shipment_id.clone(), b.id);
-        self.set_hold(&b.party_a, &b.number, b.expires_at);
-        self.set_hold(&b.party_b, &b.number, b.expires_at);
-        self.expiry.insert((b.expires_at, b.id));
-        self.add_load(&b.number, true);
-    }
-
-    fn unroute(&mut self, x: &E164, party: &E164, id: BindingId) {
-        if let Some(routes) = self.routes.get_mut(x) {
-            if routes.get(party) == Some(&id) {
-                routes.remove(party);
-            }
-            if routes.is_empty() {
-                self.routes.remove(x);
-            }
-        }
-    }
-
-    /// Removes an ended binding from every index but the holds (which then cool).
-    fn unlink(&mut self, b: &Binding) {
-        self.unroute(&b.number, &b.party_a, b.id);
-        self.unroute(&b.number, &b.party_b, b.id);
-        if self.ship.get(&b.shipment_id) == Some(&b.id) {
-            self.ship.remove(&b.shipment_id);
-        }
-        self.expiry.remove(&(b.expires_at, b.id));
-        self.add_load(&b.number, false);
-    }
-
-    /// Reaps the pool's bindings that expired at or before `now`.
-    fn reap(&mut self, bindings: &mut HashMap<BindingId, Binding>, now: UnixMs) -> u64 {
-        let mut reaped = 0;
-        while let Some(&(exp, id)) = self.expiry.first() {
-            if exp > now {
-                break;
-            }
-            self.expiry.pop_first();
-            if let Some(b) = bindings.remove(&id) {
-                self.unlink(&b);
-            }
-            reaped += 1;
-        }
-        reaped
-    }
-
-    /// Forgets holds whose cooling has passed.
-    fn purge_holds(&mut self, now: UnixMs) {
-        let cooling = self.cooling_ms;
-        self.holds.retain(|_, xs| {
-            xs.retain(|_, end| end.saturating_add(cooling) > now);
-            !xs.is_empty()
-        });
-    }
 }
 
 fn pool_mut<'a>(
@@ -237,6 +48,12 @@ fn pool_mut<'a>(
     pools
         .get_mut(name)
         .ok_or_else(|| StoreError::PoolNotFound(name.to_owned()))
+}
+
+/// The opaque id of a party in statistics: first 8 bytes of its keyed hash, hex.
+fn opaque_party(hasher: &NumberHasher, party: &E164) -> String {
+    let h = hasher.hash(party);
+    hex::encode(h.get(..8).unwrap_or(&h))
 }
 
 impl State {
@@ -284,16 +101,7 @@ impl State {
                 None => {
                     self.number_pool
                         .insert(spec.number.clone(), name.to_owned());
-                    pool.numbers.insert(
-                        spec.number.clone(),
-                        NumberRec {
-                            area: spec.area,
-                            capabilities: spec.capabilities,
-                            state: NumberState::Active,
-                            live: 0,
-                        },
-                    );
-                    pool.index(&spec.number);
+                    pool.add_number(spec.number, spec.area, spec.capabilities);
                     out.added += 1;
                 }
             }
@@ -302,15 +110,11 @@ impl State {
     }
 
     pub(super) fn retire_number(&mut self, name: &str, number: &E164) -> Result<(), StoreError> {
-        let pool = pool_mut(&mut self.pools, name)?;
-        if !pool.numbers.contains_key(number) {
-            return Err(StoreError::NumberNotFound);
+        if pool_mut(&mut self.pools, name)?.retire(number) {
+            Ok(())
+        } else {
+            Err(StoreError::NumberNotFound)
         }
-        pool.unindex(number);
-        if let Some(rec) = pool.numbers.get_mut(number) {
-            rec.state = NumberState::Retired;
-        }
-        Ok(())
     }
 
     pub(super) fn pool_of_number(&self, number: &E164) -> Option<String> {
@@ -340,44 +144,39 @@ impl State {
                 .cmp(&a.live_bindings)
                 .then_with(|| a.number.cmp(&b.number))
         });
+        let numbers = per_number.len() as u64;
         let active_numbers = per_number
             .iter()
             .filter(|n| n.state == NumberState::Active)
             .count() as u64;
-        let mut cooling = 0u64;
-        let mut parties: Vec<PartyLoad> = Vec::new();
-        for (party, xs) in &pool.holds {
-            let mut live = 0u64;
-            for end in xs.values() {
-                if *end > now {
-                    live += 1;
-                } else if end.saturating_add(pool.cooling_ms) > now {
-                    cooling += 1;
-                }
-            }
-            if live > 0 {
-                let h = hasher.hash(party);
-                parties.push(PartyLoad {
-                    party: hex::encode(h.get(..8).unwrap_or(&h)),
-                    live_bindings: live,
-                });
-            }
+        // Top parties by live bindings in O(parties); only those get hashed.
+        let mut top: Vec<(u64, &E164)> = pool.party_live().iter().map(|(p, n)| (*n, p)).collect();
+        let busiest_first = |a: &(u64, &E164), b: &(u64, &E164)| b.0.cmp(&a.0).then(a.1.cmp(b.1));
+        if top.len() > BUSIEST_PARTIES {
+            top.select_nth_unstable_by(BUSIEST_PARTIES - 1, busiest_first);
+            top.truncate(BUSIEST_PARTIES);
         }
-        parties.sort_by(|a, b| {
+        let mut busiest_parties: Vec<PartyLoad> = top
+            .into_iter()
+            .map(|(n, p)| PartyLoad {
+                party: opaque_party(hasher, p),
+                live_bindings: n,
+            })
+            .collect();
+        busiest_parties.sort_by(|a, b| {
             b.live_bindings
                 .cmp(&a.live_bindings)
                 .then_with(|| a.party.cmp(&b.party))
         });
-        parties.truncate(BUSIEST_PARTIES);
         Ok(PoolStats {
             spec: pool.spec.clone(),
-            numbers: per_number.len() as u64,
+            numbers,
             active_numbers,
-            retired_numbers: per_number.len() as u64 - active_numbers,
+            retired_numbers: numbers - active_numbers,
             live_bindings: pool.expiry.len() as u64,
-            cooling,
+            cooling: pool.cooling_count(),
             per_number,
-            busiest_parties: parties,
+            busiest_parties,
         })
     }
 
@@ -431,6 +230,22 @@ impl State {
             .ok_or(StoreError::BindingNotFound)
     }
 
+    /// The live binding `id` (cloned) and its pool, reaped at `now`.
+    fn live_in_pool(
+        &mut self,
+        id: BindingId,
+        now: UnixMs,
+    ) -> Result<(Binding, &mut Pool), StoreError> {
+        let cur = self.live(id, now)?.clone();
+        let pool = self
+            .pools
+            .get_mut(&cur.pool)
+            .ok_or(StoreError::BindingNotFound)?;
+        // Does not remove `cur`: it is live at `now`.
+        pool.reap(&mut self.bindings, now);
+        Ok((cur, pool))
+    }
+
     pub(super) fn get_binding(&self, id: BindingId, now: UnixMs) -> Result<Binding, StoreError> {
         self.live(id, now).cloned()
     }
@@ -457,29 +272,13 @@ impl State {
             .collect())
     }
 
-    /// Moves a live binding's expiry (and its parties' holds) to `expires_at`.
-    fn set_expiry(&mut self, id: BindingId, expires_at: UnixMs) {
-        let Some(b) = self.bindings.get_mut(&id) else {
-            return;
-        };
-        let Some(pool) = self.pools.get_mut(&b.pool) else {
-            return;
-        };
-        pool.expiry.remove(&(b.expires_at, id));
-        pool.expiry.insert((expires_at, id));
-        pool.set_hold(&b.party_a, &b.number, expires_at);
-        pool.set_hold(&b.party_b, &b.number, expires_at);
-        b.expires_at = expires_at;
-    }
-
     pub(super) fn update_binding(
         &mut self,
         id: BindingId,
         patch: BindingPatch,
         now: UnixMs,
     ) -> Result<Binding, StoreError> {
-        let cur = self.live(id, now)?.clone();
-        let pool = pool_mut(&mut self.pools, &cur.pool)?;
+        let (cur, pool) = self.live_in_pool(id, now)?;
         let new_a = patch.party_a.unwrap_or_else(|| cur.party_a.clone());
         let new_b = patch.party_b.unwrap_or_else(|| cur.party_b.clone());
         if new_a == new_b {
@@ -493,39 +292,32 @@ impl State {
         if let Some(exp) = patch.expires_at {
             validate_expiry(exp, now)?;
         }
-        let x = cur.number.clone();
+        let x = &cur.number;
         let a_changes = new_a != cur.party_a;
         let b_changes = new_b != cur.party_b;
-        if a_changes && pool.holds(&new_a, &x, now) {
+        if a_changes && pool.holds(&new_a, x, now) {
             return Err(StoreError::ReassignConflict { field: "party_a" });
         }
-        if b_changes && pool.holds(&new_b, &x, now) {
+        if b_changes && pool.holds(&new_b, x, now) {
             return Err(StoreError::ReassignConflict { field: "party_b" });
         }
-        // New parties hold none of X (checked above), so they differ from the old
-        // ones and these steps cannot overwrite each other.
-        for (changes, old, new) in [
-            (a_changes, &cur.party_a, &new_a),
-            (b_changes, &cur.party_b, &new_b),
-        ] {
-            if changes {
-                pool.set_hold(old, &x, now);
-                pool.unroute(&x, old, id);
-                pool.routes
-                    .entry(x.clone())
-                    .or_default()
-                    .insert(new.clone(), id);
-                pool.set_hold(new, &x, cur.expires_at);
-            }
+        // New parties hold no hold on X (checked above), so they differ from the
+        // old ones and the two handovers cannot overwrite each other.
+        if a_changes {
+            pool.hand_over(&cur, &cur.party_a, &new_a, now);
         }
-        if let Some(b) = self.bindings.get_mut(&id) {
-            b.party_a = new_a;
-            b.party_b = new_b;
+        if b_changes {
+            pool.hand_over(&cur, &cur.party_b, &new_b, now);
         }
+        let mut next = cur;
+        next.party_a = new_a;
+        next.party_b = new_b;
         if let Some(exp) = patch.expires_at {
-            self.set_expiry(id, exp);
+            pool.move_expiry(&next, exp);
+            next.expires_at = exp;
         }
-        self.live(id, now).cloned()
+        self.bindings.insert(id, next.clone());
+        Ok(next)
     }
 
     pub(super) fn mark_delivered(
@@ -533,28 +325,19 @@ impl State {
         id: BindingId,
         now: UnixMs,
     ) -> Result<Binding, StoreError> {
-        let pool_name = self.live(id, now)?.pool.clone();
-        let grace_ms = pool_mut(&mut self.pools, &pool_name)?.grace_ms;
-        self.set_expiry(id, now.saturating_add(grace_ms));
-        let b = self
-            .bindings
-            .get_mut(&id)
-            .ok_or(StoreError::BindingNotFound)?;
+        let (mut b, pool) = self.live_in_pool(id, now)?;
+        let exp = now.saturating_add(pool.grace_ms);
+        pool.move_expiry(&b, exp);
+        b.expires_at = exp;
         b.state = BindingState::Delivered;
-        Ok(b.clone())
+        self.bindings.insert(id, b.clone());
+        Ok(b)
     }
 
     pub(super) fn delete_binding(&mut self, id: BindingId, now: UnixMs) -> Result<(), StoreError> {
-        self.live(id, now)?;
-        let b = self
-            .bindings
-            .remove(&id)
-            .ok_or(StoreError::BindingNotFound)?;
-        if let Some(pool) = self.pools.get_mut(&b.pool) {
-            pool.unlink(&b);
-            pool.set_hold(&b.party_a, &b.number, now);
-            pool.set_hold(&b.party_b, &b.number, now);
-        }
+        let (b, pool) = self.live_in_pool(id, now)?;
+        pool.unlink(&b, now);
+        self.bindings.remove(&id);
         Ok(())
     }
 
@@ -586,7 +369,6 @@ impl State {
         let mut reaped = 0;
         for pool in self.pools.values_mut() {
             reaped += pool.reap(&mut self.bindings, now);
-            pool.purge_holds(now);
         }
         reaped
     }
