@@ -44,6 +44,7 @@ use crate::bindings::{
 use crate::numbers::E164;
 
 pub mod memory;
+pub mod reaper;
 pub mod redis;
 
 /// Everything that can go wrong in a store call. The HTTP and SIP edges map these

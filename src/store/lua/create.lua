@@ -1,0 +1,74 @@
+-- Allocates a number and creates a binding, or returns the identical live one.
+-- KEYS[1] pool meta, KEYS[2] binding record.
+-- ARGV: P now sh gen exp shipment hA hB sealedA sealedB area
+local now = tonumber(ARGV[2])
+local sh, gen = ARGV[3], ARGV[4]
+local exp = tonumber(ARGV[5])
+local ship, ha, hb, seal_a, seal_b, area = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local m = meta(KEYS[1])
+if not m then
+  return { 'e', 'nopool' }
+end
+reap_due(now, m.cooling, 64)
+
+local raw = redis.call('GET', KEYS[2])
+local old = rec_parse(raw)
+if old and old.exp > now then
+  if old.ship == ship and old.ha == ha and old.hb == hb then
+    return { 'x', raw, m.pid, redis.call('GET', rkey(old.x, old.ha)) or '',
+      redis.call('GET', rkey(old.x, old.hb)) or '' }
+  end
+  return { 'e', 'conflict', raw, m.pid }
+end
+
+local function free(x)
+  return redis.call('EXISTS', rkey(x, ha)) == 0 and redis.call('EXISTS', rkey(x, hb)) == 0
+end
+
+-- Least loaded first (ties: number order); stop at the cap.
+local function pick(z)
+  local start = 0
+  while true do
+    local batch = redis.call('ZRANGE', z, start, start + 63, 'WITHSCORES')
+    if #batch == 0 then
+      return nil
+    end
+    for i = 1, #batch, 2 do
+      if tonumber(batch[i + 1]) >= m.cap then
+        return nil
+      end
+      if free(batch[i]) then
+        return batch[i]
+      end
+    end
+    start = start + 64
+  end
+end
+
+local function choose()
+  local x = nil
+  if area ~= '' then
+    x = pick(P .. 'la:' .. area)
+  end
+  return x or pick(P .. 'ld')
+end
+
+local x = choose()
+if not x and redis.call('ZCOUNT', P .. 'nx', '-inf', fmt(now)) > 0 then
+  -- Counts may still include expired bindings: make them exact, then retry.
+  reap_due(now, m.cooling, -1)
+  x = choose()
+end
+if not x then
+  return { 'e', 'exhausted' }
+end
+
+local id = make_id(sh, m.pid, gen)
+local hold = fmt(exp + m.cooling)
+redis.call('SET', rkey(x, ha), id .. enc6(exp) .. seal_b, 'PXAT', hold)
+redis.call('SET', rkey(x, hb), id .. enc6(exp) .. seal_a, 'PXAT', hold)
+local rec = rec_build({ gen = gen, created = now, exp = exp, state = 'a', ha = ha, hb = hb, x = x, ship = ship })
+redis.call('SET', KEYS[2], rec, 'PXAT', fmt(exp))
+redis.call('ZADD', P .. 'l' .. x, fmt(exp), sh .. gen)
+refresh(x, now, m.cooling)
+return { 'n', rec, m.pid }

@@ -1,1 +1,0 @@
-//! redis store (being written).
