@@ -117,12 +117,20 @@ async fn dump_everything(url: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     }
     let mut out = Vec::new();
     for k in keys {
-        let kind: String = redis::cmd("TYPE").arg(&k).query_async(&mut c).await.unwrap();
+        let kind: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
         let mut value: Vec<u8> = Vec::new();
         let parts: Vec<Vec<u8>> = match kind.as_str() {
             "string" => vec![c.get(&k).await.unwrap_or_default()],
             "hash" => {
-                let m: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(&k).query_async(&mut c).await.unwrap();
+                let m: Vec<Vec<u8>> = redis::cmd("HGETALL")
+                    .arg(&k)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap();
                 m
             }
             "zset" => {
@@ -155,7 +163,11 @@ async fn dump_everything(url: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
             value.extend_from_slice(&p);
             value.push(b'|');
         }
-        let dump: Option<Vec<u8>> = redis::cmd("DUMP").arg(&k).query_async(&mut c).await.unwrap();
+        let dump: Option<Vec<u8>> = redis::cmd("DUMP")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
         value.extend(dump.unwrap_or_default());
         out.push((k, value));
     }
@@ -189,7 +201,9 @@ async fn no_party_number_is_stored_in_any_form() {
     let url = common::redis_url();
     let s = store_at(&url).await;
     let (p, _) = pool(&s, 3, 10).await;
-    let people: Vec<E164> = (0..8).map(|_| e164(common::random_e164("+86139"))).collect();
+    let people: Vec<E164> = (0..8)
+        .map(|_| e164(common::random_e164("+86139")))
+        .collect();
     let b1 = new_binding(&s, req(&p, &people[0], &people[1], 3_600_000)).await;
     let b2 = new_binding(&s, req(&p, &people[0], &people[2], 3_600_000)).await;
     let b3 = new_binding(&s, req(&p, &people[3], &people[4], 3_600_000)).await;
@@ -239,7 +253,10 @@ async fn no_party_number_is_stored_in_any_form() {
     assert_eq!(r.callee, people[1]);
     // ...but none of them is anywhere in Redis.
     let all = dump_everything(&url).await;
-    assert!(all.iter().any(|(k, _)| contains(k, p.as_bytes())), "scan saw our pool");
+    assert!(
+        all.iter().any(|(k, _)| contains(k, p.as_bytes())),
+        "scan saw our pool"
+    );
     for n in &people {
         for form in leak_forms(n) {
             for (k, v) in &all {
@@ -260,17 +277,36 @@ async fn two_relays_allocating_concurrently_keep_the_invariant() {
     let url = common::redis_url();
     let sealer = Sealer::random();
     let relays: Vec<Arc<dyn BindingStore>> = vec![
-        Arc::new(RedisStore::connect(&url, hasher(), sealer.clone()).await.unwrap()),
-        Arc::new(RedisStore::connect(&url, hasher(), sealer.clone()).await.unwrap()),
+        Arc::new(
+            RedisStore::connect(&url, hasher(), sealer.clone())
+                .await
+                .unwrap(),
+        ),
+        Arc::new(
+            RedisStore::connect(&url, hasher(), sealer.clone())
+                .await
+                .unwrap(),
+        ),
     ];
     let (p, xs) = pool(relays[0].as_ref(), NUMBERS, CAP).await;
-    let couriers: Vec<E164> = (0..8).map(|_| e164(common::random_e164("+86138"))).collect();
-    let customers: Vec<E164> = (0..25).map(|_| e164(common::random_e164("+86139"))).collect();
+    let couriers: Vec<E164> = (0..8)
+        .map(|_| e164(common::random_e164("+86138")))
+        .collect();
+    let customers: Vec<E164> = (0..25)
+        .map(|_| e164(common::random_e164("+86139")))
+        .collect();
     let mut tasks = Vec::new();
     for i in 0..200 {
         let s = relays[i % 2].clone();
-        let r = req(&p, &couriers[i % couriers.len()], &customers[i % customers.len()], 3_600_000);
-        tasks.push(tokio::spawn(async move { s.create_binding(r, now_ms()).await }));
+        let r = req(
+            &p,
+            &couriers[i % couriers.len()],
+            &customers[i % customers.len()],
+            3_600_000,
+        );
+        tasks.push(tokio::spawn(
+            async move { s.create_binding(r, now_ms()).await },
+        ));
     }
     let mut made = Vec::new();
     let mut exhausted = 0;
@@ -285,7 +321,10 @@ async fn two_relays_allocating_concurrently_keep_the_invariant() {
         }
     }
     assert_eq!(made.len() + exhausted, 200);
-    assert!(made.len() <= NUMBERS * CAP as usize, "more than the pool holds");
+    assert!(
+        made.len() <= NUMBERS * CAP as usize,
+        "more than the pool holds"
+    );
     // Each courier can hold each number once: at most 6 bindings per courier.
     let mut held = HashSet::new();
     let mut per_number: HashMap<E164, u32> = HashMap::new();
@@ -299,7 +338,11 @@ async fn two_relays_allocating_concurrently_keep_the_invariant() {
         }
         // Both relays route it, both ways.
         for s in &relays {
-            let r = s.route(&p, &b.number, &b.party_a, now_ms()).await.unwrap().unwrap();
+            let r = s
+                .route(&p, &b.number, &b.party_a, now_ms())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!((r.binding_id, &r.callee), (b.id, &b.party_b));
         }
     }
@@ -308,7 +351,10 @@ async fn two_relays_allocating_concurrently_keep_the_invariant() {
     assert_eq!(st.live_bindings, made.len() as u64);
     for n in &st.per_number {
         assert!(xs.contains(&n.number));
-        assert_eq!(n.live_bindings, u64::from(*per_number.get(&n.number).unwrap_or(&0)));
+        assert_eq!(
+            n.live_bindings,
+            u64::from(*per_number.get(&n.number).unwrap_or(&0))
+        );
     }
 }
 
@@ -342,7 +388,14 @@ impl OwnRedis {
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -383,7 +436,10 @@ async fn redis_outage_is_unavailable_and_recovers_without_a_new_store() {
     .await
     .unwrap();
     let (p, _) = pool(&s, 2, 10).await;
-    let (a, b) = (e164(common::random_e164("+86138")), e164(common::random_e164("+86139")));
+    let (a, b) = (
+        e164(common::random_e164("+86138")),
+        e164(common::random_e164("+86139")),
+    );
     let bd = new_binding(&s, req(&p, &a, &b, 3_600_000)).await;
 
     server.stop();
@@ -392,9 +448,16 @@ async fn redis_outage_is_unavailable_and_recovers_without_a_new_store() {
         let e = s.route(&p, &bd.number, &a, now_ms()).await.unwrap_err();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
         assert!(e.is_retryable());
-        assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
         let e = s
-            .create_binding(req(&p, &a, &e164(common::random_e164("+86139")), 60_000), now_ms())
+            .create_binding(
+                req(&p, &a, &e164(common::random_e164("+86139")), 60_000),
+                now_ms(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
@@ -408,10 +471,18 @@ async fn redis_outage_is_unavailable_and_recovers_without_a_new_store() {
         assert!(Instant::now() < deadline, "store did not reconnect");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let r = s.route(&p, &bd.number, &a, now_ms()).await.unwrap().unwrap();
+    let r = s
+        .route(&p, &bd.number, &a, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.callee, b);
     // Scripts are reloaded into the restarted server on first use.
-    let next = new_binding(&s, req(&p, &a, &e164(common::random_e164("+86139")), 60_000)).await;
+    let next = new_binding(
+        &s,
+        req(&p, &a, &e164(common::random_e164("+86139")), 60_000),
+    )
+    .await;
     assert_ne!(next.number, bd.number, "a holds the first number");
     assert_eq!(s.get_binding(bd.id, now_ms()).await.unwrap(), bd);
 }
@@ -421,7 +492,10 @@ async fn every_key_of_a_binding_expires() {
     let url = common::redis_url();
     let s = store_at(&url).await;
     let (p, _) = pool(&s, 2, 10).await;
-    let (a, b) = (e164(common::random_e164("+86138")), e164(common::random_e164("+86139")));
+    let (a, b) = (
+        e164(common::random_e164("+86138")),
+        e164(common::random_e164("+86139")),
+    );
     let ttl = 600_000;
     let bd = new_binding(&s, req(&p, &a, &b, ttl)).await;
     let mut c = raw(&url).await;
@@ -436,7 +510,10 @@ async fn every_key_of_a_binding_expires() {
             // Route/hold keys: routing ends at expiry, the hold at expiry + cooling.
             Some(b'r') => {
                 routes += 1;
-                assert!((ttl + cooling - 5_000..=ttl + cooling).contains(&pttl), "{name}: {pttl}");
+                assert!(
+                    (ttl + cooling - 5_000..=ttl + cooling).contains(&pttl),
+                    "{name}: {pttl}"
+                );
             }
             // The binding record (and shipment idempotency) ends at expiry.
             Some(b'b') => {

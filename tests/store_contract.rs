@@ -20,8 +20,9 @@ use maskline::bindings::{
     now_ms, Binding, BindingPatch, BindingState, Capabilities, Created, NewBinding, NumberSpec,
     NumberState, PoolSpec,
 };
-use maskline::numbers::E164;
+use maskline::numbers::{NumberHasher, Sealer, E164};
 use maskline::store::memory::MemoryStore;
+use maskline::store::redis::RedisStore;
 use maskline::store::{AuditEntry, BindingStore, StoreError};
 use rand::Rng;
 
@@ -83,7 +84,22 @@ macro_rules! contract_tests {
     };
 }
 
+/// A Redis store on the test Redis; each test gets its own connection and secrets
+/// (the cases' pools and numbers are unique, so they share the server).
+async fn redis_store() -> Store {
+    Arc::new(
+        RedisStore::connect(
+            &common::redis_url(),
+            NumberHasher::new(&[7u8; 32]).unwrap(),
+            Sealer::random(),
+        )
+        .await
+        .unwrap(),
+    )
+}
+
 contract_tests!(memory, memory_store().await);
+contract_tests!(redis, redis_store().await);
 
 // ---------------------------------------------------------------- helpers
 

@@ -179,7 +179,10 @@ mod tests {
             },
         ));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(flaky.0.load(Ordering::SeqCst) >= 4, "kept calling after errors");
+        assert!(
+            flaky.0.load(Ordering::SeqCst) >= 4,
+            "kept calling after errors"
+        );
         tx.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(1), task)
             .await

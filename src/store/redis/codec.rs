@@ -301,9 +301,6 @@ mod tests {
             parse_number_info(b"r1sh").unwrap(),
             (true, true, false, Some("sh".into()))
         );
-        assert_eq!(
-            parse_number_info(b"a3").unwrap(),
-            (false, true, true, None)
-        );
+        assert_eq!(parse_number_info(b"a3").unwrap(), (false, true, true, None));
     }
 }

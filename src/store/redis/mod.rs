@@ -74,9 +74,9 @@ use self::codec::{
 };
 use super::{AuditEntry, BindingStore, StoreError};
 use crate::bindings::{
-    validate_area, validate_expiry, validate_pool_name, validate_shipment_id, Binding, BindingId,
-    BindingPatch, Created, ImportOutcome, Invalid, NewBinding, NumberLoad, NumberSpec,
-    NumberState, PartyLoad, PoolSpec, PoolStats, Route, UnixMs,
+    validate_area, validate_expiry, validate_new_binding, validate_pool_spec, Binding, BindingId,
+    BindingPatch, Created, ImportOutcome, Invalid, NewBinding, NumberLoad, NumberSpec, NumberState,
+    PartyLoad, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, Sealer, E164};
 
@@ -205,7 +205,9 @@ fn int(v: &Value) -> Option<i64> {
 }
 
 fn at(v: &[Value], i: usize) -> Result<&[u8], StoreError> {
-    v.get(i).and_then(bytes).ok_or_else(|| corrupt("missing field"))
+    v.get(i)
+        .and_then(bytes)
+        .ok_or_else(|| corrupt("missing field"))
 }
 
 fn pid_of(b: &[u8]) -> Result<u32, StoreError> {
@@ -213,44 +215,6 @@ fn pid_of(b: &[u8]) -> Result<u32, StoreError> {
         [x, y, z] => Ok(u32::from_be_bytes([0, *x, *y, *z])),
         _ => Err(corrupt("pool id")),
     }
-}
-
-/// Checks a pool spec the way every store must.
-fn validate_spec(spec: &PoolSpec) -> Result<(), Invalid> {
-    validate_pool_name(&spec.name)?;
-    if spec.country == 0 || spec.country > 999 {
-        return Err(Invalid::new(
-            "country",
-            "must be a country calling code, 1 to 999",
-        ));
-    }
-    if spec.max_bindings_per_number == 0 {
-        return Err(Invalid::new(
-            "max_bindings_per_number",
-            "must be at least 1",
-        ));
-    }
-    let max_period = (crate::bindings::MAX_TTL_MS / 1000) as u64;
-    if spec.grace_s > max_period {
-        return Err(Invalid::new("grace_s", "must be at most 366 days"));
-    }
-    if spec.cooling_s > max_period {
-        return Err(Invalid::new("cooling_s", "must be at most 366 days"));
-    }
-    Ok(())
-}
-
-/// Checks a binding request the way every store must.
-fn validate_request(req: &NewBinding, now: UnixMs) -> Result<(), Invalid> {
-    validate_pool_name(&req.pool).map_err(|e| Invalid::new("pool", e.message))?;
-    validate_shipment_id(&req.shipment_id)?;
-    if req.party_a == req.party_b {
-        return Err(Invalid::new("party_b", "must differ from party_a"));
-    }
-    if let Some(area) = &req.area {
-        validate_area(area, "area")?;
-    }
-    validate_expiry(req.expires_at, now)
 }
 
 impl RedisStore {
@@ -280,13 +244,11 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let conn = tokio::time::timeout(
-            timeout,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))?
-        .map_err(map_err)?;
+        let conn =
+            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
+                .await
+                .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))?
+                .map_err(map_err)?;
         Ok(RedisStore {
             conn,
             hasher,
@@ -552,7 +514,7 @@ impl RedisStore {
 #[async_trait]
 impl BindingStore for RedisStore {
     async fn create_pool(&self, spec: PoolSpec) -> Result<(), StoreError> {
-        validate_spec(&spec)?;
+        validate_pool_spec(&spec)?;
         let name = spec.name.clone();
         let meta = meta_key(&name);
         let exists: bool = self.query(redis::cmd("EXISTS").arg(&meta)).await?;
@@ -592,12 +554,16 @@ impl BindingStore for RedisStore {
     }
 
     async fn get_pool(&self, pool: &str) -> Result<PoolSpec, StoreError> {
-        let m: HashMap<String, Vec<u8>> =
-            self.query(redis::cmd("HGETALL").arg(meta_key(pool))).await?;
+        let m: HashMap<String, Vec<u8>> = self
+            .query(redis::cmd("HGETALL").arg(meta_key(pool)))
+            .await?;
         if m.is_empty() {
             return Err(StoreError::PoolNotFound(pool.to_owned()));
         }
-        fn num<T: std::str::FromStr>(m: &HashMap<String, Vec<u8>>, k: &str) -> Result<T, StoreError> {
+        fn num<T: std::str::FromStr>(
+            m: &HashMap<String, Vec<u8>>,
+            k: &str,
+        ) -> Result<T, StoreError> {
             m.get(k)
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|s| s.parse().ok())
@@ -782,7 +748,7 @@ impl BindingStore for RedisStore {
     }
 
     async fn create_binding(&self, req: NewBinding, now: UnixMs) -> Result<Created, StoreError> {
-        validate_request(&req, now)?;
+        validate_new_binding(&req, now)?;
         let pool = req.pool.as_str();
         let sh = shipment_hash(pool, &req.shipment_id);
         let mut gen = [0u8; 3];
