@@ -8,10 +8,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use maskline::config::{self, Config, Role};
+use maskline::bindings::{self, NumberSpec, PoolSpec};
+use maskline::config::{self, Backend, Config, Role};
+use maskline::numbers::E164;
+use maskline::store::memory::MemoryStore;
+use maskline::store::{BindingStore, StoreError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,6 +32,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the relay: the HTTP API on `[api] listen`, backed by the configured store.
+    Serve {
+        /// Config file (default: $MASKLINE_CONFIG, else config/maskline.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Check a config file (and MASKLINE_* overrides) without starting anything.
     CheckConfig {
         /// Config file (default: $MASKLINE_CONFIG, else config/maskline.toml).
@@ -75,6 +87,7 @@ impl From<RoleArg> for Role {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve { config } => serve(config.as_deref()),
         Command::CheckConfig { config } => check_config(config.as_deref()),
         Command::Key {
             command: KeyCommand::New { role, name },
@@ -146,5 +159,153 @@ fn key_new(role: Role, name: Option<String>) -> Result<()> {
     println!();
     println!("or to the environment (comma-separate several keys):");
     println!("MASKLINE_API_KEYS={name}:{role}:{hash}");
+    Ok(())
+}
+
+/// Name of the demo pool `serve` creates with the memory store.
+const DEMO_POOL: &str = "demo";
+
+/// `serve`: validate everything, then build, bind, announce, serve, drain.
+fn serve(path: Option<&Path>) -> Result<()> {
+    // Everything that can be checked without I/O is checked before the runtime starts.
+    let mut cfg = Config::load(path)?;
+    let addr = cfg.api.listen_addr()?;
+    let secrets = cfg.secrets()?;
+    let dev_key = cfg.ensure_dev_admin_key();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let metrics = maskline::telemetry::init(&cfg.log)?;
+        let upkeep = maskline::telemetry::spawn_upkeep(metrics.clone());
+
+        let store: Arc<dyn BindingStore> = match cfg.store.backend {
+            Backend::Memory => {
+                tracing::warn!(
+                    "store: in-memory and NOT durable: every pool and binding is lost when \
+                     this process stops; use store.backend = \"redis\" in production"
+                );
+                if secrets.ephemeral {
+                    tracing::warn!("secrets: none configured, using random per-process secrets");
+                }
+                let store: Arc<dyn BindingStore> = Arc::new(MemoryStore::new());
+                if cfg.store.demo_pool {
+                    create_demo_pool(store.as_ref()).await?;
+                }
+                store
+            }
+            Backend::Redis => {
+                // The Redis store is being written (issue #2, helper store-redis);
+                // until it lands, refuse clearly instead of pretending.
+                bail!(
+                    "store.backend: the redis store is not available in this build yet; \
+                     use \"memory\""
+                );
+            }
+        };
+
+        let reaper = tokio::spawn(reaper_loop(
+            store.clone(),
+            Duration::from_millis(cfg.store.reaper_interval_ms),
+        ));
+
+        // TLS material and key table are checked by Api::new, before binding.
+        let api = maskline::api::Api::new(&cfg.api, store.clone(), Some(metrics))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("api.listen: cannot listen on {addr}"))?;
+        let bound = listener.local_addr().context("api.listen: local address")?;
+        let scheme = if api.is_tls() { "https" } else { "http" };
+        if let Some(key) = &dev_key {
+            println!(
+                "WARNING: no API keys are configured: created a one-time admin key for this process."
+            );
+            println!(
+                "WARNING: it is shown only now and forgotten at exit. Configure [[api.keys]] (maskline key new) for real use."
+            );
+            println!("admin key: {key}");
+        }
+        println!("listening on {scheme}://{bound}");
+        tracing::info!(%bound, scheme, "maskline serving");
+
+        api.serve(listener, shutdown_signal()).await?;
+        tracing::info!("stopped: in-flight requests answered");
+        reaper.abort();
+        upkeep.abort();
+        Ok(())
+    })
+}
+
+/// Calls [`BindingStore::reap`] every `interval`, logging failures (routing never
+/// depends on it; it keeps counters and party indexes exact).
+async fn reaper_loop(store: Arc<dyn BindingStore>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.reap(bindings::now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(reaped = n, "reaper"),
+            Err(e) => tracing::warn!(error = %e, "reaper failed; retrying next interval"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT: draining"),
+        _ = term => tracing::info!("SIGTERM: draining"),
+    }
+}
+
+/// Pool `demo` (country 86) with eight `+86170...` numbers in two areas.
+async fn create_demo_pool(store: &dyn BindingStore) -> Result<()> {
+    let spec = PoolSpec {
+        name: DEMO_POOL.into(),
+        country: 86,
+        grace_s: bindings::DEFAULT_GRACE_S,
+        cooling_s: bindings::DEFAULT_COOLING_S,
+        max_bindings_per_number: bindings::DEFAULT_MAX_BINDINGS_PER_NUMBER,
+    };
+    match store.create_pool(spec).await {
+        Ok(()) | Err(StoreError::PoolExists(_)) => {}
+        Err(e) => return Err(e).context("creating the demo pool"),
+    }
+    let mut numbers = Vec::new();
+    for i in 1..=8u32 {
+        let number = E164::parse(&format!("+861700000000{i}")).context("demo pool number")?;
+        numbers.push(NumberSpec {
+            number,
+            area: Some(if i <= 4 { "shanghai" } else { "beijing" }.into()),
+            capabilities: Default::default(),
+        });
+    }
+    let outcome = store
+        .import_numbers(DEMO_POOL, numbers)
+        .await
+        .context("importing the demo pool's numbers")?;
+    tracing::info!(
+        pool = DEMO_POOL,
+        added = outcome.added,
+        "demo pool ready (country 86, numbers +8617000000001..8, areas shanghai/beijing)"
+    );
     Ok(())
 }

@@ -171,3 +171,285 @@ fn redis_backend_without_secrets_is_refused_naming_the_field() {
         text(&out)
     );
 }
+
+/// A `maskline serve` child process, killed when dropped.
+struct Relay {
+    child: std::process::Child,
+    addr: String,
+    /// stdout lines up to and including "listening on ...".
+    banner: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Relay {
+    fn start(envs: &[(&str, &str)]) -> Relay {
+        use std::io::{BufRead, BufReader, Read};
+        use std::process::Stdio;
+        let mut cmd = maskline();
+        cmd.arg("serve")
+            .env("MASKLINE_API_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn maskline serve");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = Vec::new();
+        let addr = loop {
+            match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+                Ok(line) => {
+                    banner.push(line.clone());
+                    if let Some(a) = line.strip_prefix("listening on http://") {
+                        break a.to_string();
+                    }
+                }
+                Err(_) => panic!(
+                    "no 'listening on' line; stdout so far {banner:?}; stderr {}",
+                    stderr.lock().unwrap()
+                ),
+            }
+        };
+        // Keep draining stdout so the relay never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Relay {
+            child,
+            addr,
+            banner,
+            stderr,
+        }
+    }
+
+    fn admin_key(&self) -> String {
+        self.banner
+            .iter()
+            .find_map(|l| l.strip_prefix("admin key: "))
+            .expect("an admin key line")
+            .to_string()
+    }
+
+    /// One HTTP/1.1 request (Connection: close); returns status and body.
+    fn http(&self, method: &str, path: &str, key: &str, body: Option<&str>) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let body = body.unwrap_or("");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (head, rest) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status code");
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        let body = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        (status, body)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "relay did not stop after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[test]
+fn serve_with_memory_store_runs_a_binding_lifecycle_over_http() {
+    let relay = Relay::start(&[("MASKLINE_LOG_LEVEL", "warn")]);
+    let key = relay.admin_key();
+    assert!(key.starts_with("mk_"));
+    // The key is printed exactly once, with a warning.
+    let banner = relay.banner.join("\n");
+    assert_eq!(banner.matches("mk_").count(), 1, "{banner}");
+    assert!(banner.contains("WARNING"), "{banner}");
+
+    // Without the key: 401.
+    let (s, _) = relay.http("GET", "/v1/pools/demo", "mk_wrong", None);
+    assert_eq!(s, 401);
+    // The demo pool exists.
+    let (s, body) = relay.http("GET", "/v1/pools/demo", &key, None);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(json(&body)["numbers"], 8, "{body}");
+
+    // A pool of our own with three numbers.
+    let (s, body) = relay.http(
+        "POST",
+        "/v1/pools",
+        &key,
+        Some(r#"{"name":"e2e","country":86,"grace_s":3600,"cooling_s":60,"max_bindings_per_number":10}"#),
+    );
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = relay.http(
+        "POST",
+        "/v1/pools/e2e/numbers",
+        &key,
+        Some(r#"{"numbers":[{"number":"+8617100000001","area":"sh"},{"number":"+8617100000002","area":"bj"},{"number":"not-a-number"}]}"#),
+    );
+    assert_eq!(s, 200, "{body}");
+    let imported = json(&body);
+    assert_eq!(imported["added"], 2, "{body}");
+    assert_eq!(imported["errors"].as_array().unwrap().len(), 1, "{body}");
+
+    // A binding, preferring area bj.
+    let create = r#"{"pool":"e2e","shipment_id":"SF-E2E-1","party_a":"+8613800138000","party_b":"+8613900139000","ttl_s":600,"area":"bj"}"#;
+    let (s, body) = relay.http("POST", "/v1/bindings", &key, Some(create));
+    assert_eq!(s, 201, "{body}");
+    let b = json(&body);
+    assert_eq!(b["pool"], "e2e");
+    assert_eq!(b["shipment_id"], "SF-E2E-1");
+    assert_eq!(b["number"], "+8617100000002");
+    assert_eq!(b["party_a"], "+86 138****8000");
+    assert_eq!(b["party_b"], "+86 139****9000");
+    assert_eq!(b["state"], "active");
+    assert!(!body.contains("13800138000"), "{body}");
+    let id = b["id"].as_str().unwrap().to_string();
+
+    // Idempotent retry: 200, same binding.
+    let (s, again) = relay.http("POST", "/v1/bindings", &key, Some(create));
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(json(&again)["id"], b["id"]);
+
+    // The route view: a call from A to X reaches B (masked).
+    let (s, body) = relay.http(
+        "GET",
+        "/v1/pools/e2e/numbers/+8617100000002/route?caller=%2B8613800138000",
+        &key,
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(json(&body)["callee"], "+86 139****9000", "{body}");
+    // A stranger routes nowhere.
+    let (s, _) = relay.http(
+        "GET",
+        "/v1/pools/e2e/numbers/+8617100000002/route?caller=%2B8613700137000",
+        &key,
+        None,
+    );
+    assert_eq!(s, 404);
+
+    // Delivered.
+    let (s, body) = relay.http("POST", &format!("/v1/bindings/{id}/delivered"), &key, None);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(json(&body)["state"], "delivered", "{body}");
+
+    // Metrics are served from the recorder telemetry installed.
+    let (s, body) = relay.http("GET", "/metrics", "", None);
+    assert_eq!(s, 200);
+    assert!(body.contains("maskline_"), "{body}");
+
+    let stderr = relay.stderr.clone();
+    let status = relay.terminate();
+    assert!(status.success(), "exit {status:?}");
+    let logs = stderr.lock().unwrap().clone();
+    assert!(logs.contains("NOT durable"), "{logs}");
+    assert!(
+        !logs.contains("13800138000"),
+        "a number leaked into logs: {logs}"
+    );
+}
+
+#[test]
+fn serve_refuses_redis_without_secrets_before_binding() {
+    let out = maskline()
+        .arg("serve")
+        .env("MASKLINE_STORE_BACKEND", "redis")
+        .env("MASKLINE_API_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("secrets.hmac_key: required"), "{stderr}");
+    assert!(!stdout.contains("listening on"), "{stdout}");
+}
+
+#[test]
+fn serve_reports_an_unusable_listen_address() {
+    // Occupy a port, then ask the relay to listen on it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = maskline()
+        .arg("serve")
+        .env("MASKLINE_API_LISTEN", &addr)
+        .env("MASKLINE_LOG_LEVEL", "error")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("api.listen"), "{stderr}");
+    assert!(!stdout.contains("admin key"), "{stdout}");
+}
