@@ -196,18 +196,29 @@ fn serve(path: Option<&Path>) -> Result<()> {
                 store
             }
             Backend::Redis => {
-                // The Redis store is being written (issue #2, helper store-redis);
-                // until it lands, refuse clearly instead of pretending.
-                bail!(
-                    "store.backend: the redis store is not available in this build yet; \
-                     use \"memory\""
-                );
+                let url = redacted_url(&cfg.store.redis_url);
+                let store = maskline::store::redis::RedisStore::connect(
+                    &cfg.store.redis_url,
+                    secrets.hasher.clone(),
+                    secrets.sealer.clone(),
+                )
+                .await
+                .with_context(|| format!("store.redis_url: cannot use Redis at {url}"))?;
+                tracing::info!(redis = %url, "store: redis");
+                if cfg.store.demo_pool {
+                    tracing::info!("store.demo_pool is ignored with the redis store");
+                }
+                Arc::new(store)
             }
         };
 
-        let reaper = tokio::spawn(reaper_loop(
+        let (stop_reaper, reaper_stopped) = tokio::sync::oneshot::channel::<()>();
+        let reaper = tokio::spawn(maskline::store::reaper::run_reaper(
             store.clone(),
             Duration::from_millis(cfg.store.reaper_interval_ms),
+            async move {
+                let _ = reaper_stopped.await;
+            },
         ));
 
         // TLS material and key table are checked by Api::new, before binding.
@@ -231,25 +242,11 @@ fn serve(path: Option<&Path>) -> Result<()> {
 
         api.serve(listener, shutdown_signal()).await?;
         tracing::info!("stopped: in-flight requests answered");
-        reaper.abort();
+        let _ = stop_reaper.send(());
+        let _ = reaper.await;
         upkeep.abort();
         Ok(())
     })
-}
-
-/// Calls [`BindingStore::reap`] every `interval`, logging failures (routing never
-/// depends on it; it keeps counters and party indexes exact).
-async fn reaper_loop(store: Arc<dyn BindingStore>, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match store.reap(bindings::now_ms()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(reaped = n, "reaper"),
-            Err(e) => tracing::warn!(error = %e, "reaper failed; retrying next interval"),
-        }
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -273,6 +270,17 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("SIGINT: draining"),
         _ = term => tracing::info!("SIGTERM: draining"),
+    }
+}
+
+/// The Redis URL without its password, for logs and errors.
+fn redacted_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
     }
 }
 

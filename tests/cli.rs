@@ -2,6 +2,8 @@
 //! `serve` start-up checks, run as a user would run them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -452,4 +454,119 @@ fn serve_reports_an_unusable_listen_address() {
     assert!(!out.status.success());
     assert!(stderr.contains("api.listen"), "{stderr}");
     assert!(!stdout.contains("admin key"), "{stdout}");
+}
+
+/// Environment for a Redis-backed relay: fresh secrets and one admin key.
+fn redis_env(url: &str) -> (Vec<(&'static str, String)>, String) {
+    use base64::Engine;
+    let b64 = |b: [u8; 32]| base64::engine::general_purpose::STANDARD.encode(b);
+    let key = maskline::config::generate_api_key();
+    let env = vec![
+        ("MASKLINE_STORE_BACKEND", "redis".to_string()),
+        ("MASKLINE_STORE_REDIS_URL", url.to_string()),
+        ("MASKLINE_SECRETS_HMAC_KEY", b64(rand::random())),
+        (
+            "MASKLINE_SECRETS_SEAL_KEYS",
+            format!("1:{}", b64(rand::random())),
+        ),
+        (
+            "MASKLINE_API_KEYS",
+            format!("cli-admin:admin:{}", maskline::config::api_key_hash(&key)),
+        ),
+        ("MASKLINE_LOG_LEVEL", "warn".to_string()),
+    ];
+    (env, key)
+}
+
+#[test]
+fn serve_with_redis_store_keeps_bindings_across_restarts() {
+    let url = common::redis_url();
+    let (env, key) = redis_env(&url);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let pool = format!("cli{}", rand::random::<u32>());
+    let x = format!("+86172{:08}", rand::random::<u32>() % 100_000_000);
+    let a = common::random_e164("+86138");
+    let b = common::random_e164("+86139");
+
+    let relay = Relay::start(&env_refs);
+    // No one-time key with Redis: the configured key is the only way in.
+    assert!(
+        !relay.banner.join("\n").contains("admin key"),
+        "{:?}",
+        relay.banner
+    );
+    let (s, body) = relay.http(
+        "POST",
+        "/v1/pools",
+        &key,
+        Some(&format!(
+            r#"{{"name":"{pool}","country":86,"grace_s":3600,"cooling_s":60,"max_bindings_per_number":5}}"#
+        )),
+    );
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = relay.http(
+        "POST",
+        &format!("/v1/pools/{pool}/numbers"),
+        &key,
+        Some(&format!(r#"{{"numbers":[{{"number":"{x}"}}]}}"#)),
+    );
+    assert_eq!(s, 200, "{body}");
+    let create = format!(
+        r#"{{"pool":"{pool}","shipment_id":"SF-R-1","party_a":"{a}","party_b":"{b}","ttl_s":600}}"#
+    );
+    let (s, body) = relay.http("POST", "/v1/bindings", &key, Some(&create));
+    assert_eq!(s, 201, "{body}");
+    let created = json(&body);
+    assert_eq!(created["number"], x.as_str());
+    let (s, body) = relay.http("GET", "/readyz", "", None);
+    assert_eq!(s, 200, "{body}");
+    assert!(relay.terminate().success());
+
+    // A new relay process with the same secrets finds and routes the binding.
+    let relay = Relay::start(&env_refs);
+    let (s, body) = relay.http(
+        "GET",
+        &format!("/v1/bindings/{}", created["id"].as_str().unwrap()),
+        &key,
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(json(&body)["number"], x.as_str());
+    let (s, body) = relay.http(
+        "GET",
+        &format!(
+            "/v1/pools/{pool}/numbers/{x}/route?caller={}",
+            a.replace('+', "%2B")
+        ),
+        &key,
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    let callee = json(&body)["callee"].as_str().unwrap().to_string();
+    assert!(
+        callee.ends_with(&b[b.len() - 4..]) && callee.contains('*'),
+        "{callee}"
+    );
+    assert!(relay.terminate().success());
+}
+
+#[test]
+fn serve_names_redis_url_when_redis_is_unreachable() {
+    // A loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (env, _) = redis_env(&format!("redis://127.0.0.1:{port}/"));
+    let mut cmd = maskline();
+    cmd.arg("serve").env("MASKLINE_API_LISTEN", "127.0.0.1:0");
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("store.redis_url"), "{stderr}");
+    assert!(!stdout.contains("listening on"), "{stdout}");
 }
