@@ -257,6 +257,11 @@ async fn client_errors_have_one_shape_and_exact_codes() {
         e(413, "body_too_large", None)
     );
 
+    // Chunked (no Content-Length): the limit is enforced while reading.
+    let raw = chunked_post(c.addr, "/v1/bindings", APP, 70 * 1024).await;
+    assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
+    assert!(raw.contains("\"body_too_large\""), "{raw}");
+
     // Unknown route, wrong method, bad id.
     assert_eq!(
         err_of(&c.get("/v1/nothing", Some(APP)).await),
@@ -472,4 +477,34 @@ async fn imports_report_bad_entries_by_line_or_index() {
     let pools = c.get("/v1/pools", Some(OPS)).await.json();
     assert_eq!(pools["pools"][0]["name"], "imp");
     srv.stop().await.unwrap();
+}
+
+/// Sends a JSON body of about `size` bytes with chunked transfer encoding over a raw
+/// socket and returns the whole raw response.
+async fn chunked_post(addr: std::net::SocketAddr, path: &str, key: &str, size: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\n\
+         content-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 8192];
+    let mut sent = 0;
+    while sent < size {
+        let frame = [
+            format!("{:x}\r\n", chunk.len()).into_bytes(),
+            chunk.clone(),
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        if s.write_all(&frame).await.is_err() {
+            break; // the server may answer and close before we finish
+        }
+        sent += chunk.len();
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
 }
