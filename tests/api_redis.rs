@@ -1,0 +1,201 @@
+//! The HTTP API over the real Redis store: the core path (create, idempotent
+//! retry, route view, delete, readiness), and what a client sees when Redis goes
+//! away and comes back while the API keeps running.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_support;
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api_support::*;
+use maskline::numbers::{NumberHasher, Sealer};
+use maskline::store::redis::RedisStore;
+use maskline::store::BindingStore;
+use serde_json::json;
+
+async fn redis_store(url: &str) -> Arc<dyn BindingStore> {
+    let hasher = NumberHasher::new(&[7u8; 32]).unwrap();
+    Arc::new(
+        RedisStore::connect(url, hasher, Sealer::random())
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn create_route_delete_and_readyz_over_redis() {
+    let store = redis_store(&common::redis_url()).await;
+    let srv = start(store).await;
+    let c = &srv.client;
+    let pool = common::unique("api");
+    let x = common::random_e164("+86170");
+    let courier = common::random_e164("+86139");
+    let customer = common::random_e164("+86137");
+    pool_with_numbers(c, &pool, &[&x]).await;
+    assert_eq!(c.get("/readyz", None).await.status, 200);
+
+    let req = json!({"pool": pool, "shipment_id": "RS1", "party_a": courier,
+                     "party_b": customer, "ttl_s": 600});
+    let r = c.post("/v1/bindings", Some(APP), &req).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let b = r.json();
+    assert_eq!(b["number"], x.as_str());
+    for party in [&courier, &customer] {
+        assert!(!r.text().contains(party.trim_start_matches('+')));
+    }
+    let again = c.post("/v1/bindings", Some(APP), &req).await;
+    assert_eq!((again.status, again.json()), (200, b.clone()));
+
+    let route = format!(
+        "/v1/pools/{pool}/numbers/{}/route?caller={}",
+        enc(&x),
+        enc(&customer)
+    );
+    let r = c.get(&route, Some(OPS)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["binding_id"], b["id"]);
+    assert!(!r.text().contains(courier.trim_start_matches('+')));
+
+    let r = c
+        .delete(
+            &format!("/v1/bindings/{}", b["id"].as_str().unwrap()),
+            Some(APP),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let r = c.get(&route, Some(OPS)).await;
+    assert_eq!((r.status, r.code().as_str()), (404, "no_route"));
+    srv.stop().await.unwrap();
+}
+
+/// A private redis-server (append-only, fsync always, so a SIGKILL loses nothing).
+struct OwnRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = OwnRedis {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                &self.dir.path().display().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for this test");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn redis_down_is_503_and_the_api_recovers_without_restart() {
+    let mut redis = OwnRedis::start();
+    let store = redis_store(&redis.url()).await;
+    let srv = start(store).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "outage", &["+8617000000201", "+8617000000202"]).await;
+    let req = |s: &str| {
+        json!({"pool": "outage", "shipment_id": s, "party_a": "+8613900000201",
+               "party_b": "+8613700000201", "ttl_s": 600})
+    };
+    assert_eq!(
+        c.post("/v1/bindings", Some(APP), &req("O1")).await.status,
+        201
+    );
+
+    redis.kill();
+    let r = c.get("/readyz", None).await;
+    assert_eq!((r.status, r.code().as_str()), (503, "store_unavailable"));
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    let started = Instant::now();
+    let r = c.post("/v1/bindings", Some(APP), &req("O2")).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (503, "store_unavailable"),
+        "{}",
+        r.text()
+    );
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a down store must fail fast"
+    );
+    let r = c.get("/v1/bindings?shipment_id=O1", Some(APP)).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+
+    redis.spawn();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = c.get("/readyz", None).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "API did not recover: {}",
+            r.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = c.post("/v1/bindings", Some(APP), &req("O2")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // Data written before the outage is still there.
+    let r = c.get("/v1/bindings?shipment_id=O1", Some(APP)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["bindings"].as_array().unwrap().len(), 1);
+    srv.stop().await.unwrap();
+}
