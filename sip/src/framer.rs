@@ -20,7 +20,8 @@ pub enum Frame {
     Message(Vec<u8>),
     /// A `CRLF CRLF` keep-alive ping: answer with a single CRLF.
     Ping,
-    /// A single `CRLF` keep-alive pong.
+    /// A single `CRLF` keep-alive pong. It is reported once the next byte
+    /// arrives, since a lone CRLF may be the first half of a ping.
     Pong,
 }
 
@@ -130,7 +131,9 @@ impl Framer {
                 return Ok(Some(Frame::Ping));
             }
             if self.buf.starts_with(b"\r\n") {
-                if self.buf.len() == 3 && self.buf.get(2) == Some(&b'\r') {
+                // A lone CRLF may be the first half of a ping: wait for the
+                // next byte before calling it a pong.
+                if self.buf.len() == 2 || (self.buf.len() == 3 && self.buf.get(2) == Some(&b'\r')) {
                     return Ok(None);
                 }
                 self.take(2);
@@ -278,7 +281,9 @@ mod tests {
     #[test]
     fn split_ping_waits() {
         let mut f = Framer::default();
-        f.push(b"\r\n\r").unwrap();
+        f.push(b"\r\n").unwrap();
+        assert_eq!(f.next_frame().unwrap(), None);
+        f.push(b"\r").unwrap();
         assert_eq!(f.next_frame().unwrap(), None);
         f.push(b"\n").unwrap();
         assert_eq!(f.next_frame().unwrap(), Some(Frame::Ping));

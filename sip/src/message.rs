@@ -488,10 +488,7 @@ impl<'a> Message<'a> {
     /// Missing, duplicated, empty or containing white space.
     pub fn call_id(&self) -> Result<&'a str, ParseError> {
         let v = self.single(HeaderName::CallId, "Call-ID")?;
-        if v.is_empty()
-            || v.bytes()
-                .any(|b| crate::scan::is_lws(b) || b == b'"' || b == b'<' || b == b'>')
-        {
+        if v.is_empty() || v.bytes().any(crate::scan::is_lws) {
             return Err(ParseError::InvalidHeader("Call-ID"));
         }
         Ok(v)
@@ -581,8 +578,8 @@ impl<'a> Message<'a> {
 
     /// Checks what every transaction relies on: a parsable Request-URI of a
     /// supported scheme, Via, From, To, Call-ID and CSeq present once and
-    /// well-formed, CSeq method equal to the request method, Max-Forwards
-    /// and Content-Type well-formed when present.
+    /// well-formed, CSeq method equal to the request method, Max-Forwards,
+    /// Contact and Content-Type well-formed when present.
     ///
     /// # Errors
     /// The first problem found, as a typed [`ParseError`].
@@ -611,6 +608,9 @@ impl<'a> Message<'a> {
             }
         }
         self.max_forwards()?;
+        for c in self.contacts() {
+            c?;
+        }
         if let Some(ct) = self.content_type() {
             ct?;
         }

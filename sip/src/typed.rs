@@ -60,7 +60,8 @@ impl<'a> CSeq<'a> {
 /// # Errors
 /// [`ParseError::InvalidMaxForwards`].
 pub fn parse_max_forwards(raw: &str) -> Result<u8, ParseError> {
-    parse_decimal(trim(raw), 3)
+    // Leading zeros are legal (`0068`), so bound the digit count loosely.
+    parse_decimal(trim(raw), 10)
         .and_then(|v| u8::try_from(v).ok())
         .ok_or(ParseError::InvalidMaxForwards)
 }
@@ -271,6 +272,8 @@ mod tests {
         assert_eq!(parse_max_forwards("255"), Ok(255));
         assert!(parse_max_forwards("256").is_err());
         assert!(parse_max_forwards("").is_err());
+        assert_eq!(parse_max_forwards("0068"), Ok(68));
+        assert!(parse_max_forwards("+1").is_err());
         assert_eq!(parse_content_length("0"), Ok(0));
         assert!(parse_content_length("-5").is_err());
         assert!(parse_content_length("99999999999").is_err());
