@@ -5,6 +5,8 @@
 //! must be listed, so a new corpus file cannot be silently ignored). The
 //! same directories seed the `parse_message` fuzz target.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
