@@ -51,6 +51,7 @@ pub struct Framer {
     pending: Option<usize>,
     limits: Limits,
     failed: Option<ParseError>,
+    finder: memchr::memmem::Finder<'static>,
 }
 
 impl Default for Framer {
@@ -69,6 +70,7 @@ impl Framer {
             pending: None,
             limits,
             failed: None,
+            finder: memchr::memmem::Finder::new(b"\r\n\r\n"),
         }
     }
 
@@ -148,7 +150,7 @@ impl Framer {
             None => {
                 let from = self.scanned;
                 let hay = self.buf.get(from..).unwrap_or(&[]);
-                let Some(i) = memchr::memmem::find(hay, b"\r\n\r\n") else {
+                let Some(i) = self.finder.find(hay) else {
                     if self.buf.len() > self.limits.max_message_size {
                         return Err(self.fail(ParseError::MessageTooLarge {
                             limit: self.limits.max_message_size,
@@ -158,7 +160,7 @@ impl Framer {
                     return Ok(None);
                 };
                 let head_end = from + i;
-                let head = self.buf.get(..head_end).unwrap_or(&[]);
+                let head = self.buf.get(..head_end + 4).unwrap_or(&[]);
                 let cl = match parse_head(head, &self.limits) {
                     Ok(h) => h.content_length,
                     Err(e) => return Err(self.fail(e)),

@@ -9,6 +9,8 @@
 use std::fmt;
 
 macro_rules! header_names {
+    (@compact) => { None };
+    (@compact $c:literal) => { Some($c) };
     ($( $(#[$doc:meta])* $variant:ident => $canon:literal, $lower:literal $(, $compact:literal)? ;)*) => {
         /// A header field name the crate knows about. Unknown names are
         /// [`HeaderName::Other`]; the raw spelling is always kept in
@@ -33,18 +35,18 @@ macro_rules! header_names {
             /// ```
             #[must_use]
             pub fn from_raw(name: &str) -> HeaderName {
-                let b = name.as_bytes();
-                if b.len() > 32 {
-                    return HeaderName::Other;
-                }
-                let mut buf = [0u8; 32];
-                for (d, s) in buf.iter_mut().zip(b) {
-                    *d = s.to_ascii_lowercase();
-                }
-                let lower = buf.get(..b.len()).unwrap_or(&[]);
-                match lower {
-                    $( $lower $(| $compact)? => HeaderName::$variant, )*
-                    _ => HeaderName::Other,
+                classify(name.as_bytes())
+            }
+
+            /// Every classified name (not [`HeaderName::Other`]).
+            pub const ALL: &'static [HeaderName] = &[$( HeaderName::$variant, )*];
+
+            /// Lower-case long name and compact form.
+            #[cfg(test)]
+            fn spellings(&self) -> (&'static [u8], Option<&'static [u8]>) {
+                match self {
+                    $( HeaderName::$variant => ($lower, header_names!(@compact $($compact)?)), )*
+                    HeaderName::Other => (b"", None),
                 }
             }
 
@@ -156,6 +158,99 @@ header_names! {
     Timestamp => "Timestamp", b"timestamp";
 }
 
+/// Classifies a header name: dispatch on length and first letter, then one
+/// or two case-insensitive comparisons. Much cheaper than trying every name.
+fn classify(b: &[u8]) -> HeaderName {
+    use HeaderName as H;
+    let Some(&first) = b.first() else {
+        return H::Other;
+    };
+    let first = first.to_ascii_lowercase();
+    let one = |n: &[u8], k: HeaderName| {
+        if b.eq_ignore_ascii_case(n) {
+            k
+        } else {
+            H::Other
+        }
+    };
+    let two = |n1: &[u8], k1: HeaderName, n2: &[u8], k2: HeaderName| {
+        if b.eq_ignore_ascii_case(n1) {
+            k1
+        } else {
+            one(n2, k2)
+        }
+    };
+    match (b.len(), first) {
+        (1, c) => match c {
+            b'v' => H::Via,
+            b'f' => H::From,
+            b't' => H::To,
+            b'i' => H::CallId,
+            b'm' => H::Contact,
+            b'c' => H::ContentType,
+            b'l' => H::ContentLength,
+            b'e' => H::ContentEncoding,
+            b's' => H::Subject,
+            b'k' => H::Supported,
+            b'u' => H::AllowEvents,
+            b'o' => H::Event,
+            b'x' => H::SessionExpires,
+            b'r' => H::ReferTo,
+            b'b' => H::ReferredBy,
+            b'y' => H::Identity,
+            _ => H::Other,
+        },
+        (2, b't') => one(b"to", H::To),
+        (3, b'v') => one(b"via", H::Via),
+        (4, b'f') => one(b"from", H::From),
+        (4, b'c') => one(b"cseq", H::CSeq),
+        (4, b'r') => two(b"rseq", H::RSeq, b"rack", H::RAck),
+        (5, b'r') => one(b"route", H::Route),
+        (5, b'a') => one(b"allow", H::Allow),
+        (5, b'e') => one(b"event", H::Event),
+        (6, b'a') => one(b"accept", H::Accept),
+        (6, b'r') => one(b"reason", H::Reason),
+        (6, b's') => one(b"server", H::Server),
+        (6, b'm') => one(b"min-se", H::MinSe),
+        (7, b'c') => two(b"call-id", H::CallId, b"contact", H::Contact),
+        (7, b'e') => one(b"expires", H::Expires),
+        (7, b'p') => one(b"privacy", H::Privacy),
+        (7, b'r') => one(b"require", H::Require),
+        (7, b's') => one(b"subject", H::Subject),
+        (7, b'w') => one(b"warning", H::Warning),
+        (8, b'i') => one(b"identity", H::Identity),
+        (8, b'r') => one(b"refer-to", H::ReferTo),
+        (9, b'd') => one(b"diversion", H::Diversion),
+        (9, b's') => one(b"supported", H::Supported),
+        (9, b't') => one(b"timestamp", H::Timestamp),
+        (10, b'u') => one(b"user-agent", H::UserAgent),
+        (11, b'r') => two(b"retry-after", H::RetryAfter, b"referred-by", H::ReferredBy),
+        (11, b'u') => one(b"unsupported", H::Unsupported),
+        (12, b'a') => one(b"allow-events", H::AllowEvents),
+        (12, b'c') => one(b"content-type", H::ContentType),
+        (12, b'h') => one(b"history-info", H::HistoryInfo),
+        (12, b'm') => one(b"max-forwards", H::MaxForwards),
+        (12, b'r') => one(b"record-route", H::RecordRoute),
+        (13, b'a') => one(b"authorization", H::Authorization),
+        (13, b'p') => one(b"proxy-require", H::ProxyRequire),
+        (14, b'c') => one(b"content-length", H::ContentLength),
+        (15, b'r') => one(b"remote-party-id", H::RemotePartyId),
+        (15, b's') => one(b"session-expires", H::SessionExpires),
+        (16, b'c') => one(b"content-encoding", H::ContentEncoding),
+        (16, b'w') => one(b"www-authenticate", H::WwwAuthenticate),
+        (18, b'p') => one(b"proxy-authenticate", H::ProxyAuthenticate),
+        (19, b'c') => one(b"content-disposition", H::ContentDisposition),
+        (19, b'p') => two(
+            b"p-asserted-identity",
+            H::PAssertedIdentity,
+            b"proxy-authorization",
+            H::ProxyAuthorization,
+        ),
+        (20, b'p') => one(b"p-preferred-identity", H::PPreferredIdentity),
+        _ => H::Other,
+    }
+}
+
 /// One header field as received: raw name, raw value (trimmed, folded
 /// continuation lines included verbatim) and its classification.
 ///
@@ -241,6 +336,41 @@ mod tests {
             ("u", HeaderName::AllowEvents),
         ] {
             assert_eq!(HeaderName::from_raw(c), k, "{c}");
+        }
+    }
+
+    #[test]
+    fn classifier_covers_every_name_and_compact_form() {
+        for &k in HeaderName::ALL {
+            let (long, compact) = k.spellings();
+            let long = std::str::from_utf8(long).unwrap();
+            assert_eq!(HeaderName::from_raw(long), k, "{long}");
+            assert_eq!(
+                HeaderName::from_raw(&long.to_ascii_uppercase()),
+                k,
+                "{long}"
+            );
+            assert_eq!(HeaderName::from_raw(k.as_str().unwrap()), k);
+            if let Some(c) = compact {
+                let c = std::str::from_utf8(c).unwrap();
+                assert_eq!(HeaderName::from_raw(c), k, "{c}");
+                assert_eq!(HeaderName::from_raw(&c.to_ascii_uppercase()), k, "{c}");
+            }
+        }
+        // Every single letter that is not a compact form is Other.
+        let compacts: Vec<u8> = HeaderName::ALL
+            .iter()
+            .filter_map(|k| k.spellings().1)
+            .map(|c| c[0])
+            .collect();
+        for c in b'a'..=b'z' {
+            let k = HeaderName::from_raw(std::str::from_utf8(&[c]).unwrap());
+            assert_eq!(
+                k != HeaderName::Other,
+                compacts.contains(&c),
+                "{}",
+                c as char
+            );
         }
     }
 

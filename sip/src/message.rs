@@ -13,7 +13,7 @@ use crate::addr::{Contact, NameAddr};
 use crate::header::{Header, HeaderName};
 use crate::limits::Limits;
 use crate::method::Method;
-use crate::scan::{count_values, eq_ic, CommaSplit};
+use crate::scan::{count_values, eq_ic, split_byte, CommaSplit};
 use crate::typed::{parse_content_length, parse_max_forwards, CSeq, ContentType, Privacy, Reason};
 use crate::uri::{Scheme, Uri};
 use crate::via::Via;
@@ -84,24 +84,75 @@ pub struct Message<'a> {
     headers: Vec<Header<'a>>,
     body: &'a [u8],
     content_length: Option<usize>,
+    index: Index,
+}
+
+/// Kinds whose first occurrence is indexed at parse time, so the typed
+/// accessors on the hot path do not scan the header list.
+const INDEXED: usize = 8;
+
+#[inline]
+fn slot(kind: HeaderName) -> Option<usize> {
+    Some(match kind {
+        HeaderName::Via => 0,
+        HeaderName::From => 1,
+        HeaderName::To => 2,
+        HeaderName::CallId => 3,
+        HeaderName::CSeq => 4,
+        HeaderName::Contact => 5,
+        HeaderName::MaxForwards => 6,
+        HeaderName::ContentType => 7,
+        _ => return None,
+    })
+}
+
+/// Position of the first header of each indexed kind and which kinds occur
+/// more than once. Derived from the header list, so it never disagrees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Index {
+    first: [u32; INDEXED],
+    repeated: u8,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Index {
+    fn build(headers: &[Header<'_>]) -> Option<Index> {
+        let mut ix = Index {
+            first: [NONE; INDEXED],
+            repeated: 0,
+        };
+        for (i, h) in headers.iter().enumerate() {
+            if let Some(s) = slot(h.kind()) {
+                let i = u32::try_from(i).ok().filter(|&i| i != NONE)?;
+                let f = ix.first.get_mut(s)?;
+                if *f == NONE {
+                    *f = i;
+                } else {
+                    ix.repeated |= 1 << s;
+                }
+            }
+        }
+        Some(ix)
+    }
 }
 
 /// True for bytes forbidden inside a header line: controls other than HT.
 #[inline]
 fn has_forbidden_bytes(line: &[u8]) -> bool {
-    // A branch-free fold so the compiler can vectorise the scan.
-    line.iter().fold(false, |acc, &b| {
-        acc | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
-    })
+    // A branch-free u8 reduction so the compiler can vectorise the scan.
+    line.iter().fold(0u8, |acc, &b| {
+        acc | u8::from((b < 0x20) & (b != b'\t')) | u8::from(b == 0x7f)
+    }) != 0
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
     if line.len() >= 4 && line.get(..4).is_some_and(|p| eq_ic(p, "SIP/")) {
-        let (version, rest) = line.split_once(' ').ok_or(ParseError::InvalidStartLine)?;
+        let (version, rest) = split_byte(line, b' ').ok_or(ParseError::InvalidStartLine)?;
         if !eq_ic(version, SIP_VERSION) {
             return Err(ParseError::InvalidVersion);
         }
-        let (code, reason) = match rest.split_once(' ') {
+        let (code, reason) = match split_byte(rest, b' ') {
             Some((c, r)) => (c, r),
             None => (rest, ""),
         };
@@ -118,8 +169,8 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
             reason,
         }));
     }
-    let (method, rest) = line.split_once(' ').ok_or(ParseError::InvalidStartLine)?;
-    let (uri, version) = rest.split_once(' ').ok_or(ParseError::InvalidStartLine)?;
+    let (method, rest) = split_byte(line, b' ').ok_or(ParseError::InvalidStartLine)?;
+    let (uri, version) = split_byte(rest, b' ').ok_or(ParseError::InvalidStartLine)?;
     if uri.is_empty() || version.contains(' ') {
         return Err(ParseError::InvalidStartLine);
     }
@@ -143,52 +194,85 @@ pub(crate) struct Head<'a> {
     pub(crate) start: StartLine<'a>,
     pub(crate) headers: Vec<Header<'a>>,
     pub(crate) content_length: Option<usize>,
+    index: Index,
+    /// Offset of the first body byte (just past the empty line).
+    pub(crate) body_start: usize,
 }
 
-/// Parses the header section `head` (start line and header lines, without
-/// the final empty line).
-pub(crate) fn parse_head<'a>(head: &'a [u8], limits: &Limits) -> Result<Head<'a>, ParseError> {
-    let head = std::str::from_utf8(head).map_err(|_| ParseError::InvalidEncoding)?;
-    let bytes = head.as_bytes();
+/// A header field being assembled while its continuation lines arrive.
+struct Pending<'a> {
+    name: &'a str,
+    /// Value on the first line (used when the field is not folded).
+    value: &'a str,
+    /// Byte offsets of the whole value, folds included.
+    from: usize,
+    to: usize,
+    line_start: usize,
+    folded: bool,
+}
+
+fn too_long(limits: &Limits) -> ParseError {
+    ParseError::HeaderLineTooLong {
+        limit: limits.max_header_line,
+    }
+}
+
+/// Parses the start line and header fields at the front of `buf`, up to and
+/// including the empty line that ends them. Lines end with CRLF; a bare CR
+/// or LF, any other control byte except HT, and invalid UTF-8 are rejected.
+pub(crate) fn parse_head<'a>(buf: &'a [u8], limits: &Limits) -> Result<Head<'a>, ParseError> {
+    // One UTF-8 pass over the whole buffer is cheaper than one per line. A
+    // binary body stops it early; the head must then end before that point.
+    let text = match std::str::from_utf8(buf) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(buf.get(..e.valid_up_to()).unwrap_or(&[]))
+            .map_err(|_| ParseError::InvalidEncoding)?,
+    };
+    let truncated = text.len() < buf.len();
+    let bytes = text.as_bytes();
     let mut pos = 0usize;
     let mut headers: Vec<Header<'a>> = Vec::with_capacity(24);
-    // Header being assembled: (name, value start, value end, line start).
-    let mut cur: Option<(&'a str, usize, usize, usize)> = None;
+    let mut cur: Option<Pending<'a>> = None;
     let mut start: Option<StartLine<'a>> = None;
 
-    let finish = |cur: (&'a str, usize, usize, usize),
-                  headers: &mut Vec<Header<'a>>|
-     -> Result<(), ParseError> {
+    let finish = |p: Pending<'a>, headers: &mut Vec<Header<'a>>| -> Result<(), ParseError> {
         if headers.len() >= limits.max_headers {
             return Err(ParseError::TooManyHeaders {
                 limit: limits.max_headers,
             });
         }
-        let value = head
-            .get(cur.1..cur.2)
-            .ok_or(ParseError::InvalidHeaderLine)?;
-        headers.push(Header::new(cur.0, crate::scan::trim(value)));
+        let value = if p.folded {
+            text.get(p.from..p.to)
+                .ok_or(ParseError::InvalidHeaderLine)?
+        } else {
+            p.value
+        };
+        headers.push(Header::new(p.name, crate::scan::trim(value)));
         Ok(())
     };
 
-    while pos <= bytes.len() {
-        let rest = bytes.get(pos..).ok_or(ParseError::InvalidHeaderLine)?;
-        let (line_end, next) = match memchr::memchr(b'\n', rest) {
-            Some(i) => {
-                if i == 0 || rest.get(i - 1) != Some(&b'\r') {
-                    return Err(ParseError::InvalidEncoding);
-                }
-                (pos + i - 1, pos + i + 1)
+    let body_start = loop {
+        let rest = bytes.get(pos..).unwrap_or(&[]);
+        let Some(i) = memchr::memchr(b'\n', rest) else {
+            if rest.len() > limits.max_header_line {
+                return Err(too_long(limits));
             }
-            None => (bytes.len(), bytes.len() + 1),
+            if truncated {
+                return Err(ParseError::InvalidEncoding);
+            }
+            return Err(ParseError::UnterminatedHeaders);
         };
-        let line = head
-            .get(pos..line_end)
-            .ok_or(ParseError::InvalidHeaderLine)?;
+        if i == 0 || rest.get(i - 1) != Some(&b'\r') {
+            return Err(ParseError::InvalidEncoding);
+        }
+        let line_end = pos + i - 1;
+        let next = pos + i + 1;
+        let line = text.get(pos..line_end).unwrap_or("");
+        if line.is_empty() {
+            break next;
+        }
         if line.len() > limits.max_header_line {
-            return Err(ParseError::HeaderLineTooLong {
-                limit: limits.max_header_line,
-            });
+            return Err(too_long(limits));
         }
         if has_forbidden_bytes(line.as_bytes()) {
             return Err(ParseError::InvalidEncoding);
@@ -198,18 +282,21 @@ pub(crate) fn parse_head<'a>(head: &'a [u8], limits: &Limits) -> Result<Head<'a>
         } else if line.starts_with([' ', '\t']) {
             // Folded continuation of the previous header.
             let c = cur.as_mut().ok_or(ParseError::InvalidHeaderLine)?;
-            c.2 = line_end;
-            if line_end - c.3 > limits.max_header_line {
-                return Err(ParseError::HeaderLineTooLong {
-                    limit: limits.max_header_line,
-                });
+            c.to = line_end;
+            c.folded = true;
+            if line_end - c.line_start > limits.max_header_line {
+                return Err(too_long(limits));
             }
         } else {
             if let Some(c) = cur.take() {
                 finish(c, &mut headers)?;
             }
-            let colon =
-                memchr::memchr(b':', line.as_bytes()).ok_or(ParseError::InvalidHeaderLine)?;
+            // Names are short: a plain loop beats memchr's dispatch here.
+            let colon = line
+                .as_bytes()
+                .iter()
+                .position(|&b| b == b':')
+                .ok_or(ParseError::InvalidHeaderLine)?;
             let name = line
                 .get(..colon)
                 .ok_or(ParseError::InvalidHeaderLine)?
@@ -217,10 +304,17 @@ pub(crate) fn parse_head<'a>(head: &'a [u8], limits: &Limits) -> Result<Head<'a>
             if !crate::scan::is_token(name) {
                 return Err(ParseError::InvalidHeaderLine);
             }
-            cur = Some((name, pos + colon + 1, line_end, pos));
+            cur = Some(Pending {
+                name,
+                value: line.get(colon + 1..).unwrap_or(""),
+                from: pos + colon + 1,
+                to: line_end,
+                line_start: pos,
+                folded: false,
+            });
         }
         pos = next;
-    }
+    };
     if let Some(c) = cur.take() {
         finish(c, &mut headers)?;
     }
@@ -231,7 +325,14 @@ pub(crate) fn parse_head<'a>(head: &'a [u8], limits: &Limits) -> Result<Head<'a>
     for h in &headers {
         match h.kind() {
             HeaderName::Via => {
-                vias += count_values(h.value());
+                // Commas bound the value count from above; only a header
+                // that might breach the limit pays for the exact count.
+                let commas = h.value().bytes().filter(|&b| b == b',').count();
+                vias += if vias + commas < limits.max_via {
+                    commas + 1
+                } else {
+                    count_values(h.value())
+                };
                 if vias > limits.max_via {
                     return Err(ParseError::TooManyVias {
                         limit: limits.max_via,
@@ -253,10 +354,17 @@ pub(crate) fn parse_head<'a>(head: &'a [u8], limits: &Limits) -> Result<Head<'a>
             _ => {}
         }
     }
+    // Only a header list longer than u32 could fail to index; the limits
+    // make that impossible, so treat it as an oversized message.
+    let index = Index::build(&headers).ok_or(ParseError::TooManyHeaders {
+        limit: limits.max_headers,
+    })?;
     Ok(Head {
         start,
         headers,
         content_length,
+        index,
+        body_start,
     })
 }
 
@@ -293,15 +401,14 @@ impl<'a> Message<'a> {
         if buf.is_empty() {
             return Err(ParseError::Empty);
         }
-        let head_end =
-            memchr::memmem::find(buf, b"\r\n\r\n").ok_or(ParseError::UnterminatedHeaders)?;
-        let head = buf.get(..head_end).ok_or(ParseError::UnterminatedHeaders)?;
-        let rest = buf.get(head_end + 4..).unwrap_or(&[]);
         let Head {
             start,
             headers,
             content_length,
-        } = parse_head(head, limits)?;
+            index,
+            body_start,
+        } = parse_head(buf, limits)?;
+        let rest = buf.get(body_start..).unwrap_or(&[]);
         let body = match content_length {
             Some(cl) => rest.get(..cl).ok_or(ParseError::BodyTruncated)?,
             None => {
@@ -318,6 +425,7 @@ impl<'a> Message<'a> {
             headers,
             body,
             content_length,
+            index,
         })
     }
 
@@ -394,15 +502,27 @@ impl<'a> Message<'a> {
     /// The first value of a classified header.
     #[must_use]
     pub fn get(&self, kind: HeaderName) -> Option<&'a str> {
-        self.headers
-            .iter()
-            .find(|h| h.kind() == kind)
-            .map(|h| h.value())
+        match slot(kind).and_then(|s| self.index.first.get(s)) {
+            Some(&NONE) => None,
+            Some(&i) => self.headers.get(i as usize).map(|h| h.value()),
+            None => self
+                .headers
+                .iter()
+                .find(|h| h.kind() == kind)
+                .map(|h| h.value()),
+        }
     }
 
     /// Every header field of a classified kind, in order.
     pub fn get_all(&self, kind: HeaderName) -> impl Iterator<Item = &'a str> + '_ {
+        let from = match slot(kind).and_then(|s| self.index.first.get(s)) {
+            Some(&NONE) => self.headers.len(),
+            Some(&i) => i as usize,
+            None => 0,
+        };
         self.headers
+            .get(from..)
+            .unwrap_or(&[])
             .iter()
             .filter(move |h| h.kind() == kind)
             .map(|h| h.value())
@@ -433,6 +553,11 @@ impl<'a> Message<'a> {
     /// The single value of a header that may appear once; identical
     /// repeats are tolerated, differing ones are an error.
     fn single(&self, kind: HeaderName, name: &'static str) -> Result<&'a str, ParseError> {
+        if let Some(s) = slot(kind) {
+            if self.index.repeated & (1 << s) == 0 {
+                return self.get(kind).ok_or(ParseError::MissingHeader(name));
+            }
+        }
         let mut it = self.get_all(kind);
         let first = it.next().ok_or(ParseError::MissingHeader(name))?;
         if it.any(|v| v != first) {

@@ -6,7 +6,7 @@
 //! map, and unknown parameters stay byte-exact for pass-through.
 #![deny(clippy::indexing_slicing)]
 
-use crate::scan::{eq_ic, find_unquoted, trim};
+use crate::scan::{eq_ic, find_unquoted, split_byte, trim};
 
 /// One parameter: a name and, unless it is a flag, a raw value (quotes kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,7 @@ impl<'a> Iterator for ParamIter<'a> {
             if item.is_empty() {
                 continue;
             }
-            return Some(match item.split_once('=') {
+            return Some(match split_byte(item, b'=') {
                 Some((n, v)) => Param {
                     name: trim(n),
                     value: Some(trim(v)),

@@ -9,20 +9,33 @@
 
 use crate::ParseError;
 
+/// RFC 3261 `token` characters.
+#[allow(clippy::indexing_slicing)] // evaluated at compile time
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 /// True for RFC 3261 `token` characters.
 #[inline]
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 /// True when `s` is a non-empty RFC 3261 token.
 #[inline]
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token_byte)
+    !s.is_empty() && s.bytes().fold(true, |ok, b| ok & is_token_byte(b))
 }
 
 /// True for linear white space bytes (SP, HT and the CR/LF of a fold).
@@ -34,13 +47,44 @@ pub(crate) fn is_lws(b: u8) -> bool {
 /// Trims linear white space on both ends.
 #[inline]
 pub(crate) fn trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    trim_end(trim_start(s))
 }
 
 /// Trims linear white space at the start.
 #[inline]
 pub(crate) fn trim_start(s: &str) -> &str {
-    s.trim_start_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if !is_lws(c) {
+            break;
+        }
+        i += 1;
+    }
+    // `i` sits after ASCII bytes, so it is a char boundary.
+    s.get(i..).unwrap_or("")
+}
+
+/// Trims linear white space at the end.
+#[inline]
+pub(crate) fn trim_end(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut end = b.len();
+    while end > 0 {
+        match b.get(end - 1) {
+            Some(&c) if is_lws(c) => end -= 1,
+            _ => break,
+        }
+    }
+    s.get(..end).unwrap_or("")
+}
+
+/// Splits at the first `b` (an ASCII byte). A plain loop: the strings
+/// split here are short, where `memchr`'s dispatch costs more than it saves.
+#[inline]
+pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = s.as_bytes().iter().position(|&c| c == b)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 /// Given `s` starting with `"`, returns the byte length of the quoted string
@@ -63,25 +107,26 @@ pub(crate) fn quoted_len(s: &str) -> Result<usize, ParseError> {
 pub(crate) fn find_unquoted(s: &str, needle: u8) -> Result<Option<usize>, ParseError> {
     let b = s.as_bytes();
     let mut i = 0;
-    let mut angle = false;
+    // A plain loop: these strings are short, and quotes and angle brackets
+    // need their own handling anyway.
     while let Some(&c) = b.get(i) {
-        if c == needle && !angle {
+        if c == needle {
             return Ok(Some(i));
         }
         match c {
-            b'"' if !angle => {
+            b'"' => {
                 let rest = s.get(i..).ok_or(ParseError::UnterminatedQuote)?;
                 i += quoted_len(rest)?;
-                continue;
             }
-            b'<' => angle = true,
-            b'>' => angle = false,
-            _ => {}
+            b'<' => {
+                let close = b
+                    .get(i..)
+                    .and_then(|r| r.iter().position(|&c| c == b'>'))
+                    .ok_or(ParseError::UnterminatedAngle)?;
+                i += close + 1;
+            }
+            _ => i += 1,
         }
-        i += 1;
-    }
-    if angle {
-        return Err(ParseError::UnterminatedAngle);
     }
     Ok(None)
 }

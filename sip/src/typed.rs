@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use crate::method::Method;
 use crate::params::Params;
-use crate::scan::{eq_ic, is_token, parse_decimal, trim, unquote};
+use crate::scan::{eq_ic, is_token, parse_decimal, split_byte, trim, unquote};
 use crate::ParseError;
 
 /// `CSeq: 4711 INVITE`.
@@ -98,11 +98,11 @@ impl<'a> ContentType<'a> {
     /// [`ParseError::InvalidHeader`]`("Content-Type")`.
     pub fn parse(raw: &'a str) -> Result<Self, ParseError> {
         const E: ParseError = ParseError::InvalidHeader("Content-Type");
-        let (media, params) = match raw.split_once(';') {
+        let (media, params) = match split_byte(raw, b';') {
             Some((m, p)) => (m, p),
             None => (raw, ""),
         };
-        let (t, s) = media.split_once('/').ok_or(E)?;
+        let (t, s) = split_byte(media, b'/').ok_or(E)?;
         let (t, s) = (trim(t), trim(s));
         if !is_token(t) || !is_token(s) {
             return Err(E);
@@ -201,7 +201,7 @@ impl<'a> Reason<'a> {
     /// # Errors
     /// [`ParseError::InvalidHeader`]`("Reason")`.
     pub fn parse(raw: &'a str) -> Result<Self, ParseError> {
-        let (proto, params) = match raw.split_once(';') {
+        let (proto, params) = match split_byte(raw, b';') {
             Some((p, rest)) => (trim(p), rest),
             None => (trim(raw), ""),
         };

@@ -10,7 +10,7 @@
 use std::fmt;
 
 use crate::params::Params;
-use crate::scan::{eq_ic, parse_decimal};
+use crate::scan::{eq_ic, parse_decimal, split_byte};
 use crate::ParseError;
 
 /// A URI scheme.
@@ -51,18 +51,14 @@ impl<'a> Host<'a> {
             }
             return Ok(Host::Ipv6(inner));
         }
-        if s.is_empty()
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-        {
+        let class = s.bytes().fold(HOST_OK | HOST_NUM, |acc, b| {
+            acc & HOST_CLASS.get(usize::from(b)).copied().unwrap_or(0)
+        });
+        if s.is_empty() || class & HOST_OK == 0 {
             return Err(ParseError::InvalidUri);
         }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return s
-                .parse::<std::net::Ipv4Addr>()
-                .map(Host::Ipv4)
-                .map_err(|_| ParseError::InvalidUri);
+        if class & HOST_NUM != 0 {
+            return parse_ipv4(s).map(Host::Ipv4).ok_or(ParseError::InvalidUri);
         }
         Ok(Host::Domain(s))
     }
@@ -119,11 +115,105 @@ fn valid_scheme(s: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
 }
 
-/// Bytes allowed anywhere in a URI (RFC 3986 reserved + unreserved + `%`,
-/// plus `[` `]` for IPv6). Excludes white space, quotes, `<` `>` and controls.
-fn valid_uri_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !matches!(b, b'"' | b'<' | b'>' | b'\\' | b'{' | b'}' | b'|' | b'^')
-        || b >= 0x80
+const BAD: u8 = 1;
+const AT: u8 = 2;
+const SEMI: u8 = 4;
+const QMARK: u8 = 8;
+const COLON: u8 = 16;
+
+/// Byte classes for the one-pass URI scan. Bytes allowed anywhere in a URI
+/// are RFC 3986 reserved + unreserved + `%`, `[` `]` for IPv6, and UTF-8;
+/// white space, quotes, `<` `>` and controls are [`BAD`].
+#[allow(clippy::indexing_slicing)] // evaluated at compile time
+static URI_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let ok = (b.is_ascii_graphic()
+            && !matches!(b, b'"' | b'<' | b'>' | b'\\' | b'{' | b'}' | b'|' | b'^'))
+            || b >= 0x80;
+        t[i] = match b {
+            _ if !ok => BAD,
+            b'@' => AT,
+            b';' => SEMI,
+            b'?' => QMARK,
+            b':' => COLON,
+            _ => 0,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Positions found by one pass over a URI: the first `:`, the first `@`,
+/// and the first `;` and `?` after that `@` (or anywhere, without one).
+#[derive(Default)]
+struct Marks {
+    colon: Option<usize>,
+    at: Option<usize>,
+    semi: Option<usize>,
+    qmark: Option<usize>,
+}
+
+fn scan_uri(raw: &str) -> Result<Marks, ParseError> {
+    let mut m = Marks::default();
+    for (i, &b) in raw.as_bytes().iter().enumerate() {
+        let c = URI_CLASS.get(usize::from(b)).copied().unwrap_or(BAD);
+        if c == 0 {
+            continue;
+        }
+        match c {
+            BAD => return Err(ParseError::InvalidUri),
+            AT if m.at.is_none() => {
+                m.at = Some(i);
+                m.semi = None;
+                m.qmark = None;
+            }
+            SEMI if m.semi.is_none() => m.semi = Some(i),
+            QMARK if m.qmark.is_none() => m.qmark = Some(i),
+            COLON if m.colon.is_none() => m.colon = Some(i),
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
+const HOST_OK: u8 = 1;
+const HOST_NUM: u8 = 2;
+
+/// Host byte classes: letters, digits, `-`, `.`, `_` are valid; digits and
+/// `.` may form an IPv4 address.
+#[allow(clippy::indexing_slicing)] // evaluated at compile time
+static HOST_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if b.is_ascii_digit() || b == b'.' {
+            HOST_OK | HOST_NUM
+        } else if b.is_ascii_alphabetic() || b == b'-' || b == b'_' {
+            HOST_OK
+        } else {
+            0
+        };
+        i += 1;
+    }
+    t
+};
+
+/// Parses a dotted quad strictly (four decimal octets of 1–3 digits).
+fn parse_ipv4(s: &str) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split('.');
+    for o in &mut octets {
+        let p = parts.next()?;
+        *o = u8::try_from(parse_decimal(p, 3)?).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(std::net::Ipv4Addr::from(octets))
 }
 
 impl<'a> Uri<'a> {
@@ -132,10 +222,10 @@ impl<'a> Uri<'a> {
     /// # Errors
     /// [`ParseError::InvalidUri`] when the text is not a URI.
     pub fn parse(raw: &'a str) -> Result<Self, ParseError> {
-        if raw.is_empty() || !raw.bytes().all(valid_uri_byte) {
-            return Err(ParseError::InvalidUri);
-        }
-        let (scheme_s, rest) = raw.split_once(':').ok_or(ParseError::InvalidUri)?;
+        let marks = scan_uri(raw)?;
+        let colon = marks.colon.ok_or(ParseError::InvalidUri)?;
+        let scheme_s = raw.get(..colon).ok_or(ParseError::InvalidUri)?;
+        let rest = raw.get(colon + 1..).ok_or(ParseError::InvalidUri)?;
         if !valid_scheme(scheme_s) {
             return Err(ParseError::InvalidUri);
         }
@@ -160,9 +250,9 @@ impl<'a> Uri<'a> {
             headers: None,
         };
         match scheme {
-            Scheme::Sip | Scheme::Sips => uri.parse_sip(rest)?,
+            Scheme::Sip | Scheme::Sips => uri.parse_sip(colon + 1, &marks)?,
             Scheme::Tel => {
-                let (num, params) = match rest.split_once(';') {
+                let (num, params) = match split_byte(rest, b';') {
                     Some((n, p)) => (n, p),
                     None => (rest, ""),
                 };
@@ -185,34 +275,37 @@ impl<'a> Uri<'a> {
         Ok(uri)
     }
 
-    fn parse_sip(&mut self, rest: &'a str) -> Result<(), ParseError> {
-        let hostpart = match memchr::memchr(b'@', rest.as_bytes()) {
+    fn parse_sip(&mut self, start: usize, m: &Marks) -> Result<(), ParseError> {
+        const E: ParseError = ParseError::InvalidUri;
+        let raw = self.raw;
+        let host_start = match m.at {
             Some(at) => {
-                let userinfo = rest.get(..at).ok_or(ParseError::InvalidUri)?;
-                let (user, password) = match userinfo.split_once(':') {
+                let userinfo = raw.get(start..at).ok_or(E)?;
+                let (user, password) = match split_byte(userinfo, b':') {
                     Some((u, p)) => (u, Some(p)),
                     None => (userinfo, None),
                 };
                 if user.is_empty() {
-                    return Err(ParseError::InvalidUri);
+                    return Err(E);
                 }
                 self.user = Some(user);
                 self.password = password;
-                rest.get(at + 1..).ok_or(ParseError::InvalidUri)?
+                at + 1
             }
-            None => rest,
+            None => start,
         };
-        // Split off ?headers first (they cannot contain ';' semantics of ours).
-        let (before_headers, headers) = match hostpart.split_once('?') {
-            Some((b, h)) => (b, Some(h)),
-            None => (hostpart, None),
+        let end = m.qmark.unwrap_or(raw.len());
+        if let Some(q) = m.qmark {
+            self.headers = Some(raw.get(q + 1..).ok_or(E)?);
+        }
+        let hostport_end = match m.semi {
+            Some(semi) if semi < end => {
+                self.params = Params::new(raw.get(semi + 1..end).ok_or(E)?);
+                semi
+            }
+            _ => end,
         };
-        self.headers = headers;
-        let (hostport, params) = match before_headers.split_once(';') {
-            Some((h, p)) => (h, p),
-            None => (before_headers, ""),
-        };
-        self.params = Params::new(params);
+        let hostport = raw.get(host_start..hostport_end).ok_or(E)?;
         let (host_s, port) = split_host_port(hostport)?;
         self.host = Some(Host::parse(host_s)?);
         self.host_raw = host_s;
@@ -302,7 +395,7 @@ pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<u16>), ParseError
             )
         }
     } else {
-        match s.split_once(':') {
+        match split_byte(s, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         }

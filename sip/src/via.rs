@@ -5,7 +5,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use crate::params::Params;
-use crate::scan::{eq_ic, find_unquoted, is_token, parse_decimal, trim, trim_start};
+use crate::scan::{eq_ic, find_unquoted, is_token, parse_decimal, split_byte, trim, trim_start};
 use crate::uri::{split_host_port, Host};
 use crate::ParseError;
 
@@ -46,8 +46,8 @@ impl<'a> Via<'a> {
         const E: ParseError = ParseError::InvalidHeader("Via");
         let raw = trim(raw);
         // sent-protocol: name SLASH version SLASH transport, LWS around slashes allowed.
-        let (protocol, rest) = raw.split_once('/').ok_or(E)?;
-        let (version, rest) = rest.split_once('/').ok_or(E)?;
+        let (protocol, rest) = split_byte(raw, b'/').ok_or(E)?;
+        let (version, rest) = split_byte(rest, b'/').ok_or(E)?;
         let rest = trim_start(rest);
         let split = rest
             .bytes()
