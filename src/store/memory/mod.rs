@@ -30,6 +30,9 @@ use crate::store::{AuditEntry, BindingStore, StoreError};
 
 pub use state::AUDIT_CAPACITY;
 
+/// Steps (bindings reaped or cooled holds forgotten) per lock hold in `reap`.
+const REAP_BATCH: usize = 1024;
+
 /// The in-memory binding store.
 pub struct MemoryStore {
     state: RwLock<state::State>,
@@ -157,7 +160,17 @@ impl BindingStore for MemoryStore {
     }
 
     async fn reap(&self, now: UnixMs) -> Result<u64, StoreError> {
-        Ok(self.write().reap(now))
+        // In batches, letting lookups in between, so a large backlog never holds
+        // the lock for long (each batch is still atomic).
+        let mut total = 0;
+        loop {
+            let (n, done) = self.write().reap_some(now, REAP_BATCH);
+            total += n;
+            if done {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

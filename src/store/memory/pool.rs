@@ -173,15 +173,21 @@ impl Pool {
         }
     }
 
-    /// Forgets holds whose cooling has passed at `now`.
-    pub(super) fn purge_holds(&mut self, now: UnixMs) {
+    /// Forgets holds whose cooling has passed at `now`, at most `limit` of them;
+    /// returns how many were looked at and whether none is left.
+    fn purge_holds(&mut self, now: UnixMs, limit: usize) -> (usize, bool) {
+        let mut done = 0;
         while let Some((until, _, _)) = self.cooling.first() {
             if *until > now {
-                break;
+                return (done, true);
+            }
+            if done >= limit {
+                return (done, false);
             }
             let Some((until, party, x)) = self.cooling.pop_first() else {
                 break;
             };
+            done += 1;
             if let Some(xs) = self.holds.get_mut(&party) {
                 if xs.get(&x).map(|end| end.saturating_add(self.cooling_ms)) == Some(until) {
                     xs.remove(&x);
@@ -191,6 +197,7 @@ impl Pool {
                 }
             }
         }
+        (done, true)
     }
 
     /// Ended holds still cooling (exact after [`Pool::purge_holds`] at the same now).
@@ -220,10 +227,17 @@ impl Pool {
     /// area first (if asked and any fits), then least loaded, then number order.
     pub(super) fn pick(&self, a: &E164, b: &E164, area: Option<&str>, now: UnixMs) -> Option<E164> {
         let cap = u64::from(self.spec.max_bindings_per_number);
+        let cooling_ms = self.cooling_ms;
+        // Each party's holds are looked up once, not once per candidate.
+        let (ha, hb) = (self.holds.get(a), self.holds.get(b));
+        let held = |h: Option<&HashMap<E164, UnixMs>>, x: &E164| {
+            h.and_then(|m| m.get(x))
+                .is_some_and(|end| end.saturating_add(cooling_ms) > now)
+        };
         let first_free = |set: &BTreeSet<(u64, E164)>| {
             set.iter()
                 .take_while(|(live, _)| *live < cap)
-                .find(|(_, x)| !self.holds(a, x, now) && !self.holds(b, x, now))
+                .find(|(_, x)| !held(ha, x) && !held(hb, x))
                 .map(|(_, x)| x.clone())
         };
         area.and_then(|area| self.by_area.get(area))
@@ -295,19 +309,35 @@ impl Pool {
     /// Reaps the pool's bindings that expired at or before `now`, then purges
     /// cooled holds. Returns how many bindings were reaped.
     pub(super) fn reap(&mut self, bindings: &mut HashMap<BindingId, Binding>, now: UnixMs) -> u64 {
+        self.reap_some(bindings, now, usize::MAX).0
+    }
+
+    /// Like [`Pool::reap`], but does at most about `budget` steps (bindings reaped
+    /// plus holds purged). Returns (bindings reaped, steps used, whether finished).
+    pub(super) fn reap_some(
+        &mut self,
+        bindings: &mut HashMap<BindingId, Binding>,
+        now: UnixMs,
+        budget: usize,
+    ) -> (u64, usize, bool) {
         let mut reaped = 0;
+        let mut steps = 0;
         while let Some(&(exp, id)) = self.expiry.first() {
             if exp > now {
                 break;
+            }
+            if steps >= budget {
+                return (reaped, steps, false);
             }
             self.expiry.pop_first();
             if let Some(b) = bindings.remove(&id) {
                 self.unlink(&b, b.expires_at);
             }
             reaped += 1;
+            steps += 1;
         }
-        self.purge_holds(now);
-        reaped
+        let (purged, done) = self.purge_holds(now, budget.saturating_sub(steps));
+        (reaped, steps + purged, done)
     }
 
     /// Entries in all binding and hold indexes (unit tests: 0 once all cooled).

@@ -365,12 +365,26 @@ impl State {
         })
     }
 
+    /// Reaps every pool at `now` in one go.
+    #[cfg(test)]
     pub(super) fn reap(&mut self, now: UnixMs) -> u64 {
+        self.reap_some(now, usize::MAX).0
+    }
+
+    /// Reaps pools at `now`, doing at most about `budget` steps (bindings reaped
+    /// plus cooled holds forgotten). Returns (bindings reaped, whether finished).
+    pub(super) fn reap_some(&mut self, now: UnixMs, budget: usize) -> (u64, bool) {
         let mut reaped = 0;
+        let mut left = budget;
         for pool in self.pools.values_mut() {
-            reaped += pool.reap(&mut self.bindings, now);
+            let (n, used, done) = pool.reap_some(&mut self.bindings, now, left);
+            reaped += n;
+            left = left.saturating_sub(used);
+            if !done {
+                return (reaped, false);
+            }
         }
-        reaped
+        (reaped, true)
     }
 
     pub(super) fn append_audit(&mut self, entry: AuditEntry) {

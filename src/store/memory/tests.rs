@@ -135,6 +135,66 @@ fn reap_counts_only_expired_bindings_and_keeps_routes_of_live_ones() {
 }
 
 #[test]
+fn reaping_in_batches_ends_where_one_reap_would() {
+    let mut st = State::default();
+    st.create_pool(spec("p", 1, 10, 100)).unwrap();
+    st.create_pool(spec("q", 1, 10, 100)).unwrap();
+    st.import_numbers("p", numbers(0..2, None)).unwrap();
+    st.import_numbers("q", numbers(2..4, None)).unwrap();
+    for i in 0..30 {
+        let pool = if i % 2 == 0 { "p" } else { "q" };
+        st.create_binding(
+            new(
+                pool,
+                &format!("s{i}"),
+                &p(2 * i),
+                &p(2 * i + 1),
+                T0 + 100 + i as i64,
+            ),
+            T0,
+        )
+        .unwrap();
+    }
+    let now = T0 + 5000;
+    let (mut total, mut rounds) = (0, 0);
+    loop {
+        let (n, done) = st.reap_some(now, 7);
+        check(&st, now, done);
+        total += n;
+        rounds += 1;
+        if done {
+            break;
+        }
+    }
+    assert_eq!(total, 30);
+    assert!(rounds >= 5, "the budget was respected ({rounds} rounds)");
+    // Cooling (1 s) has passed too: everything is gone.
+    assert_eq!(st.pools["p"].footprint() + st.pools["q"].footprint(), 0);
+}
+
+#[tokio::test]
+async fn store_reap_returns_every_expired_binding_across_batches() {
+    let store = MemoryStore::new();
+    store.create_pool(spec("p", 0, 10, 10_000)).await.unwrap();
+    store
+        .import_numbers("p", numbers(0..1, None))
+        .await
+        .unwrap();
+    for i in 0..3000u64 {
+        store
+            .create_binding(
+                new("p", &format!("s{i}"), &p(2 * i), &p(2 * i + 1), T0 + 10),
+                T0,
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.reap(T0 + 10).await.unwrap(), 3000);
+    let stats = store.pool_stats("p", T0 + 10).await.unwrap();
+    assert_eq!((stats.live_bindings, stats.cooling), (0, 0));
+}
+
+#[test]
 fn busiest_parties_are_the_top_ten_by_live_bindings() {
     let hasher = NumberHasher::new(&[9u8; 32]).unwrap();
     let mut st = State::default();
@@ -467,4 +527,79 @@ fn random_operations_match_a_reference_model() {
         created > 300 && exhausted > 50 && handovers > 30 && conflicts > 10,
         "created {created} exhausted {exhausted} handovers {handovers} conflicts {conflicts}"
     );
+}
+
+/// Throughput figures, not a timed test: run with
+/// `cargo test --release --lib store::memory::tests::throughput -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run by hand"]
+async fn throughput() {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    const BINDINGS: u64 = 200_000;
+    const ROUTES: u64 = 1_000_000;
+    let store = Arc::new(MemoryStore::new());
+    store
+        .create_pool(spec("p", 86_400, 3600, 200))
+        .await
+        .unwrap();
+    store
+        .import_numbers("p", numbers(0..2000, None))
+        .await
+        .unwrap();
+    let couriers = 5000;
+    let mut made = Vec::with_capacity(BINDINGS as usize);
+    let t = Instant::now();
+    for i in 0..BINDINGS {
+        let a = E164::parse(&format!("+86139{:08}", i % couriers)).unwrap();
+        let b = E164::parse(&format!("+86138{i:08}")).unwrap();
+        let c = store
+            .create_binding(new("p", &format!("s{i}"), &a, &b, T0 + 3_600_000), T0)
+            .await
+            .unwrap();
+        made.push((c.binding().number.clone(), a));
+    }
+    let el = t.elapsed();
+    println!(
+        "create: {BINDINGS} bindings in {el:?} = {:.0}/s (1 task)",
+        BINDINGS as f64 / el.as_secs_f64()
+    );
+    let made = Arc::new(made);
+    for tasks in [1u64, 2] {
+        let t = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|k| {
+                let (store, made) = (store.clone(), made.clone());
+                tokio::spawn(async move {
+                    for i in 0..ROUTES / tasks {
+                        let (x, caller) = &made[((i * 7919 + k) % BINDINGS) as usize];
+                        let r = store.route("p", x, caller, T0).await.unwrap();
+                        assert!(r.is_some());
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        let el = t.elapsed();
+        println!(
+            "route: {ROUTES} lookups in {el:?} = {:.0}/s ({tasks} tasks)",
+            ROUTES as f64 / el.as_secs_f64()
+        );
+    }
+    let t = Instant::now();
+    let stats = store.pool_stats("p", T0).await.unwrap();
+    println!(
+        "pool_stats with {} live: {:?}",
+        stats.live_bindings,
+        t.elapsed()
+    );
+    let t = Instant::now();
+    let reaped = store.reap(T0 + 3_600_000).await.unwrap();
+    println!("reap of {reaped} expired bindings: {:?}", t.elapsed());
+    let t = Instant::now();
+    store.reap(T0 + 3_600_000 + 86_400_000).await.unwrap();
+    println!("purge of {} cooled holds: {:?}", 2 * reaped, t.elapsed());
 }
