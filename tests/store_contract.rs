@@ -56,7 +56,10 @@ macro_rules! contract_tests {
             route_goes_both_ways_and_nowhere_else,
             reassign_courier_keeps_number_and_reroutes_at_once,
             reassign_to_a_party_holding_the_number_conflicts,
+            reassign_both_parties_at_once_then_delete,
             update_validates_input,
+            extend_after_delivery_stays_delivered,
+            freed_capacity_is_reused_and_area_falls_back_at_cap,
             extend_and_shorten_expiry,
             delivered_expires_after_grace,
             delete_ends_binding_and_starts_cooling,
@@ -424,6 +427,7 @@ mod cases {
         s.retire_number(&p, &xs[0]).await.unwrap(); // idempotent
         assert_eq!(callee(&s, &p, &xs[0], &a).await, Some(b.clone()));
         assert_eq!(s.get_binding(live.id, now_ms()).await.unwrap(), live);
+        assert_eq!(s.pool_of_number(&xs[0]).await.unwrap(), Some(p.clone()));
         assert_exhausted(&bind_err(&s, req(&p, &party(), &party())).await, &p);
         // A new number takes the new bindings; re-importing the retired one keeps it
         // retired (with equal load the retired one would otherwise win by order).
@@ -598,6 +602,9 @@ mod cases {
             None,
             "unknown pool"
         );
+        // The right number asked through another pool routes nowhere.
+        let (q, _) = pool_with(&s, 1, |_| {}).await;
+        assert_eq!(callee(&s, &q, &x, &a).await, None, "number of another pool");
     }
 
     pub async fn reassign_courier_keeps_number_and_reroutes_at_once(s: Store) {
@@ -671,6 +678,91 @@ mod cases {
         assert_eq!(s.get_binding(first.id, now_ms()).await.unwrap(), first);
         assert_eq!(callee(&s, &p, &xs[0], &a).await, Some(b.clone()));
         assert_eq!(callee(&s, &p, &xs[0], &c).await, Some(d.clone()));
+    }
+
+    pub async fn reassign_both_parties_at_once_then_delete(s: Store) {
+        let (p, xs) = pool_with(&s, 1, |_| {}).await;
+        let (a, b, a2, b2) = (party(), party(), party(), party());
+        let bd = bind(&s, &p, &a, &b).await;
+        let patch = BindingPatch {
+            party_a: Some(a2.clone()),
+            party_b: Some(b2.clone()),
+            expires_at: None,
+        };
+        let up = s.update_binding(bd.id, patch, now_ms()).await.unwrap();
+        assert_eq!((&up.party_a, &up.party_b, &up.number), (&a2, &b2, &xs[0]));
+        assert_eq!(callee(&s, &p, &xs[0], &a2).await, Some(b2.clone()));
+        assert_eq!(callee(&s, &p, &xs[0], &b2).await, Some(a2.clone()));
+        assert_eq!(callee(&s, &p, &xs[0], &a).await, None);
+        assert_eq!(callee(&s, &p, &xs[0], &b).await, None);
+        assert_eq!(s.pool_stats(&p, now_ms()).await.unwrap().cooling, 2);
+        // The old parties cannot be handed the binding back: they cool on X.
+        let back = BindingPatch {
+            party_b: Some(b.clone()),
+            ..Default::default()
+        };
+        match s.update_binding(bd.id, back, now_ms()).await.unwrap_err() {
+            StoreError::ReassignConflict { field } => assert_eq!(field, "party_b"),
+            e => panic!("expected ReassignConflict, got {e:?}"),
+        }
+        s.delete_binding(bd.id, now_ms()).await.unwrap();
+        let st = s.pool_stats(&p, now_ms()).await.unwrap();
+        assert_eq!((st.live_bindings, st.cooling), (0, 4));
+        assert!(st.busiest_parties.is_empty());
+        for who in [&a, &b, &a2, &b2] {
+            assert_exhausted(&bind_err(&s, req(&p, who, &party())).await, &p);
+        }
+    }
+
+    pub async fn extend_after_delivery_stays_delivered(s: Store) {
+        let (p, _) = pool_with(&s, 1, |sp| sp.grace_s = 60).await;
+        let bd = bind(&s, &p, &party(), &party()).await;
+        s.mark_delivered(bd.id, now_ms()).await.unwrap();
+        let later = now_ms() + 7_200_000;
+        let up = s
+            .update_binding(
+                bd.id,
+                BindingPatch {
+                    expires_at: Some(later),
+                    ..Default::default()
+                },
+                now_ms(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((up.state, up.expires_at), (BindingState::Delivered, later));
+        // Delivered again: expiry is now + grace again, from this moment.
+        let t = now_ms();
+        let again = s.mark_delivered(bd.id, t).await.unwrap();
+        assert_eq!(
+            (again.state, again.expires_at),
+            (BindingState::Delivered, t + 60_000)
+        );
+    }
+
+    pub async fn freed_capacity_is_reused_and_area_falls_back_at_cap(s: Store) {
+        let p = common::unique("p");
+        let mut sp = spec(&p);
+        sp.max_bindings_per_number = 1;
+        s.create_pool(sp).await.unwrap();
+        let xs = vnums(2);
+        s.import_numbers(&p, vec![num(&xs[0], None), num(&xs[1], Some("sh"))])
+            .await
+            .unwrap();
+        let in_sh = || {
+            let mut r = req(&p, &party(), &party());
+            r.area = Some("sh".into());
+            r
+        };
+        let first = bind_new(&s, in_sh()).await;
+        assert_eq!(first.number, xs[1]);
+        // The "sh" number is at its cap: another area will do.
+        let second = bind_new(&s, in_sh()).await;
+        assert_eq!(second.number, xs[0]);
+        assert_exhausted(&bind_err(&s, in_sh()).await, &p);
+        // Deleting frees capacity (for strangers) at once.
+        s.delete_binding(first.id, now_ms()).await.unwrap();
+        assert_eq!(bind_new(&s, in_sh()).await.number, xs[1]);
     }
 
     pub async fn update_validates_input(s: Store) {
