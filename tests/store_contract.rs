@@ -70,6 +70,10 @@ macro_rules! contract_tests {
             audit_reads_newest_first,
             concurrent_allocations_keep_the_invariant,
             concurrent_identical_creates_make_one_binding,
+            concurrent_creates_for_one_courier_fill_the_pool_exactly,
+            concurrent_handovers_to_one_courier_let_exactly_one_win,
+            expired_shipment_is_free_for_other_parties,
+            handover_to_a_party_whose_cooling_passed_succeeds,
             ping_answers,
         );
     };
@@ -1151,6 +1155,109 @@ mod cases {
         assert_eq!(new, 1);
         assert_eq!(ids.len(), 1);
         assert_eq!(s.pool_stats(&p, now_ms()).await.unwrap().live_bindings, 1);
+    }
+
+    pub async fn concurrent_creates_for_one_courier_fill_the_pool_exactly(s: Store) {
+        let (p, xs) = pool_with(&s, 3, |_| {}).await;
+        let courier = party();
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (s, r) = (s.clone(), req(&p, &courier, &party()));
+                tokio::spawn(async move { s.create_binding(r, now_ms()).await })
+            })
+            .collect();
+        let mut got = Vec::new();
+        let mut exhausted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(Created::New(b)) => got.push(b.number),
+                Err(StoreError::PoolExhausted { .. }) => exhausted += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        got.sort();
+        assert_eq!(got, xs, "one binding per number, every number used");
+        assert_eq!(exhausted, 7);
+    }
+
+    pub async fn concurrent_handovers_to_one_courier_let_exactly_one_win(s: Store) {
+        let (p, xs) = pool_with(&s, 1, |_| {}).await;
+        let mut ids = Vec::new();
+        for _ in 0..8 {
+            ids.push(bind(&s, &p, &party(), &party()).await.id);
+        }
+        let z = party();
+        let tasks: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (s, id, z) = (s.clone(), *id, z.clone());
+                tokio::spawn(async move {
+                    let patch = BindingPatch {
+                        party_a: Some(z),
+                        ..Default::default()
+                    };
+                    s.update_binding(id, patch, now_ms()).await
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(b) => won.push(b),
+                Err(StoreError::ReassignConflict { field }) => assert_eq!(field, "party_a"),
+                Err(e) => panic!("unexpected {e:?}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "the new courier may hold X once");
+        let r = s.route(&p, &xs[0], &z, now_ms()).await.unwrap().unwrap();
+        assert_eq!(
+            (r.binding_id, r.callee),
+            (won[0].id, won[0].party_b.clone())
+        );
+        let st = s.pool_stats(&p, now_ms()).await.unwrap();
+        assert_eq!((st.live_bindings, st.cooling), (8, 1));
+    }
+
+    pub async fn expired_shipment_is_free_for_other_parties(s: Store) {
+        let (p, _) = pool_with(&s, 1, |_| {}).await;
+        let mut r = req(&p, &party(), &party());
+        r.expires_at = now_ms() + 300;
+        let old = bind_new(&s, r.clone()).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        r.party_a = party();
+        r.party_b = party();
+        r.expires_at = now_ms() + 3_600_000;
+        let new = bind_new(&s, r.clone()).await;
+        assert_ne!(new.id, old.id);
+        let found = s
+            .find_by_shipment(Some(&p), &r.shipment_id, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(found, vec![new]);
+    }
+
+    pub async fn handover_to_a_party_whose_cooling_passed_succeeds(s: Store) {
+        let (p, xs) = pool_with(&s, 1, |sp| sp.cooling_s = 1).await;
+        let (a, b) = (party(), party());
+        let first = bind(&s, &p, &a, &b).await;
+        s.delete_binding(first.id, now_ms()).await.unwrap();
+        let (c, d) = (party(), party());
+        let second = bind(&s, &p, &c, &d).await;
+        let to_a = || BindingPatch {
+            party_a: Some(a.clone()),
+            ..Default::default()
+        };
+        // Still cooling: refused.
+        assert!(matches!(
+            s.update_binding(second.id, to_a(), now_ms()).await,
+            Err(StoreError::ReassignConflict { field: "party_a" })
+        ));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let up = s.update_binding(second.id, to_a(), now_ms()).await.unwrap();
+        assert_eq!(up.party_a, a);
+        assert_eq!(callee(&s, &p, &xs[0], &a).await, Some(d.clone()));
+        assert_eq!(callee(&s, &p, &xs[0], &d).await, Some(a));
+        assert_eq!(callee(&s, &p, &xs[0], &c).await, None);
     }
 
     pub async fn ping_answers(s: Store) {
