@@ -1,5 +1,5 @@
 -- Allocates a number and creates a binding, or returns the identical live one.
--- KEYS[1] pool meta, KEYS[2] binding record.
+-- KEYS[1] pool meta, KEYS[2] the record's shard hash.
 -- ARGV: P now sh gen exp shipment hA hB sealedA sealedB area
 local now = tonumber(ARGV[2])
 local sh, gen = ARGV[3], ARGV[4]
@@ -9,9 +9,9 @@ local m = meta(KEYS[1])
 if not m then
   return { 'e', 'nopool' }
 end
-reap_due(now, m.cooling, 64)
+reap_due(now, m.cooling, m.shards, 64)
 
-local raw = redis.call('GET', KEYS[2])
+local raw = rec_get(sh)
 local old = rec_parse(raw)
 if old and old.exp > now then
   if old.ship == ship and old.ha == ha and old.hb == hb then
@@ -25,11 +25,12 @@ local function free(x)
   return redis.call('EXISTS', rkey(x, ha)) == 0 and redis.call('EXISTS', rkey(x, hb)) == 0
 end
 
--- Least loaded first (ties: number order); stop at the cap.
+-- Least loaded first (ties: number order); stop at the cap. Small first batch:
+-- usually the first candidate fits.
 local function pick(z)
-  local start = 0
+  local start, size = 0, 8
   while true do
-    local batch = redis.call('ZRANGE', z, start, start + 63, 'WITHSCORES')
+    local batch = redis.call('ZRANGE', z, start, start + size - 1, 'WITHSCORES')
     if #batch == 0 then
       return nil
     end
@@ -41,7 +42,8 @@ local function pick(z)
         return batch[i]
       end
     end
-    start = start + 64
+    start = start + size
+    size = 64
   end
 end
 
@@ -56,7 +58,7 @@ end
 local x = choose()
 if not x and redis.call('ZCOUNT', P .. 'nx', '-inf', fmt(now)) > 0 then
   -- Counts may still include expired bindings: make them exact, then retry.
-  reap_due(now, m.cooling, -1)
+  reap_due(now, m.cooling, m.shards, -1)
   x = choose()
 end
 if not x then
@@ -68,7 +70,11 @@ local hold = fmt(exp + m.cooling)
 redis.call('SET', rkey(x, ha), id .. enc6(exp) .. seal_b, 'PXAT', hold)
 redis.call('SET', rkey(x, hb), id .. enc6(exp) .. seal_a, 'PXAT', hold)
 local rec = rec_build({ gen = gen, created = now, exp = exp, state = 'a', ha = ha, hb = hb, x = x, ship = ship })
-redis.call('SET', KEYS[2], rec, 'PXAT', fmt(exp))
-redis.call('ZADD', P .. 'l' .. x, fmt(exp), sh .. gen)
-refresh(x, now, m.cooling)
+redis.call('HSET', KEYS[2], sh, rec)
+redis.call('ZADD', lkey_of(x, sh, m.shards), fmt(exp), sh .. gen)
+-- x's count was exact (or is recounted when due): count the new binding in.
+for _, z in ipairs(load_keys(x)) do
+  redis.call('ZINCRBY', z, 1, x)
+end
+redis.call('ZADD', P .. 'nx', 'LT', fmt(exp), x)
 return { 'n', rec, m.pid }

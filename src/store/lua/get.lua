@@ -1,8 +1,8 @@
 -- Reads a live binding: its record and both route values (which hold the sealed
--- parties). KEYS[1] binding record. ARGV: P now gen ('' = any generation)
+-- parties). KEYS[1] the record's shard hash. ARGV: P now gen ('' = any) sh
 local now = tonumber(ARGV[2])
 local gen = ARGV[3]
-local raw = redis.call('GET', KEYS[1])
+local raw = redis.call('HGET', KEYS[1], ARGV[4])
 local r = rec_parse(raw)
 if not r or r.exp <= now or (gen ~= '' and r.gen ~= gen) then
   return {}

@@ -26,28 +26,55 @@ local function dec6(s, i)
   return n
 end
 
--- Binding record: gen(1-3) created(4-9) expires(10-15) state(16) hA(17-32)
--- hB(33-48) xlen(49) X digits, then the shipment id.
+-- Virtual numbers inside records are BCD-packed (two digits a byte, 0xF pads).
+local function bcd_enc(d)
+  local out = {}
+  for i = 1, #d, 2 do
+    local lo = 15
+    if i < #d then
+      lo = string.byte(d, i + 1) - 48
+    end
+    out[#out + 1] = string.char((string.byte(d, i) - 48) * 16 + lo)
+  end
+  return table.concat(out)
+end
+
+local function bcd_dec(b)
+  local out = {}
+  for i = 1, #b do
+    local v = string.byte(b, i)
+    out[#out + 1] = string.char(48 + math.floor(v / 16))
+    if v % 16 ~= 15 then
+      out[#out + 1] = string.char(48 + v % 16)
+    end
+  end
+  return table.concat(out)
+end
+
+-- Binding record (kept under 64 bytes for typical shipment ids, so record hashes
+-- stay listpack-encoded): gen(1-3) created(4-9) expires(10-15) state(16) tA(17-24)
+-- tB(25-32) xlen(33) X as BCD, then the shipment id. tA/tB are the parties' tags.
 local function rec_parse(r)
-  if not r or string.len(r) < 50 then
+  if not r or string.len(r) < 34 then
     return nil
   end
-  local xl = string.byte(r, 49)
+  local xl = string.byte(r, 33)
   return {
     gen = string.sub(r, 1, 3),
     created = dec6(r, 4),
     exp = dec6(r, 10),
     state = string.sub(r, 16, 16),
-    ha = string.sub(r, 17, 32),
-    hb = string.sub(r, 33, 48),
-    x = string.sub(r, 50, 49 + xl),
-    ship = string.sub(r, 50 + xl),
+    ha = string.sub(r, 17, 24),
+    hb = string.sub(r, 25, 32),
+    x = bcd_dec(string.sub(r, 34, 33 + xl)),
+    ship = string.sub(r, 34 + xl),
   }
 end
 
 local function rec_build(t)
+  local xb = bcd_enc(t.x)
   return t.gen .. enc6(t.created) .. enc6(t.exp) .. t.state .. t.ha .. t.hb
-    .. string.char(string.len(t.x)) .. t.x .. t.ship
+    .. string.char(string.len(xb)) .. xb .. t.ship
 end
 
 -- Binding id (16 bytes, a UUIDv8): sh[1..6] 0x80 sh[7] 0x80 sh[8] pid(3) gen(3).
@@ -62,6 +89,37 @@ local function rkey(x, h)
   return P .. 'r' .. x .. h
 end
 
+-- Binding records live in small hashes (listpack-encoded) sharded by the first two
+-- bytes of the shipment hash: field = sh (8 bytes), value = record.
+local function rec_shard(sh)
+  return P .. 's' .. string.sub(sh, 1, 2)
+end
+
+local function rec_get(sh)
+  return redis.call('HGET', rec_shard(sh), sh)
+end
+
+-- Forgets a record if it is still generation `gen` of that shipment.
+local function rec_forget(sh, gen)
+  local k = rec_shard(sh)
+  local r = redis.call('HGET', k, sh)
+  if r and string.sub(r, 1, 3) == gen then
+    redis.call('HDEL', k, sh)
+  end
+end
+
+-- Bindings of number x: `shards` small ZSETs l<x>:<k>, member sh..gen (11 bytes),
+-- score = the binding's end (expiry, or when it was deleted). Members stay through
+-- the cooling period: live count = ZCOUNT (now +inf, cooling = ends in the last
+-- cooling period.
+local function lkey(x, k)
+  return P .. 'l' .. x .. ':' .. k
+end
+
+local function lkey_of(x, sh, shards)
+  return lkey(x, string.byte(sh, 8) % shards)
+end
+
 -- Number info "<state a|r><caps 0-3><area>".
 local function numinfo(x)
   local v = redis.call('HGET', P .. 'n', x)
@@ -71,58 +129,92 @@ local function numinfo(x)
   return string.sub(v, 1, 1), string.sub(v, 3)
 end
 
--- Recounts number x at `now` from its per-number ZSET l<x> (member sh..gen,
--- score = binding end): drops members whose cooling is over, writes the exact live
--- count into the load indexes and the next expiry into nx. Returns how many
--- bindings stopped being live since the last count.
-local function refresh(x, now, cooling)
-  local lk = P .. 'l' .. x
-  redis.call('ZREMRANGEBYSCORE', lk, '-inf', fmt(now - cooling))
-  local live = redis.call('ZCOUNT', lk, '(' .. fmt(now), '+inf')
+local function load_keys(x)
   local state, area = numinfo(x)
-  local gone = 0
-  if state then
-    local zk = P .. 'lr'
-    if state == 'a' then
-      zk = P .. 'ld'
+  if not state then
+    return {}
+  end
+  if state ~= 'a' then
+    return { P .. 'lr' }
+  end
+  if area ~= '' then
+    return { P .. 'ld', P .. 'la:' .. area }
+  end
+  return { P .. 'ld' }
+end
+
+-- Recounts number x at `now`: forgets bindings whose cooling is over (and their
+-- records), writes the exact live count into the load indexes and the time of x's
+-- next event (an expiry or a cooling end) into nx. Returns how many bindings stopped
+-- being live since the last count.
+local function refresh(x, now, cooling, shards)
+  local live, nxt = 0, nil
+  local over = fmt(now - cooling)
+  for k = 0, shards - 1 do
+    local lk = lkey(x, k)
+    local dead = redis.call('ZRANGEBYSCORE', lk, '-inf', over)
+    if #dead > 0 then
+      for _, mbr in ipairs(dead) do
+        rec_forget(string.sub(mbr, 1, 8), string.sub(mbr, 9, 11))
+      end
+      redis.call('ZREMRANGEBYSCORE', lk, '-inf', over)
     end
-    local old = tonumber(redis.call('ZSCORE', zk, x) or '0')
+    live = live + redis.call('ZCOUNT', lk, '(' .. fmt(now), '+inf')
+    local f = redis.call('ZRANGEBYSCORE', lk, '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if f[2] then
+      local t = tonumber(f[2])
+      if not nxt or t < nxt then
+        nxt = t
+      end
+    end
+    local o = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
+    if o[2] and tonumber(o[2]) <= now then
+      local t = tonumber(o[2]) + cooling
+      if not nxt or t < nxt then
+        nxt = t
+      end
+    end
+  end
+  local gone = 0
+  local zs = load_keys(x)
+  if zs[1] then
+    local old = tonumber(redis.call('ZSCORE', zs[1], x) or '0')
     if old > live then
       gone = old - live
     end
-    redis.call('ZADD', zk, live, x)
-    if state == 'a' and area ~= '' then
-      redis.call('ZADD', P .. 'la:' .. area, live, x)
+    for _, z in ipairs(zs) do
+      redis.call('ZADD', z, live, x)
     end
   end
-  local nxt = redis.call('ZRANGEBYSCORE', lk, '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if nxt[2] then
-    redis.call('ZADD', P .. 'nx', nxt[2], x)
+  if nxt then
+    redis.call('ZADD', P .. 'nx', fmt(nxt), x)
   else
     redis.call('ZREM', P .. 'nx', x)
-  end
-  local last = redis.call('ZRANGE', lk, -1, -1, 'WITHSCORES')
-  if last[2] then
-    redis.call('PEXPIREAT', lk, fmt(tonumber(last[2]) + cooling))
   end
   return gone
 end
 
--- Recounts the numbers whose next expiry is due (at most `limit`, -1 = all).
+-- Recounts the numbers whose next event is due (at most `limit`, -1 = all).
 -- Returns the number of bindings that expired.
-local function reap_due(now, cooling, limit)
+local function reap_due(now, cooling, shards, limit)
   local due = redis.call('ZRANGEBYSCORE', P .. 'nx', '-inf', fmt(now), 'LIMIT', 0, limit)
   local gone = 0
   for _, x in ipairs(due) do
-    gone = gone + refresh(x, now, cooling)
+    gone = gone + refresh(x, now, cooling, shards)
   end
   return gone
 end
 
 local function meta(k)
-  local m = redis.call('HMGET', k, 'cooling_s', 'cap', 'grace_s', 'pid')
+  local m = redis.call('HMGET', k, 'cooling_s', 'cap', 'grace_s', 'pid', 'shards')
   if not m[1] then
     return nil
   end
-  return { cooling = tonumber(m[1]) * 1000, cap = tonumber(m[2]), grace = tonumber(m[3]) * 1000, pid = m[4] }
+  return {
+    cooling = tonumber(m[1]) * 1000,
+    cap = tonumber(m[2]),
+    grace = tonumber(m[3]) * 1000,
+    pid = m[4],
+    shards = tonumber(m[5] or '1'),
+  }
 end

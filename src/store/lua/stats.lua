@@ -12,11 +12,15 @@ local cool = redis.call('ZCOUNT', P .. 'c', lo, hi)
 local out = { 'o', 0 }
 local all = redis.call('HGETALL', P .. 'n')
 for i = 1, #all, 2 do
-  local lk = P .. 'l' .. all[i]
+  local live = 0
+  for k = 0, m.shards - 1 do
+    local lk = lkey(all[i], k)
+    live = live + redis.call('ZCOUNT', lk, '(' .. hi, '+inf')
+    cool = cool + 2 * redis.call('ZCOUNT', lk, lo, hi)
+  end
   out[#out + 1] = all[i]
   out[#out + 1] = all[i + 1]
-  out[#out + 1] = redis.call('ZCOUNT', lk, '(' .. hi, '+inf')
-  cool = cool + 2 * redis.call('ZCOUNT', lk, lo, hi)
+  out[#out + 1] = live
 end
 out[2] = cool
 return out

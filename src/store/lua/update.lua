@@ -1,16 +1,17 @@
 -- Reassigns parties and/or changes expiry (or marks delivered) of a live binding.
--- KEYS[1] pool meta, KEYS[2] binding record.
--- ARGV: P now gen newHA sealedNewA newHB sealedNewB newExp delivered
+-- KEYS[1] pool meta, KEYS[2] the record's shard hash.
+-- ARGV: P now gen newHA sealedNewA newHB sealedNewB newExp delivered sh
 -- (empty strings = unchanged; delivered = '1' sets expiry to now + grace).
 local now = tonumber(ARGV[2])
 local m = meta(KEYS[1])
-local r = rec_parse(redis.call('GET', KEYS[2]))
+local sh = ARGV[10]
+local r = rec_parse(redis.call('HGET', KEYS[2], sh))
 if not m or not r or r.exp <= now or r.gen ~= ARGV[3] then
   return { 'e', 'notfound' }
 end
 local ra = redis.call('GET', rkey(r.x, r.ha)) or ''
 local rb = redis.call('GET', rkey(r.x, r.hb)) or ''
-local id = make_id(string.sub(KEYS[2], -8), m.pid, r.gen)
+local id = make_id(sh, m.pid, r.gen)
 local seal_a, seal_b = string.sub(rb, 23), string.sub(ra, 23)
 local fa, fb = r.ha, r.hb
 if ARGV[4] ~= '' then
@@ -57,12 +58,12 @@ local vb = id .. enc6(exp) .. seal_a
 redis.call('SET', rkey(r.x, fa), va, 'PXAT', hold)
 redis.call('SET', rkey(r.x, fb), vb, 'PXAT', hold)
 r.ha, r.hb, r.state = fa, fb, state
-local sh = string.sub(KEYS[2], -8)
-if exp ~= r.exp then
-  r.exp = exp
-  redis.call('ZADD', P .. 'l' .. r.x, fmt(exp), sh .. r.gen)
-  refresh(r.x, now, m.cooling)
-end
+local rec_changed = exp ~= r.exp
+r.exp = exp
 local rec = rec_build(r)
-redis.call('SET', KEYS[2], rec, 'PXAT', fmt(exp))
+redis.call('HSET', KEYS[2], sh, rec)
+if rec_changed then
+  redis.call('ZADD', lkey_of(r.x, sh, m.shards), fmt(exp), sh .. r.gen)
+  refresh(r.x, now, m.cooling, m.shards)
+end
 return { 'o', rec, m.pid, va, vb }

@@ -8,7 +8,21 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::bindings::{BindingId, BindingState, UnixMs};
-use crate::numbers::{E164, HASH_LEN};
+use crate::numbers::{NumberHasher, E164};
+
+/// Bytes of a party's keyed hash used in keys and records ("tag"). 64 bits: the
+/// chance that a stranger's tag equals one of the ~hundreds of holders of one number
+/// is ~2^-55 per call, and the saving keeps records under Redis' 64-byte listpack
+/// limit.
+pub const TAG_LEN: usize = 8;
+
+/// A party's tag: the first [`TAG_LEN`] bytes of its keyed hash.
+pub fn party_tag(hasher: &NumberHasher, n: &E164) -> [u8; TAG_LEN] {
+    let h = hasher.hash(n);
+    let mut t = [0u8; TAG_LEN];
+    t.copy_from_slice(&h[..TAG_LEN]);
+    t
+}
 
 /// Errors decoding stored bytes.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -33,18 +47,25 @@ pub fn digits(n: &E164) -> &str {
     n.expose().get(1..).unwrap_or("")
 }
 
-/// Route/hold key of `party_hash` on virtual number `x`.
-pub fn route_key(pool: &str, x: &E164, party_hash: &[u8; HASH_LEN]) -> Vec<u8> {
+/// Route/hold key of the party with tag `tag` on virtual number `x`.
+pub fn route_key(pool: &str, x: &E164, tag: &[u8; TAG_LEN]) -> Vec<u8> {
     let mut k = format!("{{{pool}}}r{}", digits(x)).into_bytes();
-    k.extend_from_slice(party_hash);
+    k.extend_from_slice(tag);
     k
 }
 
-/// Binding record key of shipment hash `sh`.
+/// The hash holding the record of shipment hash `sh` (field: `sh`). Records are
+/// sharded by the first two bytes of `sh` into small, listpack-encoded hashes.
 pub fn record_key(pool: &str, sh: &[u8; 8]) -> Vec<u8> {
-    let mut k = format!("{{{pool}}}b").into_bytes();
-    k.extend_from_slice(sh);
+    let mut k = format!("{{{pool}}}s").into_bytes();
+    k.extend_from_slice(&sh[..2]);
     k
+}
+
+/// Binding ZSETs per number: enough shards that each stays a listpack
+/// (Redis' default `zset-max-listpack-entries` is 128; leave room for cooling).
+pub fn shards_for(cap: u32) -> u32 {
+    cap.div_ceil(50).max(1)
 }
 
 /// Shipment hash: the first 8 bytes of SHA-256(pool, 0, shipment id). Not secret
@@ -119,10 +140,10 @@ pub struct Record {
     pub expires: UnixMs,
     /// Active or delivered.
     pub state: BindingState,
-    /// Keyed hash of party A.
-    pub ha: [u8; HASH_LEN],
-    /// Keyed hash of party B.
-    pub hb: [u8; HASH_LEN],
+    /// Tag of party A.
+    pub ha: [u8; TAG_LEN],
+    /// Tag of party B.
+    pub hb: [u8; TAG_LEN],
     /// Digits of the virtual number.
     pub x: String,
     /// Shipment id.
@@ -130,21 +151,22 @@ pub struct Record {
 }
 
 /// Decodes a record (layout in `prelude.lua`: gen(3) created(6) expires(6) state(1)
-/// hA(16) hB(16) xlen(1) X shipment).
+/// tA(8) tB(8) xlen(1) X as BCD, shipment).
 pub fn parse_record(r: &[u8]) -> Result<Record, CodecError> {
     let bad = || CodecError::Malformed("binding record");
-    if r.len() < 50 {
+    if r.len() < 34 {
         return Err(bad());
     }
-    let xl = usize::from(r[48]);
-    let x = r.get(49..49 + xl).ok_or_else(bad)?;
-    let ship = r.get(49 + xl..).ok_or_else(bad)?;
+    let xl = usize::from(r[32]);
+    let x = r.get(33..33 + xl).ok_or_else(bad)?;
+    let ship = r.get(33 + xl..).ok_or_else(bad)?;
     let mut gen = [0u8; 3];
     gen.copy_from_slice(&r[0..3]);
-    let mut ha = [0u8; HASH_LEN];
-    ha.copy_from_slice(&r[16..32]);
-    let mut hb = [0u8; HASH_LEN];
-    hb.copy_from_slice(&r[32..48]);
+    let mut ha = [0u8; TAG_LEN];
+    ha.copy_from_slice(&r[16..24]);
+    let mut hb = [0u8; TAG_LEN];
+    hb.copy_from_slice(&r[24..32]);
+    let x = unpack_number(x)?;
     Ok(Record {
         gen,
         created: dec6(&r[3..9]),
@@ -156,7 +178,7 @@ pub fn parse_record(r: &[u8]) -> Result<Record, CodecError> {
         },
         ha,
         hb,
-        x: String::from_utf8(x.to_vec()).map_err(|_| bad())?,
+        x: digits(&x).to_owned(),
         shipment: String::from_utf8(ship.to_vec()).map_err(|_| bad())?,
     })
 }
@@ -262,19 +284,19 @@ mod tests {
         r.extend_from_slice(&[0, 0, 0, 0, 1, 2]); // created = 258
         r.extend_from_slice(&[0, 0, 0, 0, 1, 3]); // expires = 259
         r.push(b'd');
-        r.extend_from_slice(&[0xAA; 16]);
-        r.extend_from_slice(&[0xBB; 16]);
-        r.push(13);
-        r.extend_from_slice(b"8617012345678");
+        r.extend_from_slice(&[0xAA; 8]);
+        r.extend_from_slice(&[0xBB; 8]);
+        r.push(7);
+        r.extend_from_slice(&[0x86, 0x17, 0x01, 0x23, 0x45, 0x67, 0x8F]);
         r.extend_from_slice(b"SF-1");
         let rec = parse_record(&r).unwrap();
         assert_eq!(rec.gen, [9, 8, 7]);
         assert_eq!((rec.created, rec.expires), (258, 259));
         assert_eq!(rec.state, BindingState::Delivered);
-        assert_eq!((rec.ha, rec.hb), ([0xAA; 16], [0xBB; 16]));
+        assert_eq!((rec.ha, rec.hb), ([0xAA; 8], [0xBB; 8]));
         assert_eq!(rec.x, "8617012345678");
         assert_eq!(rec.shipment, "SF-1");
-        assert!(parse_record(&r[..40]).is_err());
+        assert!(parse_record(&r[..30]).is_err());
     }
 
     #[test]

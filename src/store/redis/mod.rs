@@ -5,18 +5,18 @@
 //! `{pool}`, so the store runs unchanged on Redis Cluster (one pool = one slot).
 //! Time is always the caller's `now`, never Redis `TIME`.
 //!
-//! ## Key layout (pool `p`; `X` = virtual number digits, `h(n)` = 16-byte keyed hash)
+//! ## Key layout (pool `p`; `X` = virtual number digits, `h(n)` = party tag: 8 bytes of its keyed hash)
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid` | none |
+//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards` | none |
 //! | `{p}n` | hash | `X` → `<state a/r><caps 0-3><area>` | none |
 //! | `{p}ld` | zset | active `X` → live bindings (allocation order) | none |
 //! | `{p}la:<area>` | zset | same, for numbers of one area | none |
 //! | `{p}lr` | zset | retired `X` → live bindings | none |
-//! | `{p}l<X>` | zset | bindings on `X`: `sh‖gen` → end time (kept through cooling) | last end + cooling |
-//! | `{p}nx` | zset | `X` → its next binding expiry (what the reaper must recount) | none |
+//! | `{p}l<X>:<k>` | zset | bindings on `X` (shard `k` of `shards`): `sh‖gen` → end time, kept through cooling | none (trimmed) |
+//! | `{p}nx` | zset | `X` → its next event (an expiry or a cooling end) | none |
 //! | `{p}r<X><h(party)>` | string | route **and** hold: `id(16) until(6) sealed callee` | until + cooling |
-//! | `{p}b<sh>` | string | binding record: `gen created expires state h(A) h(B) X shipment` | expiry |
+//! | `{p}s<sh[0..2]>` | hash | binding records, field `sh`: `gen created expires state h(A) h(B) X(BCD) shipment` | none (trimmed) |
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
 //! | `ml:x` | hash | `X` → pool (untagged, global: the voice/SMS entry point) | none |
@@ -25,8 +25,8 @@
 //!
 //! `sh` is 8 bytes of SHA-256(pool, shipment id); the binding id (a UUIDv8) is
 //! `sh`, the pool id and a random 3-byte generation, so `get_binding(id)` finds the
-//! pool (id → name, cached) and the record (`{p}b<sh>`) without an index per
-//! binding, and `find_by_shipment` is one `GET` of the same key.
+//! pool (id → name, cached) and the record (field `sh` of `{p}s<sh[0..2]>`) without
+//! an index per binding, and `find_by_shipment` reads the same field.
 //!
 //! **Route keys are the party holds.** `{p}r<X><h(party)>` exists exactly while the
 //! party holds X (live binding or cooling); its value says until when it *routes*.
@@ -34,17 +34,30 @@
 //! the sealed callee. Ending a binding (delete, reassignment away) rewrites the value
 //! without the sealed number and sets PEXPIREAT to end + cooling; a binding that
 //! simply expires routes nowhere from its expiry on (the value's `until`), and its
-//! key disappears at expiry + cooling. So the allocation check "neither party holds X"
-//! is two `EXISTS`, with no per-party index (which would cost ~100 bytes per party).
-//! The binding record and the shipment idempotency are one key with PEXPIREAT =
-//! expiry: an expired binding is not found even if no reaper runs.
+//! keys disappear at expiry + cooling. So the allocation check "neither party holds
+//! X" is two `EXISTS`, with no per-party index (which would cost ~100 bytes a party).
 //!
-//! **Counters.** `{p}l<X>` holds each binding's end time, so the live count of X at
+//! **Memory.** The two route keys are the only keys a binding owns (each key with a
+//! TTL costs ~150 bytes of Redis overhead before its content). Everything else about
+//! a binding is an entry in small pool-level hashes and sorted sets that stay
+//! listpack-encoded: the record (~60 bytes, in one of 65,536 shards by `sh`) and its
+//! entry in the number's binding list (~25 bytes; `shards` = cap / 50 lists per
+//! number so each stays under Redis' default 128-entry listpack limit). These
+//! entries have no TTL of their own: every read checks the record's expiry, so an
+//! expired binding is not found, does not route and is not counted even if no reaper
+//! runs; the entries are dropped when the binding's cooling ends (by the next
+//! allocation on that number or the reaper). They hold keyed hashes only.
+//!
+//! **Counters.** `{p}l<X>:*` hold each binding's end time, so the live count of X at
 //! `now` is `ZCOUNT (now +inf` — exact without any reaper — and cooling holds are
 //! the ends within the last cooling period (×2 parties, plus `{p}c`). The load index
 //! `{p}ld` used to pick the least-loaded number is recounted for every number whose
-//! next expiry (`{p}nx`) is due: by the allocation script first (up to 64 numbers, all
+//! next event (`{p}nx`) is due: by the allocation script first (up to 64 numbers, all
 //! of them before answering "exhausted"), and by [`BindingStore::reap`].
+//!
+//! **Clocks.** Scripts use the caller's `now`; TTLs (`PXAT`) use Redis' clock. Relays
+//! and Redis must agree on time (NTP): a relay clock ahead of Redis by *d* makes
+//! holds last *d* longer, one behind makes them end *d* early.
 //!
 //! **Privacy at rest.** Party numbers appear only as keyed hashes in keys and
 //! records, and sealed (AES-GCM, BCD-packed, context = pool name) inside route
@@ -69,7 +82,7 @@ use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
 use self::codec::{
     digits, make_id, meta_key, pack_number, parse_number_info, parse_record, parse_route,
-    pid_bytes, prefix, record_key, route_key, shipment_hash, split_id, unpack_number, CodecError,
+    party_tag, pid_bytes, prefix, record_key, route_key, shards_for, shipment_hash, split_id, unpack_number, CodecError,
     IdParts, MAX_PID,
 };
 use super::{AuditEntry, BindingStore, StoreError};
@@ -259,6 +272,70 @@ impl RedisStore {
         })
     }
 
+    /// Keys and arguments of the create script for `req`.
+    fn create_args(
+        &self,
+        req: &NewBinding,
+        now: UnixMs,
+        sh: [u8; 8],
+        gen: [u8; 3],
+    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let pool = req.pool.as_str();
+        let keys = vec![meta_key(pool).into_bytes(), record_key(pool, &sh)];
+        let args = vec![
+            prefix(pool).into_bytes(),
+            now.to_string().into_bytes(),
+            sh.to_vec(),
+            gen.to_vec(),
+            req.expires_at.to_string().into_bytes(),
+            req.shipment_id.clone().into_bytes(),
+            party_tag(&self.hasher, &req.party_a).to_vec(),
+            party_tag(&self.hasher, &req.party_b).to_vec(),
+            self.seal(pool, &req.party_a),
+            self.seal(pool, &req.party_b),
+            req.area.clone().unwrap_or_default().into_bytes(),
+        ];
+        (keys, args)
+    }
+
+    /// Benchmark support (`loadtest`'s `store_bench`): the allocation script for `req`
+    /// as a bare `EVALSHA` command, to drive Redis directly (pipelined, on other
+    /// connections) and measure the ceiling below this store. Call
+    /// [`RedisStore::load_scripts`] first. The reply is the script's raw reply
+    /// (`["n", ...]` new, `["x", ...]` existing, `["e", code, ...]` error).
+    #[doc(hidden)]
+    pub fn create_command(&self, req: &NewBinding, now: UnixMs) -> redis::Cmd {
+        let sh = shipment_hash(&req.pool, &req.shipment_id);
+        let mut gen = [0u8; 3];
+        rand::rng().fill_bytes(&mut gen);
+        let (keys, args) = self.create_args(req, now, sh, gen);
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.scripts.create.get_hash()).arg(keys.len());
+        for k in keys {
+            cmd.arg(k);
+        }
+        for a in args {
+            cmd.arg(a);
+        }
+        cmd
+    }
+
+    /// Loads every script into Redis (`SCRIPT LOAD`), e.g. before sending
+    /// [`RedisStore::create_command`]s. Normal calls load scripts on demand.
+    pub async fn load_scripts(&self) -> Result<(), StoreError> {
+        let s = &self.scripts;
+        for script in [
+            &s.create, &s.get, &s.update, &s.delete, &s.import, &s.retire, &s.reap, &s.stats,
+        ] {
+            let mut c = self.conn.clone();
+            tokio::time::timeout(self.timeout, script.load_async(&mut c))
+                .await
+                .map_err(|_| StoreError::Unavailable("Redis call timed out".into()))?
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
     /// Runs one command with the call timeout.
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let mut c = self.conn.clone();
@@ -373,6 +450,7 @@ impl RedisStore {
                         prefix(&pool).as_bytes(),
                         now.to_string().as_bytes(),
                         &parts.gen,
+                        &parts.sh,
                     ],
                 )
                 .await?;
@@ -404,7 +482,7 @@ impl RedisStore {
     ) -> Result<Binding, StoreError> {
         let (pool, parts) = self.locate(id).await?;
         let part = |p: &Option<E164>| match p {
-            Some(n) => (self.hasher.hash(n).to_vec(), self.seal(&pool, n)),
+            Some(n) => (party_tag(&self.hasher, n).to_vec(), self.seal(&pool, n)),
             None => (Vec::new(), Vec::new()),
         };
         let (ha, sa) = part(&patch.party_a);
@@ -424,6 +502,7 @@ impl RedisStore {
                     &sb,
                     exp.as_bytes(),
                     if delivered { b"1" } else { b"" },
+                    &parts.sh,
                 ],
             )
             .await?;
@@ -454,26 +533,32 @@ impl RedisStore {
         now: UnixMs,
     ) -> Result<Vec<PartyLoad>, StoreError> {
         let mut counts: HashMap<[u8; 8], u64> = HashMap::new();
+        let shards: u32 = self
+            .query::<Option<u32>>(redis::cmd("HGET").arg(meta_key(pool)).arg("shards"))
+            .await?
+            .unwrap_or(1);
         for chunk in live_numbers.chunks(100) {
             let mut pipe = redis::pipe();
             for x in chunk {
-                pipe.cmd("ZRANGEBYSCORE")
-                    .arg(format!("{{{pool}}}l{x}"))
-                    .arg(format!("({now}"))
-                    .arg("+inf");
+                for k in 0..shards {
+                    pipe.cmd("ZRANGEBYSCORE")
+                        .arg(format!("{{{pool}}}l{x}:{k}"))
+                        .arg(format!("({now}"))
+                        .arg("+inf");
+                }
             }
             let members: Vec<Vec<Vec<u8>>> = self.query_pipe(&pipe).await?;
             let members: Vec<Vec<u8>> = members.into_iter().flatten().collect();
             for batch in members.chunks(500) {
-                let mut get = redis::cmd("MGET");
+                let mut get = redis::pipe();
                 for m in batch {
                     let mut sh = [0u8; 8];
                     if let Some(s) = m.get(..8) {
                         sh.copy_from_slice(s);
                     }
-                    get.arg(record_key(pool, &sh));
+                    get.cmd("HGET").arg(record_key(pool, &sh)).arg(&sh[..]);
                 }
-                let recs: Vec<Option<Vec<u8>>> = self.query(&get).await?;
+                let recs: Vec<Option<Vec<u8>>> = self.query_pipe(&get).await?;
                 for (m, rec) in batch.iter().zip(recs) {
                     let Some(rec) = rec else { continue };
                     let Ok(r) = parse_record(&rec) else { continue };
@@ -481,9 +566,7 @@ impl RedisStore {
                         continue;
                     }
                     for h in [r.ha, r.hb] {
-                        let mut k = [0u8; 8];
-                        k.copy_from_slice(&h[..8]);
-                        *counts.entry(k).or_default() += 1;
+                        *counts.entry(h).or_default() += 1;
                     }
                 }
             }
@@ -549,6 +632,8 @@ impl BindingStore for RedisStore {
             .arg(spec.max_bindings_per_number)
             .arg("pid")
             .arg(&pid_bytes(pid)[..])
+            .arg("shards")
+            .arg(shards_for(spec.max_bindings_per_number))
             .ignore();
         self.query_pipe::<()>(&pipe).await
     }
@@ -753,27 +838,10 @@ impl BindingStore for RedisStore {
         let sh = shipment_hash(pool, &req.shipment_id);
         let mut gen = [0u8; 3];
         rand::rng().fill_bytes(&mut gen);
-        let ha = self.hasher.hash(&req.party_a);
-        let hb = self.hasher.hash(&req.party_b);
-        let r = self
-            .eval(
-                &self.scripts.create,
-                &[meta_key(pool).as_bytes(), &record_key(pool, &sh)],
-                &[
-                    prefix(pool).as_bytes(),
-                    now.to_string().as_bytes(),
-                    &sh,
-                    &gen,
-                    req.expires_at.to_string().as_bytes(),
-                    req.shipment_id.as_bytes(),
-                    &ha,
-                    &hb,
-                    &self.seal(pool, &req.party_a),
-                    &self.seal(pool, &req.party_b),
-                    req.area.as_deref().unwrap_or("").as_bytes(),
-                ],
-            )
-            .await?;
+        let (keys, args) = self.create_args(&req, now, sh, gen);
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let r = self.eval(&self.scripts.create, &keys, &args).await?;
         match at(&r, 0)? {
             b"n" => {
                 let rec = parse_record(at(&r, 1)?)?;
@@ -847,7 +915,7 @@ impl BindingStore for RedisStore {
                 .eval(
                     &self.scripts.get,
                     &[&record_key(p, &sh)],
-                    &[prefix(p).as_bytes(), now.to_string().as_bytes(), b""],
+                    &[prefix(p).as_bytes(), now.to_string().as_bytes(), b"", &sh],
                 )
                 .await?;
             if r.len() != 3 {
@@ -898,6 +966,7 @@ impl BindingStore for RedisStore {
                     prefix(&pool).as_bytes(),
                     now.to_string().as_bytes(),
                     &parts.gen,
+                    &parts.sh,
                 ],
             )
             .await?;
@@ -914,7 +983,7 @@ impl BindingStore for RedisStore {
         caller: &E164,
         now: UnixMs,
     ) -> Result<Option<Route>, StoreError> {
-        let key = route_key(pool, number, &self.hasher.hash(caller));
+        let key = route_key(pool, number, &party_tag(&self.hasher, caller));
         let v: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key)).await?;
         let Some(v) = v else { return Ok(None) };
         let rv = parse_route(&v)?;
