@@ -519,7 +519,11 @@ async fn route_keys_expire_with_the_binding_and_its_cooling() {
         }
     }
     assert_eq!(routes, 2, "{keys:?}");
-    let r = s.route(&p, &bd.number, &a, now_ms()).await.unwrap().unwrap();
+    let r = s
+        .route(&p, &bd.number, &a, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.expires_at, bd.expires_at);
     // Deleting ends routing now; the parties' holds expire after the cooling period.
     s.delete_binding(bd.id, now_ms()).await.unwrap();

@@ -32,7 +32,9 @@ use redis::Value;
 
 /// Command-line options.
 #[derive(Parser, Debug, Clone)]
-#[command(about = "Redis store benchmark: raw allocation ceiling, memory per binding, route lookups")]
+#[command(
+    about = "Redis store benchmark: raw allocation ceiling, memory per binding, route lookups"
+)]
 struct Args {
     /// Redis URL.
     #[arg(long, default_value = "redis://127.0.0.1:6379/")]
@@ -234,7 +236,11 @@ async fn main() -> Result<()> {
                 let len: i64 = if len_cmd.is_empty() {
                     1
                 } else {
-                    redis::cmd(len_cmd).arg(k).query_async(&mut c).await.unwrap_or(1)
+                    redis::cmd(len_cmd)
+                        .arg(k)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap_or(1)
                 };
                 if let Some(u) = u {
                     bytes += u;
@@ -246,9 +252,21 @@ async fn main() -> Result<()> {
         }
     };
     for (what, pattern, len_cmd) in [
-        ("route/hold key (2 per binding)", format!("{{{pool}}}r*"), ""),
-        ("record shard hash (1 entry per binding)", format!("{{{pool}}}s*"), "HLEN"),
-        ("per-number binding zset shard (1 entry per binding)", format!("{{{pool}}}l8*"), "ZCARD"),
+        (
+            "route/hold key (2 per binding)",
+            format!("{{{pool}}}r*"),
+            "",
+        ),
+        (
+            "record shard hash (1 entry per binding)",
+            format!("{{{pool}}}s*"),
+            "HLEN",
+        ),
+        (
+            "per-number binding zset shard (1 entry per binding)",
+            format!("{{{pool}}}l8*"),
+            "ZCARD",
+        ),
     ] {
         let (n, bytes, entries) = sample(pattern, len_cmd).await;
         if n > 0 {
@@ -260,7 +278,10 @@ async fn main() -> Result<()> {
         }
     }
     let mut cs = admin.clone();
-    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut cs).await?;
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut cs)
+        .await?;
     if let Some(l) = stats.lines().find(|l| l.starts_with("cmdstat_evalsha:")) {
         println!("  Redis-side script cost (cumulative since CONFIG RESETSTAT): {l}");
     }
@@ -343,7 +364,10 @@ async fn main() -> Result<()> {
                         break;
                     }
                     let t = Instant::now();
-                    match store.create_binding(request(&pool, run, i, ttl_ms), now_ms()).await {
+                    match store
+                        .create_binding(request(&pool, run, i, ttl_ms), now_ms())
+                        .await
+                    {
                         Ok(Created::New(_)) => made += 1,
                         Ok(Created::Existing(_)) | Err(StoreError::PoolExhausted { .. }) => {}
                         Err(e) => return Err(e.into()),
@@ -382,14 +406,21 @@ async fn main() -> Result<()> {
                 .query_async(&mut admin)
                 .await?;
             if !keys.is_empty() {
-                let _: () = redis::cmd("UNLINK").arg(keys).query_async(&mut admin).await?;
+                let _: () = redis::cmd("UNLINK")
+                    .arg(keys)
+                    .query_async(&mut admin)
+                    .await?;
             }
             cursor = next;
             if cursor == 0 {
                 break;
             }
         }
-        let _: () = redis::cmd("HDEL").arg("ml:pools").arg(&pool).query_async(&mut admin).await?;
+        let _: () = redis::cmd("HDEL")
+            .arg("ml:pools")
+            .arg(&pool)
+            .query_async(&mut admin)
+            .await?;
         let mut del = redis::cmd("HDEL");
         del.arg("ml:x");
         for x in &xs {

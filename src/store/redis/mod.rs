@@ -82,8 +82,8 @@ use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
 use self::codec::{
     digits, make_id, meta_key, pack_number, parse_number_info, parse_record, parse_route,
-    party_tag, pid_bytes, prefix, record_key, route_key, shards_for, shipment_hash, split_id, unpack_number, CodecError,
-    IdParts, MAX_PID,
+    party_tag, pid_bytes, prefix, record_key, route_key, shards_for, shipment_hash, split_id,
+    unpack_number, CodecError, IdParts, MAX_PID,
 };
 use super::{AuditEntry, BindingStore, StoreError};
 use crate::bindings::{
