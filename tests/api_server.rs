@@ -185,3 +185,57 @@ async fn metrics_count_route_templates_never_numbers() {
     );
     srv.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn shutdown_closes_idle_keep_alive_connections_promptly() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let srv = start(memory()).await;
+    let addr = srv.client.addr;
+    // One idle HTTP/1.1 keep-alive connection and one idle HTTP/2 connection.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut h1, h1_conn) =
+        hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let h1_task = tokio::spawn(h1_conn);
+    let req = hyper::Request::get("/healthz")
+        .header("host", "x")
+        .body(Empty::new())
+        .unwrap();
+    let r = h1.send_request(req).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = r.into_body().collect().await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut h2, h2_conn) = hyper::client::conn::http2::handshake::<_, _, Empty<bytes::Bytes>>(
+        TokioExecutor::new(),
+        TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let h2_task = tokio::spawn(h2_conn);
+    let req = hyper::Request::get(format!("http://localhost:{}/healthz", addr.port()))
+        .body(Empty::new())
+        .unwrap();
+    assert_eq!(h2.send_request(req).await.unwrap().status(), 200);
+
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), srv.begin_stop())
+        .await
+        .expect("idle connections must not hold up shutdown")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The server closed both connections.
+    tokio::time::timeout(Duration::from_secs(5), h1_task)
+        .await
+        .unwrap()
+        .unwrap()
+        .ok();
+    tokio::time::timeout(Duration::from_secs(5), h2_task)
+        .await
+        .unwrap()
+        .unwrap()
+        .ok();
+    drop((h1, h2));
+}
