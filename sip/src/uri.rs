@@ -205,14 +205,30 @@ static HOST_CLASS: [u8; 256] = {
 /// Parses a dotted quad strictly (four decimal octets of 1–3 digits).
 fn parse_ipv4(s: &str) -> Option<std::net::Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = s.split('.');
-    for o in &mut octets {
-        let p = parts.next()?;
-        *o = u8::try_from(parse_decimal(p, 3)?).ok()?;
+    let mut n = 0usize;
+    let mut acc: u16 = 0;
+    let mut digits = 0u8;
+    for b in s.bytes() {
+        if b == b'.' {
+            *octets.get_mut(n)? = u8::try_from(acc).ok()?;
+            if digits == 0 {
+                return None;
+            }
+            n += 1;
+            acc = 0;
+            digits = 0;
+        } else {
+            digits += 1;
+            if digits > 3 || !b.is_ascii_digit() {
+                return None;
+            }
+            acc = acc * 10 + u16::from(b - b'0');
+        }
     }
-    if parts.next().is_some() {
+    if n != 3 || digits == 0 {
         return None;
     }
+    *octets.get_mut(3)? = u8::try_from(acc).ok()?;
     Some(std::net::Ipv4Addr::from(octets))
 }
 
@@ -422,6 +438,30 @@ mod tests {
         assert_eq!(u.password(), Some("secret"));
         assert_eq!(u.host(), Some(Host::Domain("example.com")));
         assert_eq!(u.params().value("ttl"), Some("15"));
+    }
+
+    #[test]
+    fn ipv4_strict() {
+        assert_eq!(
+            Host::parse("0.0.0.0").unwrap(),
+            Host::Ipv4([0, 0, 0, 0].into())
+        );
+        assert_eq!(
+            Host::parse("255.255.255.255").unwrap(),
+            Host::Ipv4([255; 4].into())
+        );
+        for bad in [
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4444",
+            "1234.1.1.1",
+        ] {
+            assert!(Host::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
