@@ -8,8 +8,8 @@
 //! only once.
 #![deny(clippy::indexing_slicing)]
 
+use crate::head::parse_head;
 use crate::limits::Limits;
-use crate::message::parse_head;
 use crate::ParseError;
 
 /// One unit cut from a stream.

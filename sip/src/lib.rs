@@ -5,6 +5,7 @@ mod builder;
 pub mod dialog;
 mod error;
 mod framer;
+mod head;
 mod header;
 mod ids;
 mod limits;
