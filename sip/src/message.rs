@@ -258,7 +258,14 @@ impl<'a> Message<'a> {
     /// ```
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&'a str> {
-        self.headers.iter().find(|h| h.is(name)).map(|h| h.value())
+        match HeaderName::from_raw(name) {
+            HeaderName::Other => self
+                .headers
+                .iter()
+                .find(|h| h.kind() == HeaderName::Other && h.name().eq_ignore_ascii_case(name))
+                .map(|h| h.value()),
+            kind => self.get(kind),
+        }
     }
 
     /// The comma-separated values of every header field of `kind`, in order
