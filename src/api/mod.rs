@@ -22,8 +22,10 @@
 //! [`auth`]) except `/v1/openapi.json`. `/healthz` (process up), `/readyz` (store
 //! answers `ping`, else 503) and `/metrics` need no key: they carry no numbers, no
 //! party ids and no key names, and probes and Prometheus scrapers usually cannot
-//! send a key. The OpenAPI document is public for the same reason (it is the
-//! published contract). Protect `/metrics` at the network level if that matters.
+//! send a key. The OpenAPI document needs no key either: it is the published
+//! contract and holds no data. Protect `/metrics` at the network level if the
+//! request counts themselves are sensitive. Rate limits apply per API key, so the
+//! open endpoints are not rate limited.
 //!
 //! ## Privacy
 //! Virtual numbers (ours) appear in clear; parties are masked in every response
