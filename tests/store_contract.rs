@@ -74,6 +74,7 @@ macro_rules! contract_tests {
             concurrent_handovers_to_one_courier_let_exactly_one_win,
             expired_shipment_is_free_for_other_parties,
             handover_to_a_party_whose_cooling_passed_succeeds,
+            errors_never_show_a_number,
             ping_answers,
         );
     };
@@ -984,6 +985,11 @@ mod cases {
         let again = s.pool_stats(&p, now_ms()).await.unwrap();
         assert_eq!(again.live_bindings, 1);
         assert_eq!(again.per_number, st.per_number);
+        // Reaping left the live binding routing.
+        assert_eq!(
+            callee(&s, &p, &long.number, &long.party_a).await,
+            Some(long.party_b.clone())
+        );
         // The freed number is the least loaded again.
         assert_eq!(bind(&s, &p, &party(), &party()).await.number, xs[1]);
     }
@@ -1258,6 +1264,46 @@ mod cases {
         assert_eq!(callee(&s, &p, &xs[0], &a).await, Some(d.clone()));
         assert_eq!(callee(&s, &p, &xs[0], &d).await, Some(a));
         assert_eq!(callee(&s, &p, &xs[0], &c).await, None);
+    }
+
+    pub async fn errors_never_show_a_number(s: Store) {
+        let (p, xs) = pool_with(&s, 1, |_| {}).await;
+        let (q, ys) = pool_with(&s, 1, |_| {}).await;
+        let (a, b, c) = (party(), party(), party());
+        let bd = bind(&s, &p, &a, &b).await;
+        let mut errors: Vec<StoreError> = Vec::new();
+        // Exhausted, conflicting shipment, reassign conflict, invalid parties.
+        errors.push(bind_err(&s, req(&p, &a, &c)).await);
+        let mut r = req(&p, &c, &party());
+        r.shipment_id = bd.shipment_id.clone();
+        errors.push(bind_err(&s, r).await);
+        let other = bind(&s, &p, &c, &party()).await;
+        let patch = BindingPatch {
+            party_a: Some(a.clone()),
+            ..Default::default()
+        };
+        errors.push(
+            s.update_binding(other.id, patch, now_ms())
+                .await
+                .unwrap_err(),
+        );
+        errors.push(bind_err(&s, req(&p, &c, &c)).await);
+        errors.push(s.retire_number(&q, &xs[0]).await.unwrap_err());
+        let mut text: Vec<String> = errors
+            .iter()
+            .flat_map(|e| [e.to_string(), format!("{e:?}")])
+            .collect();
+        // Import of a number that belongs to another pool.
+        let out = s.import_numbers(&q, vec![num(&xs[0], None)]).await.unwrap();
+        text.extend(out.errors.into_iter().map(|(_, m)| m));
+        for t in &text {
+            for n in [&a, &b, &c, &xs[0], &ys[0]] {
+                let digits = &n.expose()[1..];
+                // The masked form keeps 3 leading and 4 trailing national digits;
+                // the 6 digits in between must never appear.
+                assert!(!t.contains(&digits[5..11]), "{t:?} shows a number");
+            }
+        }
     }
 
     pub async fn ping_answers(s: Store) {
