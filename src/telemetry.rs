@@ -11,6 +11,7 @@
 //! name ends in `_seconds` are exported as histograms with latency buckets, so they
 //! aggregate across relays.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -69,8 +70,11 @@ pub fn prometheus_builder() -> Result<PrometheusBuilder, TelemetryError> {
 pub fn init(log: &LogConfig) -> Result<PrometheusHandle, TelemetryError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = log_filter(log, rust_log.as_deref())?;
+    // Colours only when a person watches a terminal, never in files or collectors.
+    let ansi = log.format == "pretty" && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let installed = match log.format.as_str() {
         "json" => builder
