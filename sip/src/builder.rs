@@ -7,8 +7,6 @@
 //! line (bare CR/LF, controls), and always writes Content-Length last.
 #![deny(clippy::indexing_slicing)]
 
-use std::borrow::Cow;
-
 use thiserror::Error;
 
 use crate::header::HeaderName;
@@ -42,12 +40,6 @@ pub enum BuildError {
     Source(#[from] ParseError),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Start {
-    Request { method: String, uri: String },
-    Response { code: u16, reason: String },
-}
-
 /// An outgoing SIP message under construction.
 ///
 /// ```
@@ -74,10 +66,64 @@ enum Start {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBuilder {
-    start: Start,
-    headers: Vec<(Cow<'static, str>, String)>,
+    /// The start line and every header line so far, each with its CRLF:
+    /// the message is written as it is built, with no per-header allocation.
+    head: Vec<u8>,
     body: Vec<u8>,
     error: Option<BuildError>,
+}
+
+/// Appends the decimal form of `n` without allocating.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            // n % 10 < 10, so the cast cannot truncate.
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or(&[]));
+}
+
+/// Iterates the header lines of `head` (after the start line) as
+/// `(start, end, kind)` byte ranges, folded continuations included.
+fn header_lines(head: &[u8]) -> Vec<(usize, usize, HeaderName)> {
+    let mut out = Vec::new();
+    let mut pos = match crate::scan::find1(head, b'\n') {
+        Some(i) => i + 1,
+        None => return out,
+    };
+    while pos < head.len() {
+        let mut end = pos;
+        // A line ends at a CRLF not followed by SP/HT.
+        loop {
+            match head.get(end..).and_then(|r| crate::scan::find1(r, b'\n')) {
+                Some(i) => {
+                    end += i + 1;
+                    if !matches!(head.get(end), Some(b' ' | b'\t')) {
+                        break;
+                    }
+                }
+                None => {
+                    end = head.len();
+                    break;
+                }
+            }
+        }
+        let line = head.get(pos..end).unwrap_or(&[]);
+        let name_len = crate::scan::find1(line, b':').unwrap_or(0);
+        let name = std::str::from_utf8(line.get(..name_len).unwrap_or(&[])).unwrap_or("");
+        out.push((pos, end, HeaderName::from_raw(name)));
+        pos = end;
+    }
+    out
 }
 
 /// True when `v` is safe as a header value: no controls except HT, and
@@ -121,12 +167,16 @@ impl MessageBuilder {
     /// Starts a request.
     #[must_use]
     pub fn request(method: Method<'_>, uri: &str) -> Self {
+        let method = method.as_str();
+        let mut head = Vec::with_capacity(512);
+        head.extend_from_slice(method.as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(uri.as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(SIP_VERSION.as_bytes());
+        head.extend_from_slice(b"\r\n");
         let mut b = Self {
-            start: Start::Request {
-                method: method.as_str().to_owned(),
-                uri: uri.to_owned(),
-            },
-            headers: Vec::with_capacity(12),
+            head,
             body: Vec::new(),
             error: None,
         };
@@ -139,12 +189,15 @@ impl MessageBuilder {
     /// Starts a response with no headers.
     #[must_use]
     pub fn response(code: u16, reason: &str) -> Self {
+        let mut head = Vec::with_capacity(512);
+        head.extend_from_slice(SIP_VERSION.as_bytes());
+        head.push(b' ');
+        push_status(&mut head, code);
+        head.push(b' ');
+        head.extend_from_slice(reason.as_bytes());
+        head.extend_from_slice(b"\r\n");
         let mut b = Self {
-            start: Start::Response {
-                code,
-                reason: reason.to_owned(),
-            },
-            headers: Vec::with_capacity(12),
+            head,
             body: Vec::new(),
             error: None,
         };
@@ -203,8 +256,7 @@ impl MessageBuilder {
                 }
                 HeaderName::To => match (to.tag(), to_tag) {
                     (None, Some(tag)) if code > 100 => {
-                        let v = format!("{};tag={tag}", h.value());
-                        b.push_kind(HeaderName::To, &v);
+                        b.push_parts("To", &[h.value(), ";tag=", tag]);
                     }
                     _ => b.push_kind(HeaderName::To, h.value()),
                 },
@@ -314,30 +366,39 @@ impl MessageBuilder {
 
     fn push_kind(&mut self, kind: HeaderName, value: &str) {
         let name = kind.as_str().unwrap_or("X-Invalid");
-        self.push(Cow::Borrowed(name), value);
+        self.push_parts(name, &[value]);
     }
 
-    fn push(&mut self, name: Cow<'static, str>, value: &str) {
+    /// Appends `name: part1part2...` CRLF after checking the name and
+    /// every part.
+    fn push_parts(&mut self, name: &str, parts: &[&str]) {
         if self.error.is_none() {
-            if !is_token(&name) {
+            if !is_token(name) {
                 self.error = Some(BuildError::InvalidHeaderName);
-            } else if !valid_value(value) {
-                self.error = Some(BuildError::InvalidHeaderValue(name.to_string()));
+            } else if !parts.iter().all(|p| valid_value(p)) {
+                self.error = Some(BuildError::InvalidHeaderValue(name.to_owned()));
             }
         }
-        self.headers.push((name, value.to_owned()));
+        self.head.extend_from_slice(name.as_bytes());
+        self.head.extend_from_slice(b": ");
+        for p in parts {
+            self.head.extend_from_slice(p.as_bytes());
+        }
+        self.head.extend_from_slice(b"\r\n");
     }
 
     /// Appends a header. Content-Length is ignored here: [`build`](Self::build)
     /// always writes its own.
     #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        let name = match HeaderName::from_raw(name).as_str() {
-            Some(canon) if canon.eq_ignore_ascii_case(name) => Cow::Borrowed(canon),
-            _ => Cow::Owned(name.to_owned()),
-        };
-        if HeaderName::from_raw(&name) != HeaderName::ContentLength {
-            self.push(name, value);
+        let kind = HeaderName::from_raw(name);
+        if kind == HeaderName::ContentLength {
+            return self;
+        }
+        match kind.as_str() {
+            // Write known headers under their canonical spelling.
+            Some(canon) if canon.eq_ignore_ascii_case(name) => self.push_parts(canon, &[value]),
+            _ => self.push_parts(name, &[value]),
         }
         self
     }
@@ -381,26 +442,44 @@ impl MessageBuilder {
     /// Appends `Via: SIP/2.0/{transport} {sent_by};branch={branch};rport`.
     #[must_use]
     pub fn via(mut self, transport: &str, sent_by: &str, branch: &str) -> Self {
-        let v = format!("{SIP_VERSION}/{transport} {sent_by};branch={branch};rport");
         if !is_token(transport) || !is_token(branch) {
             self.error = Some(BuildError::InvalidHeaderValue("Via".into()));
         }
-        self.push_kind(HeaderName::Via, &v);
+        self.push_parts(
+            "Via",
+            &[SIP_VERSION, "/", transport, " ", sent_by, ";branch=", branch, ";rport"],
+        );
         self
     }
 
     /// Appends `Max-Forwards`.
     #[must_use]
     pub fn max_forwards(mut self, n: u8) -> Self {
-        self.push_kind(HeaderName::MaxForwards, &n.to_string());
+        self.head.extend_from_slice(b"Max-Forwards: ");
+        push_decimal(&mut self.head, u64::from(n));
+        self.head.extend_from_slice(b"\r\n");
         self
     }
 
     /// Appends `CSeq: {seq} {method}`.
     #[must_use]
     pub fn cseq(mut self, seq: u32, method: Method<'_>) -> Self {
-        self.push_kind(HeaderName::CSeq, &format!("{seq} {method}"));
+        self.head.extend_from_slice(b"CSeq: ");
+        push_decimal(&mut self.head, u64::from(seq));
+        self.push_raw_value(method.as_str(), " ");
         self
+    }
+
+    /// Ends a line started by hand: `sep`, `value`, CRLF, after checking
+    /// `value` (method tokens from [`Method::parse`] are always fine, but a
+    /// hand-made `Method::Extension` may not be).
+    fn push_raw_value(&mut self, value: &str, sep: &str) {
+        if self.error.is_none() && !is_token(value) {
+            self.error = Some(BuildError::InvalidHeaderValue("CSeq".into()));
+        }
+        self.head.extend_from_slice(sep.as_bytes());
+        self.head.extend_from_slice(value.as_bytes());
+        self.head.extend_from_slice(b"\r\n");
     }
 
     /// Appends `Reason: {protocol};cause={cause};text="{text}"` (RFC 3326),
@@ -421,26 +500,38 @@ impl MessageBuilder {
         if !is_token(protocol) {
             self.error = Some(BuildError::InvalidHeaderValue("Reason".into()));
         }
-        let v = format!("{protocol};cause={cause};text={}", quote(text));
-        self.push_kind(HeaderName::Reason, &v);
+        let mut cause_s = Vec::with_capacity(5);
+        push_decimal(&mut cause_s, u64::from(cause));
+        let cause_s = std::str::from_utf8(&cause_s).unwrap_or("0").to_owned();
+        let text = quote(text);
+        self.push_parts("Reason", &[protocol, ";cause=", &cause_s, ";text=", &text]);
         self
     }
 
-    /// Sets the body and its Content-Type.
+    /// Sets the body and its Content-Type (replacing an earlier one).
     #[must_use]
-    pub fn body(mut self, content_type: &str, body: &[u8]) -> Self {
-        self.headers
-            .retain(|(n, _)| HeaderName::from_raw(n) != HeaderName::ContentType);
-        self.push_kind(HeaderName::ContentType, content_type);
-        self.body = body.to_vec();
-        self
+    pub fn body(self, content_type: &str, body: &[u8]) -> Self {
+        let mut b = self.without(HeaderName::ContentType);
+        b.push_kind(HeaderName::ContentType, content_type);
+        b.body = body.to_vec();
+        b
     }
 
     /// Removes every header of `kind` added so far.
     #[must_use]
     pub fn without(mut self, kind: HeaderName) -> Self {
-        self.headers
-            .retain(|(n, _)| HeaderName::from_raw(n) != kind);
+        let lines = header_lines(&self.head);
+        if lines.iter().any(|&(_, _, k)| k == kind) {
+            let start_end = lines.first().map_or(self.head.len(), |l| l.0);
+            let mut head = Vec::with_capacity(self.head.len());
+            head.extend_from_slice(self.head.get(..start_end).unwrap_or(&[]));
+            for (a, b, k) in lines {
+                if k != kind {
+                    head.extend_from_slice(self.head.get(a..b).unwrap_or(&[]));
+                }
+            }
+            self.head = head;
+        }
         self
     }
 
@@ -452,37 +543,10 @@ impl MessageBuilder {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        let size: usize = self
-            .headers
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 4)
-            .sum();
-        let mut out = Vec::with_capacity(size + self.body.len() + 96);
-        match &self.start {
-            Start::Request { method, uri } => {
-                out.extend_from_slice(method.as_bytes());
-                out.push(b' ');
-                out.extend_from_slice(uri.as_bytes());
-                out.push(b' ');
-                out.extend_from_slice(SIP_VERSION.as_bytes());
-            }
-            Start::Response { code, reason } => {
-                out.extend_from_slice(SIP_VERSION.as_bytes());
-                out.push(b' ');
-                push_status(&mut out, *code);
-                out.push(b' ');
-                out.extend_from_slice(reason.as_bytes());
-            }
-        }
-        out.extend_from_slice(b"\r\n");
-        for (n, v) in &self.headers {
-            out.extend_from_slice(n.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+        let mut out = Vec::with_capacity(self.head.len() + self.body.len() + 32);
+        out.extend_from_slice(&self.head);
         out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(self.body.len().to_string().as_bytes());
+        push_decimal(&mut out, self.body.len() as u64);
         out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(&self.body);
         Ok(out)

@@ -238,3 +238,42 @@ fn reason_text_is_escaped() {
         "{text}"
     );
 }
+
+#[test]
+fn decimal_writer() {
+    for n in [0u64, 7, 10, 70, 255, 4_294_967_295, u64::MAX] {
+        let mut out = Vec::new();
+        push_decimal(&mut out, n);
+        assert_eq!(out, n.to_string().into_bytes());
+    }
+}
+
+#[test]
+fn without_and_body_replace_folded_and_repeated_headers() {
+    let out = MessageBuilder::request(Method::Message, "sip:a@b")
+        .header("Subject", "first\r\n second")
+        .header("X-Keep", "1")
+        .header("Subject", "again")
+        .body("text/plain", b"one")
+        .body("text/html", b"<b>two</b>")
+        .without(HeaderName::Subject)
+        .build()
+        .unwrap();
+    let text = String::from_utf8(out.clone()).unwrap();
+    assert!(!text.contains("Subject"), "{text}");
+    assert!(!text.contains("second"), "{text}");
+    assert!(!text.contains("text/plain"), "{text}");
+    let m = parse(&out);
+    assert_eq!(m.header("X-Keep"), Some("1"));
+    assert!(m.content_type().unwrap().unwrap().is("text", "html"));
+    assert_eq!(m.body(), b"<b>two</b>");
+    assert_eq!(m.headers().len(), 3);
+}
+
+#[test]
+fn extension_method_must_be_a_token() {
+    let bad = MessageBuilder::request(Method::Bye, "sip:a@b")
+        .cseq(1, Method::Extension("BAD METHOD"))
+        .build();
+    assert_eq!(bad, Err(BuildError::InvalidHeaderValue("CSeq".into())));
+}
