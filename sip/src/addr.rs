@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use crate::params::Params;
-use crate::scan::{find_unquoted, quoted_len, trim, unquote};
+use crate::scan::{find_unquoted, is_lws, is_token, quoted_len, trim, unquote};
 use crate::uri::Uri;
 use crate::ParseError;
 
@@ -63,6 +63,14 @@ impl<'a> NameAddr<'a> {
                     if before.contains('"') {
                         return Err(ParseError::UnterminatedQuote);
                     }
+                    // An unquoted display name is tokens separated by LWS
+                    // (RFC 3261 §25.1); `Bell, Alexander <...>` is not.
+                    if !before
+                        .split(|c: char| c.is_ascii() && is_lws(c as u8))
+                        .all(|t| t.is_empty() || is_token(t))
+                    {
+                        return Err(ParseError::InvalidUri);
+                    }
                     Some(before)
                 };
                 let inner = raw.get(lt + 1..).ok_or(ParseError::InvalidUri)?;
@@ -77,14 +85,19 @@ impl<'a> NameAddr<'a> {
                     quoted_len(raw)?;
                     return Err(ParseError::InvalidUri);
                 }
-                match memchr::memchr(b';', raw.as_bytes()) {
+                let (uri_s, after) = match memchr::memchr(b';', raw.as_bytes()) {
                     Some(i) => (
-                        None,
                         raw.get(..i).ok_or(ParseError::InvalidUri)?,
                         raw.get(i..).ok_or(ParseError::InvalidUri)?,
                     ),
-                    None => (None, raw, ""),
+                    None => (raw, ""),
+                };
+                // Without <...> the URI may not contain `,` `?` or `;`
+                // (RFC 3261 §20.10): `m: sip:u@h?Route=...` is malformed.
+                if uri_s.bytes().any(|b| b == b',' || b == b'?') {
+                    return Err(ParseError::InvalidUri);
                 }
+                (None, uri_s, after)
             }
         };
         let after = trim(after);

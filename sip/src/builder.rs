@@ -447,7 +447,16 @@ impl MessageBuilder {
         }
         self.push_parts(
             "Via",
-            &[SIP_VERSION, "/", transport, " ", sent_by, ";branch=", branch, ";rport"],
+            &[
+                SIP_VERSION,
+                "/",
+                transport,
+                " ",
+                sent_by,
+                ";branch=",
+                branch,
+                ";rport",
+            ],
         );
         self
     }

@@ -441,6 +441,10 @@ impl<'a> Message<'a> {
             if let Scheme::Other(_) = uri.scheme() {
                 return Err(ParseError::UnsupportedUriScheme);
             }
+            // A Request-URI carries no `?headers` (RFC 3261 §19.1.5).
+            if uri.headers().is_some() {
+                return Err(ParseError::InvalidRequestUri);
+            }
         }
         let mut n = 0usize;
         for v in self.vias() {

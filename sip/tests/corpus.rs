@@ -86,6 +86,7 @@ fn valid_corpus_frames_on_a_stream() {
 }
 
 const EXPECTED: &[(&str, ParseError)] = &[
+    ("atypical-scheme.sip", ParseError::UnsupportedUriScheme),
     ("bad-contact.sip", ParseError::UnterminatedQuote),
     ("bad-from-uri.sip", ParseError::InvalidHeader("From")),
     ("bad-ipv6-request-uri.sip", ParseError::InvalidRequestUri),
@@ -97,6 +98,10 @@ const EXPECTED: &[(&str, ParseError)] = &[
     (
         "call-id-with-space.sip",
         ParseError::InvalidHeader("Call-ID"),
+    ),
+    (
+        "contact-addr-spec-with-headers.sip",
+        ParseError::InvalidHeader("Contact"),
     ),
     (
         "content-length-huge.sip",
@@ -135,14 +140,33 @@ const EXPECTED: &[(&str, ParseError)] = &[
     ("missing-via.sip", ParseError::MissingHeader("Via")),
     ("nul-in-header.sip", ParseError::InvalidEncoding),
     ("only-crlf.sip", ParseError::Empty),
+    ("overlarge-status-code.sip", ParseError::InvalidStatusCode),
     ("quoted-pair-raw-controls.sip", ParseError::InvalidEncoding),
     ("request-line-extra-token.sip", ParseError::InvalidStartLine),
     ("request-line-spaces.sip", ParseError::InvalidStartLine),
+    (
+        "request-line-trailing-spaces.sip",
+        ParseError::InvalidStartLine,
+    ),
+    ("request-uri-in-angles.sip", ParseError::InvalidRequestUri),
+    (
+        "request-uri-with-headers.sip",
+        ParseError::InvalidRequestUri,
+    ),
     ("request-uri-with-spaces.sip", ParseError::InvalidStartLine),
+    (
+        "response-cseq-overflow.sip",
+        ParseError::InvalidHeader("CSeq"),
+    ),
+    ("spaces-in-addr-spec.sip", ParseError::InvalidHeader("From")),
     ("too-many-vias.sip", ParseError::TooManyVias { limit: 16 }),
     ("unknown-scheme.sip", ParseError::UnsupportedUriScheme),
     ("unterminated-angle.sip", ParseError::UnterminatedAngle),
     ("unterminated-headers.sip", ParseError::UnterminatedHeaders),
+    (
+        "unquoted-display-name-comma.sip",
+        ParseError::InvalidHeader("From"),
+    ),
     ("unterminated-quote.sip", ParseError::UnterminatedQuote),
 ];
 

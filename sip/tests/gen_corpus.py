@@ -327,6 +327,55 @@ I["bad-from-uri.sip"] = msg(base.replace("From: <sip:caller@example.com>", "From
 I["empty.sip"] = b""
 I["quoted-pair-raw-controls.sip"] = V["torture-intmeth.sip"].replace(b"BEL:\\b NUL:\\0 DEL:\\d", b"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f")
 I["only-crlf.sip"] = b"\r\n\r\n\r\n"
+# RFC 4475 §3.1.1.5: '%' that is not an escape, in a method and CSeq.
+V["percent-not-escape.sip"] = msg("""RE%47IST%45R sip:registrar.example.com SIP/2.0
+To: "%Z%45" <sip:resource@example.com>
+From: "%Z%45" <sip:resource@example.com>;tag=f232jadfj23
+Call-ID: esc02.asdfnqwo34rq23i34jrjasdcnl23nrlknsdf
+Via: SIP/2.0/TCP host.example.com;branch=z9hG4bK209%fzsnel234
+CSeq: 29344 RE%47IST%45R
+Max-Forwards: 70
+Contact: <sip:alias1@host1.example.com>
+C%6Fntact: <sip:alias2@host2.example.com>
+Contact: <sip:alias3@host3.example.com>
+""")
+# LWS just inside <...> is tolerated (stricter grammar would say 400).
+V["lws-inside-angle-brackets.sip"] = msg("""OPTIONS sip:user@example.org SIP/2.0
+Via: SIP/2.0/UDP host4.example.com;branch=z9hG4bKkdju43234
+Max-Forwards: 70
+From: "Bell, Alexander" <sip:a.g.bell@example.com>;tag=433423
+To: "Watson, Thomas" < sip:t.watson@example.org >
+Call-ID: badaspec.sdf0234n2nds0a099u23h3hnnw009cdkne3
+Accept: application/sdp
+CSeq: 3923239 OPTIONS
+l: 0
+""", cl=None)
+V["unknown-uri-schemes.sip"] = msg("""OPTIONS sip:user@example.com SIP/2.0
+To: isbn:2983792873
+From: <http://www.example.com>;tag=3234233
+Call-ID: unksm2.daksdj@hyphenated-host.example.com
+CSeq: 234902 OPTIONS
+Max-Forwards: 70
+Via: SIP/2.0/UDP 192.0.2.21:5060;branch=z9hG4bKkdjuw
+Contact: <name:John_Smith>
+""")
+I["response-cseq-overflow.sip"] = msg("""SIP/2.0 503 Service Unavailable
+Via: SIP/2.0/TCP host129.example.com;branch=z9hG4bKzzxdiwo34sw;received=192.0.2.129
+To: <sip:user@example.com>
+From: <sip:other@example.net>;tag=2easdjfejw
+CSeq: 9292394834772304023312 OPTIONS
+Call-ID: scalarlg.noase0of0234hn2qofoaf0232aewf2394r
+Retry-After: 949302838503028349304023988
+Warning: 1812 overture "In Progress"
+""")
+I["request-uri-in-angles.sip"] = msg(base.replace("OPTIONS sip:user@example.com SIP/2.0", "OPTIONS <sip:user@example.com> SIP/2.0"))
+I["request-line-trailing-spaces.sip"] = msg(base.replace("SIP/2.0\n", "SIP/2.0  \n", 1))
+I["request-uri-with-headers.sip"] = msg(base.replace("OPTIONS sip:user@example.com", "OPTIONS sip:user@example.com?Route=%3Csip:example.com%3E"))
+I["contact-addr-spec-with-headers.sip"] = msg(base + "Contact: sip:user@example.com?Route=%3Csip:sip.example.com%3E\n")
+I["spaces-in-addr-spec.sip"] = msg(base.replace("From: <sip:caller@example.com>", "From: \"Bell, Alexander\" <sip:a.g.bell@ bell-tel.com >"))
+I["unquoted-display-name-comma.sip"] = msg(base.replace("From: <sip:caller@example.com>", "From: Bell, Alexander <sip:a.g.bell@bell-tel.com>"))
+I["atypical-scheme.sip"] = msg(base.replace("OPTIONS sip:user@example.com", "OPTIONS soap.beep://192.0.2.103:3002"))
+I["overlarge-status-code.sip"] = msg("SIP/2.0 4294967301 better not break the receiver\n" + drop("Max-Forwards").split("\n", 1)[1])
 for d, m in (("valid", V), ("invalid", I)):
     for name, data in m.items():
         with open(os.path.join(d, name), "wb") as f:
