@@ -531,6 +531,8 @@ fn random_operations_match_a_reference_model() {
 
 /// Throughput figures, not a timed test: run with
 /// `cargo test --release --lib store::memory::tests::throughput -- --ignored --nocapture`.
+/// Prints wall-clock rates and rates per CPU-second of this process (the latter
+/// mean more on a shared, loaded machine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement; run by hand"]
 async fn throughput() {
@@ -539,6 +541,14 @@ async fn throughput() {
 
     const BINDINGS: u64 = 200_000;
     const ROUTES: u64 = 1_000_000;
+    let report = |what: &str, ops: u64, t: Instant, cpu0: f64| {
+        let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_secs() - cpu0);
+        println!(
+            "{what}: {ops} in {wall:.2} s wall, {cpu:.2} s CPU = {:.0}/s wall, {:.0}/CPU-s",
+            ops as f64 / wall,
+            ops as f64 / cpu.max(0.01)
+        );
+    };
     let store = Arc::new(MemoryStore::new());
     store
         .create_pool(spec("p", 86_400, 3600, 200))
@@ -551,7 +561,7 @@ async fn throughput() {
     let couriers = 5000;
     let mut made = Vec::with_capacity(BINDINGS as usize);
     let rss_before = rss_bytes();
-    let t = Instant::now();
+    let (t, cpu0) = (Instant::now(), cpu_secs());
     for i in 0..BINDINGS {
         let a = E164::parse(&format!("+86139{:08}", i % couriers)).unwrap();
         let b = E164::parse(&format!("+86138{i:08}")).unwrap();
@@ -561,11 +571,7 @@ async fn throughput() {
             .unwrap();
         made.push((c.binding().number.clone(), a));
     }
-    let el = t.elapsed();
-    println!(
-        "create: {BINDINGS} bindings in {el:?} = {:.0}/s (1 task)",
-        BINDINGS as f64 / el.as_secs_f64()
-    );
+    report("create (1 task)", BINDINGS, t, cpu0);
     // The test's own list of (number, caller) pairs is about 64 bytes a binding.
     println!(
         "memory: ~{} bytes per live binding (RSS growth, incl. ~64 B of test data)",
@@ -573,7 +579,7 @@ async fn throughput() {
     );
     let made = Arc::new(made);
     for tasks in [1u64, 2] {
-        let t = Instant::now();
+        let (t, cpu0) = (Instant::now(), cpu_secs());
         let handles: Vec<_> = (0..tasks)
             .map(|k| {
                 let (store, made) = (store.clone(), made.clone());
@@ -589,25 +595,18 @@ async fn throughput() {
         for h in handles {
             h.await.unwrap();
         }
-        let el = t.elapsed();
-        println!(
-            "route: {ROUTES} lookups in {el:?} = {:.0}/s ({tasks} tasks)",
-            ROUTES as f64 / el.as_secs_f64()
-        );
+        report(&format!("route ({tasks} tasks)"), ROUTES, t, cpu0);
     }
-    let t = Instant::now();
+    let (t, cpu0) = (Instant::now(), cpu_secs());
     let stats = store.pool_stats("p", T0).await.unwrap();
-    println!(
-        "pool_stats with {} live: {:?}",
-        stats.live_bindings,
-        t.elapsed()
-    );
-    let t = Instant::now();
+    report("pool_stats", 1, t, cpu0);
+    assert_eq!(stats.live_bindings, BINDINGS);
+    let (t, cpu0) = (Instant::now(), cpu_secs());
     let reaped = store.reap(T0 + 3_600_000).await.unwrap();
-    println!("reap of {reaped} expired bindings: {:?}", t.elapsed());
-    let t = Instant::now();
+    report("reap (expired bindings)", reaped, t, cpu0);
+    let (t, cpu0) = (Instant::now(), cpu_secs());
     store.reap(T0 + 3_600_000 + 86_400_000).await.unwrap();
-    println!("purge of {} cooled holds: {:?}", 2 * reaped, t.elapsed());
+    report("purge (cooled holds)", 2 * reaped, t, cpu0);
 }
 
 /// Resident set size of this process (Linux), for the throughput figures.
@@ -619,4 +618,16 @@ fn rss_bytes() -> i64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+/// User + system CPU seconds of this process so far (Linux, 100 Hz ticks).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
