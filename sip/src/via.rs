@@ -5,12 +5,23 @@
 #![deny(clippy::indexing_slicing)]
 
 use crate::params::Params;
-use crate::scan::{eq_ic, find_unquoted, is_token, parse_decimal, split_byte, trim, trim_start};
+use crate::scan::{eq_ic, is_token, is_token_byte, parse_decimal, split_byte, trim, trim_start};
 use crate::uri::{split_host_port, Host};
 use crate::ParseError;
 
 /// The RFC 3261 magic cookie that starts every compliant branch id.
 pub const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// Bytes of a Via parameter list without quoted strings: token characters,
+/// `;` `=`, LWS, and `:` `[` `]` for IPv6 `received`/`maddr` values.
+#[inline]
+fn via_param_byte(b: u8) -> bool {
+    is_token_byte(b)
+        || matches!(
+            b,
+            b';' | b'=' | b':' | b'[' | b']' | b' ' | b'\t' | b'\r' | b'\n'
+        )
+}
 
 /// One Via value: `SIP/2.0/UDP host:port;branch=...;rport;received=...`.
 ///
@@ -51,7 +62,7 @@ impl<'a> Via<'a> {
         let rest = trim_start(rest);
         let split = rest
             .bytes()
-            .position(|b| !(b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)))
+            .position(|b| !is_token_byte(b))
             .unwrap_or(rest.len());
         let transport = rest.get(..split).ok_or(E)?;
         let rest = rest.get(split..).ok_or(E)?;
@@ -61,18 +72,20 @@ impl<'a> Via<'a> {
         }
         // sent-by follows after LWS.
         let rest = trim_start(rest);
-        let (sent_by, params) = match find_unquoted(rest, b';').map_err(|_| E)? {
-            Some(i) => (rest.get(..i).ok_or(E)?, rest.get(i + 1..).ok_or(E)?),
-            None => (rest, ""),
-        };
+        // sent-by holds no quotes or brackets, so the first ';' ends it.
+        let (sent_by, params) = split_byte(rest, b';').unwrap_or((rest, ""));
         let sent_by = trim(sent_by);
         let (host_raw, port) = split_host_port(sent_by).map_err(|_| E)?;
         let host = Host::parse(host_raw).map_err(|_| E)?;
         let params = Params::new(params);
-        for p in params.iter() {
-            if !is_token(p.name) {
-                return Err(E);
-            }
+        // Parameter names must be tokens. Without quoted values one byte
+        // scan settles it; otherwise walk the parameters.
+        let plain = params
+            .as_str()
+            .bytes()
+            .fold(true, |ok, b| ok & via_param_byte(b));
+        if !plain && !params.iter().all(|p| is_token(p.name)) {
+            return Err(E);
         }
         Ok(Via {
             raw,
@@ -209,6 +222,15 @@ mod tests {
         ] {
             assert!(Via::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn quoted_param_values_take_the_slow_path() {
+        let v = Via::parse(r#"SIP/2.0/UDP h;branch=z9hG4bK1;x="a b@c;d""#).unwrap();
+        assert_eq!(v.branch(), Some("z9hG4bK1"));
+        assert_eq!(v.params().value("x"), Some(r#""a b@c;d""#));
+        assert!(Via::parse(r#"SIP/2.0/UDP h;x="q";b@d=1"#).is_err());
+        assert!(Via::parse("SIP/2.0/UDP h;received=[2001:db8::1];maddr=x").is_ok());
     }
 
     #[test]
