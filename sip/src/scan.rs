@@ -196,17 +196,38 @@ impl<'a> Lines<'a> {
     /// [`ParseError::InvalidEncoding`] for a bare CR or LF or a control
     /// byte other than HT.
     pub(crate) fn next_line(&mut self) -> Result<Option<(usize, usize)>, ParseError> {
+        let h = self.h;
+        let del = LO * 0x7f;
         loop {
-            while self.mask == 0 {
-                if !self.load() {
+            if self.mask == 0 {
+                // Fast path: skip words with no byte below 0x20 and no DEL,
+                // working on locals so the loop stays in registers.
+                let mut w = self.next_word;
+                let mut mask = 0;
+                while let Some(ch) = h.get(w..w + 8) {
+                    let x = word(ch);
+                    mask = less_bytes(x, 0x20) | zero_bytes(x ^ del);
+                    w += 8;
+                    if mask != 0 {
+                        break;
+                    }
+                }
+                self.next_word = w;
+                if mask != 0 {
+                    self.mask = mask;
+                    self.mask_base = w - 8;
+                } else if !self.load() {
                     return Ok(None);
+                }
+                if self.mask == 0 {
+                    continue;
                 }
             }
             let i = self.mask_base + (self.mask.trailing_zeros() / 8) as usize;
             // The mask may hold false positives above a real hit: re-check.
             self.mask &= self.mask - 1;
-            match self.h.get(i) {
-                Some(b'\r') => match self.h.get(i + 1) {
+            match h.get(i) {
+                Some(b'\r') => match h.get(i + 1) {
                     Some(b'\n') => {
                         let line = (self.line_start, i);
                         self.line_start = i + 2;
