@@ -65,7 +65,7 @@ macro_rules! contract_tests {
             delete_ends_binding_and_starts_cooling,
             cooling_ends_after_cooling_period,
             expired_binding_is_gone_without_reaping,
-            reap_makes_statistics_exact,
+            statistics_are_exact_before_and_after_reap,
             statistics_count_numbers_bindings_and_parties,
             audit_reads_newest_first,
             concurrent_allocations_keep_the_invariant,
@@ -954,7 +954,7 @@ mod cases {
         assert!(xs.contains(&next.number));
     }
 
-    pub async fn reap_makes_statistics_exact(s: Store) {
+    pub async fn statistics_are_exact_before_and_after_reap(s: Store) {
         let (p, xs) = pool_with(&s, 2, |_| {}).await;
         let short = |a: &E164, b: &E164| {
             let mut r = req(&p, a, b);
@@ -969,6 +969,15 @@ mod cases {
             (&xs[0], &xs[1], &xs[0])
         );
         tokio::time::sleep(Duration::from_millis(400)).await;
+        let pre = s.pool_stats(&p, now_ms()).await.unwrap();
+        assert_eq!(
+            (pre.live_bindings, pre.cooling),
+            (1, 4),
+            "exact before reap"
+        );
+        let loads: Vec<u64> = pre.per_number.iter().map(|n| n.live_bindings).collect();
+        assert_eq!(loads, vec![1, 0], "exact before reap");
+        assert_eq!(pre.busiest_parties.len(), 2, "exact before reap");
         s.reap(now_ms()).await.unwrap();
         let st = s.pool_stats(&p, now_ms()).await.unwrap();
         assert_eq!(st.live_bindings, 1);
