@@ -54,13 +54,14 @@ echo "== memory store (N=$N, C=$C)"
 start_relay memory MASKLINE_STORE_BACKEND=memory MASKLINE_STORE_DEMO_POOL=false
 KEY=$(sed -n 's/^admin key: //p' "$RELAY_OUT" | head -1)
 # shellcheck disable=SC2086
-"$LOAD" --url "$ADDR" --key "$KEY" --n "$N" --c "$C" ${API_LOAD_ARGS:-}
+"$LOAD" --url "$ADDR" --key "$KEY" --n "$N" --c "$C" --watch "relay=$RELAY_PID" ${API_LOAD_ARGS:-}
 stop_relay
 
 echo "== redis store (N=$N, C=$C, redis-server on 127.0.0.1:$REDIS_PORT)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$WORK" --logfile "$WORK/redis.log" &
-PIDS+=("$!")
+REDIS_PID=$!
+PIDS+=("$REDIS_PID")
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
 KEY_OUT=$("$RELAY" key new --role admin --name loadtest)
 KEY=$(echo "$KEY_OUT" | grep '^mk_')
@@ -72,7 +73,8 @@ start_relay redis \
   MASKLINE_SECRETS_SEAL_KEYS="1:$(head -c 32 /dev/urandom | base64)" \
   MASKLINE_API_KEYS="$KEYS_ENV"
 # shellcheck disable=SC2086
-"$LOAD" --url "$ADDR" --key "$KEY" --n "$N" --c "$C" ${API_LOAD_ARGS:-}
+"$LOAD" --url "$ADDR" --key "$KEY" --n "$N" --c "$C" \
+  --watch "relay=$RELAY_PID" --watch "redis=$REDIS_PID" ${API_LOAD_ARGS:-}
 echo "redis: $(redis-cli -p "$REDIS_PORT" info commandstats | grep '^cmdstat_evalsha' | tr -d '\r')"
 echo "redis: $(redis-cli -p "$REDIS_PORT" info memory | grep '^used_memory_human' | tr -d '\r'), $(redis-cli -p "$REDIS_PORT" dbsize) keys"
 stop_relay

@@ -54,6 +54,61 @@ struct Args {
     /// Binding lifetime, seconds.
     #[arg(long, default_value_t = 3600)]
     ttl_s: u64,
+    /// `NAME=PID` of a process (relay, redis-server) whose CPU time per request to
+    /// report for each phase (Linux `/proc`); repeatable. The load generator's own
+    /// CPU is always reported.
+    #[arg(long = "watch", value_name = "NAME=PID")]
+    watch: Vec<String>,
+}
+
+/// CPU time (user + system) of a process in microseconds, from `/proc/<pid>/stat`.
+fn cpu_us(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th
+    // and 13th of those (14th and 15th overall), in clock ticks (100 Hz on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((utime + stime) * 10_000)
+}
+
+/// Processes whose CPU is sampled around each phase.
+struct Watched(Vec<(String, String)>);
+
+impl Watched {
+    fn new(args: &[String]) -> Result<Self> {
+        let mut v = vec![("api_load".to_string(), "self".to_string())];
+        for a in args {
+            let (name, pid) = a
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--watch wants NAME=PID, got {a:?}"))?;
+            if cpu_us(pid).is_none() {
+                bail!("--watch {a}: no readable /proc/{pid}/stat");
+            }
+            v.push((name.to_string(), pid.to_string()));
+        }
+        Ok(Self(v))
+    }
+
+    fn sample(&self) -> Vec<Option<u64>> {
+        self.0.iter().map(|(_, pid)| cpu_us(pid)).collect()
+    }
+
+    /// Prints CPU µs per request of each watched process between two samples.
+    fn report(&self, phase: &str, before: &[Option<u64>], requests: u64) {
+        let after = self.sample();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .zip(before.iter().zip(after))
+            .filter_map(|((name, _), (b, a))| {
+                let d = a?.checked_sub((*b)?)?;
+                Some(format!("{name} {:.1}", d as f64 / requests.max(1) as f64))
+            })
+            .collect();
+        println!("{phase}: CPU µs per request: {}", parts.join(", "));
+    }
 }
 
 /// One HTTP client shared by all workers.
@@ -134,6 +189,7 @@ async fn main() -> Result<()> {
     let pool = args.pool.clone().unwrap_or_else(|| format!("lt-{run}"));
 
     prepare_pool(&api, &pool, &args, &mut rng).await?;
+    let watched = Watched::new(&args.watch)?;
 
     // Parties: a random base far from other runs' ranges (collisions only matter for
     // holds, which at worst make one allocation pick another number).
@@ -145,6 +201,7 @@ async fn main() -> Result<()> {
         args.n, args.c, api.base
     );
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_before = watched.sample();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.c);
     for _ in 0..args.c {
@@ -211,6 +268,7 @@ async fn main() -> Result<()> {
         errors,
         first_error,
     );
+    watched.report("create", &cpu_before, args.n as u64);
     if created.is_empty() {
         bail!("no binding was created; nothing to route");
     }
@@ -222,6 +280,7 @@ async fn main() -> Result<()> {
     println!("route: {routes} lookups, {} clients", args.c);
     let created = Arc::new(created);
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_before = watched.sample();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.c);
     for _ in 0..args.c {
@@ -277,6 +336,7 @@ async fn main() -> Result<()> {
         errors,
         first_error,
     );
+    watched.report("route", &cpu_before, routes as u64);
     Ok(())
 }
 
