@@ -130,6 +130,10 @@ const EXPECTED: &[(&str, ParseError)] = &[
         ParseError::DuplicateHeader("Call-ID"),
     ),
     ("empty.sip", ParseError::Empty),
+    (
+        "header-line-too-long.sip",
+        ParseError::HeaderLineTooLong { limit: 8 * 1024 },
+    ),
     ("header-without-colon.sip", ParseError::InvalidHeaderLine),
     ("max-forwards-negative.sip", ParseError::InvalidMaxForwards),
     ("max-forwards-overflow.sip", ParseError::InvalidMaxForwards),
@@ -159,6 +163,10 @@ const EXPECTED: &[(&str, ParseError)] = &[
         ParseError::InvalidHeader("CSeq"),
     ),
     ("spaces-in-addr-spec.sip", ParseError::InvalidHeader("From")),
+    (
+        "too-many-headers.sip",
+        ParseError::TooManyHeaders { limit: 128 },
+    ),
     ("too-many-vias.sip", ParseError::TooManyVias { limit: 16 }),
     ("unknown-scheme.sip", ParseError::UnsupportedUriScheme),
     ("unterminated-angle.sip", ParseError::UnterminatedAngle),

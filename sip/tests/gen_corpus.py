@@ -376,6 +376,20 @@ I["spaces-in-addr-spec.sip"] = msg(base.replace("From: <sip:caller@example.com>"
 I["unquoted-display-name-comma.sip"] = msg(base.replace("From: <sip:caller@example.com>", "From: Bell, Alexander <sip:a.g.bell@bell-tel.com>"))
 I["atypical-scheme.sip"] = msg(base.replace("OPTIONS sip:user@example.com", "OPTIONS soap.beep://192.0.2.103:3002"))
 I["overlarge-status-code.sip"] = msg("SIP/2.0 4294967301 better not break the receiver\n" + drop("Max-Forwards").split("\n", 1)[1])
+# RFC 4475 §3.1.1.7 style: long values (within the default limits).
+V["long-values.sip"] = msg("""INVITE sip:user@example.com SIP/2.0
+To: "I have a user name of %s proportion" <sip:user@example.com:6000;unknownparam1=verylonguriparametervalue;longuriparameter%s=shortvalue>
+From: sip:caller@example.net;tag=%s
+Call-ID: longreq.one%s@example.com
+CSeq: 3882340 INVITE
+Max-Forwards: 70
+%sContact: <sip:amazinglylongcallername%s@host5.example.net>
+Content-Type: application/sdp
+""" % ("extreme" * 12, "name" * 20, "1918181833n" * 40, "really" * 30,
+       "".join("Via: SIP/2.0/TCP sip%d.example.com;branch=z9hG4bK%s\n" % (i, "longbranch" * 8) for i in range(16)),
+       "amazinglylong" * 20), SDP)
+I["header-line-too-long.sip"] = msg(base + "X-Long: " + "a" * 9000 + "\n")
+I["too-many-headers.sip"] = msg(base + "".join("X-H%d: %d\n" % (i, i) for i in range(125)))
 for d, m in (("valid", V), ("invalid", I)):
     for name, data in m.items():
         with open(os.path.join(d, name), "wb") as f:
