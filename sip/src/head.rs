@@ -202,19 +202,21 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], limits: &Limits) -> Result<Head<'a>,
             if let Some(c) = cur.take() {
                 finish(c, &mut headers)?;
             }
-            // Names are short: a plain loop beats memchr's dispatch here.
-            let colon = line
-                .as_bytes()
+            // One pass: the name is the run of token bytes, then optional
+            // SP/HT, then the colon (RFC 3261 HCOLON).
+            let lb = line.as_bytes();
+            let name_end = lb
                 .iter()
-                .position(|&b| b == b':')
-                .ok_or(ParseError::InvalidHeaderLine)?;
-            let name = line
-                .get(..colon)
-                .ok_or(ParseError::InvalidHeaderLine)?
-                .trim_end_matches([' ', '\t']);
-            if !crate::scan::is_token(name) {
+                .position(|&b| !crate::scan::is_token_byte(b))
+                .unwrap_or(lb.len());
+            let mut colon = name_end;
+            while matches!(lb.get(colon), Some(b' ' | b'\t')) {
+                colon += 1;
+            }
+            if name_end == 0 || lb.get(colon) != Some(&b':') {
                 return Err(ParseError::InvalidHeaderLine);
             }
+            let name = line.get(..name_end).ok_or(ParseError::InvalidHeaderLine)?;
             cur = Some(Pending {
                 name,
                 value: line.get(colon + 1..).unwrap_or(""),
