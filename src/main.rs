@@ -317,3 +317,43 @@ async fn create_demo_pool(store: &dyn BindingStore) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_passwords_never_reach_logs() {
+        assert_eq!(
+            redacted_url("redis://:s3cret@10.0.0.5:6379/0"),
+            "redis://***@10.0.0.5:6379/0"
+        );
+        assert_eq!(
+            redacted_url("rediss://user:p@ss@host:6380/"),
+            "rediss://***@host:6380/"
+        );
+        assert_eq!(
+            redacted_url("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/"
+        );
+    }
+
+    #[test]
+    fn cli_parses_the_contract_commands() {
+        let cli = Cli::try_parse_from(["maskline", "serve", "--config", "x.toml"]).unwrap();
+        assert!(matches!(cli.command, Command::Serve { config: Some(_) }));
+        let cli = Cli::try_parse_from(["maskline", "key", "new", "--role", "app", "--name", "n"])
+            .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Key {
+                command: KeyCommand::New {
+                    role: RoleArg::App,
+                    ..
+                }
+            }
+        ));
+        assert!(Cli::try_parse_from(["maskline", "key", "new"]).is_err());
+        assert!(Cli::try_parse_from(["maskline", "check-config"]).is_ok());
+    }
+}
