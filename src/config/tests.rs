@@ -473,3 +473,24 @@ fn role_parses_and_prints_config_spelling() {
     }
     assert!("root".parse::<Role>().unwrap_err().contains("unknown role"));
 }
+
+#[test]
+fn every_env_override_is_documented_and_every_shipped_key_has_one() {
+    for (var, field) in env::VARS {
+        assert!(SHIPPED.contains(var), "{var} ({field}) is not documented");
+    }
+    // Every scalar key set in the shipped file has an override.
+    let table: toml::Table = SHIPPED.parse().unwrap();
+    for (section, v) in &table {
+        for (key, value) in v.as_table().unwrap() {
+            if value.is_table() || value.is_array() {
+                continue;
+            }
+            let field = format!("{section}.{key}");
+            assert!(
+                env::VARS.iter().any(|(_, f)| *f == field),
+                "{field} has no MASKLINE_ override"
+            );
+        }
+    }
+}
