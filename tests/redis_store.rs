@@ -15,7 +15,7 @@ use maskline::bindings::{
     now_ms, Binding, BindingPatch, Capabilities, Created, NewBinding, NumberSpec, PoolSpec,
 };
 use maskline::numbers::{NumberHasher, Sealer, E164};
-use maskline::store::redis::RedisStore;
+use maskline::store::redis::{RedisOptions, RedisStore};
 use maskline::store::{AuditEntry, BindingStore, StoreError};
 use redis::AsyncCommands;
 
@@ -427,11 +427,14 @@ impl Drop for OwnRedis {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_is_unavailable_and_recovers_without_a_new_store() {
     let mut server = OwnRedis::start();
-    let s = RedisStore::connect_with_timeout(
+    let s = RedisStore::connect_with(
         &server.url(),
         hasher(),
         Sealer::random(),
-        Duration::from_millis(500),
+        RedisOptions {
+            timeout: Duration::from_millis(500),
+            connections: 2,
+        },
     )
     .await
     .unwrap();
@@ -539,4 +542,41 @@ async fn route_keys_expire_with_the_binding_and_its_cooling() {
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_strips_sealed_numbers_from_expired_bindings() {
+    let url = common::redis_url();
+    let s = store_at(&url).await;
+    let (p, _) = pool(&s, 1, 10).await;
+    let (a, b) = (
+        e164(common::random_e164("+86138")),
+        e164(common::random_e164("+86139")),
+    );
+    let bd = new_binding(&s, req(&p, &a, &b, 300)).await;
+    let mut c = raw(&url).await;
+    let keys: Vec<Vec<u8>> = c.keys(format!("{{{p}}}r*")).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    let sizes = |c: &mut redis::aio::MultiplexedConnection| {
+        let (c, keys) = (c.clone(), keys.clone());
+        async move {
+            let mut c = c;
+            let mut out = Vec::new();
+            for k in &keys {
+                let v: Vec<u8> = c.get(k).await.unwrap();
+                out.push(v.len());
+            }
+            out
+        }
+    };
+    // id (16) + until (6) + sealed callee (1 + 12 + 7 + 16).
+    assert!(sizes(&mut c).await.iter().all(|n| *n > 22));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(s.route(&p, &bd.number, &a, now_ms()).await.unwrap(), None);
+    // (Other tests reap concurrently, so the count may be theirs.)
+    s.reap(now_ms()).await.unwrap();
+    // The holds stay (the parties cool on X) but carry no number any more.
+    assert_eq!(sizes(&mut c).await, vec![22, 22]);
+    let st = s.pool_stats(&p, now_ms()).await.unwrap();
+    assert_eq!((st.live_bindings, st.cooling), (0, 2));
 }

@@ -25,7 +25,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use maskline::bindings::{now_ms, Capabilities, Created, NewBinding, NumberSpec, PoolSpec};
 use maskline::numbers::{NumberHasher, Sealer, E164};
-use maskline::store::redis::RedisStore;
+use maskline::store::redis::{RedisOptions, RedisStore};
 use maskline::store::{BindingStore, StoreError};
 use rand::Rng;
 use redis::Value;
@@ -51,8 +51,11 @@ struct Args {
     /// Commands in flight per connection in the raw phase.
     #[arg(long, default_value_t = 32)]
     pipeline: usize,
+    /// Multiplexed connections of the `RedisStore` (route and store-create phases).
+    #[arg(long, default_value_t = 1)]
+    store_conns: usize,
     /// Concurrent tasks for the route and store-create phases.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     c: usize,
     /// Route lookups (0 skips).
     #[arg(long, default_value_t = 1_000_000)]
@@ -112,7 +115,18 @@ async fn main() -> Result<()> {
     let mut key = [0u8; 32];
     rand::rng().fill(&mut key);
     let hasher = NumberHasher::new(&key)?;
-    let store = Arc::new(RedisStore::connect(&args.url, hasher, Sealer::random()).await?);
+    let store = Arc::new(
+        RedisStore::connect_with(
+            &args.url,
+            hasher,
+            Sealer::random(),
+            RedisOptions {
+                connections: args.store_conns,
+                ..RedisOptions::default()
+            },
+        )
+        .await?,
+    );
     store.load_scripts().await?;
     let client = redis::Client::open(args.url.as_str())?;
     let mut admin = client.get_multiplexed_async_connection().await?;

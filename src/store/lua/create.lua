@@ -22,7 +22,7 @@ if old and old.exp > now then
 end
 
 local function free(x)
-  return redis.call('EXISTS', rkey(x, ha)) == 0 and redis.call('EXISTS', rkey(x, hb)) == 0
+  return redis.call('EXISTS', rkey(x, ha), rkey(x, hb)) == 0
 end
 
 -- Least loaded first (ties: number order); stop at the cap. Small first batch:

@@ -143,15 +143,40 @@ local function load_keys(x)
   return { P .. 'ld' }
 end
 
--- Recounts number x at `now`: forgets bindings whose cooling is over (and their
+-- Removes the sealed callee from a binding's route values once it has ended (the
+-- keys stay as cooling holds). `id` check: only this binding's values.
+local function strip(r, sh)
+  for _, h in ipairs({ r.ha, r.hb }) do
+    local k = rkey(r.x, h)
+    local v = redis.call('GET', k)
+    if v and string.len(v) > 22 and string.sub(v, 1, 16) == make_id(sh, string.sub(v, 11, 13), r.gen) then
+      redis.call('SET', k, string.sub(v, 1, 22), 'KEEPTTL')
+    end
+  end
+end
+
+-- Recounts number x at `now`: strips the sealed callee from bindings that expired
+-- since the last recount, forgets bindings whose cooling is over (and their
 -- records), writes the exact live count into the load indexes and the time of x's
 -- next event (an expiry or a cooling end) into nx. Returns how many bindings stopped
 -- being live since the last count.
 local function refresh(x, now, cooling, shards)
   local live, nxt = 0, nil
   local over = fmt(now - cooling)
+  -- Bindings that ended since the last recount of x: strip their sealed callees.
+  local since = redis.call('HGET', P .. 'nt', x) or '0'
+  redis.call('HSET', P .. 'nt', x, fmt(now))
   for k = 0, shards - 1 do
     local lk = lkey(x, k)
+    if tonumber(since) < now then
+      for _, mbr in ipairs(redis.call('ZRANGEBYSCORE', lk, '(' .. since, fmt(now))) do
+        local sh = string.sub(mbr, 1, 8)
+        local r = rec_parse(rec_get(sh))
+        if r and r.gen == string.sub(mbr, 9, 11) and r.exp <= now then
+          strip(r, sh)
+        end
+      end
+    end
     local dead = redis.call('ZRANGEBYSCORE', lk, '-inf', over)
     if #dead > 0 then
       for _, mbr in ipairs(dead) do

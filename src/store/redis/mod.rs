@@ -15,6 +15,7 @@
 //! | `{p}lr` | zset | retired `X` → live bindings | none |
 //! | `{p}l<X>:<k>` | zset | bindings on `X` (shard `k` of `shards`): `sh‖gen` → end time, kept through cooling | none (trimmed) |
 //! | `{p}nx` | zset | `X` → its next event (an expiry or a cooling end) | none |
+//! | `{p}nt` | hash | `X` → time of its last recount | none |
 //! | `{p}r<X><h(party)>` | string | route **and** hold: `id(16) until(6) sealed callee` | until + cooling |
 //! | `{p}s<sh[0..2]>` | hash | binding records, field `sh`: `gen created expires state h(A) h(B) X(BCD) shipment` | none (trimmed) |
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
@@ -33,8 +34,9 @@
 //! `route()` is one `GET`, and answers only while `now < until` and the value carries
 //! the sealed callee. Ending a binding (delete, reassignment away) rewrites the value
 //! without the sealed number and sets PEXPIREAT to end + cooling; a binding that
-//! simply expires routes nowhere from its expiry on (the value's `until`), and its
-//! keys disappear at expiry + cooling. So the allocation check "neither party holds
+//! simply expires routes nowhere from its expiry on (the value's `until`), the next
+//! recount of its number (the reaper, every second by default) strips the sealed
+//! number from its values, and its keys disappear at expiry + cooling. So the allocation check "neither party holds
 //! X" is two `EXISTS`, with no per-party index (which would cost ~100 bytes a party).
 //!
 //! **Memory.** The two route keys are the only keys a binding owns (each key with a
@@ -72,6 +74,7 @@
 mod codec;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -109,6 +112,26 @@ const REAP_BATCH: i64 = 256;
 /// Default bound on every store call.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Connection settings of a [`RedisStore`].
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Bound on every call: past it the call fails with [`StoreError::Unavailable`].
+    pub timeout: Duration,
+    /// Multiplexed connections, used round-robin. Each pipelines the concurrent
+    /// calls it carries; one batches best (measured: 114k route lookups/s from 128
+    /// tasks on one connection vs 104k on two, on 2 busy cores).
+    pub connections: usize,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_COMMAND_TIMEOUT,
+            connections: 1,
+        }
+    }
+}
+
 impl From<CodecError> for StoreError {
     fn from(e: CodecError) -> Self {
         StoreError::Corrupt(e.to_string())
@@ -145,7 +168,8 @@ impl Scripts {
 /// The Redis [`BindingStore`]. Cheap to share behind an `Arc`; one multiplexed,
 /// self-reconnecting connection carries all calls.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conns: Vec<ConnectionManager>,
+    next: AtomicUsize,
     hasher: NumberHasher,
     sealer: Sealer,
     scripts: Scripts,
@@ -238,17 +262,17 @@ impl RedisStore {
         hasher: NumberHasher,
         sealer: Sealer,
     ) -> Result<RedisStore, StoreError> {
-        Self::connect_with_timeout(url, hasher, sealer, DEFAULT_COMMAND_TIMEOUT).await
+        Self::connect_with(url, hasher, sealer, RedisOptions::default()).await
     }
 
-    /// Like [`RedisStore::connect`], with a bound on every call: past it the call
-    /// fails with [`StoreError::Unavailable`] instead of hanging.
-    pub async fn connect_with_timeout(
+    /// Like [`RedisStore::connect`], with explicit connection settings.
+    pub async fn connect_with(
         url: &str,
         hasher: NumberHasher,
         sealer: Sealer,
-        timeout: Duration,
+        options: RedisOptions,
     ) -> Result<RedisStore, StoreError> {
+        let timeout = options.timeout;
         let client = redis::Client::open(url)
             .map_err(|e| Invalid::new("redis_url", format!("not a Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
@@ -257,19 +281,32 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let conn =
-            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
-                .await
-                .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))?
-                .map_err(map_err)?;
+        let mut conns = Vec::new();
+        for _ in 0..options.connections.max(1) {
+            let conn = tokio::time::timeout(
+                timeout,
+                ConnectionManager::new_with_config(client.clone(), config.clone()),
+            )
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))?
+            .map_err(map_err)?;
+            conns.push(conn);
+        }
         Ok(RedisStore {
-            conn,
+            conns,
+            next: AtomicUsize::new(0),
             hasher,
             sealer,
             scripts: Scripts::new(),
             timeout,
             pool_names: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The next connection, round-robin.
+    fn conn(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].clone()
     }
 
     /// Keys and arguments of the create script for `req`.
@@ -327,7 +364,7 @@ impl RedisStore {
         for script in [
             &s.create, &s.get, &s.update, &s.delete, &s.import, &s.retire, &s.reap, &s.stats,
         ] {
-            let mut c = self.conn.clone();
+            let mut c = self.conn();
             tokio::time::timeout(self.timeout, script.load_async(&mut c))
                 .await
                 .map_err(|_| StoreError::Unavailable("Redis call timed out".into()))?
@@ -338,7 +375,7 @@ impl RedisStore {
 
     /// Runs one command with the call timeout.
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         match tokio::time::timeout(self.timeout, cmd.query_async(&mut c)).await {
             Err(_) => Err(StoreError::Unavailable("Redis call timed out".into())),
             Ok(r) => r.map_err(map_err),
@@ -350,7 +387,7 @@ impl RedisStore {
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         match tokio::time::timeout(self.timeout, pipe.query_async(&mut c)).await {
             Err(_) => Err(StoreError::Unavailable("Redis call timed out".into())),
             Ok(r) => r.map_err(map_err),
@@ -371,7 +408,7 @@ impl RedisStore {
         for a in args {
             inv.arg(*a);
         }
-        let mut c = self.conn.clone();
+        let mut c = self.conn();
         match tokio::time::timeout(self.timeout, inv.invoke_async::<Value>(&mut c)).await {
             Err(_) => Err(StoreError::Unavailable("Redis call timed out".into())),
             Ok(r) => items(r.map_err(map_err)?),
