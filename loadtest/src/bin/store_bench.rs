@@ -184,7 +184,11 @@ async fn main() -> Result<()> {
                 let mut pipe = redis::pipe();
                 let mut k = 0;
                 while k < depth && i < n {
-                    pipe.add_command(store.create_command(&request(&pool, run, i, ttl_ms), now_ms()));
+                    pipe.add_command(
+                        store
+                            .create_command(&request(&pool, run, i, ttl_ms), now_ms())
+                            .await?,
+                    );
                     i += step;
                     k += 1;
                 }

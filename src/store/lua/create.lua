@@ -1,13 +1,18 @@
 -- Allocates a number and creates a binding, or returns the identical live one.
 -- KEYS[1] pool meta, KEYS[2] the record's shard hash.
--- ARGV: P now sh gen exp shipment hA hB sealedA sealedB area
+-- ARGV: P now sh gen exp shipment tA tB routeValueA routeValueB area pid recordHead
+-- (the caller builds the route values and the record head; the script checks that
+-- its pool id is still `pid`).
 local now = tonumber(ARGV[2])
 local sh, gen = ARGV[3], ARGV[4]
 local exp = tonumber(ARGV[5])
-local ship, ha, hb, seal_a, seal_b, area = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local ship, ha, hb, area = ARGV[6], ARGV[7], ARGV[8], ARGV[11]
 local m = meta(KEYS[1])
 if not m then
   return { 'e', 'nopool' }
+end
+if m.pid ~= ARGV[12] then
+  return { 'e', 'pid' }
 end
 reap_due(now, m.cooling, m.shards, 64)
 
@@ -65,11 +70,11 @@ if not x then
   return { 'e', 'exhausted' }
 end
 
-local id = make_id(sh, m.pid, gen)
 local hold = fmt(exp + m.cooling)
-redis.call('SET', rkey(x, ha), id .. enc6(exp) .. seal_b, 'PXAT', hold)
-redis.call('SET', rkey(x, hb), id .. enc6(exp) .. seal_a, 'PXAT', hold)
-local rec = rec_build({ gen = gen, created = now, exp = exp, state = 'a', ha = ha, hb = hb, x = x, ship = ship })
+redis.call('SET', rkey(x, ha), ARGV[9], 'PXAT', hold)
+redis.call('SET', rkey(x, hb), ARGV[10], 'PXAT', hold)
+local xb = bcd_enc(x)
+local rec = ARGV[13] .. string.char(string.len(xb)) .. xb .. ship
 redis.call('HSET', KEYS[2], sh, rec)
 redis.call('ZADD', lkey_of(x, sh, m.shards), fmt(exp), sh .. gen)
 -- x's count was exact (or is recounted when due): count the new binding in.

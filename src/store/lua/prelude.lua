@@ -28,15 +28,15 @@ end
 
 -- Virtual numbers inside records are BCD-packed (two digits a byte, 0xF pads).
 local function bcd_enc(d)
-  local out = {}
-  for i = 1, #d, 2 do
+  local b, n = {}, string.len(d)
+  for i = 1, n, 2 do
     local lo = 15
-    if i < #d then
+    if i < n then
       lo = string.byte(d, i + 1) - 48
     end
-    out[#out + 1] = string.char((string.byte(d, i) - 48) * 16 + lo)
+    b[#b + 1] = (string.byte(d, i) - 48) * 16 + lo
   end
-  return table.concat(out)
+  return string.char(unpack(b))
 end
 
 local function bcd_dec(b)

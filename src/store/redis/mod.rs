@@ -176,6 +176,8 @@ pub struct RedisStore {
     timeout: Duration,
     /// Pool id → name (pools are never renamed; refreshed on a miss).
     pool_names: RwLock<HashMap<u32, String>>,
+    /// Pool name → id (refreshed when a script reports another id).
+    pool_pids: RwLock<HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -211,6 +213,12 @@ fn map_err(e: RedisError) -> StoreError {
         | ErrorKind::UnexpectedReturnType => StoreError::Corrupt(e.to_string()),
         _ => StoreError::Unavailable(e.to_string()),
     }
+}
+
+/// 6-byte big-endian timestamp, as the scripts' `enc6`.
+fn enc6(ms: UnixMs) -> [u8; 6] {
+    let b = ms.max(0).to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -300,6 +308,7 @@ impl RedisStore {
             scripts: Scripts::new(),
             timeout,
             pool_names: RwLock::new(HashMap::new()),
+            pool_pids: RwLock::new(HashMap::new()),
         })
     }
 
@@ -309,15 +318,33 @@ impl RedisStore {
         self.conns[i].clone()
     }
 
-    /// Keys and arguments of the create script for `req`.
+    /// Keys and arguments of the create script for `req` in pool id `pid`. Everything
+    /// that does not depend on the number the script picks is built here, so the
+    /// script (which runs on the one Redis thread) only concatenates.
     fn create_args(
         &self,
         req: &NewBinding,
         now: UnixMs,
         sh: [u8; 8],
         gen: [u8; 3],
+        pid: u32,
     ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let pool = req.pool.as_str();
+        let id = make_id(&IdParts { sh, pid, gen });
+        let ta = party_tag(&self.hasher, &req.party_a);
+        let tb = party_tag(&self.hasher, &req.party_b);
+        let route_value = |callee: &E164| {
+            let mut v = id.as_bytes().to_vec();
+            v.extend_from_slice(&enc6(req.expires_at));
+            v.extend_from_slice(&self.seal(pool, callee));
+            v
+        };
+        let mut head = gen.to_vec();
+        head.extend_from_slice(&enc6(now));
+        head.extend_from_slice(&enc6(req.expires_at));
+        head.push(b'a');
+        head.extend_from_slice(&ta);
+        head.extend_from_slice(&tb);
         let keys = vec![meta_key(pool).into_bytes(), record_key(pool, &sh)];
         let args = vec![
             prefix(pool).into_bytes(),
@@ -326,13 +353,41 @@ impl RedisStore {
             gen.to_vec(),
             req.expires_at.to_string().into_bytes(),
             req.shipment_id.clone().into_bytes(),
-            party_tag(&self.hasher, &req.party_a).to_vec(),
-            party_tag(&self.hasher, &req.party_b).to_vec(),
-            self.seal(pool, &req.party_a),
-            self.seal(pool, &req.party_b),
+            ta.to_vec(),
+            tb.to_vec(),
+            route_value(&req.party_b),
+            route_value(&req.party_a),
             req.area.clone().unwrap_or_default().into_bytes(),
+            pid_bytes(pid).to_vec(),
+            head,
         ];
         (keys, args)
+    }
+
+    /// A pool's id (cached: pools are never renamed or removed; a script that finds
+    /// another id in Redis says so and the cache is refreshed).
+    async fn pool_pid(&self, pool: &str, fresh: bool) -> Result<Option<u32>, StoreError> {
+        if !fresh {
+            if let Ok(m) = self.pool_pids.read() {
+                if let Some(p) = m.get(pool) {
+                    return Ok(Some(*p));
+                }
+            }
+        }
+        let pid: Option<Vec<u8>> = self
+            .query(redis::cmd("HGET").arg(meta_key(pool)).arg("pid"))
+            .await?;
+        let Some(pid) = pid else {
+            if let Ok(mut m) = self.pool_pids.write() {
+                m.remove(pool);
+            }
+            return Ok(None);
+        };
+        let pid = pid_of(&pid)?;
+        if let Ok(mut m) = self.pool_pids.write() {
+            m.insert(pool.to_owned(), pid);
+        }
+        Ok(Some(pid))
     }
 
     /// Benchmark support (`loadtest`'s `store_bench`): the allocation script for `req`
@@ -341,11 +396,19 @@ impl RedisStore {
     /// [`RedisStore::load_scripts`] first. The reply is the script's raw reply
     /// (`["n", ...]` new, `["x", ...]` existing, `["e", code, ...]` error).
     #[doc(hidden)]
-    pub fn create_command(&self, req: &NewBinding, now: UnixMs) -> redis::Cmd {
+    pub async fn create_command(
+        &self,
+        req: &NewBinding,
+        now: UnixMs,
+    ) -> Result<redis::Cmd, StoreError> {
+        let pid = self
+            .pool_pid(&req.pool, false)
+            .await?
+            .ok_or_else(|| StoreError::PoolNotFound(req.pool.clone()))?;
         let sh = shipment_hash(&req.pool, &req.shipment_id);
         let mut gen = [0u8; 3];
         rand::rng().fill_bytes(&mut gen);
-        let (keys, args) = self.create_args(req, now, sh, gen);
+        let (keys, args) = self.create_args(req, now, sh, gen, pid);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.scripts.create.get_hash()).arg(keys.len());
         for k in keys {
@@ -354,7 +417,7 @@ impl RedisStore {
         for a in args {
             cmd.arg(a);
         }
-        cmd
+        Ok(cmd)
     }
 
     /// Loads every script into Redis (`SCRIPT LOAD`), e.g. before sending
@@ -875,10 +938,21 @@ impl BindingStore for RedisStore {
         let sh = shipment_hash(pool, &req.shipment_id);
         let mut gen = [0u8; 3];
         rand::rng().fill_bytes(&mut gen);
-        let (keys, args) = self.create_args(&req, now, sh, gen);
-        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let r = self.eval(&self.scripts.create, &keys, &args).await?;
+        let mut fresh = false;
+        let r = loop {
+            let Some(pid) = self.pool_pid(pool, fresh).await? else {
+                return Err(StoreError::PoolNotFound(req.pool));
+            };
+            let (keys, args) = self.create_args(&req, now, sh, gen, pid);
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let r = self.eval(&self.scripts.create, &keys, &args).await?;
+            if !fresh && r.get(1).and_then(bytes) == Some(b"pid") {
+                fresh = true;
+                continue;
+            }
+            break r;
+        };
         match at(&r, 0)? {
             b"n" => {
                 let rec = parse_record(at(&r, 1)?)?;
