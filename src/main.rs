@@ -223,6 +223,7 @@ fn serve(path: Option<&Path>) -> Result<()> {
 
         // TLS material and key table are checked by Api::new, before binding.
         let api = maskline::api::Api::new(&cfg.api, store.clone(), Some(metrics))?;
+        let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("api.listen: cannot listen on {addr}"))?;
@@ -240,7 +241,7 @@ fn serve(path: Option<&Path>) -> Result<()> {
         println!("listening on {scheme}://{bound}");
         tracing::info!(%bound, scheme, "maskline serving");
 
-        api.serve(listener, shutdown_signal()).await?;
+        api.serve(listener, shutdown).await?;
         tracing::info!("stopped: in-flight requests answered");
         let _ = stop_reaper.send(());
         let _ = reaper.await;
@@ -249,28 +250,31 @@ fn serve(path: Option<&Path>) -> Result<()> {
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
+/// Installs the SIGINT/SIGTERM handlers now (so a signal that arrives right after
+/// start-up drains instead of killing) and returns a future that resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT: draining"),
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        }
+    })
+}
+
+/// Ctrl-C where there are no Unix signals.
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("Ctrl-C: draining");
+        } else {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT: draining"),
-        _ = term => tracing::info!("SIGTERM: draining"),
-    }
+    })
 }
 
 /// The Redis URL without its password, for logs and errors.

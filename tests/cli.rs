@@ -177,7 +177,10 @@ fn redis_backend_without_secrets_is_refused_naming_the_field() {
 /// A `maskline serve` child process, killed when dropped.
 struct Relay {
     child: std::process::Child,
+    /// `host:port` the relay bound.
     addr: String,
+    /// `http` or `https`.
+    scheme: String,
     /// stdout lines up to and including "listening on ...".
     banner: Vec<String>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
@@ -232,8 +235,8 @@ impl Relay {
             match rx.recv_timeout(std::time::Duration::from_secs(30)) {
                 Ok(line) => {
                     banner.push(line.clone());
-                    if let Some(a) = line.strip_prefix("listening on http://") {
-                        break a.to_string();
+                    if let Some(url) = line.strip_prefix("listening on ") {
+                        break url.to_string();
                     }
                 }
                 Err(_) => panic!(
@@ -244,9 +247,12 @@ impl Relay {
         };
         // Keep draining stdout so the relay never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
+        let (scheme, addr) = addr.split_once("://").expect("a URL");
+        let (scheme, addr) = (scheme.to_string(), addr.to_string());
         Relay {
             child,
             addr,
+            scheme,
             banner,
             stderr,
         }
@@ -333,6 +339,7 @@ fn json(body: &str) -> serde_json::Value {
 #[test]
 fn serve_with_memory_store_runs_a_binding_lifecycle_over_http() {
     let relay = Relay::start(&[("MASKLINE_LOG_LEVEL", "warn")]);
+    assert_eq!(relay.scheme, "http");
     let key = relay.admin_key();
     assert!(key.starts_with("mk_"));
     // The key is printed exactly once, with a warning.
@@ -568,5 +575,34 @@ fn serve_names_redis_url_when_redis_is_unreachable() {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(stderr.contains("store.redis_url"), "{stderr}");
+    assert!(!stdout.contains("listening on"), "{stdout}");
+}
+
+#[test]
+fn serve_with_tls_announces_https_and_refuses_a_bad_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = write(dir.path(), "cert.pem", &ck.cert.pem());
+    let key = write(dir.path(), "key.pem", &ck.signing_key.serialize_pem());
+    let relay = Relay::start(&[
+        ("MASKLINE_API_TLS_CERT", cert.to_str().unwrap()),
+        ("MASKLINE_API_TLS_KEY", key.to_str().unwrap()),
+        ("MASKLINE_LOG_LEVEL", "warn"),
+    ]);
+    assert_eq!(relay.scheme, "https");
+    assert!(relay.terminate().success());
+
+    // A key file that is not a PEM key: refused before anything listens.
+    let bad = write(dir.path(), "bad.pem", "not a key");
+    let out = maskline()
+        .arg("serve")
+        .env("MASKLINE_API_LISTEN", "127.0.0.1:0")
+        .env("MASKLINE_API_TLS_CERT", &cert)
+        .env("MASKLINE_API_TLS_KEY", &bad)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("api.tls"), "{stderr}");
     assert!(!stdout.contains("listening on"), "{stdout}");
 }
