@@ -562,6 +562,9 @@ impl MessageBuilder {
     }
 }
 
+#[path = "builder_stamp.rs"]
+mod stamp;
+
 #[cfg(test)]
 #[path = "builder_tests.rs"]
 mod tests;

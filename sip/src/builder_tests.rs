@@ -277,3 +277,60 @@ fn extension_method_must_be_a_token() {
         .build();
     assert_eq!(bad, Err(BuildError::InvalidHeaderValue("CSeq".into())));
 }
+
+fn stamped(via: &str, source: &str) -> String {
+    let raw = format!(
+        "OPTIONS sip:b@h SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+    );
+    let req = parse(raw.as_bytes());
+    let out = MessageBuilder::response_to(&req, 200, "OK", Some("t"))
+        .unwrap()
+        .stamp_received(source.parse().unwrap())
+        .build()
+        .unwrap();
+    let resp = Message::parse(&out).unwrap();
+    resp.validate().unwrap();
+    resp.get(HeaderName::Via).unwrap().to_owned()
+}
+
+#[test]
+fn stamp_received_follows_rfc3261_and_rfc3581() {
+    // Domain sent-by: received added, no rport requested.
+    assert_eq!(
+        stamped(
+            "SIP/2.0/UDP pc33.example.com;branch=z9hG4bK1",
+            "192.0.2.4:5060"
+        ),
+        "SIP/2.0/UDP pc33.example.com;branch=z9hG4bK1;received=192.0.2.4"
+    );
+    // Same address, no rport: untouched apart from normalised spacing.
+    assert_eq!(
+        stamped(
+            "SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bK1",
+            "192.0.2.4:5060"
+        ),
+        "SIP/2.0/UDP 192.0.2.4:5060;branch=z9hG4bK1"
+    );
+    // rport asked: received always, rport filled, stale received replaced.
+    assert_eq!(
+        stamped(
+            "SIP/2.0/TCP 10.1.1.1:5070;received=1.1.1.1;rport;branch=z9hG4bK2",
+            "203.0.113.5:61000"
+        ),
+        "SIP/2.0/TCP 10.1.1.1:5070;branch=z9hG4bK2;received=203.0.113.5;rport=61000"
+    );
+    // IPv6 source, second Via kept verbatim.
+    assert_eq!(
+        stamped("SIP/2.0/UDP [2001:db8::1];branch=z9hG4bK3 , SIP/2.0/UDP p;branch=z9hG4bK0", "[2001:db8::2]:5062"),
+        "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bK3;received=2001:db8::2, SIP/2.0/UDP p;branch=z9hG4bK0"
+    );
+}
+
+#[test]
+fn stamp_received_without_via_is_a_no_op() {
+    let b = MessageBuilder::response(200, "OK").stamp_received("192.0.2.1:5060".parse().unwrap());
+    assert_eq!(
+        b.build().unwrap(),
+        MessageBuilder::response(200, "OK").build().unwrap()
+    );
+}
