@@ -273,6 +273,10 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// Redis URL when `backend = "redis"`.
     pub redis_url: String,
+    /// Bound on every Redis call, milliseconds; past it the call fails (503).
+    pub redis_timeout_ms: u64,
+    /// Multiplexed Redis connections per relay (each pipelines concurrent calls).
+    pub redis_connections: usize,
     /// How often the reaper runs, milliseconds.
     pub reaper_interval_ms: u64,
     /// Create a demo pool with a few numbers at start-up (memory store only).
@@ -284,6 +288,8 @@ impl Default for StoreConfig {
         Self {
             backend: Backend::Memory,
             redis_url: "redis://127.0.0.1:6379/".into(),
+            redis_timeout_ms: 2000,
+            redis_connections: 1,
             reaper_interval_ms: 1000,
             demo_pool: true,
         }
@@ -539,6 +545,18 @@ impl Config {
             if let Err(e) = store.redis_url.as_str().into_connection_info() {
                 return Err(ConfigError::field("store.redis_url", e.to_string()));
             }
+        }
+        if store.redis_timeout_ms < 10 || store.redis_timeout_ms > 60_000 {
+            return Err(ConfigError::field(
+                "store.redis_timeout_ms",
+                "must be between 10 and 60000",
+            ));
+        }
+        if store.redis_connections == 0 || store.redis_connections > 64 {
+            return Err(ConfigError::field(
+                "store.redis_connections",
+                "must be between 1 and 64",
+            ));
         }
         if store.reaper_interval_ms < 10 || store.reaper_interval_ms > 3_600_000 {
             return Err(ConfigError::field(

@@ -197,10 +197,15 @@ fn serve(path: Option<&Path>) -> Result<()> {
             }
             Backend::Redis => {
                 let url = redacted_url(&cfg.store.redis_url);
-                let store = maskline::store::redis::RedisStore::connect(
+                let options = maskline::store::redis::RedisOptions {
+                    timeout: Duration::from_millis(cfg.store.redis_timeout_ms),
+                    connections: cfg.store.redis_connections,
+                };
+                let store = maskline::store::redis::RedisStore::connect_with(
                     &cfg.store.redis_url,
                     secrets.hasher.clone(),
                     secrets.sealer.clone(),
+                    options,
                 )
                 .await
                 .with_context(|| format!("store.redis_url: cannot use Redis at {url}"))?;

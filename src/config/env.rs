@@ -10,6 +10,8 @@
 //! | `MASKLINE_API_KEYS` | `api.keys`, as `name:role:sha256:<hex>,...` (replaces the list) |
 //! | `MASKLINE_STORE_BACKEND` | `store.backend` |
 //! | `MASKLINE_STORE_REDIS_URL` | `store.redis_url` |
+//! | `MASKLINE_STORE_REDIS_TIMEOUT_MS` | `store.redis_timeout_ms` |
+//! | `MASKLINE_STORE_REDIS_CONNECTIONS` | `store.redis_connections` |
 //! | `MASKLINE_STORE_REAPER_INTERVAL_MS` | `store.reaper_interval_ms` |
 //! | `MASKLINE_STORE_DEMO_POOL` | `store.demo_pool` (`true`/`false`) |
 //! | `MASKLINE_SECRETS_HMAC_KEY` | `secrets.hmac_key` (empty: unset) |
@@ -36,6 +38,11 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_API_KEYS", "api.keys"),
     ("MASKLINE_STORE_BACKEND", "store.backend"),
     ("MASKLINE_STORE_REDIS_URL", "store.redis_url"),
+    ("MASKLINE_STORE_REDIS_TIMEOUT_MS", "store.redis_timeout_ms"),
+    (
+        "MASKLINE_STORE_REDIS_CONNECTIONS",
+        "store.redis_connections",
+    ),
     (
         "MASKLINE_STORE_REAPER_INTERVAL_MS",
         "store.reaper_interval_ms",
@@ -157,6 +164,12 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
                     .map_err(|e: String| ConfigError::field(field, format!("{var}: {e}")))?
             }
             "MASKLINE_STORE_REDIS_URL" => config.store.redis_url = value.clone(),
+            "MASKLINE_STORE_REDIS_TIMEOUT_MS" => {
+                config.store.redis_timeout_ms = number(var, field, value)?
+            }
+            "MASKLINE_STORE_REDIS_CONNECTIONS" => {
+                config.store.redis_connections = number(var, field, value)?
+            }
             "MASKLINE_STORE_REAPER_INTERVAL_MS" => {
                 config.store.reaper_interval_ms = number(var, field, value)?
             }

@@ -154,6 +154,8 @@ fn env_overrides_every_scalar_section() {
             ("MASKLINE_API_KEYS", &keys),
             ("MASKLINE_STORE_REDIS_URL", "redis://10.0.0.5:6380/2"),
             ("MASKLINE_STORE_REAPER_INTERVAL_MS", "250"),
+            ("MASKLINE_STORE_REDIS_TIMEOUT_MS", "500"),
+            ("MASKLINE_STORE_REDIS_CONNECTIONS", "4"),
             ("MASKLINE_STORE_DEMO_POOL", "false"),
             (
                 "MASKLINE_SECRETS_SEAL_KEYS",
@@ -176,6 +178,8 @@ fn env_overrides_every_scalar_section() {
     assert!(c.api.keys[1].matches("y"));
     assert_eq!(c.store.redis_url, "redis://10.0.0.5:6380/2");
     assert_eq!(c.store.reaper_interval_ms, 250);
+    assert_eq!(c.store.redis_timeout_ms, 500);
+    assert_eq!(c.store.redis_connections, 4);
     assert!(!c.store.demo_pool);
     assert_eq!(c.secrets.parsed_seal_keys().unwrap()[0].0, 5);
     assert_eq!(c.log.format, "json");
@@ -365,6 +369,10 @@ fn each_api_rule_names_its_field() {
 fn each_store_and_log_rule_names_its_field() {
     let (field, _) = field_of(parse("[store]\nreaper_interval_ms = 0", &[]));
     assert_eq!(field, "store.reaper_interval_ms");
+    let (field, _) = field_of(parse("[store]\nredis_timeout_ms = 1", &[]));
+    assert_eq!(field, "store.redis_timeout_ms");
+    let (field, _) = field_of(parse("[store]\nredis_connections = 0", &[]));
+    assert_eq!(field, "store.redis_connections");
     let (field, _) = field_of(parse("[log]\nformat = \"xml\"", &[]));
     assert_eq!(field, "log.format");
     let (field, _) = field_of(parse("[log]\nlevel = \"maskline=loud\"", &[]));
