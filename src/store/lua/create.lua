@@ -33,7 +33,7 @@ end
 -- Least loaded first (ties: number order); stop at the cap. Small first batch:
 -- usually the first candidate fits.
 local function pick(z)
-  local start, size = 0, 8
+  local start, size = 0, 4
   while true do
     local batch = redis.call('ZRANGE', z, start, start + size - 1, 'WITHSCORES')
     if #batch == 0 then
