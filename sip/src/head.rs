@@ -11,7 +11,7 @@ use crate::header::{Header, HeaderName};
 use crate::limits::Limits;
 use crate::message::{RequestLine, StartLine, StatusLine, SIP_VERSION};
 use crate::method::Method;
-use crate::scan::{count_values, eq_ic, split_byte};
+use crate::scan::{count_values, eq_ic, find1, is_token, split_byte, trim};
 use crate::typed::parse_content_length;
 use crate::ParseError;
 
@@ -45,23 +45,24 @@ pub(crate) struct Index {
 pub(crate) const NONE: u32 = u32::MAX;
 
 impl Index {
-    fn build(headers: &[Header<'_>]) -> Option<Index> {
-        let mut ix = Index {
-            first: [NONE; INDEXED],
-            repeated: 0,
-        };
-        for (i, h) in headers.iter().enumerate() {
-            if let Some(s) = slot(h.kind()) {
-                let i = u32::try_from(i).ok().filter(|&i| i != NONE)?;
-                let f = ix.first.get_mut(s)?;
-                if *f == NONE {
-                    *f = i;
-                } else {
-                    ix.repeated |= 1 << s;
-                }
+    const EMPTY: Index = Index {
+        first: [NONE; INDEXED],
+        repeated: 0,
+    };
+
+    /// Records header number `i` of kind `kind`; `None` only when `i` does
+    /// not fit the index (impossible under the header-count limit).
+    fn add(&mut self, i: usize, kind: HeaderName) -> Option<()> {
+        if let Some(s) = slot(kind) {
+            let i = u32::try_from(i).ok().filter(|&i| i != NONE)?;
+            let f = self.first.get_mut(s)?;
+            if *f == NONE {
+                *f = i;
+            } else {
+                self.repeated |= 1 << s;
             }
         }
-        Some(ix)
+        Some(())
     }
 }
 
@@ -121,6 +122,7 @@ pub(crate) struct Head<'a> {
 /// A header field being assembled while its continuation lines arrive.
 struct Pending<'a> {
     name: &'a str,
+    kind: HeaderName,
     /// Value on the first line (used when the field is not folded).
     value: &'a str,
     /// Byte offsets of the whole value, folds included.
@@ -136,6 +138,120 @@ fn too_long(limits: &Limits) -> ParseError {
     }
 }
 
+/// Number of commas in `s`, eight bytes at a time.
+fn count_commas(s: &str) -> usize {
+    let b = s.as_bytes();
+    let (mut n, mut i) = (0, 0);
+    while let Some(off) = b.get(i..).and_then(|r| find1(r, b',')) {
+        n += 1;
+        i += off + 1;
+    }
+    n
+}
+
+/// The header list under construction, with the checks that depend on a
+/// header's kind (Via depth, Content-Length) and the index. A failed check
+/// is kept in `deferred` and reported only once every line has been cut, so
+/// a line-level error further down still wins, exactly as when these checks
+/// ran as a second pass over the finished list.
+struct Fields<'a, 'l> {
+    text: &'a str,
+    limits: &'l Limits,
+    headers: Vec<Header<'a>>,
+    index: Index,
+    vias: usize,
+    content_length: Option<usize>,
+    deferred: Option<ParseError>,
+}
+
+impl<'a> Fields<'a, '_> {
+    fn push(&mut self, p: Pending<'a>) -> Result<(), ParseError> {
+        let limits = self.limits;
+        let n = self.headers.len();
+        if n >= limits.max_headers {
+            return Err(ParseError::TooManyHeaders {
+                limit: limits.max_headers,
+            });
+        }
+        let value = if p.folded {
+            self.text
+                .get(p.from..p.to)
+                .ok_or(ParseError::InvalidHeaderLine)?
+        } else {
+            p.value
+        };
+        let value = trim(value);
+        if self.deferred.is_none() {
+            if let Err(e) = self.check(p.kind, value) {
+                self.deferred = Some(e);
+            }
+        }
+        // Only a header list longer than u32 could fail to index; the
+        // limits make that impossible, so treat it as too many headers.
+        self.index
+            .add(n, p.kind)
+            .ok_or(ParseError::TooManyHeaders {
+                limit: limits.max_headers,
+            })?;
+        self.headers.push(Header::with_kind(p.name, value, p.kind));
+        Ok(())
+    }
+
+    fn check(&mut self, kind: HeaderName, value: &str) -> Result<(), ParseError> {
+        let limits = self.limits;
+        match kind {
+            HeaderName::Via => {
+                // Commas bound the value count from above; only a header
+                // that might breach the limit pays for the exact count.
+                let commas = count_commas(value);
+                self.vias += if self.vias + commas < limits.max_via {
+                    commas + 1
+                } else {
+                    count_values(value)
+                };
+                if self.vias > limits.max_via {
+                    return Err(ParseError::TooManyVias {
+                        limit: limits.max_via,
+                    });
+                }
+            }
+            HeaderName::ContentLength => {
+                if self.content_length.is_some() {
+                    return Err(ParseError::DuplicateHeader("Content-Length"));
+                }
+                let cl = parse_content_length(value)?;
+                if cl > limits.max_body {
+                    return Err(ParseError::BodyTooLarge {
+                        limit: limits.max_body,
+                    });
+                }
+                self.content_length = Some(cl);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Cuts a header line into its name (with its kind) and the value on this
+/// line. The name is the token before the first colon, optionally followed
+/// by SP/HT (RFC 3261 HCOLON). A known name is a token by construction, so
+/// only unknown names are checked byte by byte.
+fn split_header_line(line: &str) -> Result<(&str, HeaderName, usize), ParseError> {
+    let lb = line.as_bytes();
+    let colon = find1(lb, b':').ok_or(ParseError::InvalidHeaderLine)?;
+    let mut name_end = colon;
+    while name_end > 0 && matches!(lb.get(name_end - 1), Some(b' ' | b'\t')) {
+        name_end -= 1;
+    }
+    let name = line.get(..name_end).ok_or(ParseError::InvalidHeaderLine)?;
+    let kind = HeaderName::from_raw(name);
+    if kind == HeaderName::Other && !is_token(name) {
+        return Err(ParseError::InvalidHeaderLine);
+    }
+    Ok((name, kind, colon))
+}
+
 /// Parses the start line and header fields at the front of `buf`, up to and
 /// including the empty line that ends them. Lines end with CRLF; a bare CR
 /// or LF, any other control byte except HT, and invalid UTF-8 are rejected.
@@ -149,25 +265,17 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], limits: &Limits) -> Result<Head<'a>,
     };
     let truncated = text.len() < buf.len();
     let bytes = text.as_bytes();
-    let mut headers: Vec<Header<'a>> = Vec::with_capacity(24);
+    let mut fields = Fields {
+        text,
+        limits,
+        headers: Vec::with_capacity(24),
+        index: Index::EMPTY,
+        vias: 0,
+        content_length: None,
+        deferred: None,
+    };
     let mut cur: Option<Pending<'a>> = None;
     let mut start: Option<StartLine<'a>> = None;
-
-    let finish = |p: Pending<'a>, headers: &mut Vec<Header<'a>>| -> Result<(), ParseError> {
-        if headers.len() >= limits.max_headers {
-            return Err(ParseError::TooManyHeaders {
-                limit: limits.max_headers,
-            });
-        }
-        let value = if p.folded {
-            text.get(p.from..p.to)
-                .ok_or(ParseError::InvalidHeaderLine)?
-        } else {
-            p.value
-        };
-        headers.push(Header::new(p.name, crate::scan::trim(value)));
-        Ok(())
-    };
 
     let mut lines = crate::scan::Lines::new(bytes);
     let body_start = loop {
@@ -200,25 +308,12 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], limits: &Limits) -> Result<Head<'a>,
             }
         } else {
             if let Some(c) = cur.take() {
-                finish(c, &mut headers)?;
+                fields.push(c)?;
             }
-            // One pass: the name is the run of token bytes, then optional
-            // SP/HT, then the colon (RFC 3261 HCOLON).
-            let lb = line.as_bytes();
-            let name_end = lb
-                .iter()
-                .position(|&b| !crate::scan::is_token_byte(b))
-                .unwrap_or(lb.len());
-            let mut colon = name_end;
-            while matches!(lb.get(colon), Some(b' ' | b'\t')) {
-                colon += 1;
-            }
-            if name_end == 0 || lb.get(colon) != Some(&b':') {
-                return Err(ParseError::InvalidHeaderLine);
-            }
-            let name = line.get(..name_end).ok_or(ParseError::InvalidHeaderLine)?;
+            let (name, kind, colon) = split_header_line(line)?;
             cur = Some(Pending {
                 name,
+                kind,
                 value: line.get(colon + 1..).unwrap_or(""),
                 from: pos + colon + 1,
                 to: line_end,
@@ -228,54 +323,17 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], limits: &Limits) -> Result<Head<'a>,
         }
     };
     if let Some(c) = cur.take() {
-        finish(c, &mut headers)?;
+        fields.push(c)?;
     }
     let start = start.ok_or(ParseError::Empty)?;
-
-    let mut vias = 0usize;
-    let mut content_length = None;
-    for h in &headers {
-        match h.kind() {
-            HeaderName::Via => {
-                // Commas bound the value count from above; only a header
-                // that might breach the limit pays for the exact count.
-                let commas = h.value().bytes().filter(|&b| b == b',').count();
-                vias += if vias + commas < limits.max_via {
-                    commas + 1
-                } else {
-                    count_values(h.value())
-                };
-                if vias > limits.max_via {
-                    return Err(ParseError::TooManyVias {
-                        limit: limits.max_via,
-                    });
-                }
-            }
-            HeaderName::ContentLength => {
-                if content_length.is_some() {
-                    return Err(ParseError::DuplicateHeader("Content-Length"));
-                }
-                let cl = parse_content_length(h.value())?;
-                if cl > limits.max_body {
-                    return Err(ParseError::BodyTooLarge {
-                        limit: limits.max_body,
-                    });
-                }
-                content_length = Some(cl);
-            }
-            _ => {}
-        }
+    if let Some(e) = fields.deferred {
+        return Err(e);
     }
-    // Only a header list longer than u32 could fail to index; the limits
-    // make that impossible, so treat it as an oversized message.
-    let index = Index::build(&headers).ok_or(ParseError::TooManyHeaders {
-        limit: limits.max_headers,
-    })?;
     Ok(Head {
         start,
-        headers,
-        content_length,
-        index,
+        headers: fields.headers,
+        content_length: fields.content_length,
+        index: fields.index,
         body_start,
     })
 }

@@ -158,6 +158,44 @@ header_names! {
     Timestamp => "Timestamp", b"timestamp";
 }
 
+/// `w` bytes (1, 4 or 8) of `s` from `at` as a little-endian integer; zero
+/// when out of range (callers check lengths first).
+#[inline(always)]
+fn load(s: &[u8], at: usize, w: usize) -> u64 {
+    let Some(c) = s.get(at..at + w) else { return 0 };
+    match w {
+        8 => <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes),
+        4 => <[u8; 4]>::try_from(c).map_or(0, |a| u64::from(u32::from_le_bytes(a))),
+        _ => c.first().map_or(0, |&b| u64::from(b)),
+    }
+}
+
+/// Case-insensitive comparison of `b` with `n`, a lower-case name made of
+/// letters and `-`, a word at a time. A byte of `b` matches a letter of `n`
+/// when it equals the letter with bit 0x20 forced on (`A`..`Z` and
+/// `a`..`z` only), and must equal `-` exactly. `n` is a literal, so after
+/// inlining the letter mask and the expected words are constants and the
+/// loads overlap instead of looping over a tail.
+#[inline(always)]
+fn eq_lower(b: &[u8], n: &[u8]) -> bool {
+    let len = n.len();
+    if b.len() != len {
+        return false;
+    }
+    let eq = |at: usize, w: usize| {
+        let p = load(n, at, w);
+        (load(b, at, w) | ((p & 0x4040_4040_4040_4040) >> 1)) == p
+    };
+    match len {
+        0 => true,
+        1..=3 => (0..len).all(|i| eq(i, 1)),
+        4..=8 => eq(0, 4) & eq(len - 4, 4),
+        9..=16 => eq(0, 8) & eq(len - 8, 8),
+        17..=24 => eq(0, 8) & eq(8, 8) & eq(len - 8, 8),
+        _ => b.eq_ignore_ascii_case(n),
+    }
+}
+
 /// Classifies a header name: dispatch on length and first letter, then one
 /// or two case-insensitive comparisons. Much cheaper than trying every name.
 fn classify(b: &[u8]) -> HeaderName {
@@ -167,14 +205,14 @@ fn classify(b: &[u8]) -> HeaderName {
     };
     let first = first.to_ascii_lowercase();
     let one = |n: &[u8], k: HeaderName| {
-        if b.eq_ignore_ascii_case(n) {
+        if eq_lower(b, n) {
             k
         } else {
             H::Other
         }
     };
     let two = |n1: &[u8], k1: HeaderName, n2: &[u8], k2: HeaderName| {
-        if b.eq_ignore_ascii_case(n1) {
+        if eq_lower(b, n1) {
             k1
         } else {
             one(n2, k2)
@@ -277,6 +315,11 @@ impl<'a> Header<'a> {
             value,
             kind: HeaderName::from_raw(name),
         }
+    }
+
+    /// A header whose name was already classified (by the parser).
+    pub(crate) fn with_kind(name: &'a str, value: &'a str, kind: HeaderName) -> Self {
+        Self { name, value, kind }
     }
 
     /// The name as written (possibly a compact form such as `v`).
@@ -384,6 +427,50 @@ mod tests {
         assert_eq!(HeaderName::from_raw(""), HeaderName::Other);
         assert_eq!(HeaderName::CallId.as_str(), Some("Call-ID"));
         assert_eq!(HeaderName::Other.as_str(), None);
+    }
+
+    #[test]
+    fn word_compare_is_exact() {
+        // Bit 0x20 is forced only at letter positions: `-` must match
+        // exactly (CR | 0x20 == `-`), and neighbours of letters do not fold.
+        for bad in [
+            "call\rid",
+            "Call_ID",
+            "call-i@",
+            "Cal\x0c-ID",
+            "via\0",
+            "v\x01a",
+            "content-lengtH ",
+            "p-asserted-identit\x19",
+            "min\rse",
+            "Call-Id:",
+        ] {
+            assert_eq!(HeaderName::from_raw(bad), HeaderName::Other, "{bad:?}");
+        }
+        for (name, k) in [
+            ("CALL-id", HeaderName::CallId),
+            ("cOnTaCt", HeaderName::Contact),
+            ("WWW-Authenticate", HeaderName::WwwAuthenticate),
+            ("p-PREFERRED-identity", HeaderName::PPreferredIdentity),
+        ] {
+            assert_eq!(HeaderName::from_raw(name), k, "{name}");
+        }
+        // Every single-byte change of a known name that is not a case
+        // change makes it unknown.
+        for &k in HeaderName::ALL {
+            let long = k.spellings().0;
+            for i in 0..long.len() {
+                for c in 0..=255u8 {
+                    let mut v = long.to_vec();
+                    v[i] = c;
+                    let Ok(s) = std::str::from_utf8(&v) else {
+                        continue;
+                    };
+                    let same = c.eq_ignore_ascii_case(&long[i]);
+                    assert_eq!(HeaderName::from_raw(s) == k, same, "{s:?}");
+                }
+            }
+        }
     }
 
     #[test]

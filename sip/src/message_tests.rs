@@ -358,3 +358,55 @@ fn header_lookup_by_name_and_kind() {
     assert_eq!(m.headers().iter().filter(|h| h.is("x-A")).count(), 2);
     assert_eq!(m.header("Via"), None);
 }
+
+#[test]
+fn header_checks_report_after_line_errors() {
+    // Content-Length and Via-depth checks run as headers are collected,
+    // but a line-level error anywhere in the head is still reported first.
+    let p = |raw: &[u8]| Message::parse(raw).unwrap_err();
+    assert_eq!(
+        p(b"BYE sip:a@b SIP/2.0\r\nl: x\r\nX-A: 1\nb\r\n\r\n"),
+        ParseError::InvalidEncoding
+    );
+    assert_eq!(
+        p(b"BYE sip:a@b SIP/2.0\r\nl: 1\r\nl: 2\r\nbad line\r\n\r\n"),
+        ParseError::InvalidHeaderLine
+    );
+    assert_eq!(
+        p(b"BYE sip:a@b SIP/2.0\r\nl: -1\r\nl: 1\r\n\r\n"),
+        ParseError::InvalidContentLength
+    );
+    assert_eq!(
+        p(b"BYE sip:a@b SIP/2.0\r\nl: 1\r\nl: -1\r\n\r\n"),
+        ParseError::DuplicateHeader("Content-Length")
+    );
+    let vias = "v: SIP/2.0/UDP h\r\n".repeat(17);
+    let raw = format!("BYE sip:a@b SIP/2.0\r\n{vias}l: x\r\n\r\n");
+    assert_eq!(p(raw.as_bytes()), ParseError::TooManyVias { limit: 16 });
+    let raw = format!("BYE sip:a@b SIP/2.0\r\n{vias}Bad Name: x\r\n\r\n");
+    assert_eq!(p(raw.as_bytes()), ParseError::InvalidHeaderLine);
+    // A name may be followed by white space before the colon; not by more
+    // name bytes, and it may not be empty.
+    let m = Message::parse(b"BYE sip:a@b SIP/2.0\r\nCall-ID \t: x\r\nX-Y  :z\r\n\r\n").unwrap();
+    assert_eq!(m.call_id(), Ok("x"));
+    assert_eq!(m.header("x-y"), Some("z"));
+    for bad in [
+        &b": x"[..],
+        b"Via x: y",
+        b"Via",
+        b"V\xc3\xa9a: x",
+        b"Via\x0b: x",
+    ] {
+        let mut raw = b"BYE sip:a@b SIP/2.0\r\n".to_vec();
+        raw.extend_from_slice(bad);
+        raw.extend_from_slice(b"\r\n\r\n");
+        let e = p(&raw);
+        assert!(
+            matches!(
+                e,
+                ParseError::InvalidHeaderLine | ParseError::InvalidEncoding
+            ),
+            "{bad:?}: {e:?}"
+        );
+    }
+}
