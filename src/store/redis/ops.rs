@@ -1,0 +1,559 @@
+//! Binding operations of the Redis store: allocation, reads, changes, routing,
+//! reaping and the audit stream.
+//!
+//! The [`BindingStore`](super::super::BindingStore) trait methods in `mod.rs` delegate
+//! here; the key layout and the scripts' contracts are documented in the parent
+//! module and in `src/store/lua/`.
+
+use std::collections::HashMap;
+
+use rand::RngCore;
+use redis::Value;
+
+use super::codec::{
+    make_id, meta_key, parse_record, parse_route, party_tag, pid_bytes, prefix, record_key,
+    route_key, shipment_hash, split_id, IdParts,
+};
+use super::{
+    at, bytes, corrupt, enc6, int, items, pid_of, RedisStore, AUDIT, AUDIT_MAXLEN, PIDS, REAP_BATCH,
+};
+use crate::bindings::{
+    validate_expiry, validate_new_binding, Binding, BindingId, BindingPatch, Created, Invalid,
+    NewBinding, Route, UnixMs,
+};
+use crate::numbers::E164;
+use crate::store::{AuditEntry, StoreError};
+
+impl RedisStore {
+    pub(super) async fn create_binding_impl(
+        &self,
+        req: NewBinding,
+        now: UnixMs,
+    ) -> Result<Created, StoreError> {
+        validate_new_binding(&req, now)?;
+        let pool = req.pool.as_str();
+        let sh = shipment_hash(pool, &req.shipment_id);
+        let mut gen = [0u8; 3];
+        rand::rng().fill_bytes(&mut gen);
+        let mut fresh = false;
+        let r = loop {
+            let Some(pid) = self.pool_pid(pool, fresh).await? else {
+                return Err(StoreError::PoolNotFound(req.pool));
+            };
+            let (keys, args) = self.create_args(&req, now, sh, gen, pid);
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let r = self.eval(&self.scripts.create, &keys, &args).await?;
+            if !fresh && r.get(1).and_then(bytes) == Some(b"pid") {
+                fresh = true;
+                continue;
+            }
+            break r;
+        };
+        match at(&r, 0)? {
+            b"n" => {
+                let rec = parse_record(at(&r, 1)?)?;
+                let id = make_id(&IdParts {
+                    sh,
+                    pid: pid_of(at(&r, 2)?)?,
+                    gen,
+                });
+                Ok(Created::New(Binding {
+                    id,
+                    pool: req.pool.clone(),
+                    shipment_id: req.shipment_id,
+                    number: E164::parse(&format!("+{}", rec.x))
+                        .map_err(|_| corrupt("virtual number"))?,
+                    party_a: req.party_a,
+                    party_b: req.party_b,
+                    created_at: rec.created,
+                    expires_at: rec.expires,
+                    state: rec.state,
+                }))
+            }
+            b"x" => {
+                let ra = at(&r, 3)?;
+                let id = parse_route(ra)?.id;
+                Ok(Created::Existing(self.assemble(
+                    pool,
+                    id,
+                    at(&r, 1)?,
+                    ra,
+                    at(&r, 4)?,
+                )?))
+            }
+            b"e" => match at(&r, 1)? {
+                b"nopool" => Err(StoreError::PoolNotFound(req.pool)),
+                b"exhausted" => Err(StoreError::PoolExhausted { pool: req.pool }),
+                b"conflict" => {
+                    let rec = parse_record(at(&r, 2)?)?;
+                    let existing = make_id(&IdParts {
+                        sh,
+                        pid: pid_of(at(&r, 3)?)?,
+                        gen: rec.gen,
+                    });
+                    Err(StoreError::ShipmentConflict { existing })
+                }
+                _ => Err(corrupt("create error code")),
+            },
+            _ => Err(corrupt("create reply")),
+        }
+    }
+
+    pub(super) async fn get_binding_impl(
+        &self,
+        id: BindingId,
+        now: UnixMs,
+    ) -> Result<Binding, StoreError> {
+        self.load(id, now).await?.ok_or(StoreError::BindingNotFound)
+    }
+
+    pub(super) async fn find_by_shipment_impl(
+        &self,
+        pool: Option<&str>,
+        shipment_id: &str,
+        now: UnixMs,
+    ) -> Result<Vec<Binding>, StoreError> {
+        let pools = match pool {
+            Some(p) => {
+                self.get_pool_impl(p).await?;
+                vec![p.to_owned()]
+            }
+            None => self.pool_names_all().await?,
+        };
+        let found = futures::future::join_all(pools.iter().map(|p| async move {
+            let sh = shipment_hash(p, shipment_id);
+            let r = self
+                .eval(
+                    &self.scripts.get,
+                    &[&record_key(p, &sh)],
+                    &[prefix(p).as_bytes(), now.to_string().as_bytes(), b"", &sh],
+                )
+                .await?;
+            if r.len() != 3 {
+                return Ok(None);
+            }
+            let ra = at(&r, 1)?;
+            let b = self.assemble(p, parse_route(ra)?.id, at(&r, 0)?, ra, at(&r, 2)?)?;
+            Ok::<_, StoreError>((b.shipment_id == shipment_id).then_some(b))
+        }))
+        .await;
+        let mut out = Vec::new();
+        for f in found {
+            if let Some(b) = f? {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn update_binding_impl(
+        &self,
+        id: BindingId,
+        patch: BindingPatch,
+        now: UnixMs,
+    ) -> Result<Binding, StoreError> {
+        if let Some(e) = patch.expires_at {
+            validate_expiry(e, now)?;
+        }
+        if let (Some(a), Some(b)) = (&patch.party_a, &patch.party_b) {
+            if a == b {
+                return Err(Invalid::new("party_b", "must differ from party_a").into());
+            }
+        }
+        self.change(id, &patch, false, now).await
+    }
+
+    pub(super) async fn mark_delivered_impl(
+        &self,
+        id: BindingId,
+        now: UnixMs,
+    ) -> Result<Binding, StoreError> {
+        self.change(id, &BindingPatch::default(), true, now).await
+    }
+
+    pub(super) async fn delete_binding_impl(
+        &self,
+        id: BindingId,
+        now: UnixMs,
+    ) -> Result<(), StoreError> {
+        let (pool, parts) = self.locate(id).await?;
+        let r = self
+            .eval(
+                &self.scripts.delete,
+                &[meta_key(&pool).as_bytes(), &record_key(&pool, &parts.sh)],
+                &[
+                    prefix(&pool).as_bytes(),
+                    now.to_string().as_bytes(),
+                    &parts.gen,
+                    &parts.sh,
+                ],
+            )
+            .await?;
+        match at(&r, 0)? {
+            b"o" => Ok(()),
+            _ => Err(StoreError::BindingNotFound),
+        }
+    }
+
+    pub(super) async fn route_impl(
+        &self,
+        pool: &str,
+        number: &E164,
+        caller: &E164,
+        now: UnixMs,
+    ) -> Result<Option<Route>, StoreError> {
+        let key = route_key(pool, number, &party_tag(&self.hasher, caller));
+        let v: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key)).await?;
+        let Some(v) = v else { return Ok(None) };
+        let rv = parse_route(&v)?;
+        if rv.until <= now || rv.sealed.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Route {
+            binding_id: rv.id,
+            pool: pool.to_owned(),
+            callee: self.open(pool, rv.sealed)?,
+            expires_at: rv.until,
+        }))
+    }
+
+    pub(super) async fn reap_impl(&self, now: UnixMs) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        let names = self.pool_names_all().await?;
+        // One pipelined look at every pool's next event; scripts only where one is due.
+        let mut due = Vec::new();
+        for chunk in names.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for pool in chunk {
+                pipe.cmd("ZRANGE")
+                    .arg(format!("{{{pool}}}nx"))
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES");
+            }
+            let firsts: Vec<Value> = self.query_pipe(&pipe).await?;
+            for (pool, first) in chunk.iter().zip(firsts) {
+                let next = items(first)?.get(1).and_then(|v| match v {
+                    Value::Double(d) => Some(*d as i64),
+                    other => bytes(other)
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|t| t.parse::<f64>().ok())
+                        .map(|d| d as i64),
+                });
+                if next.is_some_and(|t| t <= now) {
+                    due.push(pool.clone());
+                }
+            }
+        }
+        for pool in due {
+            // Bounded batches; a pool with a long backlog is finished over a few calls.
+            for _ in 0..64 {
+                let r = self
+                    .eval(
+                        &self.scripts.reap,
+                        &[meta_key(&pool).as_bytes()],
+                        &[
+                            prefix(&pool).as_bytes(),
+                            now.to_string().as_bytes(),
+                            REAP_BATCH.to_string().as_bytes(),
+                        ],
+                    )
+                    .await?;
+                total += r.first().and_then(int).unwrap_or(0).max(0) as u64;
+                if r.get(1).and_then(int).unwrap_or(0) == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    pub(super) async fn ping_impl(&self) -> Result<(), StoreError> {
+        let _: String = self.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    pub(super) async fn append_audit_impl(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        let _: String = self
+            .query(
+                redis::cmd("XADD")
+                    .arg(AUDIT)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(AUDIT_MAXLEN)
+                    .arg("*")
+                    .arg("at")
+                    .arg(entry.at)
+                    .arg("actor")
+                    .arg(&entry.actor)
+                    .arg("role")
+                    .arg(&entry.role)
+                    .arg("action")
+                    .arg(&entry.action)
+                    .arg("target")
+                    .arg(&entry.target),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn read_audit_impl(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let v: Value = self
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(AUDIT)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(limit),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for e in items(v)? {
+            let e = items(e)?;
+            let fields = items(e.get(1).cloned().unwrap_or(Value::Nil))?;
+            let mut m: HashMap<&[u8], String> = HashMap::new();
+            for kv in fields.chunks(2) {
+                if let [k, v] = kv {
+                    if let (Some(k), Some(v)) = (bytes(k), bytes(v)) {
+                        m.insert(k, String::from_utf8_lossy(v).into_owned());
+                    }
+                }
+            }
+            let mut take = |k: &[u8]| m.remove(k).unwrap_or_default();
+            out.push(AuditEntry {
+                at: take(b"at").parse().map_err(|_| corrupt("audit time"))?,
+                actor: take(b"actor"),
+                role: take(b"role"),
+                action: take(b"action"),
+                target: take(b"target"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Keys and arguments of the create script for `req` in pool id `pid`. Everything
+    /// that does not depend on the number the script picks is built here, so the
+    /// script (which runs on the one Redis thread) only concatenates.
+    pub(super) fn create_args(
+        &self,
+        req: &NewBinding,
+        now: UnixMs,
+        sh: [u8; 8],
+        gen: [u8; 3],
+        pid: u32,
+    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let pool = req.pool.as_str();
+        let id = make_id(&IdParts { sh, pid, gen });
+        let ta = party_tag(&self.hasher, &req.party_a);
+        let tb = party_tag(&self.hasher, &req.party_b);
+        let route_value = |callee: &E164| {
+            let mut v = id.as_bytes().to_vec();
+            v.extend_from_slice(&enc6(req.expires_at));
+            v.extend_from_slice(&self.seal(pool, callee));
+            v
+        };
+        let mut head = gen.to_vec();
+        head.extend_from_slice(&enc6(now));
+        head.extend_from_slice(&enc6(req.expires_at));
+        head.push(b'a');
+        head.extend_from_slice(&ta);
+        head.extend_from_slice(&tb);
+        let keys = vec![meta_key(pool).into_bytes(), record_key(pool, &sh)];
+        let args = vec![
+            prefix(pool).into_bytes(),
+            now.to_string().into_bytes(),
+            sh.to_vec(),
+            gen.to_vec(),
+            req.expires_at.to_string().into_bytes(),
+            req.shipment_id.clone().into_bytes(),
+            ta.to_vec(),
+            tb.to_vec(),
+            route_value(&req.party_b),
+            route_value(&req.party_a),
+            req.area.clone().unwrap_or_default().into_bytes(),
+            pid_bytes(pid).to_vec(),
+            head,
+        ];
+        (keys, args)
+    }
+
+    /// A pool's id (cached: pools are never renamed or removed; a script that finds
+    /// another id in Redis says so and the cache is refreshed).
+    pub(super) async fn pool_pid(
+        &self,
+        pool: &str,
+        fresh: bool,
+    ) -> Result<Option<u32>, StoreError> {
+        if !fresh {
+            if let Ok(m) = self.pool_pids.read() {
+                if let Some(p) = m.get(pool) {
+                    return Ok(Some(*p));
+                }
+            }
+        }
+        let pid: Option<Vec<u8>> = self
+            .query(redis::cmd("HGET").arg(meta_key(pool)).arg("pid"))
+            .await?;
+        let Some(pid) = pid else {
+            if let Ok(mut m) = self.pool_pids.write() {
+                m.remove(pool);
+            }
+            return Ok(None);
+        };
+        let pid = pid_of(&pid)?;
+        if let Ok(mut m) = self.pool_pids.write() {
+            m.insert(pool.to_owned(), pid);
+        }
+        Ok(Some(pid))
+    }
+
+    /// Builds a binding from its record and its two route values (route of A holds
+    /// sealed B and vice versa).
+    pub(super) fn assemble(
+        &self,
+        pool: &str,
+        id: BindingId,
+        rec: &[u8],
+        ra: &[u8],
+        rb: &[u8],
+    ) -> Result<Binding, StoreError> {
+        let r = parse_record(rec)?;
+        let party_b = self.open(pool, parse_route(ra)?.sealed)?;
+        let party_a = self.open(pool, parse_route(rb)?.sealed)?;
+        Ok(Binding {
+            id,
+            pool: pool.to_owned(),
+            shipment_id: r.shipment,
+            number: E164::parse(&format!("+{}", r.x))
+                .map_err(|_| corrupt("virtual number in record"))?,
+            party_a,
+            party_b,
+            created_at: r.created,
+            expires_at: r.expires,
+            state: r.state,
+        })
+    }
+
+    /// The pool a binding id points to.
+    pub(super) async fn pool_name(
+        &self,
+        pid: u32,
+        fresh: bool,
+    ) -> Result<Option<String>, StoreError> {
+        if !fresh {
+            if let Ok(m) = self.pool_names.read() {
+                if let Some(n) = m.get(&pid) {
+                    return Ok(Some(n.clone()));
+                }
+            }
+        }
+        let name: Option<String> = self.query(redis::cmd("HGET").arg(PIDS).arg(pid)).await?;
+        if let (Some(n), Ok(mut m)) = (&name, self.pool_names.write()) {
+            m.insert(pid, n.clone());
+        }
+        Ok(name)
+    }
+
+    /// The live binding `id` as (pool, id parts), record and route values.
+    pub(super) async fn load(
+        &self,
+        id: BindingId,
+        now: UnixMs,
+    ) -> Result<Option<Binding>, StoreError> {
+        let Some(parts) = split_id(&id) else {
+            return Ok(None);
+        };
+        for fresh in [false, true] {
+            let Some(pool) = self.pool_name(parts.pid, fresh).await? else {
+                return Ok(None);
+            };
+            let r = self
+                .eval(
+                    &self.scripts.get,
+                    &[&record_key(&pool, &parts.sh)],
+                    &[
+                        prefix(&pool).as_bytes(),
+                        now.to_string().as_bytes(),
+                        &parts.gen,
+                        &parts.sh,
+                    ],
+                )
+                .await?;
+            if r.len() == 3 {
+                let b = self.assemble(&pool, id, at(&r, 0)?, at(&r, 1)?, at(&r, 2)?)?;
+                return Ok(Some(b));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Resolves a binding id to (pool, parts) for a change; `BindingNotFound` if the
+    /// id is not ours or its pool is gone.
+    pub(super) async fn locate(&self, id: BindingId) -> Result<(String, IdParts), StoreError> {
+        let parts = split_id(&id).ok_or(StoreError::BindingNotFound)?;
+        let pool = self
+            .pool_name(parts.pid, false)
+            .await?
+            .ok_or(StoreError::BindingNotFound)?;
+        Ok((pool, parts))
+    }
+
+    pub(super) async fn change(
+        &self,
+        id: BindingId,
+        patch: &BindingPatch,
+        delivered: bool,
+        now: UnixMs,
+    ) -> Result<Binding, StoreError> {
+        let (pool, parts) = self.locate(id).await?;
+        let part = |p: &Option<E164>| match p {
+            Some(n) => (party_tag(&self.hasher, n).to_vec(), self.seal(&pool, n)),
+            None => (Vec::new(), Vec::new()),
+        };
+        let (ha, sa) = part(&patch.party_a);
+        let (hb, sb) = part(&patch.party_b);
+        let exp = patch.expires_at.map(|e| e.to_string()).unwrap_or_default();
+        let r = self
+            .eval(
+                &self.scripts.update,
+                &[meta_key(&pool).as_bytes(), &record_key(&pool, &parts.sh)],
+                &[
+                    prefix(&pool).as_bytes(),
+                    now.to_string().as_bytes(),
+                    &parts.gen,
+                    &ha,
+                    &sa,
+                    &hb,
+                    &sb,
+                    exp.as_bytes(),
+                    if delivered { b"1" } else { b"" },
+                    &parts.sh,
+                ],
+            )
+            .await?;
+        match at(&r, 0)? {
+            b"o" => self.assemble(&pool, id, at(&r, 1)?, at(&r, 3)?, at(&r, 4)?),
+            b"e" => {
+                let field = match at(&r, 2).unwrap_or(b"") {
+                    b"party_b" => "party_b",
+                    _ => "party_a",
+                };
+                match at(&r, 1)? {
+                    b"notfound" => Err(StoreError::BindingNotFound),
+                    b"same" => Err(Invalid::new(field, "must differ from the other party").into()),
+                    b"held" => Err(StoreError::ReassignConflict { field }),
+                    _ => Err(corrupt("update error code")),
+                }
+            }
+            _ => Err(corrupt("update reply")),
+        }
+    }
+}
