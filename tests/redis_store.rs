@@ -1,100 +1,21 @@
 //! Redis-specific behaviour of `RedisStore`, beyond the shared store contract:
-//! nothing personal at rest, the AXB invariant under concurrent relays, surviving a
-//! Redis outage without a new store, and TTLs on every key a binding owns.
+//! nothing personal at rest, the AXB invariant under concurrent relays, and what the
+//! keys of a binding hold and how long.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod redis_support;
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use maskline::bindings::{
-    now_ms, Binding, BindingPatch, Capabilities, Created, NewBinding, NumberSpec, PoolSpec,
-};
-use maskline::numbers::{NumberHasher, Sealer, E164};
-use maskline::store::redis::{RedisOptions, RedisStore};
+use maskline::bindings::{now_ms, BindingPatch, Created};
+use maskline::numbers::{Sealer, E164};
+use maskline::store::redis::RedisStore;
 use maskline::store::{AuditEntry, BindingStore, StoreError};
 use redis::AsyncCommands;
-
-fn hasher() -> NumberHasher {
-    NumberHasher::new(&[42u8; 32]).unwrap()
-}
-
-async fn store_at(url: &str) -> RedisStore {
-    RedisStore::connect(url, hasher(), Sealer::random())
-        .await
-        .unwrap()
-}
-
-async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-fn spec(name: &str, cap: u32) -> PoolSpec {
-    PoolSpec {
-        name: name.to_owned(),
-        country: 86,
-        grace_s: 3600,
-        cooling_s: 3600,
-        max_bindings_per_number: cap,
-    }
-}
-
-fn e164(s: String) -> E164 {
-    E164::parse(&s).unwrap()
-}
-
-/// A pool with `n` fresh virtual numbers, in number order.
-async fn pool(s: &dyn BindingStore, n: usize, cap: u32) -> (String, Vec<E164>) {
-    let name = common::unique("r");
-    s.create_pool(spec(&name, cap)).await.unwrap();
-    let mut set = HashSet::new();
-    while set.len() < n {
-        set.insert(common::random_e164("+8617"));
-    }
-    let mut xs: Vec<E164> = set.into_iter().map(e164).collect();
-    xs.sort();
-    let out = s
-        .import_numbers(
-            &name,
-            xs.iter()
-                .map(|x| NumberSpec {
-                    number: x.clone(),
-                    area: Some("sh".into()),
-                    capabilities: Capabilities::default(),
-                })
-                .collect(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(out.added, n as u64);
-    (name, xs)
-}
-
-fn req(pool: &str, a: &E164, b: &E164, ttl_ms: i64) -> NewBinding {
-    NewBinding {
-        pool: pool.to_owned(),
-        shipment_id: common::unique("SF"),
-        party_a: a.clone(),
-        party_b: b.clone(),
-        expires_at: now_ms() + ttl_ms,
-        area: None,
-    }
-}
-
-async fn new_binding(s: &dyn BindingStore, r: NewBinding) -> Binding {
-    match s.create_binding(r, now_ms()).await.unwrap() {
-        Created::New(b) => b,
-        e => panic!("expected a new binding, got {e:?}"),
-    }
-}
+use redis_support::{e164, hasher, new_binding, pool, raw, req, store_at};
 
 /// Every key (and its value, read by type and as a DUMP) in the Redis at `url`.
 async fn dump_everything(url: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -356,138 +277,6 @@ async fn two_relays_allocating_concurrently_keep_the_invariant() {
             u64::from(*per_number.get(&n.number).unwrap_or(&0))
         );
     }
-}
-
-/// A private `redis-server` (with an append-only file, so data survives a restart).
-struct OwnRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut me = OwnRedis {
-            port,
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        me.spawn();
-        me
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_outage_is_unavailable_and_recovers_without_a_new_store() {
-    let mut server = OwnRedis::start();
-    let s = RedisStore::connect_with(
-        &server.url(),
-        hasher(),
-        Sealer::random(),
-        RedisOptions {
-            timeout: Duration::from_millis(500),
-            connections: 2,
-        },
-    )
-    .await
-    .unwrap();
-    let (p, _) = pool(&s, 2, 10).await;
-    let (a, b) = (
-        e164(common::random_e164("+86138")),
-        e164(common::random_e164("+86139")),
-    );
-    let bd = new_binding(&s, req(&p, &a, &b, 3_600_000)).await;
-
-    server.stop();
-    for _ in 0..3 {
-        let t = Instant::now();
-        let e = s.route(&p, &bd.number, &a, now_ms()).await.unwrap_err();
-        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
-        assert!(e.is_retryable());
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "took {:?}",
-            t.elapsed()
-        );
-        let e = s
-            .create_binding(
-                req(&p, &a, &e164(common::random_e164("+86139")), 60_000),
-                now_ms(),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
-        assert!(matches!(s.ping().await, Err(StoreError::Unavailable(_))));
-    }
-
-    server.spawn();
-    // The same store reconnects by itself (maybe after one failed call).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.ping().await.is_err() {
-        assert!(Instant::now() < deadline, "store did not reconnect");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let r = s
-        .route(&p, &bd.number, &a, now_ms())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(r.callee, b);
-    // Scripts are reloaded into the restarted server on first use.
-    let next = new_binding(
-        &s,
-        req(&p, &a, &e164(common::random_e164("+86139")), 60_000),
-    )
-    .await;
-    assert_ne!(next.number, bd.number, "a holds the first number");
-    assert_eq!(s.get_binding(bd.id, now_ms()).await.unwrap(), bd);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

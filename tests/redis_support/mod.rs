@@ -1,0 +1,161 @@
+//! Helpers shared by the Redis store's own integration tests (`redis_store.rs`,
+//! `redis_resilience.rs`): a store on a given Redis, pools, requests, and a private
+//! `redis-server` that a test may stop and restart.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use maskline::bindings::{
+    now_ms, Binding, Capabilities, Created, NewBinding, NumberSpec, PoolSpec,
+};
+use maskline::numbers::{NumberHasher, Sealer, E164};
+use maskline::store::redis::RedisStore;
+use maskline::store::BindingStore;
+
+use super::common;
+
+pub fn hasher() -> NumberHasher {
+    NumberHasher::new(&[42u8; 32]).unwrap()
+}
+
+pub async fn store_at(url: &str) -> RedisStore {
+    RedisStore::connect(url, hasher(), Sealer::random())
+        .await
+        .unwrap()
+}
+
+pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+pub fn spec(name: &str, cap: u32) -> PoolSpec {
+    PoolSpec {
+        name: name.to_owned(),
+        country: 86,
+        grace_s: 3600,
+        cooling_s: 3600,
+        max_bindings_per_number: cap,
+    }
+}
+
+pub fn e164(s: String) -> E164 {
+    E164::parse(&s).unwrap()
+}
+
+/// A pool with `n` fresh virtual numbers, in number order.
+pub async fn pool(s: &dyn BindingStore, n: usize, cap: u32) -> (String, Vec<E164>) {
+    let name = common::unique("r");
+    s.create_pool(spec(&name, cap)).await.unwrap();
+    let mut set = HashSet::new();
+    while set.len() < n {
+        set.insert(common::random_e164("+8617"));
+    }
+    let mut xs: Vec<E164> = set.into_iter().map(e164).collect();
+    xs.sort();
+    let out = s
+        .import_numbers(
+            &name,
+            xs.iter()
+                .map(|x| NumberSpec {
+                    number: x.clone(),
+                    area: Some("sh".into()),
+                    capabilities: Capabilities::default(),
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.added, n as u64);
+    (name, xs)
+}
+
+pub fn req(pool: &str, a: &E164, b: &E164, ttl_ms: i64) -> NewBinding {
+    NewBinding {
+        pool: pool.to_owned(),
+        shipment_id: common::unique("SF"),
+        party_a: a.clone(),
+        party_b: b.clone(),
+        expires_at: now_ms() + ttl_ms,
+        area: None,
+    }
+}
+
+pub async fn new_binding(s: &dyn BindingStore, r: NewBinding) -> Binding {
+    match s.create_binding(r, now_ms()).await.unwrap() {
+        Created::New(b) => b,
+        e => panic!("expected a new binding, got {e:?}"),
+    }
+}
+
+/// A private `redis-server` (with an append-only file, so data survives a restart).
+pub struct OwnRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut me = OwnRedis {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        me.spawn();
+        me
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for this test");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
