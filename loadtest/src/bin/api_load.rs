@@ -19,7 +19,8 @@ use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -59,6 +60,11 @@ struct Args {
     /// CPU is always reported.
     #[arg(long = "watch", value_name = "NAME=PID")]
     watch: Vec<String>,
+    /// Runtime threads of the load generator. 1 (default) is a single-threaded
+    /// runtime: cheapest per request, and it leaves the other core to the relay and
+    /// Redis on a small box. Raise it when the relay runs elsewhere.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 /// CPU time (user + system) of a process in microseconds, from `/proc/<pid>/stat`.
@@ -111,37 +117,66 @@ impl Watched {
     }
 }
 
-/// One HTTP client shared by all workers.
+/// One HTTP client shared by all workers. The hot loops build requests from
+/// pre-parsed parts so the load generator spends as little CPU as it can (it shares
+/// the box with the relay it measures).
 #[derive(Clone)]
 struct Api {
     client: Client<HttpConnector, Full<Bytes>>,
     base: String,
-    auth: String,
+    auth: HeaderValue,
 }
 
 impl Api {
+    /// A request with a JSON `body` (or none) to `path`.
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Bytes)> {
+        let uri: Uri = format!("{}{}", self.base, path).parse()?;
+        let body = match body {
+            Some(v) => Some(Bytes::from(serde_json::to_vec(v)?)),
+            None => None,
+        };
+        self.send(method, uri, body).await
+    }
+
+    /// Sends one request; `body` is JSON when present.
+    async fn send(
+        &self,
+        method: Method,
+        uri: Uri,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, Bytes)> {
         let mut req = Request::builder()
             .method(method)
-            .uri(format!("{}{}", self.base, path))
-            .header("authorization", &self.auth);
-        let body = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Bytes::from(serde_json::to_vec(v)?)
-            }
-            None => Bytes::new(),
-        };
-        let resp = self.client.request(req.body(Full::new(body))?).await?;
+            .uri(uri)
+            .header(header::AUTHORIZATION, self.auth.clone());
+        if body.is_some() {
+            req = req.header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(body.unwrap_or_default()))?)
+            .await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
         Ok((status, bytes))
     }
+}
+
+/// The string value of `"key":"..."` in a flat JSON object (no escapes expected:
+/// the relay's numbers are `+` and digits). Avoids a full parse per response.
+fn json_str<'a>(body: &'a [u8], key: &str) -> Option<&'a str> {
+    let pat = format!("\"{key}\":\"");
+    let start = body.windows(pat.len()).position(|w| w == pat.as_bytes())? + pat.len();
+    let len = body.get(start..)?.iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(body.get(start..start + len)?).ok()
 }
 
 /// Per-phase outcome of one worker.
@@ -163,9 +198,21 @@ fn party(base: u64, i: u64) -> String {
     format!("+861{:010}", (base + i) % 10_000_000_000)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args = Args::parse();
+    let runtime = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
     if args.n == 0 || args.c == 0 {
         bail!("--n and --c must be positive");
     }
@@ -182,7 +229,8 @@ async fn main() -> Result<()> {
     let api = Api {
         client,
         base,
-        auth: format!("Bearer {}", args.key),
+        auth: HeaderValue::from_str(&format!("Bearer {}", args.key))
+            .context("--key: not usable in a header")?,
     };
     let mut rng = rand::rng();
     let run: u32 = rng.random_range(0..1_000_000);
@@ -201,6 +249,7 @@ async fn main() -> Result<()> {
         args.n, args.c, api.base
     );
     let next = Arc::new(AtomicUsize::new(0));
+    let create_uri: Uri = format!("{}/v1/bindings", api.base).parse()?;
     let cpu_before = watched.sample();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.c);
@@ -209,6 +258,7 @@ async fn main() -> Result<()> {
         let next = next.clone();
         let pool = pool.clone();
         let run_id = run_id.clone();
+        let create_uri = create_uri.clone();
         let (n, ttl_s) = (args.n, args.ttl_s);
         tasks.push(tokio::spawn(async move {
             let mut out = WorkerResult {
@@ -224,24 +274,24 @@ async fn main() -> Result<()> {
                 }
                 let a = party(party_base, 2 * i as u64);
                 let b = party(party_base, 2 * i as u64 + 1);
-                let body = json!({
-                    "pool": pool,
-                    "shipment_id": format!("lt-{run_id}-{i}"),
-                    "party_a": a,
-                    "party_b": b,
-                    "ttl_s": ttl_s,
-                });
+                // Pool names and run ids are [A-Za-z0-9_-]: no JSON escaping needed.
+                let body = Bytes::from(format!(
+                    r#"{{"pool":"{pool}","shipment_id":"lt-{run_id}-{i}","party_a":"{a}","party_b":"{b}","ttl_s":{ttl_s}}}"#
+                ));
                 let t = Instant::now();
-                let res = api.call(Method::POST, "/v1/bindings", Some(&body)).await;
+                let res = api
+                    .send(Method::POST, create_uri.clone(), Some(body))
+                    .await;
                 let us = t.elapsed().as_micros() as u64;
                 out.hist.saturating_record(us.max(1));
                 match res {
                     Ok((s, bytes)) if s == StatusCode::CREATED || s == StatusCode::OK => {
-                        let v: Value = serde_json::from_slice(&bytes)?;
-                        let x = v
-                            .get("number")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| anyhow!("create response has no number: {v}"))?;
+                        let x = json_str(&bytes, "number").ok_or_else(|| {
+                            anyhow!(
+                                "create response has no number: {}",
+                                String::from_utf8_lossy(&bytes)
+                            )
+                        })?;
                         out.created.push((x.to_string(), a));
                     }
                     Ok((s, bytes)) => {
@@ -305,9 +355,13 @@ async fn main() -> Result<()> {
                 };
                 // `+` in a query string means space; escape it. In the path it is literal.
                 let caller = a.replace('+', "%2B");
-                let path = format!("/v1/pools/{pool}/numbers/{x}/route?caller={caller}");
+                let uri: Uri = format!(
+                    "{}/v1/pools/{pool}/numbers/{x}/route?caller={caller}",
+                    api.base
+                )
+                .parse()?;
                 let t = Instant::now();
-                let res = api.call(Method::GET, &path, None).await;
+                let res = api.send(Method::GET, uri, None).await;
                 out.hist
                     .saturating_record((t.elapsed().as_micros() as u64).max(1));
                 match res {
@@ -443,4 +497,27 @@ async fn prepare_pool(api: &Api, pool: &str, args: &Args, rng: &mut impl Rng) ->
     }
     println!("pool {pool}: imported {added} numbers (cap {cap} bindings each)");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_str_finds_flat_string_fields() {
+        let body = br#"{"id":"0193","number":"+8617000000001","party_a":"+86 138****8000"}"#;
+        assert_eq!(json_str(body, "number"), Some("+8617000000001"));
+        assert_eq!(json_str(body, "party_a"), Some("+86 138****8000"));
+        assert_eq!(json_str(body, "missing"), None);
+        assert_eq!(json_str(br#"{"number":"+861"#, "number"), None);
+    }
+
+    #[test]
+    fn parties_are_valid_distinct_e164() {
+        let a = party(9_999_999_999, 0);
+        let b = party(9_999_999_999, 1);
+        assert_eq!(a.len(), 14);
+        assert!(a.starts_with("+861") && b.starts_with("+861"));
+        assert_ne!(a, b);
+    }
 }
