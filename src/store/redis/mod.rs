@@ -36,8 +36,9 @@
 //! without the sealed number and sets PEXPIREAT to end + cooling; a binding that
 //! simply expires routes nowhere from its expiry on (the value's `until`), the next
 //! recount of its number (the reaper, every second by default) strips the sealed
-//! number from its values, and its keys disappear at expiry + cooling. So the allocation check "neither party holds
-//! X" is two `EXISTS`, with no per-party index (which would cost ~100 bytes a party).
+//! number from its values, and its keys disappear at expiry + cooling. So the
+//! allocation check "neither party holds X" is one `EXISTS` of the two keys, with no
+//! per-party index (which would cost ~100 bytes a party).
 //!
 //! **Memory.** The two route keys are the only keys a binding owns (each key with a
 //! TTL costs ~150 bytes of Redis overhead before its content). Everything else about
@@ -47,8 +48,11 @@
 //! number so each stays under Redis' default 128-entry listpack limit). These
 //! entries have no TTL of their own: every read checks the record's expiry, so an
 //! expired binding is not found, does not route and is not counted even if no reaper
-//! runs; the entries are dropped when the binding's cooling ends (by the next
-//! allocation on that number or the reaper). They hold keyed hashes only.
+//! runs; the entries are dropped when the binding's cooling ends (at the next
+//! recount of its number: the reaper, or an allocation's pass over due numbers).
+//! They hold keyed hashes only. (This is why a binding's record is not a key with
+//! PEXPIREAT = expiry: a third key per binding would cost ~190 bytes, over the
+//! 600-byte budget; see `loadtest/README.md`, section "Store".)
 //!
 //! **Counters.** `{p}l<X>:*` hold each binding's end time, so the live count of X at
 //! `now` is `ZCOUNT (now +inf` — exact without any reaper — and cooling holds are
