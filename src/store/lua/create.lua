@@ -14,7 +14,7 @@ end
 if m.pid ~= ARGV[12] then
   return { 'e', 'pid' }
 end
-reap_due(now, m.cooling, m.shards, 64)
+reap_due(now, m.cooling, m.shards, '64')
 
 local raw = rec_get(sh)
 local old = rec_parse(raw)
@@ -35,7 +35,7 @@ end
 local function pick(z)
   local start, size = 0, 4
   while true do
-    local batch = redis.call('ZRANGE', z, start, start + size - 1, 'WITHSCORES')
+    local batch = redis.call('ZRANGE', z, fmt(start), fmt(start + size - 1), 'WITHSCORES')
     if #batch == 0 then
       return nil
     end
@@ -63,7 +63,7 @@ end
 local x = choose()
 if not x and redis.call('ZCOUNT', P .. 'nx', '-inf', fmt(now)) > 0 then
   -- Counts may still include expired bindings: make them exact, then retry.
-  reap_due(now, m.cooling, m.shards, -1)
+  reap_due(now, m.cooling, m.shards, '-1')
   x = choose()
 end
 if not x then
@@ -79,7 +79,7 @@ redis.call('HSET', KEYS[2], sh, rec)
 redis.call('ZADD', lkey_of(x, sh, m.shards), fmt(exp), sh .. gen)
 -- x's count was exact (or is recounted when due): count the new binding in.
 for _, z in ipairs(load_keys(x)) do
-  redis.call('ZINCRBY', z, 1, x)
+  redis.call('ZINCRBY', z, '1', x)
 end
 redis.call('ZADD', P .. 'nx', 'LT', fmt(exp), x)
 return { 'n', rec, m.pid }

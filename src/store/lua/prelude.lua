@@ -113,7 +113,7 @@ end
 -- the cooling period: live count = ZCOUNT (now +inf, cooling = ends in the last
 -- cooling period.
 local function lkey(x, k)
-  return P .. 'l' .. x .. ':' .. k
+  return P .. 'l' .. x .. ':' .. fmt(k)
 end
 
 local function lkey_of(x, sh, shards)
@@ -185,14 +185,14 @@ local function refresh(x, now, cooling, shards)
       redis.call('ZREMRANGEBYSCORE', lk, '-inf', over)
     end
     live = live + redis.call('ZCOUNT', lk, '(' .. fmt(now), '+inf')
-    local f = redis.call('ZRANGEBYSCORE', lk, '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    local f = redis.call('ZRANGEBYSCORE', lk, '(' .. fmt(now), '+inf', 'WITHSCORES', 'LIMIT', '0', '1')
     if f[2] then
       local t = tonumber(f[2])
       if not nxt or t < nxt then
         nxt = t
       end
     end
-    local o = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
+    local o = redis.call('ZRANGE', lk, '0', '0', 'WITHSCORES')
     if o[2] and tonumber(o[2]) <= now then
       local t = tonumber(o[2]) + cooling
       if not nxt or t < nxt then
@@ -208,7 +208,7 @@ local function refresh(x, now, cooling, shards)
       gone = old - live
     end
     for _, z in ipairs(zs) do
-      redis.call('ZADD', z, live, x)
+      redis.call('ZADD', z, fmt(live), x)
     end
   end
   if nxt then
@@ -219,10 +219,11 @@ local function refresh(x, now, cooling, shards)
   return gone
 end
 
--- Recounts the numbers whose next event is due (at most `limit`, -1 = all).
+-- Recounts the numbers whose next event is due (at most `limit`, '-1' = all; a
+-- string: numbers passed to redis.call are formatted with %.17g, which is slow).
 -- Returns the number of bindings that expired.
 local function reap_due(now, cooling, shards, limit)
-  local due = redis.call('ZRANGEBYSCORE', P .. 'nx', '-inf', fmt(now), 'LIMIT', 0, limit)
+  local due = redis.call('ZRANGEBYSCORE', P .. 'nx', '-inf', fmt(now), 'LIMIT', '0', limit)
   local gone = 0
   for _, x in ipairs(due) do
     gone = gone + refresh(x, now, cooling, shards)

@@ -6,6 +6,6 @@ local m = meta(KEYS[1])
 if not m then
   return { 0, 0 }
 end
-local gone = reap_due(now, m.cooling, m.shards, tonumber(ARGV[3]))
+local gone = reap_due(now, m.cooling, m.shards, ARGV[3])
 redis.call('ZREMRANGEBYSCORE', P .. 'c', '-inf', fmt(now - m.cooling))
 return { gone, redis.call('ZCOUNT', P .. 'nx', '-inf', fmt(now)) }
