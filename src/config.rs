@@ -17,7 +17,6 @@ use std::str::FromStr;
 
 use base64::Engine;
 use rand::RngCore;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -25,8 +24,10 @@ use zeroize::Zeroizing;
 use crate::numbers::{NumberHasher, Sealer};
 
 pub mod env;
+mod parse;
 #[cfg(test)]
 mod tests;
+mod validate;
 
 /// Default config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/maskline.toml";
@@ -460,148 +461,10 @@ impl Config {
         origin: &Path,
         env: &std::collections::HashMap<String, String>,
     ) -> Result<Config, ConfigError> {
-        let mut config: Config = parse_toml(text, origin)?;
+        let mut config: Config = parse::parse_toml(text, origin)?;
         env::apply(&mut config, env)?;
         config.validate()?;
         Ok(config)
-    }
-
-    /// Checks every field; the first problem found is returned, naming its field.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let api = &self.api;
-        api.listen_addr()?;
-        if api.max_body_bytes < 1024 || api.max_body_bytes > 64 * 1024 * 1024 {
-            return Err(ConfigError::field(
-                "api.max_body_bytes",
-                "must be between 1024 and 67108864 (64 MiB)",
-            ));
-        }
-        if api.rate_per_key_per_s == 0 {
-            return Err(ConfigError::field(
-                "api.rate_per_key_per_s",
-                "must be at least 1",
-            ));
-        }
-        if api.rate_burst == 0 {
-            return Err(ConfigError::field("api.rate_burst", "must be at least 1"));
-        }
-        if let Some(tls) = &api.tls {
-            for (field, path) in [("api.tls.cert", &tls.cert), ("api.tls.key", &tls.key)] {
-                if path.is_empty() {
-                    return Err(ConfigError::field(
-                        field,
-                        "required when [api.tls] is set (a PEM file path)",
-                    ));
-                }
-                if let Err(e) = std::fs::metadata(path) {
-                    return Err(ConfigError::field(
-                        field,
-                        format!("cannot read {path}: {e}"),
-                    ));
-                }
-            }
-        }
-        for (i, key) in api.keys.iter().enumerate() {
-            let name = key.name.trim();
-            if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(ConfigError::field(
-                    format!("api.keys[{i}].name"),
-                    "must be 1 to 64 printable characters without spaces",
-                ));
-            }
-            if api.keys[..i].iter().any(|k| k.name == key.name) {
-                return Err(ConfigError::field(
-                    format!("api.keys[{i}].name"),
-                    format!("duplicate key name {:?}", key.name),
-                ));
-            }
-            let hex_part = key.hash.strip_prefix("sha256:").unwrap_or("");
-            if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ConfigError::field(
-                    format!("api.keys[{i}].hash"),
-                    "must be \"sha256:\" and 64 hex digits (from `maskline key new`)",
-                ));
-            }
-            if api.keys[..i]
-                .iter()
-                .any(|k| k.hash.eq_ignore_ascii_case(&key.hash))
-            {
-                return Err(ConfigError::field(
-                    format!("api.keys[{i}].hash"),
-                    "the same key is configured twice",
-                ));
-            }
-        }
-
-        let store = &self.store;
-        if store.backend == Backend::Redis {
-            use redis::IntoConnectionInfo;
-            if redis::parse_redis_url(&store.redis_url).is_none() {
-                return Err(ConfigError::field(
-                    "store.redis_url",
-                    "must be a redis:// URL, e.g. redis://127.0.0.1:6379/",
-                ));
-            }
-            if let Err(e) = store.redis_url.as_str().into_connection_info() {
-                return Err(ConfigError::field("store.redis_url", e.to_string()));
-            }
-        }
-        if store.redis_timeout_ms < 10 || store.redis_timeout_ms > 60_000 {
-            return Err(ConfigError::field(
-                "store.redis_timeout_ms",
-                "must be between 10 and 60000",
-            ));
-        }
-        if store.redis_connections == 0 || store.redis_connections > 64 {
-            return Err(ConfigError::field(
-                "store.redis_connections",
-                "must be between 1 and 64",
-            ));
-        }
-        if store.reaper_interval_ms < 10 || store.reaper_interval_ms > 3_600_000 {
-            return Err(ConfigError::field(
-                "store.reaper_interval_ms",
-                "must be between 10 and 3600000",
-            ));
-        }
-
-        let hasher = self.secrets.number_hasher()?;
-        let sealer = self.secrets.sealer()?;
-        if store.backend == Backend::Redis {
-            let why = "required with store.backend = \"redis\"";
-            if hasher.is_none() {
-                return Err(ConfigError::field(
-                    "secrets.hmac_key",
-                    format!("{why} (base64 of 32 random bytes: `openssl rand -base64 32`)"),
-                ));
-            }
-            if sealer.is_none() {
-                return Err(ConfigError::field(
-                    "secrets.seal_keys",
-                    format!("{why} (e.g. [\"1:<base64 of 32 random bytes>\"])"),
-                ));
-            }
-            if api.keys.is_empty() {
-                return Err(ConfigError::field(
-                    "api.keys",
-                    format!("{why}: add keys made by `maskline key new --role admin`"),
-                ));
-            }
-        }
-
-        match self.log.format.as_str() {
-            "pretty" | "json" => {}
-            other => {
-                return Err(ConfigError::field(
-                    "log.format",
-                    format!("unknown format {other:?} (expected \"pretty\" or \"json\")"),
-                ))
-            }
-        }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            return Err(ConfigError::field("log.level", e.to_string()));
-        }
-        Ok(())
     }
 
     /// The hasher and sealer for the store: the configured ones, or (memory store
@@ -651,69 +514,4 @@ impl Config {
         });
         Some(key)
     }
-}
-
-/// Deserializes TOML, mapping errors to the dotted path of the offending field.
-fn parse_toml<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T, ConfigError> {
-    let line_of = |span: Option<std::ops::Range<usize>>| {
-        span.map(|s| {
-            let upto = text.get(..s.start).unwrap_or(text);
-            format!(" (line {})", upto.matches('\n').count() + 1)
-        })
-        .unwrap_or_default()
-    };
-    let de = toml::de::Deserializer::parse(text).map_err(|e| ConfigError::Syntax {
-        path: origin.to_path_buf(),
-        message: format!("{}{}", e.message().trim(), line_of(e.span())),
-    })?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let message = inner.message().trim().to_string();
-        let (field, message) = explain(&path, &message);
-        ConfigError::field(field, format!("{message}{}", line_of(inner.span())))
-    })
-}
-
-/// Rewrites serde's messages into config language: unknown keys name the key,
-/// unknown roles say "unknown role".
-fn explain(path: &str, message: &str) -> (String, String) {
-    let join = |key: &str| {
-        if path.is_empty() || path == "." {
-            key.to_string()
-        } else if path == key || path.ends_with(&format!(".{key}")) {
-            // serde_path_to_error already recorded the offending key.
-            path.to_string()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((key, tail)) = rest.split_once('`') {
-            let expected = tail.trim_start_matches(", ").replace('`', "");
-            return (join(key), format!("unknown key ({expected})"));
-        }
-    }
-    if let Some(rest) = message.strip_prefix("unknown variant `") {
-        if let Some((value, tail)) = rest.split_once('`') {
-            let what = if path.ends_with(".role") {
-                "role"
-            } else if path.ends_with(".backend") {
-                "backend"
-            } else {
-                "value"
-            };
-            let expected = tail.trim_start_matches(", ").replace('`', "\"");
-            return (
-                path.to_string(),
-                format!("unknown {what} {value:?} ({expected})"),
-            );
-        }
-    }
-    let field = if path.is_empty() || path == "." {
-        "config".to_string()
-    } else {
-        path.to_string()
-    };
-    (field, message.to_string())
 }
