@@ -165,6 +165,7 @@ struct Fields<'a, 'l> {
 }
 
 impl<'a> Fields<'a, '_> {
+    #[inline(always)]
     fn push(&mut self, p: Pending<'a>) -> Result<(), ParseError> {
         let limits = self.limits;
         let n = self.headers.len();

@@ -89,12 +89,6 @@ fn zero_bytes(x: u64) -> u64 {
     x.wrapping_sub(LO) & !x & HI
 }
 
-/// High bit set in bytes of `x` below `n` (`n <= 128`); exact as a test.
-#[inline]
-fn less_bytes(x: u64, n: u8) -> u64 {
-    x.wrapping_sub(LO * u64::from(n)) & !x & HI
-}
-
 #[inline]
 fn word(c: &[u8]) -> u64 {
     <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes)
@@ -129,30 +123,36 @@ pub(crate) fn find1(h: &[u8], a: u8) -> Option<usize> {
     find3(h, a, a, a)
 }
 
-/// Cuts a header section into CRLF-terminated lines in one pass, eight
-/// bytes at a time, and rejects bare CR/LF and control bytes (HT aside) on
-/// the way. Only words holding a byte below 0x20 or DEL are looked at byte
-/// by byte — in practice the CRLF of each line.
+/// True for the bytes a header section may not hold raw: controls other
+/// than CR, LF and HT (which the line cutter handles), and DEL.
+#[inline(always)]
+fn is_ctl(c: u8) -> bool {
+    c < 0x20 || c == 0x7f
+}
+
+/// High bit set in every byte of `x` that is below 0x20 or DEL; exact for
+/// every byte (no carry crosses a byte). Per byte: `z = ((b & 0x7f) + 1) &
+/// 0x7f` maps DEL to 0 and 0..=0x1f to 1..=0x20, `z + 0x5f` keeps its high
+/// bit clear exactly when `z <= 0x20`, and bytes from 0x80 are excluded.
+#[inline(always)]
+fn ctl_bytes(x: u64) -> u64 {
+    let z = ((x & !HI).wrapping_add(LO)) & !HI;
+    !(z.wrapping_add(LO * 0x5f) | x) & HI
+}
+
+/// Cuts a header section into CRLF-terminated lines, eight bytes at a
+/// time, and rejects bare CR/LF and control bytes (HT aside) on the way.
+/// Each line is scanned from its first byte for the lowest byte below 0x20
+/// or equal to DEL (exact for the lowest byte of a word): in practice the
+/// CR of the line end, after a few words; an HT restarts the scan past it.
 pub(crate) struct Lines<'a> {
     h: &'a [u8],
     line_start: usize,
-    next_word: usize,
-    mask: u64,
-    mask_base: usize,
-    /// Index of the LF that completes an already reported CRLF.
-    skip_lf: usize,
 }
 
 impl<'a> Lines<'a> {
     pub(crate) fn new(h: &'a [u8]) -> Self {
-        Self {
-            h,
-            line_start: 0,
-            next_word: 0,
-            mask: 0,
-            mask_base: 0,
-            skip_lf: usize::MAX,
-        }
+        Self { h, line_start: 0 }
     }
 
     /// Where the next line starts (after the last CRLF returned).
@@ -160,33 +160,28 @@ impl<'a> Lines<'a> {
         self.line_start
     }
 
-    /// Loads the next word's mask of candidate bytes; false at the end.
-    fn load(&mut self) -> bool {
-        let del = LO * 0x7f;
-        let w = self.next_word;
-        match self.h.get(w..w + 8) {
-            Some(ch) => {
-                let x = word(ch);
-                self.mask = less_bytes(x, 0x20) | zero_bytes(x ^ del);
-                self.next_word = w + 8;
+    /// Offset of the first byte at or after `from` that is below 0x20 or
+    /// DEL, `None` when there is none. Sixteen bytes are tested at a time
+    /// (a fixed-size fold the compiler turns into vector compares); the
+    /// word holding the hit is then searched exactly.
+    #[inline]
+    fn next_control(&self, from: usize) -> Option<usize> {
+        let h = self.h;
+        let mut w = from;
+        while let Some(ch) = h.get(w..w + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
+            if ch.iter().fold(false, |any, &c| any | is_ctl(c)) {
+                break;
             }
-            None => {
-                let tail = self.h.get(w..).unwrap_or(&[]);
-                if tail.is_empty() {
-                    return false;
-                }
-                self.mask = tail.iter().enumerate().fold(0u64, |m, (j, &c)| {
-                    if c < 0x20 || c == 0x7f {
-                        m | (0x80 << (8 * j))
-                    } else {
-                        m
-                    }
-                });
-                self.next_word = self.h.len();
-            }
+            w += 16;
         }
-        self.mask_base = w;
-        true
+        while let Some(ch) = h.get(w..w + 8) {
+            let m = ctl_bytes(word(ch));
+            if m != 0 {
+                return Some(w + (m.trailing_zeros() / 8) as usize);
+            }
+            w += 8;
+        }
+        h.get(w..)?.iter().position(|&c| is_ctl(c)).map(|i| w + i)
     }
 
     /// The next line as `(start, end)` byte offsets, `end` at its CR;
@@ -195,52 +190,27 @@ impl<'a> Lines<'a> {
     /// # Errors
     /// [`ParseError::InvalidEncoding`] for a bare CR or LF or a control
     /// byte other than HT.
+    #[inline(always)]
     pub(crate) fn next_line(&mut self) -> Result<Option<(usize, usize)>, ParseError> {
-        let h = self.h;
-        let del = LO * 0x7f;
+        let mut from = self.line_start;
         loop {
-            if self.mask == 0 {
-                // Fast path: skip words with no byte below 0x20 and no DEL,
-                // working on locals so the loop stays in registers.
-                let mut w = self.next_word;
-                let mut mask = 0;
-                while let Some(ch) = h.get(w..w + 8) {
-                    let x = word(ch);
-                    mask = less_bytes(x, 0x20) | zero_bytes(x ^ del);
-                    w += 8;
-                    if mask != 0 {
-                        break;
+            let Some(i) = self.next_control(from) else {
+                return Ok(None);
+            };
+            match self.h.get(i) {
+                Some(b'\r') => {
+                    return match self.h.get(i + 1) {
+                        Some(b'\n') => {
+                            let line = (self.line_start, i);
+                            self.line_start = i + 2;
+                            Ok(Some(line))
+                        }
+                        None => Ok(None),
+                        Some(_) => Err(ParseError::InvalidEncoding),
                     }
                 }
-                self.next_word = w;
-                if mask != 0 {
-                    self.mask = mask;
-                    self.mask_base = w - 8;
-                } else if !self.load() {
-                    return Ok(None);
-                }
-                if self.mask == 0 {
-                    continue;
-                }
-            }
-            let i = self.mask_base + (self.mask.trailing_zeros() / 8) as usize;
-            // The mask may hold false positives above a real hit: re-check.
-            self.mask &= self.mask - 1;
-            match h.get(i) {
-                Some(b'\r') => match h.get(i + 1) {
-                    Some(b'\n') => {
-                        let line = (self.line_start, i);
-                        self.line_start = i + 2;
-                        self.skip_lf = i + 1;
-                        return Ok(Some(line));
-                    }
-                    None => return Ok(None),
-                    Some(_) => return Err(ParseError::InvalidEncoding),
-                },
-                Some(b'\n') if i == self.skip_lf => {}
-                Some(b'\t') => {}
-                Some(&c) if c < 0x20 || c == 0x7f => return Err(ParseError::InvalidEncoding),
-                _ => {}
+                Some(b'\t') => from = i + 1,
+                _ => return Err(ParseError::InvalidEncoding),
             }
         }
     }
@@ -436,6 +406,22 @@ mod tests {
         assert_eq!(find1(b"", b'a'), None);
         assert_eq!(find1(b"abcdefghij", b'j'), Some(9));
         assert_eq!(find1(&[0x01, 0x00, 0x61], 0x61), Some(2));
+    }
+
+    #[test]
+    fn control_mask_is_exact() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                for fill in [0u8, b'a', 0x7f, 0xff, 0x1f, 0x20, 0x80] {
+                    let mut w = [fill; 8];
+                    w[pos] = b;
+                    let m = ctl_bytes(u64::from_le_bytes(w));
+                    for (i, &c) in w.iter().enumerate() {
+                        assert_eq!(m >> (8 * i + 7) & 1 == 1, is_ctl(c), "{w:?}");
+                    }
+                }
+            }
+        }
     }
 
     fn all_lines(h: &[u8]) -> Result<Vec<(usize, usize)>, ParseError> {
