@@ -182,7 +182,8 @@ impl<'a> Fields<'a, '_> {
             p.value
         };
         let value = trim(value);
-        if self.deferred.is_none() {
+        let checked = matches!(p.kind, HeaderName::Via | HeaderName::ContentLength);
+        if checked && self.deferred.is_none() {
             if let Err(e) = self.check(p.kind, value) {
                 self.deferred = Some(e);
             }

@@ -79,18 +79,18 @@ pub(crate) fn trim_end(s: &str) -> &str {
     s.get(..end).unwrap_or("")
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
+pub(crate) const LO: u64 = 0x0101_0101_0101_0101;
+pub(crate) const HI: u64 = 0x8080_8080_8080_8080;
 
 /// High bit set in each byte of `x` that is zero. Exact for the lowest
 /// such byte (borrows only disturb higher bytes), which is all we use.
 #[inline]
-fn zero_bytes(x: u64) -> u64 {
+pub(crate) fn zero_bytes(x: u64) -> u64 {
     x.wrapping_sub(LO) & !x & HI
 }
 
 #[inline]
-fn word(c: &[u8]) -> u64 {
+pub(crate) fn word(c: &[u8]) -> u64 {
     <[u8; 8]>::try_from(c).map_or(0, u64::from_le_bytes)
 }
 
@@ -335,10 +335,44 @@ pub(crate) fn unquote(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Case-insensitive ASCII comparison.
+/// `x` with ASCII upper-case letters turned to lower case, bytewise:
+/// 0x20 is added where the byte is in `A`..=`Z` (no carry crosses a byte).
+#[inline(always)]
+fn lower_word(x: u64) -> u64 {
+    let low7 = x & !HI;
+    let ge_a = low7.wrapping_add(LO * (0x80 - 0x41));
+    let gt_z = low7.wrapping_add(LO * (0x80 - 0x5b));
+    x | ((ge_a & !gt_z & !x & HI) >> 2)
+}
+
+/// Case-insensitive ASCII comparison, eight bytes at a time (overlapping
+/// loads cover the tail).
 #[inline]
 pub(crate) fn eq_ic(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if b.len() != n {
+        return false;
+    }
+    let w8 = |s: &[u8], i: usize| lower_word(s.get(i..i + 8).map_or(0, word));
+    let w4 = |s: &[u8], i: usize| {
+        let c = s.get(i..i + 4).and_then(|c| <[u8; 4]>::try_from(c).ok());
+        lower_word(c.map_or(0, |c| u64::from(u32::from_le_bytes(c))))
+    };
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if w8(a, i) != w8(b, i) {
+                return false;
+            }
+            i += 8;
+        }
+        w8(a, n - 8) == w8(b, n - 8)
+    } else if n >= 4 {
+        w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4)
+    } else {
+        a.eq_ignore_ascii_case(b)
+    }
 }
 
 /// Parses a decimal number with at most `max_digits` digits and no sign.
@@ -406,6 +440,30 @@ mod tests {
         assert_eq!(find1(b"", b'a'), None);
         assert_eq!(find1(b"abcdefghij", b'j'), Some(9));
         assert_eq!(find1(&[0x01, 0x00, 0x61], 0x61), Some(2));
+    }
+
+    #[test]
+    fn eq_ic_matches_std() {
+        let bytes: Vec<u8> = (0..=255u8).collect();
+        for b in 0..=255u8 {
+            for c in 0..=255u8 {
+                let (x, y) = ([b], [c]);
+                assert_eq!(lower_word(u64::from(b)) == lower_word(u64::from(c)), x.eq_ignore_ascii_case(&y));
+            }
+        }
+        let words = ["", "a", "SiP", "sip", "application", "APPLICATION", "applicatioN ", "appl1cation",
+            "branch", "BRANCH", "Branch", "bran(h", "SIP/2.0", "sip/2.0", "sip/2,0", "@[`{", "`{@[",
+            "x-a-very-long-header-name", "X-A-VERY-LONG-HEADER-NAME", "X-A-VERY-LONG-HEADER-NAMF", "caf\u{e9}", "CAF\u{c9}"];
+        for a in words {
+            for b in words {
+                assert_eq!(eq_ic(a, b), a.eq_ignore_ascii_case(b), "{a:?} {b:?}");
+            }
+        }
+        for i in 0..bytes.len() - 20 {
+            let s = String::from_utf8_lossy(&bytes[i..i + 20]).into_owned();
+            let u = s.to_ascii_uppercase();
+            assert!(eq_ic(&s, &u));
+        }
     }
 
     #[test]

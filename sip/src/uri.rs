@@ -10,7 +10,7 @@
 use std::fmt;
 
 use crate::params::Params;
-use crate::scan::{eq_ic, parse_decimal, split_byte};
+use crate::scan::{eq_ic, parse_decimal, split_byte, word, zero_bytes, HI, LO};
 use crate::ParseError;
 
 /// A URI scheme.
@@ -156,27 +156,67 @@ struct Marks {
     qmark: Option<usize>,
 }
 
+/// High bit set in every byte of `x` that might have a non-zero
+/// [`URI_CLASS`], and possibly in a few more (`=` and other neighbours of
+/// the special bytes): bytes up to SP, `:`..=`@`, `{`..=DEL, `"`, `\\` and
+/// `^`. Never misses one, so words without a flag hold only plain bytes.
+#[inline(always)]
+fn uri_candidates(x: u64) -> u64 {
+    let low7 = x & !HI;
+    let upto_sp = !low7.wrapping_add(LO * (0x80 - 0x21));
+    let colon_to_at =
+        low7.wrapping_add(LO * (0x80 - 0x3a)) & !low7.wrapping_add(LO * (0x80 - 0x41));
+    let brace_to_del = low7.wrapping_add(LO * (0x80 - 0x7b));
+    ((upto_sp | colon_to_at | brace_to_del) & !x & HI)
+        | zero_bytes(x ^ (LO * u64::from(b'"')))
+        | zero_bytes((x & (LO * 0xfd)) ^ (LO * u64::from(b'\\')))
+}
+
+#[inline(always)]
+fn uri_class(b: u8) -> u8 {
+    URI_CLASS.get(usize::from(b)).copied().unwrap_or(BAD)
+}
+
+/// One pass over the URI, skipping eight plain bytes at a time.
 fn scan_uri(raw: &str) -> Result<Marks, ParseError> {
+    let b = raw.as_bytes();
     let mut m = Marks::default();
-    for (i, &b) in raw.as_bytes().iter().enumerate() {
-        let c = URI_CLASS.get(usize::from(b)).copied().unwrap_or(BAD);
-        if c == 0 {
-            continue;
-        }
-        match c {
+    let mut i = 0;
+    loop {
+        let next = loop {
+            match b.get(i..i + 8) {
+                Some(ch) => {
+                    let c = uri_candidates(word(ch));
+                    if c != 0 {
+                        break Some(i + (c.trailing_zeros() / 8) as usize);
+                    }
+                    i += 8;
+                }
+                None => {
+                    break b
+                        .get(i..)
+                        .and_then(|t| t.iter().position(|&x| uri_class(x) != 0))
+                        .map(|p| i + p)
+                }
+            }
+        };
+        let Some(j) = next else {
+            return Ok(m);
+        };
+        match b.get(j).map_or(BAD, |&x| uri_class(x)) {
             BAD => return Err(ParseError::InvalidUri),
             AT if m.at.is_none() => {
-                m.at = Some(i);
+                m.at = Some(j);
                 m.semi = None;
                 m.qmark = None;
             }
-            SEMI if m.semi.is_none() => m.semi = Some(i),
-            QMARK if m.qmark.is_none() => m.qmark = Some(i),
-            COLON if m.colon.is_none() => m.colon = Some(i),
+            SEMI if m.semi.is_none() => m.semi = Some(j),
+            QMARK if m.qmark.is_none() => m.qmark = Some(j),
+            COLON if m.colon.is_none() => m.colon = Some(j),
             _ => {}
         }
+        i = j + 1;
     }
-    Ok(m)
 }
 
 const HOST_OK: u8 = 1;
@@ -499,6 +539,30 @@ mod tests {
         assert!(Uri::parse("1abc:x").is_err());
         assert!(Uri::parse("no-colon").is_err());
         assert!(Uri::parse("sip:a b@h").is_err());
+    }
+
+    #[test]
+    fn candidate_mask_never_misses_a_special_byte() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                for fill in [b'a', 0, b'=', 0xff, b'"', 0x01] {
+                    let mut w = [fill; 8];
+                    w[pos] = b;
+                    let m = uri_candidates(u64::from_le_bytes(w));
+                    for (i, &c) in w.iter().enumerate() {
+                        if uri_class(c) != 0 {
+                            assert!(m >> (8 * i + 7) & 1 == 1, "{w:?} {i}");
+                        }
+                    }
+                }
+            }
+        }
+        // Plain URI bytes raise no flag.
+        let plain = b"abcXYZ019.-_+%=&$,/!~*'()[]";
+        for w in plain.windows(8) {
+            let f = w.iter().filter(|&&c| c == b'=').count();
+            assert_eq!(f > 0, uri_candidates(word(w)) != 0, "{w:?}");
+        }
     }
 
     #[test]

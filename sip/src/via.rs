@@ -14,13 +14,26 @@ pub const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// Bytes of a Via parameter list without quoted strings: token characters,
 /// `;` `=`, LWS, and `:` `[` `]` for IPv6 `received`/`maddr` values.
+#[allow(clippy::indexing_slicing)] // evaluated at compile time
+static VIA_PARAM: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+                    | b';' | b'=' | b':' | b'[' | b']' | b' ' | b'\t' | b'\r' | b'\n'
+            );
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn via_param_byte(b: u8) -> bool {
-    is_token_byte(b)
-        || matches!(
-            b,
-            b';' | b'=' | b':' | b'[' | b']' | b' ' | b'\t' | b'\r' | b'\n'
-        )
+    VIA_PARAM.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 /// One Via value: `SIP/2.0/UDP host:port;branch=...;rport;received=...`.
@@ -231,6 +244,18 @@ mod tests {
         assert_eq!(v.params().value("x"), Some(r#""a b@c;d""#));
         assert!(Via::parse(r#"SIP/2.0/UDP h;x="q";b@d=1"#).is_err());
         assert!(Via::parse("SIP/2.0/UDP h;received=[2001:db8::1];maddr=x").is_ok());
+    }
+
+    #[test]
+    fn param_table_is_tokens_and_separators() {
+        for b in 0..=255u8 {
+            let want = is_token_byte(b)
+                || matches!(
+                    b,
+                    b';' | b'=' | b':' | b'[' | b']' | b' ' | b'\t' | b'\r' | b'\n'
+                );
+            assert_eq!(via_param_byte(b), want, "{b}");
+        }
     }
 
     #[test]
