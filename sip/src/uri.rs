@@ -557,10 +557,10 @@ mod tests {
                 }
             }
         }
-        // Plain URI bytes raise no flag.
+        // Plain URI bytes raise no flag (`=` and `~` are known false positives).
         let plain = b"abcXYZ019.-_+%=&$,/!~*'()[]";
         for w in plain.windows(8) {
-            let f = w.iter().filter(|&&c| c == b'=').count();
+            let f = w.iter().filter(|&&c| c == b'=' || c == b'~').count();
             assert_eq!(f > 0, uri_candidates(word(w)) != 0, "{w:?}");
         }
     }
