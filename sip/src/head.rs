@@ -300,7 +300,7 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], limits: &Limits) -> Result<Head<'a>,
         }
         if start.is_none() {
             start = Some(parse_start_line(line)?);
-        } else if line.starts_with([' ', '\t']) {
+        } else if matches!(line.as_bytes().first(), Some(b' ' | b'\t')) {
             // Folded continuation of the previous header.
             let c = cur.as_mut().ok_or(ParseError::InvalidHeaderLine)?;
             c.to = line_end;
