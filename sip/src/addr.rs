@@ -175,6 +175,7 @@ impl<'a> Contact<'a> {
     ///
     /// # Errors
     /// As [`NameAddr::parse`].
+    #[inline]
     pub fn parse(raw: &'a str) -> Result<Self, ParseError> {
         if trim(raw) == "*" {
             Ok(Contact::Star)

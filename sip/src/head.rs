@@ -11,7 +11,7 @@ use crate::header::{Header, HeaderName};
 use crate::limits::Limits;
 use crate::message::{RequestLine, StartLine, StatusLine, SIP_VERSION};
 use crate::method::Method;
-use crate::scan::{count_values, eq_ic, find1, is_token, split_byte, trim};
+use crate::scan::{count_values, eq_ic, find1, is_token, split_byte, trim_end, trim_start};
 use crate::typed::parse_content_length;
 use crate::ParseError;
 
@@ -181,7 +181,7 @@ impl<'a> Fields<'a, '_> {
         } else {
             p.value
         };
-        let value = trim(value);
+        let value = trim_end(trim_start(value));
         let checked = matches!(p.kind, HeaderName::Via | HeaderName::ContentLength);
         if checked && self.deferred.is_none() {
             if let Err(e) = self.check(p.kind, value) {

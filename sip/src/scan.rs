@@ -47,7 +47,12 @@ pub(crate) fn is_lws(b: u8) -> bool {
 /// Trims linear white space on both ends.
 #[inline]
 pub(crate) fn trim(s: &str) -> &str {
-    trim_end(trim_start(s))
+    let b = s.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(&f), Some(&l)) if !is_lws(f) && !is_lws(l) => s,
+        (None, _) | (_, None) => s,
+        _ => trim_end(trim_start(s)),
+    }
 }
 
 /// Trims linear white space at the start.
@@ -448,12 +453,36 @@ mod tests {
         for b in 0..=255u8 {
             for c in 0..=255u8 {
                 let (x, y) = ([b], [c]);
-                assert_eq!(lower_word(u64::from(b)) == lower_word(u64::from(c)), x.eq_ignore_ascii_case(&y));
+                assert_eq!(
+                    lower_word(u64::from(b)) == lower_word(u64::from(c)),
+                    x.eq_ignore_ascii_case(&y)
+                );
             }
         }
-        let words = ["", "a", "SiP", "sip", "application", "APPLICATION", "applicatioN ", "appl1cation",
-            "branch", "BRANCH", "Branch", "bran(h", "SIP/2.0", "sip/2.0", "sip/2,0", "@[`{", "`{@[",
-            "x-a-very-long-header-name", "X-A-VERY-LONG-HEADER-NAME", "X-A-VERY-LONG-HEADER-NAMF", "caf\u{e9}", "CAF\u{c9}"];
+        let words = [
+            "",
+            "a",
+            "SiP",
+            "sip",
+            "application",
+            "APPLICATION",
+            "applicatioN ",
+            "appl1cation",
+            "branch",
+            "BRANCH",
+            "Branch",
+            "bran(h",
+            "SIP/2.0",
+            "sip/2.0",
+            "sip/2,0",
+            "@[`{",
+            "`{@[",
+            "x-a-very-long-header-name",
+            "X-A-VERY-LONG-HEADER-NAME",
+            "X-A-VERY-LONG-HEADER-NAMF",
+            "caf\u{e9}",
+            "CAF\u{c9}",
+        ];
         for a in words {
             for b in words {
                 assert_eq!(eq_ic(a, b), a.eq_ignore_ascii_case(b), "{a:?} {b:?}");

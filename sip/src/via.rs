@@ -23,8 +23,24 @@ static VIA_PARAM: [bool; 256] = {
         t[i] = b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-                    | b';' | b'=' | b':' | b'[' | b']' | b' ' | b'\t' | b'\r' | b'\n'
+                b'-' | b'.'
+                    | b'!'
+                    | b'%'
+                    | b'*'
+                    | b'_'
+                    | b'+'
+                    | b'`'
+                    | b'\''
+                    | b'~'
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+                    | b' '
+                    | b'\t'
+                    | b'\r'
+                    | b'\n'
             );
         i += 1;
     }
