@@ -20,9 +20,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release -p maskline --bin maskline -p maskline-loadtest --bin api_load
+cargo build --release -p maskline --bin maskline -p maskline-loadtest --bin api_load --bin store_bench
 RELAY="$TARGET/release/maskline"
 LOAD="$TARGET/release/api_load"
+BENCH="$TARGET/release/store_bench"
 
 # Starts the relay with the given env (after the function name); sets ADDR and
 # waits for "listening on" on its stdout.
@@ -74,7 +75,17 @@ start_relay redis \
   MASKLINE_API_KEYS="$KEYS_ENV"
 # shellcheck disable=SC2086
 "$LOAD" --url "$ADDR" --key "$KEY" --n "$N" --c "$C" \
-  --watch "relay=$RELAY_PID" --watch "redis=$REDIS_PID" ${API_LOAD_ARGS:-}
+  --watch "relay=$RELAY_PID" --watch "redis=$REDIS_PID" ${API_LOAD_ARGS:-} | tee "$WORK/api-redis.out"
 echo "redis: $(redis-cli -p "$REDIS_PORT" info commandstats | grep '^cmdstat_evalsha' | tr -d '\r')"
 echo "redis: $(redis-cli -p "$REDIS_PORT" info memory | grep '^used_memory_human' | tr -d '\r'), $(redis-cli -p "$REDIS_PORT" dbsize) keys"
 stop_relay
+
+# The ceiling in the same run, on the same Redis: the allocation script driven
+# directly (EVALSHA, pipelined), no HTTP and no relay.
+echo "== raw allocation ceiling on the same redis-server (N=$N)"
+"$BENCH" --url "redis://127.0.0.1:$REDIS_PORT/" --n "$N" --routes "$N" --creates 0 | tee "$WORK/raw.out"
+api=$(sed -n 's/^create: .* = \([0-9]*\)\/s;.*/\1/p' "$WORK/api-redis.out" | head -1)
+raw=$(sed -n 's/^raw allocation .* = \([0-9]*\) bindings\/s.*/\1/p' "$WORK/raw.out" | head -1)
+if [ -n "$api" ] && [ -n "$raw" ]; then
+  echo "== ratio: API create with Redis $api/s vs raw script $raw/s = $(( 100 * api / raw ))% of the ceiling"
+fi
