@@ -1,10 +1,13 @@
-//! The `maskline` command: `serve`, `check-config` and `key new`.
+//! The `maskline` command: `serve`, `check-config`, `key new`, and the `pool` ops
+//! commands (in [`cli`]) that talk to a running relay over HTTP.
 //!
 //! Owns process start-up: load and validate the config before anything binds, set up
 //! telemetry, build the store, start the reaper, bind the API listener, print the
 //! bound address, and drain on SIGINT/SIGTERM. stdout carries only what a person or
 //! a script needs to read (address, one-time keys, `check-config` verdict); logs go
 //! to stderr.
+
+mod cli;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +52,13 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Pool administration on a running relay, over its HTTP API (--url, --key).
+    Pool {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::pool::PoolCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -92,6 +102,9 @@ fn main() -> ExitCode {
         Command::Key {
             command: KeyCommand::New { role, name },
         } => key_new(role.into(), name),
+        Command::Pool { remote, command } => {
+            cli::pool::run(remote, command).map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
