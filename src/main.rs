@@ -377,5 +377,34 @@ mod tests {
         ));
         assert!(Cli::try_parse_from(["maskline", "key", "new"]).is_err());
         assert!(Cli::try_parse_from(["maskline", "check-config"]).is_ok());
+        // Remote options go before or after the pool subcommand.
+        let cli = Cli::try_parse_from([
+            "maskline",
+            "pool",
+            "--url",
+            "http://h:1",
+            "import",
+            "p",
+            "-",
+            "--format",
+            "csv",
+            "--key",
+            "k",
+        ])
+        .unwrap();
+        let Command::Pool { remote, command } = cli.command else {
+            panic!("not a pool command");
+        };
+        assert_eq!(remote.url.as_deref(), Some("http://h:1"));
+        assert!(remote.key.is_some());
+        assert!(matches!(
+            command,
+            cli::pool::PoolCommand::Import {
+                format: Some(cli::pool::Format::Csv),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["maskline", "pool", "create", "p"]).is_err());
+        assert!(Cli::try_parse_from(["maskline", "pool", "retire", "p"]).is_err());
     }
 }
