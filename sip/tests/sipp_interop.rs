@@ -22,9 +22,13 @@ use std::time::{Duration, Instant};
 use maskline_sip::dialog::{Dialog, DialogId, DialogState};
 use maskline_sip::sdp::SessionDescription;
 use maskline_sip::transaction::{
-    Destination, RequestDisposition, RequestInfo, ResponseInfo, TransactionLayer, Transport,
+    Destination, RequestDisposition, RequestInfo, ResponseDisposition, ResponseInfo,
+    TransactionLayer, Transport,
 };
-use maskline_sip::{new_tag, HeaderName, Message, MessageBuilder, Method, ParseError};
+use maskline_sip::transaction::{TransactionEvent, TransactionId};
+use maskline_sip::{
+    new_branch, new_call_id, new_tag, HeaderName, Message, MessageBuilder, Method, ParseError, Uri,
+};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// Upper bound for one SIPp run.
@@ -156,7 +160,16 @@ fn recv(sock: &UdpSocket, timeout: Duration, buf: &mut [u8]) -> Option<(usize, S
         .unwrap();
     match sock.recv_from(buf) {
         Ok(r) => Some(r),
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+        // ConnectionRefused: an ICMP port-unreachable from a send before
+        // SIPp was listening; the transaction layer retransmits.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::ConnectionRefused
+            ) =>
+        {
+            None
+        }
         Err(e) => panic!("recv_from: {e}"),
     }
 }
@@ -240,9 +253,12 @@ impl Uas {
         }
     }
 
-    /// Runs in a thread until `stop` is set; returns the UAS for inspection.
-    fn spawn(mut self, stop: Arc<AtomicBool>) -> thread::JoinHandle<Uas> {
-        thread::spawn(move || {
+    /// Runs in a thread until [`Running::finish`] (or a drop on panic).
+    fn spawn(mut self) -> Running {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = thread::spawn(move || {
+            let stop = flag;
             let mut buf = vec![0u8; 65_535];
             while !stop.load(Ordering::Relaxed) {
                 let budget = wait_budget(&self.layer, Duration::from_millis(20));
@@ -252,7 +268,11 @@ impl Uas {
                 pump(&mut self.layer, &self.sock);
             }
             self
-        })
+        });
+        Running {
+            stop,
+            handle: Some(handle),
+        }
     }
 
     fn send(&self, bytes: &[u8], to: SocketAddr) {
@@ -364,12 +384,7 @@ impl Uas {
         }
     }
 
-    fn answer_invite(
-        &mut self,
-        now: Instant,
-        id: maskline_sip::transaction::TransactionId,
-        invite: &Message<'_>,
-    ) {
+    fn answer_invite(&mut self, now: Instant, id: TransactionId, invite: &Message<'_>) {
         let tag = new_tag();
         let mut dialog = Dialog::uas(invite, &tag).expect("SIPp's INVITE creates a dialog");
         let contact = format!("<sip:maskline@{}>", self.addr);
@@ -402,6 +417,32 @@ impl Uas {
     }
 }
 
+/// A UAS running in its thread; stopped when finished or dropped.
+struct Running {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<Uas>>,
+}
+
+impl Running {
+    fn finish(mut self) -> Uas {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .unwrap()
+            .join()
+            .expect("UAS thread panicked")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 // --------------------------------------------------------------- tests ----
 
 /// SIPp places 3 calls (its built-in `uac` scenario) to our UAS.
@@ -409,8 +450,7 @@ impl Uas {
 fn sipp_uac_calls_our_uas() {
     let uas = Uas::new();
     let target = uas.addr.to_string();
-    let stop = Arc::new(AtomicBool::new(false));
-    let handle = uas.spawn(stop.clone());
+    let running = uas.spawn();
     let started = Instant::now();
     let sipp_port = free_port().to_string();
     let mut sipp = Sipp::spawn(
@@ -434,14 +474,8 @@ fn sipp_uac_calls_our_uas() {
             "-timeout_error",
         ]),
     );
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        sipp.assert_success(started + SIPP_DEADLINE);
-    }));
-    stop.store(true, Ordering::Relaxed);
-    let uas = handle.join().unwrap();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    sipp.assert_success(started + SIPP_DEADLINE);
+    let uas = running.finish();
     let s = &uas.stats;
     assert!(s.anomalies.is_empty(), "{:?}", s.anomalies);
     assert!(s.rejected.is_empty(), "{:?}", s.rejected);
@@ -459,4 +493,322 @@ fn sipp_uac_calls_our_uas() {
         .dialogs
         .values()
         .all(|d| d.state() == DialogState::Terminated));
+}
+
+/// Our UAC places one call to SIPp's built-in `uas` scenario.
+#[test]
+fn our_uac_calls_sipp_uas() {
+    let sipp_port = free_port();
+    let started = Instant::now();
+    let deadline = started + SIPP_DEADLINE;
+    let mut sipp = Sipp::spawn(
+        "uas",
+        &args(&[
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sipp_port.to_string(),
+            "-m",
+            "1",
+            "-timeout",
+            "20",
+            "-timeout_error",
+        ]),
+    );
+    let peer = SocketAddr::new(LOCALHOST, sipp_port);
+    let sock = bind();
+    let local = sock.local_addr().unwrap();
+    let sent_by = local.to_string();
+    let dest = Destination {
+        transport: Transport::Udp,
+        addr: peer,
+    };
+    let mut layer = TransactionLayer::new(Default::default());
+
+    // The INVITE, with an SDP offer written by our sdp module.
+    let offer = sdp_from(
+        b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n\
+          m=audio 1 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+          a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        local.ip(),
+    );
+    let from_tag = new_tag();
+    let call_id = new_call_id();
+    let invite_bytes = MessageBuilder::request(Method::Invite, &format!("sip:service@{peer}"))
+        .via("UDP", &sent_by, &new_branch())
+        .max_forwards(70)
+        .header_kind(
+            HeaderName::From,
+            &format!("<sip:maskline@{local}>;tag={from_tag}"),
+        )
+        .header_kind(HeaderName::To, &format!("<sip:service@{peer}>"))
+        .header_kind(HeaderName::CallId, &call_id)
+        .cseq(1, Method::Invite)
+        .header_kind(HeaderName::Contact, &format!("<sip:maskline@{local}>"))
+        .body("application/sdp", offer.as_bytes())
+        .build()
+        .unwrap();
+    let invite = Message::parse(&invite_bytes).unwrap();
+    invite.validate().unwrap();
+    let invite_tx = layer
+        .send_request(
+            Instant::now(),
+            &RequestInfo::from_message(&invite).unwrap(),
+            invite_bytes.clone().into(),
+            dest,
+        )
+        .unwrap();
+
+    let mut dialog: Option<Dialog> = None;
+    let mut statuses = Vec::new();
+    let mut acks_sent = 0;
+    let mut bye_tx = None;
+    let mut bye_ok = false;
+    let mut buf = vec![0u8; 65_535];
+    while !bye_ok {
+        assert!(
+            Instant::now() < deadline,
+            "call not finished in time: responses {statuses:?}\n{}",
+            sipp.logs()
+        );
+        pump(&mut layer, &sock);
+        if let Some(ev) = layer.poll_event() {
+            assert!(
+                !matches!(
+                    ev,
+                    TransactionEvent::Timeout(_) | TransactionEvent::TransportError(_)
+                ),
+                "{ev:?}; responses so far {statuses:?}\n{}",
+                sipp.logs()
+            );
+        }
+        let budget = wait_budget(&layer, Duration::from_millis(20));
+        let Some((n, src)) = recv(&sock, budget, &mut buf) else {
+            continue;
+        };
+        assert_eq!(src, peer);
+        let resp = Message::parse(&buf[..n]).expect("SIPp's response parses");
+        resp.validate().expect("SIPp's response validates");
+        let status = resp.status().expect("SIPp sends only responses here");
+        let disposition =
+            layer.handle_response(Instant::now(), &ResponseInfo::from_message(&resp).unwrap());
+        let ResponseDisposition::Deliver(tx) = disposition else {
+            continue; // absorbed retransmission
+        };
+        statuses.push(status);
+        if tx == invite_tx {
+            if status == 100 {
+                continue;
+            }
+            match dialog.as_mut() {
+                Some(d) => d.handle_response(&resp).unwrap(),
+                None => dialog = Some(Dialog::uac(&invite, &resp).unwrap()),
+            }
+            let d = dialog.as_mut().unwrap();
+            if status < 200 {
+                assert_eq!(d.state(), DialogState::Early);
+                continue;
+            }
+            assert_eq!(status, 200);
+            assert_eq!(d.state(), DialogState::Confirmed);
+            let answer = SessionDescription::parse(resp.body()).expect("SIPp's SDP answer parses");
+            assert_eq!(answer.media.len(), 1);
+            // The remote target is SIPp's Contact: ACK and BYE go there.
+            let target = Uri::parse(d.remote_target()).unwrap();
+            let target =
+                SocketAddr::new(target.host_str().parse().unwrap(), target.port().unwrap());
+            assert_eq!(target, peer);
+            // ACK for every 2xx (retransmissions included), end to end.
+            let ack = d.ack("UDP", &sent_by).unwrap().build().unwrap();
+            let parsed = Message::parse(&ack).unwrap();
+            parsed.validate().unwrap();
+            assert_eq!(parsed.cseq().unwrap().seq, 1);
+            sock.send_to(&ack, target).unwrap();
+            acks_sent += 1;
+            if bye_tx.is_none() {
+                let bye = d
+                    .new_request(Method::Bye, "UDP", &sent_by)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                let parsed = Message::parse(&bye).unwrap();
+                parsed.validate().unwrap();
+                assert_eq!(parsed.cseq().unwrap().seq, 2);
+                let info = RequestInfo::from_message(&parsed).unwrap();
+                let dest = Destination {
+                    transport: Transport::Udp,
+                    addr: target,
+                };
+                bye_tx = Some(
+                    layer
+                        .send_request(Instant::now(), &info, bye.into(), dest)
+                        .unwrap(),
+                );
+            }
+        } else if Some(tx) == bye_tx {
+            assert_eq!(status, 200, "BYE answered {status}");
+            let d = dialog.as_mut().unwrap();
+            d.handle_response(&resp).unwrap();
+            assert_eq!(d.state(), DialogState::Terminated);
+            bye_ok = true;
+        }
+    }
+    assert!(acks_sent >= 1);
+    assert!(statuses.contains(&180), "{statuses:?}");
+    // SIPp keeps the call 4 s in its timewait, then exits.
+    sipp.assert_success(deadline);
+}
+
+/// One mutant of SIPp's INVITE: what was broken, the bytes, the typed
+/// error our side must record, and the (status, reason) it must answer, or
+/// `None` when the request is too broken to answer.
+type Case = (
+    &'static str,
+    String,
+    ParseError,
+    Option<(u16, &'static str)>,
+);
+
+/// SIPp's own INVITE, mutated, sent to our UAS during a real call: each
+/// answerable breakage gets the status and typed reason phrase of its
+/// `ParseError`; the call itself still completes.
+#[test]
+fn mutated_sipp_invites_get_typed_errors() {
+    let mut uas = Uas::new();
+    let (tx, rx) = mpsc::channel();
+    uas.first_invite = Some(tx);
+    let target = uas.addr;
+    let running = uas.spawn();
+    let started = Instant::now();
+    let sipp_port = free_port().to_string();
+    // -d: SIPp holds the call 1 s between ACK and BYE, while we attack.
+    let mut sipp = Sipp::spawn(
+        "hostile",
+        &args(&[
+            "-sn",
+            "uac",
+            &target.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sipp_port,
+            "-m",
+            "1",
+            "-d",
+            "1000",
+            "-timeout",
+            "20",
+            "-timeout_error",
+        ]),
+    );
+    let real = rx
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("no INVITE from sipp\n{}", sipp.logs()));
+    let real = String::from_utf8(real).unwrap();
+    let cl_line = real
+        .lines()
+        .find(|l| l.starts_with("Content-Length:"))
+        .unwrap()
+        .to_owned();
+    let body_len: usize = cl_line["Content-Length:".len()..].trim().parse().unwrap();
+    let call_id_line = real
+        .lines()
+        .find(|l| l.starts_with("Call-ID:"))
+        .unwrap()
+        .to_owned();
+
+    let replace = |from: &str, to: &str| {
+        assert!(
+            real.contains(from),
+            "{from:?} not in SIPp's INVITE:\n{real}"
+        );
+        real.replacen(from, to, 1)
+    };
+    let cases: Vec<Case> = vec![
+        (
+            "CSeq method",
+            replace("CSeq: 1 INVITE", "CSeq: 1 BYE"),
+            ParseError::CSeqMethodMismatch,
+            Some((400, "Bad Request - CSeq Method Mismatch")),
+        ),
+        (
+            "Max-Forwards",
+            replace("Max-Forwards: 70", "Max-Forwards: seventy"),
+            ParseError::InvalidMaxForwards,
+            Some((400, "Bad Request - Malformed Max-Forwards")),
+        ),
+        (
+            "Content-Type",
+            replace("Content-Type: application/sdp", "Content-Type: application"),
+            ParseError::InvalidHeader("Content-Type"),
+            Some((400, "Bad Request - Malformed Content-Type")),
+        ),
+        (
+            "Request-URI scheme",
+            replace("INVITE sip:", "INVITE xmpp:"),
+            ParseError::UnsupportedUriScheme,
+            Some((416, "Unsupported URI Scheme")),
+        ),
+        (
+            "missing Call-ID",
+            replace(&format!("{call_id_line}\r\n"), ""),
+            ParseError::MissingHeader("Call-ID"),
+            None,
+        ),
+        (
+            "Content-Length past the datagram",
+            replace(&cl_line, &format!("Content-Length: {}", body_len + 100)),
+            ParseError::BodyTruncated,
+            None,
+        ),
+        (
+            "Content-Length not a number",
+            replace(&cl_line, "Content-Length: many"),
+            ParseError::InvalidContentLength,
+            None,
+        ),
+    ];
+
+    let attacker = bind();
+    let mut buf = vec![0u8; 65_535];
+    for (what, bytes, _, expected) in &cases {
+        attacker.send_to(bytes.as_bytes(), target).unwrap();
+        let wait = if expected.is_some() { 2000 } else { 300 };
+        let got = recv(&attacker, Duration::from_millis(wait), &mut buf);
+        match (expected, got) {
+            (Some((status, reason)), Some((n, src))) => {
+                assert_eq!(src, target);
+                let resp = Message::parse(&buf[..n]).unwrap();
+                resp.validate().unwrap();
+                let line = resp.status_line().unwrap();
+                assert_eq!((line.code, line.reason), (*status, *reason), "{what}");
+                let sent = Message::parse(bytes.as_bytes()).unwrap();
+                assert_eq!(resp.call_id().unwrap(), sent.call_id().unwrap(), "{what}");
+                assert_eq!(
+                    resp.top_via().unwrap().branch(),
+                    sent.top_via().unwrap().branch(),
+                    "{what}"
+                );
+                assert!(resp.to().unwrap().tag().is_some(), "{what}: To tag");
+            }
+            (None, None) => {}
+            (e, g) => panic!(
+                "{what}: expected {e:?}, got {:?}",
+                g.map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+            ),
+        }
+    }
+
+    sipp.assert_success(started + SIPP_DEADLINE);
+    let uas = running.finish();
+    let s = &uas.stats;
+    assert!(s.anomalies.is_empty(), "{:?}", s.anomalies);
+    assert_eq!((s.invites, s.acks, s.byes), (1, 1, 1), "{s:?}");
+    let expected: Vec<(ParseError, Option<u16>)> = cases
+        .iter()
+        .map(|(_, _, e, r)| (*e, r.map(|(status, _)| status)))
+        .collect();
+    assert_eq!(s.rejected, expected);
 }
