@@ -40,6 +40,8 @@ pub(crate) fn slot(kind: HeaderName) -> Option<usize> {
 pub(crate) struct Index {
     pub(crate) first: [u32; INDEXED],
     pub(crate) repeated: u8,
+    /// The first Via header is a non-empty value without a comma.
+    pub(crate) top_via_single: bool,
 }
 
 pub(crate) const NONE: u32 = u32::MAX;
@@ -48,6 +50,7 @@ impl Index {
     const EMPTY: Index = Index {
         first: [NONE; INDEXED],
         repeated: 0,
+        top_via_single: false,
     };
 
     /// Records header number `i` of kind `kind`; `None` only when `i` does
@@ -206,6 +209,9 @@ impl<'a> Fields<'a, '_> {
                 // Commas bound the value count from above; only a header
                 // that might breach the limit pays for the exact count.
                 let commas = count_commas(value);
+                if self.vias == 0 && commas == 0 && !value.is_empty() {
+                    self.index.top_via_single = true;
+                }
                 self.vias += if self.vias + commas < limits.max_via {
                     commas + 1
                 } else {

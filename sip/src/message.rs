@@ -298,6 +298,16 @@ impl<'a> Message<'a> {
     /// # Errors
     /// [`ParseError::MissingHeader`] or [`ParseError::InvalidHeader`].
     pub fn top_via(&self) -> Result<Via<'a>, ParseError> {
+        // One value without a comma is the top Via as it stands, unless a
+        // quote or `<` could make the comma split fail: a Via parsed
+        // without quoted parameters holds neither.
+        if self.index.top_via_single {
+            if let Some(Ok(v)) = self.get(HeaderName::Via).map(Via::parse) {
+                if v.is_plain() {
+                    return Ok(v);
+                }
+            }
+        }
         let first = self
             .values(HeaderName::Via)
             .next()

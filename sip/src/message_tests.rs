@@ -410,3 +410,29 @@ fn header_checks_report_after_line_errors() {
         );
     }
 }
+
+#[test]
+fn top_via_fast_path_agrees_with_comma_split() {
+    for via in [
+        "SIP/2.0/UDP h;branch=z9hG4bK1",
+        "SIP/2.0/UDP h;x=\"a",
+        "SIP/2.0/UDP h;x=<a",
+        "SIP/2.0/UDP h;x=\"a,b\"",
+        "SIP/2.0/UDP h;x=\"q\";y=1",
+        "SIP/2.0/UDP h, SIP/2.0/TCP g",
+        "SIP/2.0/UDP h ,",
+        "",
+        "garbage",
+        "SIP/2.0/UDP [2001:db8::1]:5060;received=[2001:db8::2]",
+    ] {
+        let raw = format!("BYE sip:a@b SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/TCP second\r\n\r\n");
+        let m = Message::parse(raw.as_bytes()).unwrap();
+        let slow = m
+            .values(HeaderName::Via)
+            .next()
+            .unwrap()
+            .map_err(|_| ParseError::InvalidHeader("Via"))
+            .and_then(Via::parse);
+        assert_eq!(m.top_via(), slow, "{via:?}");
+    }
+}

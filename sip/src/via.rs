@@ -75,6 +75,9 @@ pub struct Via<'a> {
     host_raw: &'a str,
     port: Option<u16>,
     params: Params<'a>,
+    /// No quoted strings or other bytes outside [`VIA_PARAM`] in the
+    /// parameters (so none anywhere in the value).
+    plain: bool,
 }
 
 impl<'a> Via<'a> {
@@ -125,7 +128,13 @@ impl<'a> Via<'a> {
             host_raw,
             port,
             params,
+            plain,
         })
+    }
+
+    /// True when the value holds no quoted string, `"` or `<`.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.plain
     }
 
     /// The whole value as received.
