@@ -350,7 +350,7 @@ impl<'a> Message<'a> {
     /// Missing, duplicated, empty or containing white space.
     pub fn call_id(&self) -> Result<&'a str, ParseError> {
         let v = self.single(HeaderName::CallId, "Call-ID")?;
-        if v.is_empty() || v.bytes().any(crate::scan::is_lws) {
+        if v.is_empty() || crate::scan::has_lws(v) {
             return Err(ParseError::InvalidHeader("Call-ID"));
         }
         Ok(v)

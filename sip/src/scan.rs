@@ -44,6 +44,24 @@ pub(crate) fn is_lws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// True when `s` holds an LWS byte, eight bytes at a time: only bytes up to
+/// SP (exactly flagged per byte) are looked at one by one.
+pub(crate) fn has_lws(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut chunks = b.chunks_exact(8);
+    for ch in &mut chunks {
+        let x = word(ch);
+        let mut m = !((x & !HI).wrapping_add(LO * (0x80 - 0x21)) | x) & HI;
+        while m != 0 {
+            if ch.get((m.trailing_zeros() / 8) as usize).is_some_and(|&c| is_lws(c)) {
+                return true;
+            }
+            m &= m - 1;
+        }
+    }
+    chunks.remainder().iter().any(|&c| is_lws(c))
+}
+
 /// Trims linear white space on both ends.
 #[inline]
 pub(crate) fn trim(s: &str) -> &str {
@@ -493,6 +511,23 @@ mod tests {
             let u = s.to_ascii_uppercase();
             assert!(eq_ic(&s, &u));
         }
+    }
+
+    #[test]
+    fn has_lws_matches_naive() {
+        let mut v: Vec<u8> = (0x21..0x7f).collect();
+        for at in 0..v.len() {
+            for b in 0..0x80u8 {
+                let keep = v[at];
+                v[at] = b;
+                let s = std::str::from_utf8(&v[at.saturating_sub(20)..]).unwrap();
+                assert_eq!(has_lws(s), s.bytes().any(is_lws), "{s:?}");
+                v[at] = keep;
+            }
+        }
+        assert!(!has_lws(""));
+        assert!(has_lws("abcdefgh\t"));
+        assert!(!has_lws("caf\u{e9}-\u{1F600}-\u{a0}"));
     }
 
     #[test]
