@@ -53,7 +53,10 @@ pub(crate) fn has_lws(s: &str) -> bool {
         let x = word(ch);
         let mut m = !((x & !HI).wrapping_add(LO * (0x80 - 0x21)) | x) & HI;
         while m != 0 {
-            if ch.get((m.trailing_zeros() / 8) as usize).is_some_and(|&c| is_lws(c)) {
+            if ch
+                .get((m.trailing_zeros() / 8) as usize)
+                .is_some_and(|&c| is_lws(c))
+            {
                 return true;
             }
             m &= m - 1;
