@@ -51,6 +51,12 @@ impl<'a> Host<'a> {
             }
             return Ok(Host::Ipv6(inner));
         }
+        // A dotted quad is all digits and dots: no need for the class scan.
+        if s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+            if let Some(a) = parse_ipv4(s) {
+                return Ok(Host::Ipv4(a));
+            }
+        }
         let class = s.bytes().fold(HOST_OK | HOST_NUM, |acc, b| {
             acc & HOST_CLASS.get(usize::from(b)).copied().unwrap_or(0)
         });
