@@ -285,7 +285,7 @@ pub(crate) fn parse_head<'a>(buf: &'a [u8], limits: &Limits) -> Result<Head<'a>,
     let mut cur: Option<Pending<'a>> = None;
     let mut start: Option<StartLine<'a>> = None;
 
-    let mut lines = crate::scan::Lines::new(bytes);
+    let mut lines = crate::lines::Lines::new(bytes);
     let body_start = loop {
         let Some((pos, line_end)) = lines.next_line()? else {
             if bytes.len() - lines.line_start() > limits.max_header_line {

@@ -9,6 +9,7 @@ mod head;
 mod header;
 mod ids;
 mod limits;
+mod lines;
 mod message;
 mod method;
 mod params;
