@@ -45,6 +45,7 @@ impl<'a> NameAddr<'a> {
     /// # Errors
     /// [`ParseError::UnterminatedQuote`], [`ParseError::UnterminatedAngle`]
     /// or [`ParseError::InvalidUri`] when the value does not parse.
+    #[inline]
     pub fn parse(raw: &'a str) -> Result<Self, ParseError> {
         let raw = trim(raw);
         let lt = find_unquoted(raw, b'<')?;

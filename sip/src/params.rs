@@ -97,6 +97,7 @@ pub struct ParamIter<'a> {
 impl<'a> Iterator for ParamIter<'a> {
     type Item = Param<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Param<'a>> {
         loop {
             let rest = self.rest?;

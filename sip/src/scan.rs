@@ -159,6 +159,7 @@ pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
 
 /// Given `s` starting with `"`, returns the byte length of the quoted string
 /// including both quotes. Backslash escapes any following byte.
+#[inline]
 pub(crate) fn quoted_len(s: &str) -> Result<usize, ParseError> {
     let b = s.as_bytes();
     let mut i = 1;
@@ -178,6 +179,7 @@ pub(crate) fn quoted_len(s: &str) -> Result<usize, ParseError> {
 
 /// Finds the first `needle` byte outside quoted strings and outside
 /// `<...>`. Errors on an unterminated quote or angle bracket.
+#[inline]
 pub(crate) fn find_unquoted(s: &str, needle: u8) -> Result<Option<usize>, ParseError> {
     let b = s.as_bytes();
     let mut i = 0;

@@ -43,6 +43,7 @@ impl<'a> Host<'a> {
     /// # Errors
     /// [`ParseError::InvalidUri`] for empty hosts, bad IPv6 references or
     /// bytes outside the host grammar.
+    #[inline]
     pub fn parse(s: &'a str) -> Result<Self, ParseError> {
         if let Some(inner) = s.strip_prefix('[') {
             let inner = inner.strip_suffix(']').ok_or(ParseError::InvalidUri)?;
@@ -452,6 +453,7 @@ impl fmt::Display for Uri<'_> {
 }
 
 /// Splits `host[:port]` (IPv6 references in brackets).
+#[inline]
 pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<u16>), ParseError> {
     let (host, port) = if s.starts_with('[') {
         let close = memchr::memchr(b']', s.as_bytes()).ok_or(ParseError::InvalidUri)?;
