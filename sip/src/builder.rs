@@ -565,6 +565,9 @@ impl MessageBuilder {
 #[path = "builder_stamp.rs"]
 mod stamp;
 
+#[path = "builder_datagram.rs"]
+mod datagram;
+
 #[cfg(test)]
 #[path = "builder_tests.rs"]
 mod tests;

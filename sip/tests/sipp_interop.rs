@@ -290,8 +290,16 @@ impl Uas {
         let msg = match Message::parse(raw) {
             Ok(m) => m,
             Err(e) => {
-                // No message to build an answer from.
-                self.stats.rejected.push((e, None));
+                // Only a request broken by its Content-Length can still be
+                // answered (RFC 3261 §18.3); anything else is dropped.
+                let answered = match MessageBuilder::error_response_to_datagram(raw, &e) {
+                    Ok(resp) => {
+                        self.send(&resp, src);
+                        Some(e.status_code())
+                    }
+                    Err(_) => None,
+                };
+                self.stats.rejected.push((e, answered));
                 return;
             }
         };
@@ -810,13 +818,19 @@ fn mutated_sipp_invites_get_typed_errors() {
             "Content-Length past the datagram",
             replace(&cl_line, &format!("Content-Length: {}", body_len + 100)),
             ParseError::BodyTruncated,
-            None,
+            Some((400, "Bad Request - Body Shorter Than Content-Length")),
         ),
         (
             "Content-Length not a number",
             replace(&cl_line, "Content-Length: many"),
             ParseError::InvalidContentLength,
-            None,
+            Some((400, "Bad Request - Malformed Content-Length")),
+        ),
+        (
+            "two Content-Length",
+            replace(&cl_line, &format!("Content-Length: 0\r\n{cl_line}")),
+            ParseError::DuplicateHeader("Content-Length"),
+            Some((400, "Bad Request - Duplicate Content-Length")),
         ),
     ];
 
@@ -833,7 +847,7 @@ fn mutated_sipp_invites_get_typed_errors() {
                 resp.validate().unwrap();
                 let line = resp.status_line().unwrap();
                 assert_eq!((line.code, line.reason), (*status, *reason), "{what}");
-                let sent = Message::parse(bytes.as_bytes()).unwrap();
+                let sent = Message::parse(real.as_bytes()).unwrap();
                 assert_eq!(resp.call_id().unwrap(), sent.call_id().unwrap(), "{what}");
                 assert_eq!(
                     resp.top_via().unwrap().branch(),
