@@ -82,11 +82,14 @@ fn pool_commands_create_import_show_and_retire_over_http() {
         "numbers.csv",
         "number,area\n+8617100000001,sh\nnot-a-number,sh\n17100000002,bj\n",
     );
-    let out = ok(&pool(
-        &relay,
-        &key,
-        &["import", "ops1", csv.to_str().unwrap()],
-    ));
+    // Some rows rejected: the good ones are added, and the exit status says so.
+    let partial = pool(&relay, &key, &["import", "ops1", csv.to_str().unwrap()]);
+    let (out, stderr) = text(&partial);
+    assert!(
+        !partial.status.success(),
+        "a partial import must fail: {out}"
+    );
+    assert!(stderr.contains("1 entries rejected"), "{stderr}");
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("added 2, skipped 0, errors 1"), "{out}");
     let err_line = lines.next().unwrap_or_default();

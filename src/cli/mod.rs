@@ -93,6 +93,9 @@ pub enum CliError {
     /// Bad or missing option; the message names it.
     #[error("{0}")]
     Usage(String),
+    /// An import was answered, but the relay rejected some entries (listed above).
+    #[error("{0} entries rejected; fix them and import the file again (numbers already imported are skipped)")]
+    Rejected(usize),
     /// The config file needed for the default URL is unusable.
     #[error("{0} (or pass --url / set MASKLINE_URL)")]
     Config(#[from] ConfigError),

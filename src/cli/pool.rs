@@ -4,7 +4,7 @@
 //! Answers are printed as the server's JSON, pretty; `import` prints a summary line
 //! (`added N, skipped N, errors N`) and then each bad entry with its CSV line or JSON
 //! index, so an operator can fix the file and import it again (numbers already in
-//! the pool are skipped).
+//! the pool are skipped). An import with any rejected entry exits non-zero.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -218,8 +218,12 @@ pub fn run(remote: Remote, command: PoolCommand) -> Result<(), CliError> {
                 &format!("/v1/pools/{}/numbers", segment(&pool)),
                 Some((format.media_type(), bytes)),
             )?;
-            println!("{}", import_summary(&answer.json()?)?);
-            Ok(())
+            let answer = answer.json()?;
+            println!("{}", import_summary(&answer)?);
+            match answer.get("errors").and_then(serde_json::Value::as_array) {
+                Some(errors) if !errors.is_empty() => Err(CliError::Rejected(errors.len())),
+                _ => Ok(()),
+            }
         }
         PoolCommand::Retire { pool, number } => {
             relay.send(
