@@ -6,11 +6,11 @@
 mod api_support;
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_support::*;
+use common::OwnRedis;
 use maskline::numbers::{NumberHasher, Sealer};
 use maskline::store::redis::RedisStore;
 use maskline::store::BindingStore;
@@ -71,75 +71,6 @@ async fn create_route_delete_and_readyz_over_redis() {
     srv.stop().await.unwrap();
 }
 
-/// A private redis-server (append-only, fsync always, so a SIGKILL loses nothing).
-struct OwnRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = OwnRedis {
-            port,
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        r.spawn();
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                &self.dir.path().display().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test]
 async fn redis_down_is_503_and_the_api_recovers_without_restart() {
     let mut redis = OwnRedis::start();
@@ -156,7 +87,7 @@ async fn redis_down_is_503_and_the_api_recovers_without_restart() {
         201
     );
 
-    redis.kill();
+    redis.stop();
     let r = c.get("/readyz", None).await;
     assert_eq!((r.status, r.code().as_str()), (503, "store_unavailable"));
     assert_eq!(r.header("retry-after").as_deref(), Some("1"));

@@ -1,12 +1,9 @@
 //! Helpers shared by the Redis store's own integration tests (`redis_store.rs`,
 //! `redis_resilience.rs`): a store on a given Redis, pools, requests, and a private
-//! `redis-server` that a test may stop and restart.
+//! `redis-server` that a test may stop and restart (re-exported from `common`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use maskline::bindings::{
     now_ms, Binding, Capabilities, Created, NewBinding, NumberSpec, PoolSpec,
@@ -16,6 +13,8 @@ use maskline::store::redis::RedisStore;
 use maskline::store::BindingStore;
 
 use super::common;
+#[allow(unused_imports)]
+pub use super::common::OwnRedis;
 
 pub fn hasher() -> NumberHasher {
     NumberHasher::new(&[42u8; 32]).unwrap()
@@ -91,71 +90,5 @@ pub async fn new_binding(s: &dyn BindingStore, r: NewBinding) -> Binding {
     match s.create_binding(r, now_ms()).await.unwrap() {
         Created::New(b) => b,
         e => panic!("expected a new binding, got {e:?}"),
-    }
-}
-
-/// A private `redis-server` (with an append-only file, so data survives a restart).
-pub struct OwnRedis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut me = OwnRedis {
-            port,
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        me.spawn();
-        me
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    pub fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
