@@ -235,13 +235,17 @@ impl<'a> Message<'a> {
 
     /// Every header field of a classified kind, in order.
     pub fn get_all(&self, kind: HeaderName) -> impl Iterator<Item = &'a str> + '_ {
-        let from = match slot(kind).and_then(|s| self.index.first.get(s)) {
-            Some(&NONE) => self.headers.len(),
-            Some(&i) => i as usize,
-            None => 0,
+        // An indexed kind seen once is the one header at its index.
+        let (from, to) = match slot(kind).map(|s| (s, self.index.first.get(s))) {
+            Some((_, Some(&NONE))) => (0, 0),
+            Some((s, Some(&i))) if self.index.repeated & (1 << s) == 0 => {
+                (i as usize, i as usize + 1)
+            }
+            Some((_, Some(&i))) => (i as usize, self.headers.len()),
+            _ => (0, self.headers.len()),
         };
         self.headers
-            .get(from..)
+            .get(from..to)
             .unwrap_or(&[])
             .iter()
             .filter(move |h| h.kind() == kind)

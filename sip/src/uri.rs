@@ -298,11 +298,18 @@ impl<'a> Uri<'a> {
         let colon = marks.colon.ok_or(ParseError::InvalidUri)?;
         let scheme_s = raw.get(..colon).ok_or(ParseError::InvalidUri)?;
         let rest = raw.get(colon + 1..).ok_or(ParseError::InvalidUri)?;
-        if !valid_scheme(scheme_s) {
-            return Err(ParseError::InvalidUri);
-        }
-        let scheme = if eq_ic(scheme_s, "sip") {
+        // `sip` in any case (the usual scheme) is valid by construction:
+        // `x | 0x20` equals a lower-case letter only for that letter and
+        // its upper-case form.
+        let is_sip = if let [s, i, p] = scheme_s.as_bytes() {
+            s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p'
+        } else {
+            false
+        };
+        let scheme = if is_sip {
             Scheme::Sip
+        } else if !valid_scheme(scheme_s) {
+            return Err(ParseError::InvalidUri);
         } else if eq_ic(scheme_s, "sips") {
             Scheme::Sips
         } else if eq_ic(scheme_s, "tel") {
