@@ -325,8 +325,8 @@ impl Drop for Running {
 }
 
 /// Runs SIPp's scenario `tests/sipp/{file}` as a one-call UAC against a UAS
-/// in `mode`; sipp must exit 0. Returns our UAS.
-fn run_scenario(file: &str, mode: Mode) -> Uas {
+/// in `mode`; sipp must exit 0. Returns our UAS and SIPp's port.
+fn run_scenario(file: &str, mode: Mode) -> (Uas, u16) {
     let scenario: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "sipp", file]
         .iter()
         .collect();
@@ -335,7 +335,8 @@ fn run_scenario(file: &str, mode: Mode) -> Uas {
     let target = uas.addr.to_string();
     let running = uas.spawn();
     let started = Instant::now();
-    let sipp_port = free_port().to_string();
+    let port = free_port();
+    let sipp_port = port.to_string();
     let mut sipp = Sipp::spawn(
         file.trim_end_matches(".xml"),
         &args(&[
@@ -356,7 +357,7 @@ fn run_scenario(file: &str, mode: Mode) -> Uas {
     sipp.assert_success(started + SIPP_DEADLINE);
     let uas = running.finish();
     assert!(uas.stats.anomalies.is_empty(), "{:?}", uas.stats);
-    uas
+    (uas, port)
 }
 
 /// SIPp CANCELs a ringing INVITE: the CANCEL matches our INVITE server
@@ -364,7 +365,7 @@ fn run_scenario(file: &str, mode: Mode) -> Uas {
 /// (same branch) is absorbed by that transaction, which is then Confirmed.
 #[test]
 fn sipp_cancels_a_ringing_invite() {
-    let uas = run_scenario("cancel_uac.xml", Mode::Ring);
+    let (uas, _) = run_scenario("cancel_uac.xml", Mode::Ring);
     let s = &uas.stats;
     assert_eq!(s.invites.len(), 1, "{s:?}");
     let invite = s.invites[0];
@@ -383,7 +384,7 @@ fn sipp_cancels_a_ringing_invite() {
 /// absorbed by the INVITE server transaction.
 #[test]
 fn sipp_acks_our_486() {
-    let uas = run_scenario("busy_uac.xml", Mode::Reject(486, "Busy Here"));
+    let (uas, _) = run_scenario("busy_uac.xml", Mode::Reject(486, "Busy Here"));
     let s = &uas.stats;
     assert_eq!(s.invites.len(), 1, "{s:?}");
     let invite = s.invites[0];
@@ -393,11 +394,13 @@ fn sipp_acks_our_486() {
     assert_eq!(uas.layer.server_state(invite), Some(ServerState::Confirmed));
 }
 
-/// A call, a re-INVITE in its dialog (CSeq 2, checked by the dialog),
-/// both ACKed end to end, then BYE (CSeq 3).
+/// A call, a re-INVITE in its dialog (CSeq 2, checked by the dialog; its
+/// new Contact refreshes the remote target), both ACKed end to end, then
+/// BYE (CSeq 3). The INVITE's two Record-Route values make the dialog's
+/// route set, and SIPp fails the call unless our 200 copies them in order.
 #[test]
 fn sipp_reinvites_in_a_dialog() {
-    let uas = run_scenario("reinvite_uac.xml", Mode::Answer);
+    let (uas, port) = run_scenario("reinvite_uac.xml", Mode::Answer);
     let s = &uas.stats;
     assert_eq!(s.invites.len(), 1, "{s:?}");
     assert_eq!(s.reinvites, vec![2], "{s:?}");
@@ -406,5 +409,16 @@ fn sipp_reinvites_in_a_dialog() {
     assert!(s.absorbed.is_empty() && s.cancels.is_empty(), "{s:?}");
     let dialog = uas.dialogs.values().next().unwrap();
     assert_eq!(dialog.remote_seq(), Some(3));
+    assert_eq!(
+        dialog.route_set(),
+        [
+            "<sip:rr2.maskline.invalid;lr>",
+            "<sip:rr1.maskline.invalid;lr>"
+        ]
+    );
+    assert_eq!(
+        dialog.remote_target(),
+        format!("sip:sipp-refreshed@127.0.0.1:{port}")
+    );
     assert_eq!(dialog.state(), DialogState::Terminated);
 }
