@@ -258,34 +258,72 @@ static HOST_CLASS: [u8; 256] = {
     t
 };
 
-/// Parses a dotted quad strictly (four decimal octets of 1–3 digits).
+/// Parses a dotted quad strictly (four decimal octets of 1–3 digits),
+/// one octet at a time.
+#[inline]
 fn parse_ipv4(s: &str) -> Option<std::net::Ipv4Addr> {
+    let mut rest = s.as_bytes();
     let mut octets = [0u8; 4];
-    let mut n = 0usize;
-    let mut acc: u16 = 0;
-    let mut digits = 0u8;
-    for b in s.bytes() {
-        if b == b'.' {
-            *octets.get_mut(n)? = u8::try_from(acc).ok()?;
-            if digits == 0 {
-                return None;
-            }
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            rest = rest.strip_prefix(b".")?;
+        }
+        let mut v: u16 = 0;
+        let mut n = 0;
+        while let Some(&d) = rest.get(n).filter(|d| d.is_ascii_digit() && n < 3) {
+            v = v * 10 + u16::from(d - b'0');
             n += 1;
-            acc = 0;
-            digits = 0;
-        } else {
-            digits += 1;
-            if digits > 3 || !b.is_ascii_digit() {
+        }
+        if n == 0 {
+            return None;
+        }
+        *octet = u8::try_from(v).ok()?;
+        rest = rest.get(n..)?;
+    }
+    rest.is_empty().then(|| std::net::Ipv4Addr::from(octets))
+}
+
+#[cfg(test)]
+#[test]
+fn ipv4_matches_a_naive_parser() {
+    let naive = |s: &str| -> Option<std::net::Ipv4Addr> {
+        let parts: Vec<&str> = s.split('.').collect();
+        if parts.len() != 4 {
+            return None;
+        }
+        let mut o = [0u8; 4];
+        for (i, p) in parts.iter().enumerate() {
+            if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            acc = acc * 10 + u16::from(b - b'0');
+            o[i] = p.parse().ok()?;
+        }
+        Some(std::net::Ipv4Addr::from(o))
+    };
+    let alphabet = [b'0', b'2', b'5', b'9', b'.', b'a'];
+    let mut buf = Vec::new();
+    for len in 0..=8usize {
+        let total = alphabet.len().pow(len as u32);
+        for mut code in 0..total {
+            buf.clear();
+            for _ in 0..len {
+                buf.push(alphabet[code % alphabet.len()]);
+                code /= alphabet.len();
+            }
+            let s = std::str::from_utf8(&buf).unwrap();
+            assert_eq!(parse_ipv4(s), naive(s), "{s}");
         }
     }
-    if n != 3 || digits == 0 {
-        return None;
+    for s in [
+        "255.255.255.255",
+        "256.1.1.1",
+        "010.0.0.1",
+        "1.2.3.4.",
+        "1.2.3.4444",
+        "1..2.3",
+    ] {
+        assert_eq!(parse_ipv4(s), naive(s), "{s}");
     }
-    *octets.get_mut(3)? = u8::try_from(acc).ok()?;
-    Some(std::net::Ipv4Addr::from(octets))
 }
 
 impl<'a> Uri<'a> {
