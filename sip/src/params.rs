@@ -64,7 +64,8 @@ impl<'a> Params<'a> {
     /// Looks a parameter up by name, case-insensitively.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<Param<'a>> {
-        self.iter().find(|p| eq_ic(p.name, name))
+        self.iter()
+            .find(|p| p.name.len() == name.len() && (p.name == name || eq_ic(p.name, name)))
     }
 
     /// True when the parameter is present (with or without a value).

@@ -89,8 +89,29 @@ impl<'a> Via<'a> {
         const E: ParseError = ParseError::InvalidHeader("Via");
         let raw = trim(raw);
         // sent-protocol: name SLASH version SLASH transport, LWS around slashes allowed.
-        let (protocol, rest) = split_byte(raw, b'/').ok_or(E)?;
-        let (version, rest) = split_byte(rest, b'/').ok_or(E)?;
+        // `SIP/2.0/` (any case, no LWS) is the usual prefix: both parts are
+        // tokens as they stand (`x | 0x20` is a given lower-case letter only
+        // for that letter and its upper-case form).
+        let (protocol, version, rest) = match raw.as_bytes() {
+            [s, i, p, b'/', b'2', b'.', b'0', b'/', ..]
+                if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' =>
+            {
+                (
+                    raw.get(..3).ok_or(E)?,
+                    raw.get(4..7).ok_or(E)?,
+                    raw.get(8..).ok_or(E)?,
+                )
+            }
+            _ => {
+                let (protocol, rest) = split_byte(raw, b'/').ok_or(E)?;
+                let (version, rest) = split_byte(rest, b'/').ok_or(E)?;
+                let (protocol, version) = (trim(protocol), trim(version));
+                if !is_token(protocol) || !is_token(version) {
+                    return Err(E);
+                }
+                (protocol, version, rest)
+            }
+        };
         let rest = trim_start(rest);
         let split = rest
             .bytes()
@@ -98,8 +119,7 @@ impl<'a> Via<'a> {
             .unwrap_or(rest.len());
         let transport = rest.get(..split).ok_or(E)?;
         let rest = rest.get(split..).ok_or(E)?;
-        let (protocol, version) = (trim(protocol), trim(version));
-        if !is_token(protocol) || !is_token(version) || !is_token(transport) {
+        if !is_token(transport) {
             return Err(E);
         }
         // sent-by follows after LWS.
@@ -238,6 +258,26 @@ mod tests {
         assert_eq!(v.branch(), Some("z9hG4bK1"));
         assert_eq!(v.rport(), Some(None));
         assert!(v.has_rfc3261_branch());
+    }
+
+    #[test]
+    fn usual_prefix_shortcut_agrees_with_the_general_split() {
+        for (fast, slow) in [
+            (
+                "sip/2.0/udp h;branch=z9hG4bK1",
+                "sip /2.0/ udp h;branch=z9hG4bK1",
+            ),
+            ("SiP/2.0/TLS h:5061", "SiP/ 2.0 /TLS h:5061"),
+        ] {
+            let (a, b) = (Via::parse(fast).unwrap(), Via::parse(slow).unwrap());
+            assert_eq!(
+                (a.protocol(), a.version(), a.transport(), a.host(), a.port()),
+                (b.protocol(), b.version(), b.transport(), b.host(), b.port())
+            );
+        }
+        for bad in ["SIP/2.0/", "SIP/2.0/ ", "SIP/2.0/U@P h", "SIP/2.0/(UDP) h"] {
+            assert!(Via::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
