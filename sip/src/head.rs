@@ -11,7 +11,9 @@ use crate::header::{Header, HeaderName};
 use crate::limits::Limits;
 use crate::message::{RequestLine, StartLine, StatusLine, SIP_VERSION};
 use crate::method::Method;
-use crate::scan::{count_values, eq_ic, find1, is_token, split_byte, trim_end, trim_start};
+use crate::scan::{
+    count_values, eq_ic, find1, is_token, same_ic, split_byte, trim_end, trim_start,
+};
 use crate::typed::parse_content_length;
 use crate::ParseError;
 
@@ -70,9 +72,9 @@ impl Index {
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
-    if line.len() >= 4 && line.get(..4).is_some_and(|p| eq_ic(p, "SIP/")) {
+    if line.len() >= 4 && line.get(..4).is_some_and(|p| same_ic(p, "SIP/")) {
         let (version, rest) = split_byte(line, b' ').ok_or(ParseError::InvalidStartLine)?;
-        if !eq_ic(version, SIP_VERSION) {
+        if !same_ic(version, SIP_VERSION) {
             return Err(ParseError::InvalidVersion);
         }
         let (code, reason) = match split_byte(rest, b' ') {
@@ -98,7 +100,7 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
         return Err(ParseError::InvalidStartLine);
     }
     let method = Method::parse(method)?;
-    if !eq_ic(version, SIP_VERSION) {
+    if !same_ic(version, SIP_VERSION) {
         return Err(if version.get(..4).is_some_and(|p| eq_ic(p, "SIP/")) {
             ParseError::InvalidVersion
         } else {

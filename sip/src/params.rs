@@ -6,7 +6,7 @@
 //! map, and unknown parameters stay byte-exact for pass-through.
 #![deny(clippy::indexing_slicing)]
 
-use crate::scan::{eq_ic, find_unquoted, split_byte, trim};
+use crate::scan::{find_unquoted, same_ic, split_byte, trim};
 
 /// One parameter: a name and, unless it is a flag, a raw value (quotes kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +64,7 @@ impl<'a> Params<'a> {
     /// Looks a parameter up by name, case-insensitively.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<Param<'a>> {
-        self.iter()
-            .find(|p| p.name.len() == name.len() && (p.name == name || eq_ic(p.name, name)))
+        self.iter().find(|p| same_ic(p.name, name))
     }
 
     /// True when the parameter is present (with or without a value).

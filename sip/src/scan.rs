@@ -280,6 +280,13 @@ fn lower_word(x: u64) -> u64 {
     x | ((ge_a & !gt_z & !x & HI) >> 2)
 }
 
+/// [`eq_ic`] with the common outcomes settled inline: different lengths,
+/// or the very same bytes (names written in the expected case).
+#[inline(always)]
+pub(crate) fn same_ic(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a == b || eq_ic(a, b))
+}
+
 /// Case-insensitive ASCII comparison, eight bytes at a time (overlapping
 /// loads cover the tail).
 #[inline]

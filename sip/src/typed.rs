@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use crate::method::Method;
 use crate::params::Params;
-use crate::scan::{eq_ic, is_token, parse_decimal, split_byte, trim, unquote};
+use crate::scan::{eq_ic, is_token, parse_decimal, same_ic, split_byte, trim, unquote};
 use crate::ParseError;
 
 /// `CSeq: 4711 INVITE`.
@@ -135,7 +135,7 @@ impl<'a> ContentType<'a> {
     /// Case-insensitive comparison with `type/subtype`.
     #[must_use]
     pub fn is(&self, mtype: &str, subtype: &str) -> bool {
-        eq_ic(self.mtype, mtype) && eq_ic(self.subtype, subtype)
+        same_ic(self.mtype, mtype) && same_ic(self.subtype, subtype)
     }
 }
 
