@@ -29,7 +29,8 @@ use maskline_sip::{
     new_branch, new_call_id, new_tag, HeaderName, Message, MessageBuilder, Method, ParseError, Uri,
 };
 use sipp_support::{
-    args, bind, free_port, pump, recv, sdp_from, wait_budget, Sipp, LOCALHOST, SIPP_DEADLINE,
+    args, bind, free_port, pump, recv, sdp_from, wait_budget, Running, Sipp, LOCALHOST,
+    SIPP_DEADLINE,
 };
 
 /// Upper bound with packet loss: a few lost retransmissions in a row
@@ -86,7 +87,7 @@ impl Uas {
     }
 
     /// Runs in a thread until [`Running::finish`] (or a drop on panic).
-    fn spawn(mut self) -> Running {
+    fn spawn(mut self) -> Running<Uas> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = thread::spawn(move || {
@@ -101,10 +102,7 @@ impl Uas {
             }
             self
         });
-        Running {
-            stop,
-            handle: Some(handle),
-        }
+        Running::new(stop, handle)
     }
 
     fn send(&self, bytes: &[u8], to: SocketAddr) {
@@ -254,32 +252,6 @@ impl Uas {
         dialog.confirm();
         self.stats.confirmed.push(dialog.id().clone());
         self.dialogs.insert(dialog.id().clone(), dialog);
-    }
-}
-
-/// A UAS running in its thread; stopped when finished or dropped.
-struct Running {
-    stop: Arc<AtomicBool>,
-    handle: Option<thread::JoinHandle<Uas>>,
-}
-
-impl Running {
-    fn finish(mut self) -> Uas {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle
-            .take()
-            .unwrap()
-            .join()
-            .expect("UAS thread panicked")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
     }
 }
 

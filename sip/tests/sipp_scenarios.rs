@@ -23,7 +23,9 @@ use maskline_sip::transaction::{
     TransactionLayer, Transport,
 };
 use maskline_sip::{new_tag, HeaderName, Message, MessageBuilder, Method};
-use sipp_support::{args, bind, free_port, pump, recv, sdp_from, wait_budget, Sipp, SIPP_DEADLINE};
+use sipp_support::{
+    args, bind, free_port, pump, recv, sdp_from, wait_budget, Running, Sipp, SIPP_DEADLINE,
+};
 
 /// How our UAS treats a new (out-of-dialog) INVITE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +87,7 @@ impl Uas {
 
     /// Runs in a thread until [`Running::finish`]; on stop it still reads
     /// what is queued on its socket.
-    fn spawn(mut self) -> Running {
+    fn spawn(mut self) -> Running<Uas> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = thread::spawn(move || {
@@ -106,10 +108,7 @@ impl Uas {
             }
             self
         });
-        Running {
-            stop,
-            handle: Some(handle),
-        }
+        Running::new(stop, handle)
     }
 
     fn contact(&self) -> String {
@@ -294,32 +293,6 @@ impl Uas {
         } else {
             self.stats.anomalies.push(format!("BYE: {ended:?}"));
             self.respond(now, id, msg, 481, "Call/Transaction Does Not Exist", None);
-        }
-    }
-}
-
-/// A UAS running in its thread; stopped when finished or dropped.
-struct Running {
-    stop: Arc<AtomicBool>,
-    handle: Option<thread::JoinHandle<Uas>>,
-}
-
-impl Running {
-    fn finish(mut self) -> Uas {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle
-            .take()
-            .unwrap()
-            .join()
-            .expect("UAS thread panicked")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
         }
     }
 }

@@ -6,6 +6,8 @@ use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -187,4 +189,40 @@ pub fn sdp_from(offer: &[u8], addr: IpAddr) -> String {
         m.set_port(OUR_MEDIA_PORT);
     }
     sdp.to_string()
+}
+
+/// A test UA running in its own thread; stopped when finished or dropped (so a
+/// failing test never leaves the thread reading the socket).
+pub struct Running<T> {
+    stop: Arc<AtomicBool>,
+    handle: Option<thread::JoinHandle<T>>,
+}
+
+impl<T> Running<T> {
+    /// Wraps a thread that runs until `stop` is set.
+    pub fn new(stop: Arc<AtomicBool>, handle: thread::JoinHandle<T>) -> Self {
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the thread and returns what it ran.
+    pub fn finish(mut self) -> T {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .unwrap()
+            .join()
+            .expect("UA thread panicked")
+    }
+}
+
+impl<T> Drop for Running<T> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
