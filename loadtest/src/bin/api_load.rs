@@ -188,6 +188,17 @@ struct WorkerResult {
     created: Vec<(String, String)>,
 }
 
+impl WorkerResult {
+    /// Counts a failed request: an unexpected status with its body, or a transport error.
+    fn fail(&mut self, res: Result<(StatusCode, Bytes)>) {
+        self.errors += 1;
+        self.first_error.get_or_insert_with(|| match res {
+            Ok((s, bytes)) => format!("{s}: {}", String::from_utf8_lossy(&bytes)),
+            Err(e) => e.to_string(),
+        });
+    }
+}
+
 fn new_hist() -> Result<Histogram<u64>> {
     // 1 µs to 60 s, 3 significant digits.
     Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow!("histogram: {e}"))
@@ -294,16 +305,7 @@ async fn run(args: Args) -> Result<()> {
                         })?;
                         out.created.push((x.to_string(), a));
                     }
-                    Ok((s, bytes)) => {
-                        out.errors += 1;
-                        out.first_error.get_or_insert_with(|| {
-                            format!("{s}: {}", String::from_utf8_lossy(&bytes))
-                        });
-                    }
-                    Err(e) => {
-                        out.errors += 1;
-                        out.first_error.get_or_insert_with(|| e.to_string());
-                    }
+                    other => out.fail(other),
                 }
             }
             Ok::<_, anyhow::Error>(out)
@@ -366,16 +368,7 @@ async fn run(args: Args) -> Result<()> {
                     .saturating_record((t.elapsed().as_micros() as u64).max(1));
                 match res {
                     Ok((StatusCode::OK, _)) => {}
-                    Ok((s, bytes)) => {
-                        out.errors += 1;
-                        out.first_error.get_or_insert_with(|| {
-                            format!("{s}: {}", String::from_utf8_lossy(&bytes))
-                        });
-                    }
-                    Err(e) => {
-                        out.errors += 1;
-                        out.first_error.get_or_insert_with(|| e.to_string());
-                    }
+                    other => out.fail(other),
                 }
             }
             Ok::<_, anyhow::Error>(out)
