@@ -15,6 +15,7 @@
 pub mod api;
 pub mod bindings;
 pub mod config;
+pub mod media;
 pub mod numbers;
 pub mod store;
 pub mod telemetry;
