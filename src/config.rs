@@ -22,9 +22,11 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::numbers::{NumberHasher, Sealer};
+pub use sip::{Cidr, SipConfig, SipListen, TrunkConfig};
 
 pub mod env;
 mod parse;
+pub mod sip;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -94,6 +96,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[sip]`: the voice B2BUA.
+    pub sip: SipConfig,
 }
 
 /// `[api]`: the HTTP API.

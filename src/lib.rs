@@ -15,7 +15,9 @@
 pub mod api;
 pub mod bindings;
 pub mod config;
+pub mod events;
 pub mod media;
 pub mod numbers;
 pub mod store;
 pub mod telemetry;
+pub mod voice;

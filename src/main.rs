@@ -20,7 +20,13 @@ use maskline::bindings::{self, NumberSpec, PoolSpec};
 use maskline::config::{self, Backend, Config, Role};
 use maskline::numbers::E164;
 use maskline::store::memory::MemoryStore;
+use maskline::events::{MemoryRecords, RecordStore, RedisRecords};
+use maskline::media::{MediaConfig, MediaRelay};
 use maskline::store::{BindingStore, StoreError};
+use maskline::voice::Voice;
+
+/// How long call records are kept (the deletion period the industry follows).
+const RECORD_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -193,7 +199,7 @@ fn serve(path: Option<&Path>) -> Result<()> {
         let metrics = maskline::telemetry::init(&cfg.log)?;
         let upkeep = maskline::telemetry::spawn_upkeep(metrics.clone());
 
-        let store: Arc<dyn BindingStore> = match cfg.store.backend {
+        let (store, records) = match cfg.store.backend {
             Backend::Memory => {
                 tracing::warn!(
                     "store: in-memory and NOT durable: every pool and binding is lost when \
@@ -206,7 +212,9 @@ fn serve(path: Option<&Path>) -> Result<()> {
                 if cfg.store.demo_pool {
                     create_demo_pool(store.as_ref()).await?;
                 }
-                store
+                let records: Arc<dyn RecordStore> =
+                    Arc::new(MemoryRecords::new(100_000, RECORD_RETENTION));
+                (store, records)
             }
             Backend::Redis => {
                 let url = redacted_url(&cfg.store.redis_url);
@@ -226,7 +234,18 @@ fn serve(path: Option<&Path>) -> Result<()> {
                 if cfg.store.demo_pool {
                     tracing::info!("store.demo_pool is ignored with the redis store");
                 }
-                Arc::new(store)
+                let conn = redis::Client::open(cfg.store.redis_url.as_str())
+                    .context("store.redis_url")?
+                    .get_connection_manager()
+                    .await
+                    .with_context(|| format!("store.redis_url: cannot use Redis at {url}"))?;
+                let records: Arc<dyn RecordStore> = Arc::new(RedisRecords::new(
+                    conn,
+                    RECORD_RETENTION,
+                    Duration::from_millis(cfg.store.redis_timeout_ms),
+                ));
+                let store: Arc<dyn BindingStore> = Arc::new(store);
+                (store, records)
             }
         };
 
@@ -240,8 +259,25 @@ fn serve(path: Option<&Path>) -> Result<()> {
         ));
 
         // TLS material and key table are checked by Api::new, before binding.
-        let api = maskline::api::Api::new(&cfg.api, store.clone(), Some(metrics))?;
+        let api = maskline::api::Api::with_records(
+            &cfg.api,
+            store.clone(),
+            records.clone(),
+            Some(metrics),
+        )?;
         let shutdown = shutdown_signal()?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            while !*rx.borrow() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("api.listen: cannot listen on {addr}"))?;
@@ -256,10 +292,33 @@ fn serve(path: Option<&Path>) -> Result<()> {
             );
             println!("admin key: {key}");
         }
+        let voice = if cfg.sip.enabled {
+            let media = MediaRelay::start(MediaConfig::default())
+                .context("media: cannot start the media relay")?;
+            let voice = Voice::start(&cfg.sip, store.clone(), records.clone(), media).await?;
+            for a in &voice.udp_addrs {
+                println!("sip listening on udp:{a}");
+            }
+            for a in &voice.tcp_addrs {
+                println!("sip listening on tcp:{a}");
+            }
+            Some(voice)
+        } else {
+            None
+        };
         println!("listening on {scheme}://{bound}");
         tracing::info!(%bound, scheme, "maskline serving");
 
-        api.serve(listener, shutdown).await?;
+        let api_done = api.serve(listener, wait_stop(stop_rx.clone()));
+        let voice_done = async {
+            if let Some(v) = voice {
+                wait_stop(stop_rx.clone()).await;
+                v.shutdown().await;
+                tracing::info!("sip: stopped: live calls ended");
+            }
+        };
+        let (api_result, ()) = tokio::join!(api_done, voice_done);
+        api_result?;
         tracing::info!("stopped: in-flight requests answered");
         let _ = stop_reaper.send(());
         let _ = reaper.await;

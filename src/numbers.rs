@@ -133,7 +133,7 @@ impl E164 {
     }
 
     /// Digits without the `+`.
-    fn digits(&self) -> &str {
+    pub fn digits(&self) -> &str {
         self.raw.get(1..).unwrap_or("")
     }
 

@@ -54,6 +54,7 @@ use crate::store::BindingStore;
 
 pub mod auth;
 mod bindings;
+mod calls;
 pub mod error;
 pub mod json;
 mod ops;
@@ -94,6 +95,7 @@ pub const METRIC_BINDINGS_CREATED: &str = "maskline_bindings_created_total";
 /// Shared state of all handlers.
 pub(crate) struct Inner {
     pub(crate) store: Arc<dyn BindingStore>,
+    pub(crate) records: Arc<dyn crate::events::RecordStore>,
     pub(crate) keys: auth::KeyTable,
     pub(crate) limits: ratelimit::RateLimits,
     pub(crate) metrics: Option<PrometheusHandle>,
@@ -136,6 +138,20 @@ impl Api {
         store: Arc<dyn BindingStore>,
         metrics: Option<PrometheusHandle>,
     ) -> Result<Api, ApiError> {
+        let records = Arc::new(crate::events::MemoryRecords::new(
+            10_000,
+            std::time::Duration::from_secs(30 * 86_400),
+        ));
+        Self::with_records(cfg, store, records, metrics)
+    }
+
+    /// Like [`Api::new`], with the store of call records that `GET /v1/calls` reads.
+    pub fn with_records(
+        cfg: &ApiConfig,
+        store: Arc<dyn BindingStore>,
+        records: Arc<dyn crate::events::RecordStore>,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Api, ApiError> {
         if cfg.max_body_bytes == 0 {
             return Err(ApiError::Config {
                 field: "api.max_body_bytes".into(),
@@ -153,6 +169,7 @@ impl Api {
         };
         let state = AppState(Arc::new(Inner {
             store,
+            records,
             keys,
             limits,
             metrics,
@@ -219,6 +236,7 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
     .add("/metrics", &["GET"], get(ops::metrics))
     .add("/v1/openapi.json", &["GET"], get(ops::openapi))
     .add("/v1/audit", &["GET"], get(ops::audit))
+    .add("/v1/calls", &["GET"], get(calls::list))
     .add(
         "/v1/pools",
         &["GET", "POST"],

@@ -17,6 +17,9 @@
 //! | `MASKLINE_SECRETS_HMAC_KEY` | `secrets.hmac_key` (empty: unset) |
 //! | `MASKLINE_SECRETS_SEAL_KEYS` | `secrets.seal_keys`, comma-separated |
 //! | `MASKLINE_LOG_FORMAT`, `MASKLINE_LOG_LEVEL` | `log.format`, `log.level` |
+//! | `MASKLINE_SIP_ENABLED` | `sip.enabled` (`true`/`false`) |
+//! | `MASKLINE_SIP_LISTEN` | `sip.listen`, comma-separated `udp:IP:PORT`/`tcp:IP:PORT` |
+//! | `MASKLINE_SIP_HOST` | `sip.host` (empty: the first listen IP) |
 //!
 //! Any other variable starting with `MASKLINE_API_`, `MASKLINE_STORE_`,
 //! `MASKLINE_SECRETS_` or `MASKLINE_LOG_` is an error (a typo must not be ignored).
@@ -52,6 +55,9 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_SECRETS_SEAL_KEYS", "secrets.seal_keys"),
     ("MASKLINE_LOG_FORMAT", "log.format"),
     ("MASKLINE_LOG_LEVEL", "log.level"),
+    ("MASKLINE_SIP_ENABLED", "sip.enabled"),
+    ("MASKLINE_SIP_LISTEN", "sip.listen"),
+    ("MASKLINE_SIP_HOST", "sip.host"),
 ];
 
 const SECTIONS: &[&str] = &[
@@ -59,6 +65,7 @@ const SECTIONS: &[&str] = &[
     "MASKLINE_STORE_",
     "MASKLINE_SECRETS_",
     "MASKLINE_LOG_",
+    "MASKLINE_SIP_",
 ];
 
 /// The process's `MASKLINE_*` variables (non-UTF-8 values are kept lossily, so
@@ -187,6 +194,18 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
             }
             "MASKLINE_LOG_FORMAT" => config.log.format = value.clone(),
             "MASKLINE_LOG_LEVEL" => config.log.level = value.clone(),
+            "MASKLINE_SIP_ENABLED" => config.sip.enabled = boolean(var, field, value)?,
+            "MASKLINE_SIP_LISTEN" => {
+                config.sip.listen = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "MASKLINE_SIP_HOST" => {
+                config.sip.host = (!value.trim().is_empty()).then(|| value.trim().to_owned())
+            }
             _ => {}
         }
     }

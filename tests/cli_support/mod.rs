@@ -14,6 +14,8 @@ pub fn maskline() -> Command {
         }
     }
     cmd.env_remove("RUST_LOG");
+    // Never the well-known SIP port: tests run in parallel.
+    cmd.env("MASKLINE_SIP_LISTEN", "udp:127.0.0.1:0,tcp:127.0.0.1:0");
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
 }

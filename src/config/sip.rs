@@ -1,0 +1,347 @@
+//! `[sip]` and `[[sip.trunks]]`: where the voice B2BUA listens, which carrier
+//! trunks it trusts, and the call limits. Validated with the rest of the config
+//! before any port is bound; every failure names its field.
+//!
+//! Trust is by source address only (carrier trunks are IP-authenticated): a
+//! request from an address on no trunk is dropped (or answered `403` when
+//! `unknown_source = "reject"`) and counted. With no trunk configured nothing is
+//! accepted, so toll fraud through an open relay is impossible by default.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// `[sip]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Whether the relay listens for SIP at all.
+    pub enabled: bool,
+    /// Listen sockets as `udp:IP:PORT` or `tcp:IP:PORT`.
+    pub listen: Vec<String>,
+    /// Host written into our Via, Contact and From (default: the first listen IP).
+    pub host: Option<String>,
+    /// What to do with a request from an untrusted address: `drop` or `reject` (403).
+    pub unknown_source: String,
+    /// Status for a caller with no live binding on the dialled number (480 default;
+    /// 403, 404, 410, 480, 486, 603 allowed).
+    pub no_binding_status: u16,
+    /// Ringing without answer for this long → 480 to the caller, CANCEL to the callee.
+    pub no_answer_timeout_s: u64,
+    /// Answered calls are ended (BYE both legs) after this long.
+    pub max_call_duration_s: u64,
+    /// Calls per minute one caller may place to one virtual number (harassment
+    /// protection); beyond it → 486. Per relay process.
+    pub calls_per_caller_per_min: u32,
+    /// On shutdown, live calls may finish for at most this long before they are ended.
+    pub drain_timeout_s: u64,
+    /// `[[sip.trunks]]`.
+    pub trunks: Vec<TrunkConfig>,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: vec!["udp:127.0.0.1:5060".into(), "tcp:127.0.0.1:5060".into()],
+            host: None,
+            unknown_source: "drop".into(),
+            no_binding_status: 480,
+            no_answer_timeout_s: 60,
+            max_call_duration_s: 7200,
+            calls_per_caller_per_min: 10,
+            drain_timeout_s: 30,
+            trunks: Vec::new(),
+        }
+    }
+}
+
+/// `[[sip.trunks]]`: one carrier interconnect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// Name (logs, metrics, records).
+    pub name: String,
+    /// Source addresses or CIDRs its requests come from.
+    pub sources: Vec<String>,
+    /// Where outbound legs go, `IP:PORT`.
+    pub gateway: String,
+    /// `udp` or `tcp` for outbound legs.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Header that carries the caller: `from` or `pai` (P-Asserted-Identity,
+    /// falling back to From).
+    #[serde(default = "default_caller_header")]
+    pub caller_header: String,
+    /// Where the dialled virtual number is: `ruri` (Request-URI user) or `to`.
+    #[serde(default = "default_called_from")]
+    pub called_from: String,
+    /// Country code used to read national numbers (`13800138000` → `+8613800138000`).
+    #[serde(default = "default_country")]
+    pub country: u16,
+    /// New calls per second accepted from this trunk; beyond it → 503 + Retry-After.
+    #[serde(default = "default_cps")]
+    pub cps: u32,
+    /// Media address advertised in SDP towards this trunk (default `[media] public_ip`).
+    #[serde(default)]
+    pub media_ip: Option<IpAddr>,
+}
+
+fn default_transport() -> String {
+    "udp".into()
+}
+fn default_caller_header() -> String {
+    "pai".into()
+}
+fn default_called_from() -> String {
+    "ruri".into()
+}
+fn default_country() -> u16 {
+    86
+}
+fn default_cps() -> u32 {
+    2000
+}
+
+/// A listen socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipListen {
+    /// Reliable (`tcp`) or not (`udp`).
+    pub tcp: bool,
+    /// Address.
+    pub addr: SocketAddr,
+}
+
+/// An address range `IP/len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub net: IpAddr,
+    /// Prefix length.
+    pub len: u8,
+}
+
+impl Cidr {
+    /// Parses `IP` or `IP/len`.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (ip, len) = match s.split_once('/') {
+            Some((ip, len)) => (ip.trim().parse::<IpAddr>().ok()?, len.trim().parse().ok()?),
+            None => {
+                let ip: IpAddr = s.trim().parse().ok()?;
+                (ip, if ip.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        (len <= max).then_some(Cidr { net: ip, len })
+    }
+
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl SipConfig {
+    /// The validated listen sockets.
+    pub fn listen_addrs(&self) -> Result<Vec<SipListen>, ConfigError> {
+        self.listen
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let field = format!("sip.listen[{i}]");
+                let (proto, addr) = l.split_once(':').ok_or_else(|| {
+                    ConfigError::field(&field, format!("{l:?}: use udp:IP:PORT or tcp:IP:PORT"))
+                })?;
+                let tcp = match proto {
+                    "udp" => false,
+                    "tcp" => true,
+                    _ => {
+                        return Err(ConfigError::field(
+                            &field,
+                            format!("{proto:?}: transport must be udp or tcp"),
+                        ))
+                    }
+                };
+                let addr = addr.parse().map_err(|_| {
+                    ConfigError::field(&field, format!("{addr:?} is not an IP:PORT address"))
+                })?;
+                Ok(SipListen { tcp, addr })
+            })
+            .collect()
+    }
+
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let listen = self.listen_addrs()?;
+        if listen.is_empty() {
+            return Err(ConfigError::field(
+                "sip.listen",
+                "at least one listen socket is needed (or set sip.enabled = false)",
+            ));
+        }
+        if !matches!(self.unknown_source.as_str(), "drop" | "reject") {
+            return Err(ConfigError::field(
+                "sip.unknown_source",
+                "must be \"drop\" or \"reject\"",
+            ));
+        }
+        if ![403, 404, 410, 480, 486, 603].contains(&self.no_binding_status) {
+            return Err(ConfigError::field(
+                "sip.no_binding_status",
+                "must be one of 403, 404, 410, 480, 486, 603",
+            ));
+        }
+        for (field, v, lo, hi) in [
+            ("sip.no_answer_timeout_s", self.no_answer_timeout_s, 1, 3600),
+            (
+                "sip.max_call_duration_s",
+                self.max_call_duration_s,
+                1,
+                86400,
+            ),
+            ("sip.drain_timeout_s", self.drain_timeout_s, 0, 3600),
+        ] {
+            if v < lo || v > hi {
+                return Err(ConfigError::field(
+                    field,
+                    format!("must be between {lo} and {hi}"),
+                ));
+            }
+        }
+        if self.calls_per_caller_per_min == 0 {
+            return Err(ConfigError::field(
+                "sip.calls_per_caller_per_min",
+                "must be at least 1",
+            ));
+        }
+        for (i, t) in self.trunks.iter().enumerate() {
+            let f = |name: &str| format!("sip.trunks[{i}].{name}");
+            if t.name.is_empty()
+                || t.name.len() > 64
+                || !t
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(ConfigError::field(
+                    f("name"),
+                    "use 1 to 64 letters, digits, '-' or '_'",
+                ));
+            }
+            if self.trunks[..i].iter().any(|o| o.name == t.name) {
+                return Err(ConfigError::field(f("name"), "duplicate trunk name"));
+            }
+            if t.sources.is_empty() {
+                return Err(ConfigError::field(
+                    f("sources"),
+                    "list the addresses or CIDRs the trunk sends from",
+                ));
+            }
+            for (j, s) in t.sources.iter().enumerate() {
+                if Cidr::parse(s).is_none() {
+                    return Err(ConfigError::field(
+                        format!("sip.trunks[{i}].sources[{j}]"),
+                        format!("{s:?} is not an IP address or CIDR"),
+                    ));
+                }
+            }
+            if t.gateway.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::field(
+                    f("gateway"),
+                    format!("{:?} is not an IP:PORT address", t.gateway),
+                ));
+            }
+            if !matches!(t.transport.as_str(), "udp" | "tcp") {
+                return Err(ConfigError::field(f("transport"), "must be udp or tcp"));
+            }
+            if t.transport == "tcp" && !listen.iter().any(|l| l.tcp) {
+                return Err(ConfigError::field(
+                    f("transport"),
+                    "tcp needs a tcp: socket in sip.listen",
+                ));
+            }
+            if t.transport == "udp" && !listen.iter().any(|l| !l.tcp) {
+                return Err(ConfigError::field(
+                    f("transport"),
+                    "udp needs a udp: socket in sip.listen",
+                ));
+            }
+            if !matches!(t.caller_header.as_str(), "from" | "pai") {
+                return Err(ConfigError::field(f("caller_header"), "must be from or pai"));
+            }
+            if !matches!(t.called_from.as_str(), "ruri" | "to") {
+                return Err(ConfigError::field(f("called_from"), "must be ruri or to"));
+            }
+            if !(1..=999).contains(&t.country) {
+                return Err(ConfigError::field(f("country"), "must be 1 to 999"));
+            }
+            if t.cps == 0 {
+                return Err(ConfigError::field(f("cps"), "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_matching() {
+        let c = Cidr::parse("127.0.0.0/8").unwrap();
+        assert!(c.contains("127.1.2.3".parse().unwrap()));
+        assert!(c.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!c.contains("10.0.0.1".parse().unwrap()));
+        let one = Cidr::parse("192.0.2.7").unwrap();
+        assert!(one.contains("192.0.2.7".parse().unwrap()));
+        assert!(!one.contains("192.0.2.8".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("nonsense").is_none());
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let mut c = SipConfig::default();
+        c.listen = vec!["sctp:1.2.3.4:5060".into()];
+        assert_eq!(c.validate().unwrap_err().field_name(), Some("sip.listen[0]"));
+        let mut c = SipConfig::default();
+        c.trunks.push(TrunkConfig {
+            name: "t".into(),
+            sources: vec!["300.1.1.1".into()],
+            gateway: "127.0.0.1:5080".into(),
+            transport: "udp".into(),
+            caller_header: "pai".into(),
+            called_from: "ruri".into(),
+            country: 86,
+            cps: 10,
+            media_ip: None,
+        });
+        assert_eq!(
+            c.validate().unwrap_err().field_name(),
+            Some("sip.trunks[0].sources[0]")
+        );
+    }
+}

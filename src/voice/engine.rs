@@ -1,0 +1,569 @@
+//! The SIP engine: one task that owns the transaction layer, every live call and
+//! every call timer. Transports hand it [`Inbound`] messages; route lookups run as
+//! separate tasks and come back as [`Internal`] events, so the engine never waits
+//! on the store. Call logic (the B2BUA) is in [`super::call`].
+//!
+//! Per message: source ACL (trunks) → parse → validate → RFC 3261 checks (483,
+//! 420, 415) → transaction layer → call handler. Malformed requests from trusted
+//! sources get the `sip` crate's typed 4xx/5xx; nothing here panics on input.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use governor::DefaultKeyedRateLimiter;
+use maskline_sip::transaction::{
+    Destination, RequestDisposition, RequestInfo, ResponseDisposition, ResponseInfo,
+    TransactionEvent, TransactionId, TransactionLayer, Transport,
+};
+use maskline_sip::{HeaderName, Limits, Message, MessageBuilder, Method};
+use tokio::sync::{mpsc, watch};
+
+use super::call::{Call, CallId, TxRole};
+use super::router::{CallRouter, Decision};
+use super::transport::{Inbound, Transports};
+use super::trunk::Trunk;
+use super::VoiceSettings;
+use crate::events::CallRecord;
+use crate::media::MediaRelay;
+
+/// Methods we answer or relay (the `Allow` header).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+
+/// Events from tasks the engine started.
+#[derive(Debug)]
+pub enum Internal {
+    /// A route lookup finished.
+    Decided {
+        /// The call.
+        call: CallId,
+        /// What to do.
+        decision: Decision,
+    },
+}
+
+/// Call timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerKind {
+    /// Ringing too long.
+    NoAnswer,
+    /// Answered too long.
+    MaxDuration,
+    /// A cancelled call whose callee never sent a final response.
+    CancelGuard,
+}
+
+/// Everything the engine owns.
+pub struct Engine {
+    pub(super) settings: Arc<VoiceSettings>,
+    pub(super) trunks: Vec<Trunk>,
+    pub(super) transports: Transports,
+    pub(super) layer: TransactionLayer,
+    pub(super) calls: HashMap<CallId, Call>,
+    pub(super) by_tx: HashMap<TransactionId, (CallId, TxRole)>,
+    pub(super) by_callid: HashMap<String, CallId>,
+    timers: BinaryHeap<Reverse<(Instant, CallId, TimerKind)>>,
+    pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
+    pub(super) router: CallRouter,
+    pub(super) media: MediaRelay,
+    pub(super) records: mpsc::UnboundedSender<(CallRecord, Option<crate::numbers::E164>)>,
+    pub(super) caller_limit: DefaultKeyedRateLimiter<u64>,
+    pub(super) draining: bool,
+    next_call: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("calls", &self.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often live calls are checked for media events and the limiter is trimmed.
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
+
+impl Engine {
+    /// A new engine.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: Arc<VoiceSettings>,
+        trunks: Vec<Trunk>,
+        transports: Transports,
+        router: CallRouter,
+        media: MediaRelay,
+        records: mpsc::UnboundedSender<(CallRecord, Option<crate::numbers::E164>)>,
+        internal_tx: mpsc::UnboundedSender<Internal>,
+        caller_limit: DefaultKeyedRateLimiter<u64>,
+    ) -> Self {
+        Self {
+            settings,
+            trunks,
+            transports,
+            layer: TransactionLayer::new(Default::default()),
+            calls: HashMap::new(),
+            by_tx: HashMap::new(),
+            by_callid: HashMap::new(),
+            timers: BinaryHeap::new(),
+            internal_tx,
+            router,
+            media,
+            records,
+            caller_limit,
+            draining: false,
+            next_call: 0,
+        }
+    }
+
+    /// Runs until `stop` turns true and the live calls have drained.
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            let next = [
+                self.layer.poll_timeout(),
+                self.timers.peek().map(|Reverse((at, _, _))| *at),
+                drain_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                m = inbound.recv() => match m {
+                    Some(m) => self.on_inbound(m),
+                    None => break,
+                },
+                Some(ev) = internal.recv() => self.on_internal(ev),
+                _ = sleep => {
+                    let now = Instant::now();
+                    self.layer.handle_timeout(now);
+                    self.fire_timers(now);
+                    if drain_deadline.is_some_and(|d| d <= now) {
+                        self.end_all("shutdown");
+                        drain_deadline = None;
+                    }
+                }
+                _ = housekeeping.tick() => self.housekeeping(),
+                r = stop.changed(), if !self.draining => {
+                    if r.is_err() || *stop.borrow() {
+                        self.draining = true;
+                        drain_deadline = Some(Instant::now() + self.settings.drain_timeout);
+                        tracing::info!(live_calls = self.calls.len(), "sip: draining: new calls get 503");
+                    }
+                }
+            }
+            self.flush();
+            if self.draining && self.calls.is_empty() {
+                break;
+            }
+        }
+        self.flush();
+    }
+
+    /// Sends queued transmissions and handles transaction events.
+    pub(super) fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.layer.poll_transmit() {
+                progressed = true;
+                self.transports.send(t.destination, t.payload);
+            }
+            while let Some(ev) = self.layer.poll_event() {
+                progressed = true;
+                self.on_tx_event(ev);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        metrics::gauge!("maskline_live_calls").set(self.calls.len() as f64);
+    }
+
+    pub(super) fn new_call_id(&mut self) -> CallId {
+        self.next_call += 1;
+        CallId(self.next_call)
+    }
+
+    pub(super) fn schedule(&mut self, at: Instant, call: CallId, kind: TimerKind) {
+        self.timers.push(Reverse((at, call, kind)));
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, call, kind))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            self.on_call_timer(call, kind);
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        self.caller_limit.retain_recent();
+        let timed_out: Vec<CallId> = self
+            .calls
+            .iter_mut()
+            .filter_map(|(id, c)| {
+                let m = c.media.as_mut()?;
+                match m.events().try_recv() {
+                    Ok(crate::media::MediaEvent::Timeout) => Some(*id),
+                    Err(_) => None,
+                }
+            })
+            .collect();
+        for id in timed_out {
+            metrics::counter!("maskline_media_timeouts_total").increment(1);
+            self.hang_up_both(id, "media_timeout");
+        }
+    }
+
+    fn on_internal(&mut self, ev: Internal) {
+        match ev {
+            Internal::Decided { call, decision } => self.on_decided(call, decision),
+        }
+    }
+
+    /// The trunk an address belongs to (its sources, or its gateway for responses).
+    fn trunk_of(&self, ip: std::net::IpAddr, response: bool) -> Option<usize> {
+        self.trunks
+            .iter()
+            .position(|t| t.trusts(ip) || (response && t.gateway.ip() == ip))
+    }
+
+    fn on_inbound(&mut self, m: Inbound) {
+        let received = Instant::now();
+        let is_response = m.data.starts_with(b"SIP/");
+        let Some(trunk) = self.trunk_of(m.source.ip(), is_response) else {
+            metrics::counter!("maskline_sip_untrusted_total").increment(1);
+            tracing::debug!(source = %m.source.ip(), "sip: message from an address on no trunk");
+            if !is_response && self.settings.reject_untrusted {
+                if let Ok(msg) = Message::parse(&m.data) {
+                    if msg.method() != Some(Method::Ack) {
+                        self.stateless(&msg, m.source, m.transport, 403, "Forbidden", &[]);
+                    }
+                }
+            }
+            return;
+        };
+        let limits = Limits {
+            max_via: 70,
+            ..Limits::DEFAULT
+        };
+        let msg = match Message::parse_with(&m.data, &limits) {
+            Ok(msg) => msg,
+            Err(e) => {
+                metrics::counter!("maskline_sip_malformed_total").increment(1);
+                if !is_response {
+                    if let Ok(resp) = MessageBuilder::error_response_to_datagram(&m.data, &e) {
+                        self.transports.send(
+                            Destination {
+                                transport: m.transport,
+                                addr: m.source,
+                            },
+                            Arc::from(resp),
+                        );
+                    }
+                }
+                return;
+            }
+        };
+        if let Err(e) = msg.validate() {
+            metrics::counter!("maskline_sip_malformed_total").increment(1);
+            if msg.is_request() && msg.method() != Some(Method::Ack) {
+                if let Ok(resp) = MessageBuilder::error_response(&msg, &e) {
+                    self.transports.send(
+                        Destination {
+                            transport: m.transport,
+                            addr: m.source,
+                        },
+                        Arc::from(resp),
+                    );
+                }
+            }
+            return;
+        }
+        if msg.is_request() {
+            self.on_request(&msg, &m.data, m.source, m.transport, trunk, received);
+        } else {
+            self.on_response(&msg);
+        }
+    }
+
+    /// Answers a request outside any transaction (ACL refusals, overload).
+    pub(super) fn stateless(
+        &mut self,
+        msg: &Message<'_>,
+        to: SocketAddr,
+        transport: Transport,
+        status: u16,
+        reason: &str,
+        extra: &[(&str, &str)],
+    ) {
+        let tag = maskline_sip::new_tag();
+        if let Ok(mut b) = MessageBuilder::response_to(msg, status, reason, Some(&tag)) {
+            for (n, v) in extra {
+                b = b.header(n, v);
+            }
+            if let Ok(bytes) = b.build() {
+                self.transports.send(
+                    Destination {
+                        transport,
+                        addr: to,
+                    },
+                    Arc::from(bytes),
+                );
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        msg: &Message<'_>,
+        raw: &[u8],
+        source: SocketAddr,
+        transport: Transport,
+        trunk: usize,
+        received: Instant,
+    ) {
+        let Some(method) = msg.method() else { return };
+        metrics::counter!("maskline_sip_requests_total", "method" => method_label(method))
+            .increment(1);
+        let is_ack = method == Method::Ack;
+        if !is_ack && method != Method::Cancel {
+            if matches!(msg.max_forwards(), Ok(Some(0))) {
+                self.stateless(msg, source, transport, 483, "Too Many Hops", &[]);
+                return;
+            }
+            if let Some(req) = msg.get(HeaderName::Require) {
+                let tags: Vec<&str> = req
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if !tags.is_empty() {
+                    let unsupported = tags.join(", ");
+                    self.stateless(
+                        msg,
+                        source,
+                        transport,
+                        420,
+                        "Bad Extension",
+                        &[("Unsupported", &unsupported)],
+                    );
+                    return;
+                }
+            }
+        }
+        let info = match RequestInfo::from_message(msg) {
+            Ok(i) => i,
+            Err(_) => return,
+        };
+        let dest = Destination {
+            transport,
+            addr: source,
+        };
+        let now = Instant::now();
+        match self.layer.handle_request(now, &info, dest) {
+            RequestDisposition::Absorbed(_) => {}
+            RequestDisposition::Overloaded => {
+                self.stateless(
+                    msg,
+                    source,
+                    transport,
+                    503,
+                    "Service Unavailable",
+                    &[("Retry-After", "5")],
+                );
+            }
+            RequestDisposition::Ack { .. } => self.on_ack(msg),
+            RequestDisposition::Cancel { id, invite } => {
+                let status = if invite.is_some() { 200 } else { 481 };
+                self.respond(id, msg, status, None, &[]);
+                if let Some(inv) = invite {
+                    self.on_cancel(inv);
+                }
+            }
+            RequestDisposition::New(tx) => {
+                let in_dialog = info.to_tag.is_some();
+                match method {
+                    Method::Invite if !in_dialog => {
+                        self.on_new_invite(tx, msg, raw, dest, trunk, received);
+                    }
+                    Method::Options if !in_dialog => {
+                        self.respond(
+                            tx,
+                            msg,
+                            200,
+                            None,
+                            &[("Allow", ALLOW), ("Accept", "application/sdp")],
+                        );
+                    }
+                    _ if in_dialog => self.on_in_dialog(tx, msg, raw),
+                    Method::Bye | Method::Update | Method::Info | Method::Prack => {
+                        self.respond(tx, msg, 481, None, &[]);
+                    }
+                    _ => self.respond(tx, msg, 405, None, &[("Allow", ALLOW)]),
+                }
+            }
+        }
+    }
+
+    /// Answers server transaction `tx` (request `req`) with `status`.
+    pub(super) fn respond(
+        &mut self,
+        tx: TransactionId,
+        req: &Message<'_>,
+        status: u16,
+        to_tag: Option<&str>,
+        extra: &[(&str, &str)],
+    ) {
+        let tag;
+        let to_tag = match to_tag {
+            Some(t) => Some(t),
+            None if status > 100 && req.to().ok().and_then(|t| t.tag()).is_none() => {
+                tag = maskline_sip::new_tag();
+                Some(tag.as_str())
+            }
+            None => None,
+        };
+        let Ok(mut b) = MessageBuilder::response_to(req, status, reason_phrase(status), to_tag)
+        else {
+            return;
+        };
+        for (n, v) in extra {
+            b = b.header(n, v);
+        }
+        if let Ok(bytes) = b.build() {
+            let _ = self
+                .layer
+                .send_response(Instant::now(), tx, status, Arc::from(bytes));
+        }
+    }
+
+    fn on_response(&mut self, msg: &Message<'_>) {
+        let Ok(info) = ResponseInfo::from_message(msg) else {
+            return;
+        };
+        match self.layer.handle_response(Instant::now(), &info) {
+            ResponseDisposition::Deliver(tx) => {
+                let Some((call, role)) = self.by_tx.get(&tx).cloned() else {
+                    return;
+                };
+                self.on_call_response(call, role, msg);
+            }
+            ResponseDisposition::Absorbed(_) => {}
+            ResponseDisposition::Stray => {
+                // A 2xx retransmitted after its transaction ended: re-ACK it.
+                if info.status >= 200 && info.status < 300 && info.cseq_method == "INVITE" {
+                    if let Ok(cid) = msg.call_id() {
+                        if let Some(&call) = self.by_callid.get(cid) {
+                            self.resend_b_ack(call);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_tx_event(&mut self, ev: TransactionEvent) {
+        match ev {
+            TransactionEvent::Timeout(tx) => {
+                if let Some((call, role)) = self.by_tx.get(&tx).cloned() {
+                    self.on_call_tx_timeout(call, role);
+                }
+            }
+            TransactionEvent::AckTimeout(tx) => {
+                if let Some((call, TxRole::AInvite)) = self.by_tx.get(&tx).cloned() {
+                    self.hang_up_both(call, "failed");
+                }
+            }
+            TransactionEvent::TransportError(tx) => {
+                if let Some((call, role)) = self.by_tx.get(&tx).cloned() {
+                    self.on_call_tx_timeout(call, role);
+                }
+            }
+            TransactionEvent::Terminated(tx) => {
+                self.by_tx.remove(&tx);
+            }
+        }
+    }
+
+    /// Starts the route lookup of a new call (a separate task: the engine goes on).
+    pub(super) fn lookup(
+        &self,
+        call: CallId,
+        number: crate::numbers::E164,
+        caller: crate::numbers::E164,
+    ) {
+        let router = self.router.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let decision = router
+                .decide(&number, &caller, crate::bindings::now_ms())
+                .await;
+            let _ = tx.send(Internal::Decided { call, decision });
+        });
+    }
+}
+
+fn method_label(m: Method<'_>) -> &'static str {
+    match m {
+        Method::Invite => "INVITE",
+        Method::Ack => "ACK",
+        Method::Bye => "BYE",
+        Method::Cancel => "CANCEL",
+        Method::Options => "OPTIONS",
+        Method::Update => "UPDATE",
+        Method::Info => "INFO",
+        _ => "other",
+    }
+}
+
+/// The standard reason phrase of a status we send.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Trying",
+        180 => "Ringing",
+        183 => "Session Progress",
+        200 => "OK",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        410 => "Gone",
+        415 => "Unsupported Media Type",
+        420 => "Bad Extension",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        483 => "Too Many Hops",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        s if s < 200 => "Progress",
+        s if s < 300 => "OK",
+        s if s < 400 => "Redirect",
+        s if s < 500 => "Request Failure",
+        s if s < 600 => "Server Failure",
+        _ => "Global Failure",
+    }
+}

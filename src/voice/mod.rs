@@ -1,0 +1,194 @@
+//! Voice: the SIP B2BUA that bridges courier and customer calls through virtual
+//! numbers.
+//!
+//! A carrier trunk delivers an INVITE for virtual number X from caller C. The relay
+//! answers `100 Trying` at once, asks the store where (X, C) goes (one round trip,
+//! [`router`]), and places a new call (the B leg, a dialog of its own) to the bound
+//! party through the trunk's gateway with X as From and P-Asserted-Identity. Media
+//! goes through the relay's RTP ports ([`crate::media`]); every SDP is rewritten.
+//!
+//! Module map (bytes to calls):
+//! - [`transport`]: UDP sockets and TCP connections; framing only.
+//! - [`trunk`]: trusted sources (ACL), outbound gateways, number normalisation.
+//! - [`router`]: the routing decision (bridge / no binding / unknown / store down).
+//! - [`engine`]: one task owning the transaction layer, live calls and timers.
+//! - [`call`]: the B2BUA call flow and topology hiding.
+//! - [`records`]: call records written off the call path.
+//!
+//! Limits and where they hold: the per-(caller, X) call rate (`governor`, default
+//! 10/min → 486) and the per-trunk CPS (→ 503 + Retry-After) are **per relay
+//! process**: N relays behind a carrier's load balancer allow N times the rate. The
+//! no-answer timeout (→ 480 + CANCEL) and maximum call duration (→ BYE both) are per
+//! call. Store trouble answers 503 + Retry-After within the store timeout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use maskline_sip::transaction::Transport;
+use tokio::sync::{mpsc, watch};
+
+pub mod call;
+pub mod engine;
+pub mod records;
+pub mod router;
+pub mod transport;
+pub mod trunk;
+
+use crate::config::SipConfig;
+use crate::events::RecordStore;
+use crate::media::MediaRelay;
+use crate::store::BindingStore;
+
+/// Why the voice relay cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceError {
+    /// A listen socket could not be bound.
+    #[error("sip.listen: cannot listen on {0}: {1}")]
+    Bind(String, #[source] std::io::Error),
+    /// Another socket error.
+    #[error("sip: {0}")]
+    Io(#[from] std::io::Error),
+    /// A setting is unusable.
+    #[error("{field}: {message}")]
+    Config {
+        /// Dotted field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Settings the engine reads on the call path.
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    /// Our UDP address (Via/Contact on UDP legs).
+    pub udp: Option<SocketAddr>,
+    /// Our TCP address.
+    pub tcp: Option<SocketAddr>,
+    /// Host to write instead of the bound IP (NAT, DNS name).
+    pub host: Option<String>,
+    /// 403 to untrusted sources instead of silence.
+    pub reject_untrusted: bool,
+    /// Status for callers without a binding.
+    pub no_binding_status: u16,
+    /// Ringing limit.
+    pub no_answer_timeout: Duration,
+    /// Call length limit.
+    pub max_call_duration: Duration,
+    /// How long live calls may finish on shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl VoiceSettings {
+    /// `host:port` we put in Via and Contact for a leg on `transport`.
+    pub fn local(&self, transport: Transport) -> String {
+        let addr = match transport {
+            Transport::Tcp | Transport::Tls => self.tcp.or(self.udp),
+            _ => self.udp.or(self.tcp),
+        };
+        let port = addr.map_or(5060, |a| a.port());
+        match (&self.host, addr) {
+            (Some(h), _) => format!("{h}:{port}"),
+            (None, Some(a)) => a.to_string(),
+            (None, None) => format!("127.0.0.1:{port}"),
+        }
+    }
+}
+
+/// A running voice relay.
+#[derive(Debug)]
+pub struct Voice {
+    /// Bound UDP addresses.
+    pub udp_addrs: Vec<SocketAddr>,
+    /// Bound TCP addresses.
+    pub tcp_addrs: Vec<SocketAddr>,
+    stop: watch::Sender<bool>,
+    stop_transports: watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<()>,
+    records: tokio::task::JoinHandle<()>,
+}
+
+impl Voice {
+    /// Binds the SIP sockets and starts the engine.
+    pub async fn start(
+        cfg: &SipConfig,
+        store: Arc<dyn BindingStore>,
+        records: Arc<dyn RecordStore>,
+        media: MediaRelay,
+    ) -> Result<Voice, VoiceError> {
+        let listen = cfg.listen_addrs().map_err(|e| VoiceError::Config {
+            field: e.field_name().unwrap_or("sip.listen").to_owned(),
+            message: e.to_string(),
+        })?;
+        let trunks = cfg
+            .trunks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                trunk::Trunk::new(t).ok_or_else(|| VoiceError::Config {
+                    field: format!("sip.trunks[{i}]"),
+                    message: "invalid trunk".into(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if trunks.is_empty() {
+            tracing::warn!("sip: no [[sip.trunks]] configured: every SIP request is refused");
+        }
+        let per_min = std::num::NonZeroU32::new(cfg.calls_per_caller_per_min).ok_or_else(|| {
+            VoiceError::Config {
+                field: "sip.calls_per_caller_per_min".into(),
+                message: "must be at least 1".into(),
+            }
+        })?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (in_tx, in_rx) = mpsc::channel(8192);
+        let (tstop_tx, tstop_rx) = watch::channel(false);
+        let transports = transport::Transports::bind(&listen, in_tx, tstop_rx).await?;
+        let settings = Arc::new(VoiceSettings {
+            udp: transports.udp_addrs.first().copied(),
+            tcp: transports.tcp_addrs.first().copied(),
+            host: cfg.host.clone(),
+            reject_untrusted: cfg.unknown_source == "reject",
+            no_binding_status: cfg.no_binding_status,
+            no_answer_timeout: Duration::from_secs(cfg.no_answer_timeout_s),
+            max_call_duration: Duration::from_secs(cfg.max_call_duration_s),
+            drain_timeout: Duration::from_secs(cfg.drain_timeout_s),
+        });
+        let (rec_tx, rec_rx) = mpsc::unbounded_channel();
+        let records = tokio::spawn(records::run(rec_rx, store.clone(), records));
+        let (int_tx, int_rx) = mpsc::unbounded_channel();
+        let limiter = governor::RateLimiter::keyed(governor::Quota::per_minute(per_min));
+        let udp_addrs = transports.udp_addrs.clone();
+        let tcp_addrs = transports.tcp_addrs.clone();
+        let engine = engine::Engine::new(
+            settings,
+            trunks,
+            transports,
+            router::CallRouter::new(store),
+            media,
+            rec_tx,
+            int_tx,
+            limiter,
+        );
+        let engine = tokio::spawn(engine.run(in_rx, int_rx, stop_rx));
+        Ok(Voice {
+            udp_addrs,
+            tcp_addrs,
+            stop: stop_tx,
+            stop_transports: tstop_tx,
+            engine,
+            records,
+        })
+    }
+
+    /// Stops taking calls (new INVITEs get 503), lets live calls finish within the
+    /// drain timeout, ends the rest, and waits for their records to be written.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.engine.await;
+        let _ = self.stop_transports.send(true);
+        // The engine dropped its record sender: the writer ends after the queue.
+        let _ = self.records.await;
+    }
+}

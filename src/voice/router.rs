@@ -1,0 +1,111 @@
+//! The one question the call path asks: where does a call from `caller` to virtual
+//! number `X` go? Answered in **one store round trip**: the number → pool map is
+//! cached in-process (a number's pool never changes while it is in the pool; an
+//! entry lives [`POOL_TTL`], an unknown number is remembered [`MISS_TTL`]), so a
+//! call costs only the route lookup (one Redis `GET`).
+//!
+//! The decision (bridge or reject, and with what) is made here and nowhere else,
+//! so later features (extensions, announcements) add a branch, not a layer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::bindings::{Route, UnixMs};
+use crate::numbers::E164;
+use crate::store::{BindingStore, StoreError};
+
+/// How long a number → pool entry is trusted.
+pub const POOL_TTL: Duration = Duration::from_secs(30);
+/// How long "no pool has this number" is remembered.
+pub const MISS_TTL: Duration = Duration::from_secs(2);
+/// Cache bound; past it the cache is cleared (numbers are re-learnt in one lookup).
+const MAX_ENTRIES: usize = 1_000_000;
+
+/// What to do with a new call.
+#[derive(Debug)]
+pub enum Decision {
+    /// Bridge to the route's callee.
+    Bridge {
+        /// The route.
+        route: Route,
+    },
+    /// X is in a pool but the caller has no live binding on it.
+    NoBinding {
+        /// Pool of X.
+        pool: String,
+    },
+    /// X is in no pool.
+    UnknownNumber,
+    /// The store failed or timed out.
+    Unavailable,
+}
+
+/// Number → pool cache in front of the store.
+#[derive(Clone)]
+pub struct CallRouter {
+    store: Arc<dyn BindingStore>,
+    pools: Arc<Mutex<HashMap<E164, (Option<String>, Instant)>>>,
+}
+
+impl std::fmt::Debug for CallRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRouter").finish_non_exhaustive()
+    }
+}
+
+impl CallRouter {
+    /// A router over `store`.
+    pub fn new(store: Arc<dyn BindingStore>) -> Self {
+        Self {
+            store,
+            pools: Arc::default(),
+        }
+    }
+
+    /// The store (for record enrichment off the call path).
+    pub fn store(&self) -> &Arc<dyn BindingStore> {
+        &self.store
+    }
+
+    async fn pool_of(&self, number: &E164) -> Result<Option<String>, StoreError> {
+        let now = Instant::now();
+        if let Ok(map) = self.pools.lock() {
+            if let Some((pool, at)) = map.get(number) {
+                let ttl = if pool.is_some() { POOL_TTL } else { MISS_TTL };
+                if now.duration_since(*at) < ttl {
+                    return Ok(pool.clone());
+                }
+            }
+        }
+        let pool = self.store.pool_of_number(number).await?;
+        if let Ok(mut map) = self.pools.lock() {
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(number.clone(), (pool.clone(), now));
+        }
+        Ok(pool)
+    }
+
+    /// Decides a call from `caller` to `number` at `now`.
+    pub async fn decide(&self, number: &E164, caller: &E164, now: UnixMs) -> Decision {
+        let pool = match self.pool_of(number).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return Decision::UnknownNumber,
+            Err(_) => return Decision::Unavailable,
+        };
+        match self.store.route(&pool, number, caller, now).await {
+            Ok(Some(route)) => Decision::Bridge { route },
+            Ok(None) => Decision::NoBinding { pool },
+            Err(StoreError::PoolNotFound(_)) => {
+                // The pool went away (data loss, re-import): forget and re-learn.
+                if let Ok(mut map) = self.pools.lock() {
+                    map.remove(number);
+                }
+                Decision::UnknownNumber
+            }
+            Err(_) => Decision::Unavailable,
+        }
+    }
+}

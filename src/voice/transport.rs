@@ -1,0 +1,249 @@
+//! SIP transports: UDP sockets and TCP connections. They only frame and dispatch:
+//! every received message goes to the engine as an [`Inbound`], and the engine
+//! sends through [`Transports::send`]. No SIP logic lives here.
+//!
+//! TCP: one task per connection reads with the `sip` crate's [`Framer`] (answers
+//! keep-alive pings) and writes from a channel; connections are found by peer
+//! address, and an outbound leg to a TCP gateway opens one on first use.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use maskline_sip::transaction::{Destination, Transport};
+use maskline_sip::{Frame, Framer, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util_lite::CancelToken;
+
+use super::VoiceError;
+use crate::config::SipListen;
+
+/// Minimal cancellation for transport tasks (a watch channel).
+mod tokio_util_lite {
+    use tokio::sync::watch;
+
+    /// Cloneable "stop now" signal.
+    #[derive(Debug, Clone)]
+    pub struct CancelToken(pub watch::Receiver<bool>);
+
+    impl CancelToken {
+        /// Resolves once cancelled.
+        pub async fn cancelled(&mut self) {
+            while !*self.0.borrow() {
+                if self.0.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+pub use tokio_util_lite::CancelToken as TransportStop;
+
+/// One received message (not yet parsed).
+#[derive(Debug)]
+pub struct Inbound {
+    /// The bytes of one message (a datagram, or one framed TCP message).
+    pub data: Vec<u8>,
+    /// Who sent it.
+    pub source: SocketAddr,
+    /// Over what.
+    pub transport: Transport,
+}
+
+type ConnMap = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Arc<[u8]>>>>>;
+
+/// The bound sockets and live TCP connections.
+#[derive(Debug, Clone)]
+pub struct Transports {
+    udp: Vec<Arc<UdpSocket>>,
+    /// Bound UDP and TCP addresses (for Via/Contact and the start-up banner).
+    pub udp_addrs: Vec<SocketAddr>,
+    /// Bound TCP listener addresses.
+    pub tcp_addrs: Vec<SocketAddr>,
+    conns: ConnMap,
+    inbound: mpsc::Sender<Inbound>,
+    stop: CancelToken,
+}
+
+const MAX_DATAGRAM: usize = 65_535;
+
+impl Transports {
+    /// Binds every listen socket and starts the receive tasks.
+    pub async fn bind(
+        listen: &[SipListen],
+        inbound: mpsc::Sender<Inbound>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Transports, VoiceError> {
+        let stop = CancelToken(stop);
+        let mut t = Transports {
+            udp: Vec::new(),
+            udp_addrs: Vec::new(),
+            tcp_addrs: Vec::new(),
+            conns: Arc::default(),
+            inbound,
+            stop,
+        };
+        for l in listen {
+            if l.tcp {
+                let listener = TcpListener::bind(l.addr)
+                    .await
+                    .map_err(|e| VoiceError::Bind(format!("tcp:{}", l.addr), e))?;
+                t.tcp_addrs.push(listener.local_addr()?);
+                tokio::spawn(accept_loop(listener, t.clone()));
+            } else {
+                let sock = UdpSocket::bind(l.addr)
+                    .await
+                    .map_err(|e| VoiceError::Bind(format!("udp:{}", l.addr), e))?;
+                t.udp_addrs.push(sock.local_addr()?);
+                let sock = Arc::new(sock);
+                t.udp.push(sock.clone());
+                tokio::spawn(udp_loop(sock, t.inbound.clone(), t.stop.clone()));
+            }
+        }
+        Ok(t)
+    }
+
+    /// Sends one message. Failures are logged and counted (the transaction layer
+    /// retransmits over UDP; a broken TCP connection ends its calls by timeout).
+    pub fn send(&self, dest: Destination, payload: Arc<[u8]>) {
+        match dest.transport {
+            Transport::Udp => {
+                let Some(sock) = self.udp.first() else { return };
+                if let Err(e) = sock.try_send_to(&payload, dest.addr) {
+                    metrics::counter!("maskline_sip_send_errors_total", "transport" => "udp")
+                        .increment(1);
+                    tracing::debug!(error = %e, "sip: udp send failed");
+                }
+            }
+            _ => {
+                let existing = self
+                    .conns
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&dest.addr).cloned());
+                match existing {
+                    Some(tx) if tx.send(payload.clone()).is_ok() => {}
+                    _ => {
+                        tokio::spawn(connect_and_send(self.clone(), dest.addr, payload));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn udp_loop(sock: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, mut stop: CancelToken) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok((n, source)) => {
+                    let data = buf.get(..n).unwrap_or_default().to_vec();
+                    if inbound.send(Inbound { data, source, transport: Transport::Udp }).await.is_err() {
+                        return;
+                    }
+                }
+                // ICMP errors surface here on Linux; keep serving.
+                Err(e) => tracing::trace!(error = %e, "sip: udp recv"),
+            }
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, t: Transports) {
+    let mut stop = t.stop.clone();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => { tokio::spawn(run_conn(stream, peer, t.clone(), None)); }
+                Err(e) => {
+                    tracing::warn!(error = %e, "sip: tcp accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn connect_and_send(t: Transports, addr: SocketAddr, first: Arc<[u8]>) {
+    match tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => run_conn(stream, addr, t, Some(first)).await,
+        Ok(Err(e)) => tracing::warn!(error = %e, peer = %addr, "sip: tcp connect failed"),
+        Err(_) => tracing::warn!(peer = %addr, "sip: tcp connect timed out"),
+    }
+}
+
+/// Largest idle time of a TCP connection without any traffic (keep-alives count).
+const TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+async fn run_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    t: Transports,
+    first: Option<Arc<[u8]>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Arc<[u8]>>();
+    if let Some(first) = first {
+        let _ = tx.send(first);
+    }
+    if let Ok(mut m) = t.conns.lock() {
+        m.insert(peer, tx.clone());
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(p) = rx.recv().await {
+            if wr.write_all(&p).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut framer = Framer::new(Limits::DEFAULT);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut stop = t.stop.clone();
+    'read: loop {
+        let n = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = tokio::time::timeout(TCP_IDLE, rd.read(&mut buf)) => match r {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(n)) => n,
+            }
+        };
+        if framer.push(buf.get(..n).unwrap_or_default()).is_err() {
+            break;
+        }
+        loop {
+            match framer.next_frame() {
+                Ok(Some(Frame::Message(data))) => {
+                    let msg = Inbound {
+                        data,
+                        source: peer,
+                        transport: Transport::Tcp,
+                    };
+                    if t.inbound.send(msg).await.is_err() {
+                        break 'read;
+                    }
+                }
+                Ok(Some(Frame::Ping)) => {
+                    let _ = tx.send(Arc::from(&b"\r\n"[..]));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                // A broken stream cannot be re-synchronised: close it.
+                Err(_) => break 'read,
+            }
+        }
+    }
+    if let Ok(mut m) = t.conns.lock() {
+        if m.get(&peer).is_some_and(|s| s.same_channel(&tx)) {
+            m.remove(&peer);
+        }
+    }
+    drop(tx);
+    writer.abort();
+}

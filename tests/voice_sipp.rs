@@ -1,0 +1,317 @@
+//! Voice relay end to end with real SIPp on both sides: the carrier's calling side
+//! (UAC on 127.0.0.2) and the callee's gateway (UAS on 127.0.0.3) around a real
+//! `maskline serve` (127.0.0.1). Scenarios are in `tests/sipp/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod voice_support;
+
+use voice_support::*;
+
+const X_LEAKS_FROM_CALLER: &[&str] = &[
+    COURIER,
+    "8613800138000",
+    CALLER_IP,
+    "caller-secret",
+    "CallerTag",
+    "CourierPhoneSecretUA",
+    "X-Courier-Secret",
+    "Courier Secret",
+];
+const X_LEAKS_FROM_CALLEE: &[&str] = &[
+    CUSTOMER,
+    "8613900139000",
+    CALLEE_IP,
+    "callee-secret",
+    "CalleeTag",
+    "CustomerPhoneSecretUA",
+];
+
+fn vars<'a>(caller: &'a str, called: &'a str, hold: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![("CALLER", caller), ("CALLED", called), ("HOLD_MS", hold)]
+}
+
+#[test]
+fn courier_calls_customer_each_sees_only_the_virtual_number() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (id, x) = r.bind("demo", "SF-A1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let mut uac = Sipp::uac(
+        &scenario("uac.xml", &vars(COURIER, &x, "300")),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    uac.expect_success(30);
+    uas.expect_success(30);
+
+    // The callee saw an INVITE for the customer's number from X, and nothing of the caller.
+    let got = uas.received();
+    let invite = got.iter().find(|m| m.starts_with("INVITE ")).unwrap();
+    assert!(invite.starts_with(&format!("INVITE sip:{CUSTOMER}@")), "{invite}");
+    assert!(invite.contains(&format!("From: <sip:{x}@")), "{invite}");
+    assert!(invite.contains(&format!("P-Asserted-Identity: <sip:{x}@")), "{invite}");
+    assert!(invite.contains("c=IN IP4 127.0.0.1"), "{invite}");
+    assert_absent("callee", &got, X_LEAKS_FROM_CALLER);
+    // The caller saw X answer, and nothing of the callee.
+    assert_absent("caller", &uac.received(), X_LEAKS_FROM_CALLEE);
+
+    let calls = r.wait_calls(&format!("?binding_id={id}"), 1);
+    let c = &calls[0];
+    assert_eq!(c["shipment_id"], "SF-A1");
+    assert_eq!(c["number"], x.as_str());
+    assert_eq!(c["direction"], "courier_to_customer");
+    assert_eq!(c["end_reason"], "completed");
+    assert_eq!(c["hangup_by"], "caller");
+    assert_eq!(c["sip_status"], 200);
+    assert_eq!(c["caller"], "+86 138****8000");
+    assert_eq!(c["callee"], "+86 139****9000");
+    assert!(c["answer_at"].is_string());
+    assert!(c["duration_ms"].as_u64().unwrap() >= 200, "{c}");
+}
+
+#[test]
+fn customer_calls_back_and_courier_hangs_up() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-B1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(
+        &scenario("uas_bye.xml", &[("HOLD_MS", "300")]),
+        r.gateway_port,
+        1,
+        false,
+    );
+    let mut uac = Sipp::uac(
+        &scenario("uac_wait_bye.xml", &vars(CUSTOMER, &x, "0")),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    uac.expect_success(30);
+    uas.expect_success(30);
+    let invite = uas.received().into_iter().find(|m| m.starts_with("INVITE ")).unwrap();
+    // The customer calling back reaches the courier.
+    assert!(invite.starts_with(&format!("INVITE sip:{COURIER}@")), "{invite}");
+    let c = &r.wait_calls("?shipment_id=SF-B1", 1)[0];
+    assert_eq!(c["direction"], "customer_to_courier");
+    assert_eq!(c["hangup_by"], "callee");
+    assert_eq!(c["end_reason"], "completed");
+}
+
+#[test]
+fn caller_cancels_while_ringing_and_the_callee_gets_cancel() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-C1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas_ring.xml", &[]), r.gateway_port, 1, false);
+    let mut uac = Sipp::uac(
+        &scenario("uac_cancel.xml", &vars(COURIER, &x, "300")),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    uac.expect_success(30);
+    uas.expect_success(30);
+    assert!(uas.received().iter().any(|m| m.starts_with("CANCEL ")));
+    let c = &r.wait_calls("?shipment_id=SF-C1", 1)[0];
+    assert_eq!(c["end_reason"], "cancelled");
+    assert_eq!(c["sip_status"], 487);
+    assert_eq!(c["hangup_by"], "caller");
+}
+
+#[test]
+fn busy_callee_is_relayed_as_486() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-D1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas_busy.xml", &[]), r.gateway_port, 1, false);
+    let mut v = vars(COURIER, &x, "0");
+    v.push(("STATUS", "486"));
+    let mut uac = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
+    uac.expect_success(30);
+    uas.expect_success(30);
+    let c = &r.wait_calls("?shipment_id=SF-D1", 1)[0];
+    assert_eq!(c["end_reason"], "busy");
+    assert_eq!(c["sip_status"], 486);
+}
+
+#[test]
+fn no_answer_times_out_with_480_and_cancel_to_the_callee() {
+    let r = VoiceRelay::start(
+        Opts {
+            no_answer_timeout_s: 1,
+            ..Opts::default()
+        },
+        None,
+    );
+    let (_, x) = r.bind("demo", "SF-E1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas_ring.xml", &[]), r.gateway_port, 1, false);
+    let mut v = vars(COURIER, &x, "0");
+    v.push(("STATUS", "480"));
+    let mut uac = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
+    uac.expect_success(30);
+    uas.expect_success(30);
+    let c = &r.wait_calls("?shipment_id=SF-E1", 1)[0];
+    assert_eq!(c["end_reason"], "no_answer");
+    assert_eq!(c["sip_status"], 480);
+    assert_eq!(c["hangup_by"], "relay");
+}
+
+#[test]
+fn unbound_and_expired_callers_are_rejected_without_reaching_anyone() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (id, x) = r.bind("demo", "SF-F1", COURIER, CUSTOMER, 3600);
+    // Nobody listens at the gateway: a call that leaked through would time out, not 480.
+    let mut v = vars("+8613700137000", &x, "0");
+    v.push(("STATUS", "480"));
+    let mut stranger = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
+    stranger.expect_success(30);
+    let resp = stranger
+        .received()
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 480"))
+        .unwrap();
+    assert!(resp.contains("Reason: SIP;cause=480"), "{resp}");
+
+    // The binding ends (as an expired one does): the courier is refused too.
+    let (status, _) = r
+        .relay
+        .http("DELETE", &format!("/v1/bindings/{id}"), &r.key, None);
+    assert_eq!(status, 204);
+    let mut v = vars(COURIER, &x, "0");
+    v.push(("STATUS", "480"));
+    let mut courier = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
+    courier.expect_success(30);
+    let calls = r.wait_calls(&format!("?number=%2B{}", &x[1..]), 2);
+    assert!(calls.iter().all(|c| c["end_reason"] == "no_binding"), "{calls:?}");
+}
+
+#[test]
+fn expired_binding_is_rejected() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-G1", COURIER, CUSTOMER, 1);
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let mut v = vars(COURIER, &x, "0");
+    v.push(("STATUS", "480"));
+    let mut uac = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
+    uac.expect_success(30);
+}
+
+#[test]
+fn hold_and_resume_reinvites_pass_through_with_rewritten_sdp() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-H1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let mut uac = Sipp::uac(
+        &scenario("uac_reinvite.xml", &vars(COURIER, &x, "0")),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    uac.expect_success(30);
+    uas.expect_success(30);
+    let got = uas.received();
+    let reinvites: Vec<&String> = got
+        .iter()
+        .filter(|m| m.starts_with("INVITE ") && m.contains("To: <sip:") && m.contains(";tag="))
+        .collect();
+    assert_eq!(reinvites.len(), 2, "{got:?}");
+    assert!(reinvites[0].contains("a=sendonly"), "{}", reinvites[0]);
+    assert!(reinvites[1].contains("a=sendrecv"), "{}", reinvites[1]);
+    assert_absent("callee", &got, X_LEAKS_FROM_CALLER);
+    assert_absent("caller", &uac.received(), X_LEAKS_FROM_CALLEE);
+    // The callee's answer to hold (recvonly) reached the caller.
+    assert!(uac.logs().contains("reinvite 2 answer recvonly"), "{}", uac.logs());
+}
+
+#[test]
+fn call_over_tcp() {
+    let r = VoiceRelay::start(
+        Opts {
+            transport: "tcp",
+            ..Opts::default()
+        },
+        None,
+    );
+    let (_, x) = r.bind("demo", "SF-T1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, true);
+    let mut uac = Sipp::uac(
+        &scenario("uac.xml", &vars(COURIER, &x, "300")),
+        r.sip_tcp,
+        1,
+        1,
+        true,
+    );
+    uac.expect_success(30);
+    uas.expect_success(30);
+    assert_absent("callee", &uas.received(), X_LEAKS_FROM_CALLER);
+    let c = &r.wait_calls("?shipment_id=SF-T1", 1)[0];
+    assert_eq!(c["end_reason"], "completed");
+}
+
+#[test]
+fn twenty_concurrent_calls() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-K1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 20, false);
+    let mut uac = Sipp::uac(
+        &scenario("uac.xml", &vars(COURIER, &x, "2000")),
+        r.sip_udp,
+        20,
+        50,
+        false,
+    );
+    uac.expect_success(60);
+    uas.expect_success(60);
+    let calls = r.wait_calls("?shipment_id=SF-K1", 20);
+    assert!(calls.iter().all(|c| c["end_reason"] == "completed"));
+    // All 20 overlapped: each lasted about 2 s and they were placed within ~0.4 s.
+    assert!(calls
+        .iter()
+        .all(|c| c["duration_ms"].as_u64().unwrap() >= 1500));
+}
+
+#[test]
+fn redis_backed_call_and_record() {
+    let redis = common::OwnRedis::start();
+    let (mut env, key) = redis_env(&redis.url());
+    env.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
+    let r = VoiceRelay::start(
+        Opts {
+            extra_env: env,
+            ..Opts::default()
+        },
+        Some(key),
+    );
+    let (status, body) = r.relay.http(
+        "POST",
+        "/v1/pools",
+        &r.key,
+        Some(r#"{"name":"sf","country":86}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = r.relay.http(
+        "POST",
+        "/v1/pools/sf/numbers",
+        &r.key,
+        Some(r#"{"numbers":[{"number":"+8617100000001","area":"sh"}]}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, x) = r.bind("sf", "SF-R1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let mut uac = Sipp::uac(
+        &scenario("uac.xml", &vars(COURIER, &x, "200")),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    uac.expect_success(30);
+    uas.expect_success(30);
+    let c = &r.wait_calls("?shipment_id=SF-R1", 1)[0];
+    assert_eq!(c["end_reason"], "completed");
+    assert_eq!(c["pool"], "sf");
+}
+
+#[path = "common/mod.rs"]
+mod common;
