@@ -213,7 +213,7 @@ fn hold_and_resume_reinvites_pass_through_with_rewritten_sdp() {
     let got = uas.received();
     let reinvites: Vec<&String> = got
         .iter()
-        .filter(|m| m.starts_with("INVITE ") && m.contains("To: <sip:") && m.contains(";tag="))
+        .filter(|m| m.starts_with("INVITE ") && !m.contains("CSeq: 1 INVITE"))
         .collect();
     assert_eq!(reinvites.len(), 2, "{got:?}");
     assert!(reinvites[0].contains("a=sendonly"), "{}", reinvites[0]);
@@ -221,7 +221,7 @@ fn hold_and_resume_reinvites_pass_through_with_rewritten_sdp() {
     assert_absent("callee", &got, X_LEAKS_FROM_CALLER);
     assert_absent("caller", &uac.received(), X_LEAKS_FROM_CALLEE);
     // The callee's answer to hold (recvonly) reached the caller.
-    assert!(uac.logs().contains("reinvite 2 answer recvonly"), "{}", uac.logs());
+    assert!(uac.logs().contains("reinvite 2 answer a=recvonly"), "{}", uac.logs());
 }
 
 #[test]

@@ -894,8 +894,13 @@ impl Engine {
         }
     }
 
-    /// Sends BYE on `leg`'s dialog, if it is confirmed.
+    /// Sends BYE on `leg`'s dialog, if it is confirmed; `relay_reason` adds a
+    /// Reason header when the relay itself ends the call.
     pub(super) fn send_bye(&mut self, id: CallId, leg: Leg) {
+        self.send_bye_with(id, leg, None);
+    }
+
+    fn send_bye_with(&mut self, id: CallId, leg: Leg, relay_reason: Option<&str>) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -910,7 +915,10 @@ impl Engine {
         };
         let Some(dialog) = dialog else { return };
         if let Ok(b) = dialog.new_request(Method::Bye, transport_name(dest.transport), &local) {
-            let b = b.reason("SIP", 200, "call ended by the relay");
+            let b = match relay_reason {
+                Some(text) => b.reason("SIP", 200, text),
+                None => b,
+            };
             dialog.terminate();
             self.send_client(id, b, dest, TxRole::Ignore);
         }
@@ -924,8 +932,9 @@ impl Engine {
         };
         match call.state {
             State::Answered => {
-                self.send_bye(id, Leg::A);
-                self.send_bye(id, Leg::B);
+                let text = format!("call ended by the relay: {reason}");
+                self.send_bye_with(id, Leg::A, Some(&text));
+                self.send_bye_with(id, Leg::B, Some(&text));
                 self.end_call(id, reason, 200, Some("relay"));
             }
             State::Calling | State::Routing => self.abandon(id, 480, reason, "relay"),
