@@ -304,6 +304,7 @@ impl SipConfig {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -324,8 +325,10 @@ mod tests {
 
     #[test]
     fn bad_fields_are_named() {
-        let mut c = SipConfig::default();
-        c.listen = vec!["sctp:1.2.3.4:5060".into()];
+        let c = SipConfig {
+            listen: vec!["sctp:1.2.3.4:5060".into()],
+            ..SipConfig::default()
+        };
         assert_eq!(c.validate().unwrap_err().field_name(), Some("sip.listen[0]"));
         let mut c = SipConfig::default();
         c.trunks.push(TrunkConfig {

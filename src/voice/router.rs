@@ -41,11 +41,14 @@ pub enum Decision {
     Unavailable,
 }
 
+/// Cached number → pool (`None`: in no pool) and when it was learnt.
+type PoolCache = HashMap<E164, (Option<String>, Instant)>;
+
 /// Number → pool cache in front of the store.
 #[derive(Clone)]
 pub struct CallRouter {
     store: Arc<dyn BindingStore>,
-    pools: Arc<Mutex<HashMap<E164, (Option<String>, Instant)>>>,
+    pools: Arc<Mutex<PoolCache>>,
 }
 
 impl std::fmt::Debug for CallRouter {
