@@ -92,6 +92,11 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// The [`StoreError::Unavailable`] detail of a store that lost its data (e.g. Redis
+/// restarted without persistence) and holds no pool yet; `/readyz` names it.
+pub const DATA_LOST: &str = "the store lost its data and holds no pool yet: \
+                             re-create the pools or restore the data";
+
 impl StoreError {
     /// Whether the same call may succeed if retried later (store down, not input).
     pub fn is_retryable(&self) -> bool {
