@@ -11,7 +11,6 @@ mod cli;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -19,7 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use maskline::bindings::{self, NumberSpec, PoolSpec};
 use maskline::config::{self, Backend, Config, Role};
 use maskline::numbers::E164;
-use maskline::store::memory::MemoryStore;
+use maskline::store::open::redacted_url;
 use maskline::store::{BindingStore, StoreError};
 
 #[derive(Parser, Debug)]
@@ -193,7 +192,15 @@ fn serve(path: Option<&Path>) -> Result<()> {
         let metrics = maskline::telemetry::init(&cfg.log)?;
         let upkeep = maskline::telemetry::spawn_upkeep(metrics.clone());
 
-        let store: Arc<dyn BindingStore> = match cfg.store.backend {
+        // Only config errors stop start-up: an unreachable Redis is waited for in the
+        // background while the API answers 503 (a cold start brings the relay up first).
+        let store = maskline::store::open::open(&cfg.store, &secrets).with_context(|| {
+            format!(
+                "store.redis_url: cannot use Redis at {}",
+                redacted_url(&cfg.store.redis_url)
+            )
+        })?;
+        match cfg.store.backend {
             Backend::Memory => {
                 tracing::warn!(
                     "store: in-memory and NOT durable: every pool and binding is lost when \
@@ -202,33 +209,17 @@ fn serve(path: Option<&Path>) -> Result<()> {
                 if secrets.ephemeral {
                     tracing::warn!("secrets: none configured, using random per-process secrets");
                 }
-                let store: Arc<dyn BindingStore> = Arc::new(MemoryStore::new());
                 if cfg.store.demo_pool {
                     create_demo_pool(store.as_ref()).await?;
                 }
-                store
             }
             Backend::Redis => {
-                let url = redacted_url(&cfg.store.redis_url);
-                let options = maskline::store::redis::RedisOptions {
-                    timeout: Duration::from_millis(cfg.store.redis_timeout_ms),
-                    connections: cfg.store.redis_connections,
-                };
-                let store = maskline::store::redis::RedisStore::connect_with(
-                    &cfg.store.redis_url,
-                    secrets.hasher.clone(),
-                    secrets.sealer.clone(),
-                    options,
-                )
-                .await
-                .with_context(|| format!("store.redis_url: cannot use Redis at {url}"))?;
-                tracing::info!(redis = %url, "store: redis");
+                tracing::info!(redis = %redacted_url(&cfg.store.redis_url), "store: redis");
                 if cfg.store.demo_pool {
                     tracing::info!("store.demo_pool is ignored with the redis store");
                 }
-                Arc::new(store)
             }
-        };
+        }
 
         let (stop_reaper, reaper_stopped) = tokio::sync::oneshot::channel::<()>();
         let reaper = tokio::spawn(maskline::store::reaper::run_reaper(
@@ -295,17 +286,6 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// The Redis URL without its password, for logs and errors.
-fn redacted_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 /// Pool `demo` (country 86) with eight `+86170...` numbers in two areas.
 async fn create_demo_pool(store: &dyn BindingStore) -> Result<()> {
     let spec = PoolSpec {
@@ -343,22 +323,6 @@ async fn create_demo_pool(store: &dyn BindingStore) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redis_passwords_never_reach_logs() {
-        assert_eq!(
-            redacted_url("redis://:s3cret@10.0.0.5:6379/0"),
-            "redis://***@10.0.0.5:6379/0"
-        );
-        assert_eq!(
-            redacted_url("rediss://user:p@ss@host:6380/"),
-            "rediss://***@host:6380/"
-        );
-        assert_eq!(
-            redacted_url("redis://127.0.0.1:6379/"),
-            "redis://127.0.0.1:6379/"
-        );
-    }
 
     #[test]
     fn cli_parses_the_contract_commands() {

@@ -8,6 +8,8 @@
 //!   hash slot (`{pool}` hash tag), keys hold keyed hashes of numbers, values hold
 //!   sealed numbers, and expiry is a Redis TTL so nothing expired ever routes.
 //!
+//! [`open::open`] builds the configured one at start-up (without waiting for Redis).
+//!
 //! ## Semantics every implementation must follow
 //! - Time is passed in as `now` (ms since epoch) by the caller. A binding is *live*
 //!   while `now < expires_at`; an expired binding behaves exactly like a deleted one
@@ -44,6 +46,7 @@ use crate::bindings::{
 use crate::numbers::E164;
 
 pub mod memory;
+pub mod open;
 pub mod reaper;
 pub mod redis;
 
