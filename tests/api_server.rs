@@ -239,3 +239,60 @@ async fn shutdown_closes_idle_keep_alive_connections_promptly() {
         .ok();
     drop((h1, h2));
 }
+
+/// Sends `head` and then `body` on a raw connection (as common clients do: the
+/// whole body first), and returns what the server answered, or the I/O error.
+async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    head: String,
+    body: Vec<u8>,
+) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let (mut rd, mut wr) = tcp.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        wr.write_all(&body).await?;
+        wr.flush().await?;
+        Ok::<_, std::io::Error>(wr)
+    });
+    // Let the client finish writing before reading, like a client that sends the
+    // whole request first.
+    let _wr = writer.await.unwrap()?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(4).any(|w| w == b"\r\n\r\n") && out.ends_with(b"}") {
+                    break;
+                }
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Issue 6.8: a body over the limit gets its 413 even from a client that writes the
+/// whole body before reading (the server reads and discards it, up to a bound),
+/// instead of a connection reset.
+#[tokio::test]
+async fn an_oversized_body_gets_its_413_not_a_reset() {
+    let srv = start(memory()).await;
+    let addr = srv.client.addr;
+    let size = 32 * 1024 * 1024; // 512 times the test limit (64 KiB)
+    let head = format!(
+        "POST /v1/bindings HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {APP}\r\n\
+         content-type: application/json\r\ncontent-length: {size}\r\n\r\n"
+    );
+    let answer = raw_exchange(addr, head, vec![b' '; size])
+        .await
+        .expect("the client must get an answer, not a reset");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+    srv.stop().await.unwrap();
+}

@@ -11,34 +11,53 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::HttpError;
 
+/// Most bytes of an oversized body read and thrown away before answering 413, so
+/// a client that writes its whole body before reading gets the 413 instead of a
+/// connection reset. Larger announced bodies are refused without reading.
+pub const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Longest time spent throwing away an oversized body.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Reads the whole body, refusing (413) anything larger than `limit` bytes, whether
-/// announced by `Content-Length` or discovered while reading.
+/// announced by `Content-Length` or discovered while reading. Before a 413 the rest
+/// of the body is read and discarded (up to [`DRAIN_MAX_BYTES`] in all, within
+/// [`DRAIN_TIMEOUT`]).
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, HttpError> {
-    if let Some(len) = headers
+    let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = announced {
         if len > limit as u64 {
+            if len <= DRAIN_MAX_BYTES {
+                drain(body, 0).await;
+            }
             return Err(HttpError::body_too_large(limit));
         }
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<LengthLimitError>().is_some()
-                || std::error::Error::source(&*e)
-                    .is_some_and(|s| s.downcast_ref::<LengthLimitError>().is_some())
-            {
-                Err(HttpError::body_too_large(limit))
-            } else {
-                Err(HttpError::new(
+    let mut body = body;
+    let mut out = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(out.freeze()),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        drain(body, (out.len() + data.len()) as u64).await;
+                        return Err(HttpError::body_too_large(limit));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+            Some(Err(_)) => {
+                return Err(HttpError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_body",
                     "the request body could not be read",
@@ -46,6 +65,25 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             }
         }
     }
+}
+
+/// Reads and discards the rest of `body` (`seen` bytes were read already), up to
+/// [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`].
+async fn drain(mut body: Body, seen: u64) {
+    let mut seen = seen;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while seen <= DRAIN_MAX_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        seen += data.len() as u64;
+                    }
+                }
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// The media type of the request, lowercased, without parameters.
