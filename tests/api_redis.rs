@@ -208,3 +208,74 @@ async fn after_redis_loses_its_data_bindings_can_still_be_ended_and_readyz_says_
     assert_eq!(c.get("/readyz", None).await.status, 200);
     srv.stop().await.unwrap();
 }
+
+/// Issue 6.4: a create that times out (Redis stalled past the call timeout) may
+/// still commit once Redis resumes, so a `503` does not mean "not created". The
+/// documented remedy is the idempotent retry: the same request answers `200` with
+/// the binding that was committed, never a second one.
+#[tokio::test]
+async fn a_retry_after_a_timed_out_create_returns_the_committed_binding() {
+    let redis = OwnRedis::start();
+    let hasher = NumberHasher::new(&[7u8; 32]).unwrap();
+    let store = RedisStore::connect_with(
+        &redis.url(),
+        hasher,
+        Sealer::random(),
+        maskline::store::redis::RedisOptions {
+            timeout: Duration::from_millis(300),
+            connections: 1,
+        },
+    )
+    .await
+    .unwrap();
+    let srv = start(Arc::new(store)).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "stall", &["+8617000000401", "+8617000000402"]).await;
+    let req = |s: &str, a: &str| {
+        json!({"pool": "stall", "shipment_id": s, "party_a": a,
+               "party_b": "+8613700000401", "ttl_s": 600})
+    };
+    // Warm up: the pool id and the script are known to the relay and Redis.
+    let r = c
+        .post("/v1/bindings", Some(APP), &req("S0", "+8613900000400"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let paused = Instant::now();
+    let r = c
+        .post("/v1/bindings", Some(APP), &req("S1", "+8613900000401"))
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (503, "store_unavailable"),
+        "{}",
+        r.text()
+    );
+    // Redis resumes and runs the script the relay gave up on.
+    tokio::time::sleep(Duration::from_millis(1700).saturating_sub(paused.elapsed())).await;
+    let r = c
+        .get("/v1/bindings?shipment_id=S1&pool=stall", Some(APP))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let committed = r.json()["bindings"][0].clone();
+    assert!(
+        committed["id"].is_string(),
+        "the create committed: {committed}"
+    );
+
+    let r = c
+        .post("/v1/bindings", Some(APP), &req("S1", "+8613900000401"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), committed);
+    srv.stop().await.unwrap();
+}
