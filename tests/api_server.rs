@@ -296,3 +296,103 @@ async fn an_oversized_body_gets_its_413_not_a_reset() {
     assert!(answer.contains("body_too_large"), "{answer}");
     srv.stop().await.unwrap();
 }
+
+/// Reads from `s` until EOF or an error (the server closed), giving up after 10 s;
+/// returns what was read, or `None` if the connection stayed open.
+async fn read_until_closed(s: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    closed
+        .ok()
+        .map(|()| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Issue 6.2: a client that sends nothing, or stops in the middle of a body, is cut
+/// off after the configured timeouts, while other clients are served.
+#[tokio::test]
+async fn stalled_clients_are_cut_off_while_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    let mut cfg = config();
+    cfg.header_timeout_ms = 1000;
+    cfg.body_timeout_ms = 1000;
+    cfg.idle_timeout_ms = 1000;
+    let srv = start_with(cfg, memory(), None).await;
+    let c = srv.client.clone();
+    let addr = c.addr;
+
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut half_body = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half_body
+        .write_all(
+            format!(
+                "POST /v1/pools HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN}\r\n\
+                 content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"name\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut idle_keep_alive = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle_keep_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    // Others are served meanwhile.
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+    pool_with_numbers(&c, "busy", &[X1]).await;
+
+    let cut = read_until_closed(&mut silent).await;
+    assert_eq!(
+        cut.as_deref(),
+        Some(""),
+        "a silent connection must be closed"
+    );
+    let cut = read_until_closed(&mut half_body)
+        .await
+        .expect("a stalled body must be cut off");
+    assert!(cut.starts_with("HTTP/1.1 408"), "{cut}");
+    assert!(cut.contains("request_timeout"), "{cut}");
+    let cut = read_until_closed(&mut idle_keep_alive)
+        .await
+        .expect("an idle keep-alive connection must be closed");
+    assert!(cut.starts_with("HTTP/1.1 200"), "{cut}");
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+    srv.stop().await.unwrap();
+}
+
+/// Issue 6.2: beyond `api.max_connections`, new connections are closed at once, and
+/// served again once a slot is free.
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed() {
+    let mut cfg = config();
+    cfg.max_connections = 2;
+    let srv = start_with(cfg, memory(), None).await;
+    let addr = srv.client.addr;
+    let hold1 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _hold2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(read_until_closed(&mut extra).await.as_deref(), Some(""));
+    drop(hold1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = srv.client.clone();
+        let served = tokio::spawn(async move { c.get("/healthz", None).await.status }).await;
+        if matches!(served, Ok(200)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never served again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    srv.stop().await.unwrap();
+}

@@ -159,7 +159,7 @@ async fn create_inner(
     body: Body,
 ) -> Result<Created, HttpError> {
     json::require_json(headers)?;
-    let bytes = json::read_body(headers, body, st.max_body).await?;
+    let bytes = json::read_body(headers, body, st.max_body, st.body_timeout).await?;
     let req: CreateBody = json::parse(&bytes)?;
     crate::bindings::validate_pool_name(&req.pool)
         .map_err(|e| HttpError::invalid_field("pool", format!("pool: {}", e.message)))?;
@@ -325,7 +325,7 @@ pub(crate) async fn update(
     caller.require(BINDING_WRITERS)?;
     let id = binding_id(&id)?;
     json::require_json(&headers)?;
-    let bytes = json::read_body(&headers, body, st.max_body).await?;
+    let bytes = json::read_body(&headers, body, st.max_body, st.body_timeout).await?;
     let req: PatchBody = json::parse(&bytes)?;
     if req.party_a.is_none() && req.party_b.is_none() && req.expires_at.is_none() {
         return Err(HttpError::invalid_field(

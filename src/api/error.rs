@@ -100,6 +100,16 @@ impl HttpError {
         )
     }
 
+    /// 408 `request_timeout`: the body did not arrive in time (the connection is
+    /// closed after this answer).
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type(expected: &str) -> Self {
         Self::new(
@@ -240,6 +250,9 @@ impl IntoResponse for HttpError {
         );
         if let Some(s) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -29,7 +29,24 @@ pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 /// announced by `Content-Length` or discovered while reading. Before a 413 the rest
 /// of the body is read and discarded (up to [`DRAIN_MAX_BYTES`] in all, within
 /// [`DRAIN_TIMEOUT`]).
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, HttpError> {
+///
+/// A body that does not arrive within `timeout` is refused with 408.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, HttpError> {
+    tokio::time::timeout(timeout, read_body_inner(headers, body, limit))
+        .await
+        .unwrap_or_else(|_| Err(HttpError::request_timeout()))
+}
+
+async fn read_body_inner(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, HttpError> {
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

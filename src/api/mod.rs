@@ -36,7 +36,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::request::Parts;
@@ -54,6 +54,7 @@ use crate::store::BindingStore;
 
 pub mod auth;
 mod bindings;
+mod conn;
 pub mod error;
 pub mod json;
 mod ops;
@@ -63,7 +64,7 @@ mod server;
 
 pub use auth::{key_hash, Caller};
 pub use error::HttpError;
-pub use server::DRAIN_TIMEOUT;
+pub use server::{DRAIN_TIMEOUT, METRIC_CONNECTIONS_REFUSED};
 
 /// Failures setting up or running the server (not request errors: see [`HttpError`]).
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +99,8 @@ pub(crate) struct Inner {
     pub(crate) limits: ratelimit::RateLimits,
     pub(crate) metrics: Option<PrometheusHandle>,
     pub(crate) max_body: usize,
+    /// Longest time a client may take to send a request body.
+    pub(crate) body_timeout: std::time::Duration,
 }
 
 /// Cheap-to-clone handle on [`Inner`].
@@ -116,6 +119,7 @@ pub struct Api {
     router: Router,
     routes: Vec<(&'static str, &'static [&'static str])>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: server::Limits,
 }
 
 impl std::fmt::Debug for Api {
@@ -157,12 +161,19 @@ impl Api {
             limits,
             metrics,
             max_body: cfg.max_body_bytes,
+            body_timeout: Duration::from_millis(cfg.body_timeout_ms),
         }));
         let (router, routes) = build_router(state);
+        let limits = server::Limits {
+            header_timeout: Duration::from_millis(cfg.header_timeout_ms),
+            idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
+            max_connections: cfg.max_connections.max(1),
+        };
         Ok(Api {
             router,
             routes,
             tls,
+            limits,
         })
     }
 
@@ -185,7 +196,7 @@ impl Api {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ApiError> {
-        server::serve(self.router, self.tls, listener, shutdown).await
+        server::serve(self.router, self.tls, self.limits, listener, shutdown).await
     }
 }
 

@@ -45,7 +45,7 @@ pub(crate) async fn create(
 ) -> Result<Response, HttpError> {
     caller.require(POOL_WRITERS)?;
     json::require_json(&headers)?;
-    let bytes = json::read_body(&headers, body, st.max_body).await?;
+    let bytes = json::read_body(&headers, body, st.max_body, st.body_timeout).await?;
     let req: CreatePool = json::parse(&bytes)?;
     validate_pool_name(&req.name)?;
     if !(1..=999).contains(&req.country) {
@@ -428,7 +428,7 @@ pub(crate) async fn import(
             ))
         }
     };
-    let bytes = json::read_body(&headers, body, st.max_body).await?;
+    let bytes = json::read_body(&headers, body, st.max_body, st.body_timeout).await?;
     let country = st.store.get_pool(&pool).await?.country;
     let (entries, mut errors) = if csv {
         let text = std::str::from_utf8(&bytes).map_err(|_| {

@@ -2,29 +2,46 @@
 //! provider), serves HTTP/1.1 and HTTP/2 on each connection with hyper-util's auto
 //! builder, and on shutdown stops accepting and drains open connections gracefully
 //! (in-flight requests get their answers, idle keep-alive connections close).
+//!
+//! Slow and silent clients are cut off ([`Limits`]): header and idle timeouts here
+//! and in [`super::conn`], the body timeout in `read_body`, and a cap on open
+//! connections (connections beyond it are closed at once).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
+use super::conn::{ConnState, InFlight, Watched};
 use super::ApiError;
 
 /// Longest wait for in-flight requests after shutdown is asked for.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest time a client may take for its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest time a client may take to send HTTP/1 request headers (slowloris guard).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connection limits from `[api]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Longest time a client may take to send HTTP/1 request headers.
+    pub(crate) header_timeout: Duration,
+    /// Longest silence of a connection with no request in flight.
+    pub(crate) idle_timeout: Duration,
+    /// Most open connections.
+    pub(crate) max_connections: usize,
+}
+
+/// Metric: connections closed at once because `api.max_connections` were open.
+pub const METRIC_CONNECTIONS_REFUSED: &str = "maskline_http_connections_refused_total";
 
 /// Loads a PEM certificate chain and private key into a TLS acceptor (ALPN h2 and
 /// http/1.1).
@@ -55,6 +72,7 @@ pub(crate) fn tls_acceptor(cert_path: &str, key_path: &str) -> Result<TlsAccepto
 pub(crate) async fn serve(
     router: Router,
     tls: Option<TlsAcceptor>,
+    limits: Limits,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
@@ -62,13 +80,14 @@ pub(crate) async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(limits.header_timeout);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, tls = tls.is_some(), "api listening");
     }
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -83,12 +102,30 @@ pub(crate) async fn serve(
                 }
             },
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            metrics::counter!(METRIC_CONNECTIONS_REFUSED).increment(1);
+            tracing::debug!("connection refused: api.max_connections are open");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let state = Arc::new(ConnState::default());
+        let stream = Watched::new(stream, state.clone(), limits.idle_timeout);
         let watcher = graceful.watcher();
         let builder = builder.clone();
-        let service = TowerToHyperService::new(router.clone());
+        let router = router.clone();
+        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let guard = InFlight::enter(&state);
+            let router = router.clone();
+            async move {
+                let resp = router.oneshot(req).await;
+                drop(guard);
+                resp
+            }
+        });
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let result = match tls {
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
