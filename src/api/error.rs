@@ -243,6 +243,8 @@ impl HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, self.body_json()).into_response();
+        resp.extensions_mut()
+            .insert(super::refusals::ErrorCode(self.code));
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
