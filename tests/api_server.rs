@@ -396,3 +396,66 @@ async fn connections_beyond_the_cap_are_closed() {
     }
     srv.stop().await.unwrap();
 }
+
+/// Issue 6.5: every error a client can get is the JSON error shape with a message
+/// written for people: also a garbage request line, an overlong URL, a JSON array
+/// or a duplicate key as body, and a pool name that no pool can have.
+#[tokio::test]
+async fn every_error_is_the_json_shape_with_a_human_message() {
+    let srv = start(memory()).await;
+    let c = srv.client.clone();
+    let addr = c.addr;
+    let body_of = |answer: &str| -> serde_json::Value {
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    };
+
+    let answer = raw_exchange(addr, "GARBAGE\r\n\r\n".into(), Vec::new())
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(body_of(&answer)["error"]["message"].is_string(), "{answer}");
+
+    let long = format!(
+        "GET /v1/pools/{} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let answer = raw_exchange(addr, long, Vec::new()).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    assert_eq!(body_of(&answer)["error"]["code"], "uri_too_long");
+
+    let r = c
+        .post_raw("/v1/bindings", Some(APP), "application/json", "[1,2]")
+        .await;
+    assert_eq!(r.status, 400);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        msg.contains("JSON object") && !msg.contains("struct"),
+        "{msg}"
+    );
+
+    let r = c
+        .post_raw(
+            "/v1/bindings",
+            Some(APP),
+            "application/json",
+            r#"{"pool":"p","pool":"q","shipment_id":"S","party_a":"+8613900000001","party_b":"+8613700000001","ttl_s":60}"#,
+        )
+        .await;
+    assert_eq!(err_of(&r), e(400, "invalid_field", Some("pool")));
+    assert!(r.text().contains("more than once"), "{}", r.text());
+
+    let r = c.get("/v1/pools/a%00b", Some(ADMIN)).await;
+    assert_eq!(err_of(&r), e(400, "invalid_path", Some("pool")));
+    assert!(!r.text().contains("\\u0000"), "{}", r.text());
+    assert!(!r.text().contains("a\u{0}b"), "{}", r.text());
+
+    // Ordinary requests still work, also over one kept-alive HTTP/2 connection.
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+    srv.stop().await.unwrap();
+}

@@ -166,7 +166,12 @@ impl From<StoreError> for HttpError {
             StoreError::PoolNotFound(pool) => HttpError::new(
                 StatusCode::NOT_FOUND,
                 "pool_not_found",
-                format!("pool '{pool}' not found"),
+                // Only a name that could be a pool's is echoed.
+                if crate::bindings::validate_pool_name(&pool).is_ok() {
+                    format!("pool '{pool}' not found")
+                } else {
+                    "no pool with that name".to_owned()
+                },
             ),
             StoreError::PoolExists(pool) => HttpError::new(
                 StatusCode::CONFLICT,

@@ -174,6 +174,17 @@ fn map_json_error(path: &str, e: &serde_json::Error) -> HttpError {
                     format!("missing field '{field}'"),
                 )
                 .with_field(field)
+            } else if msg.starts_with("duplicate field") {
+                let name = backticked(&msg).unwrap_or("?");
+                let parent = path
+                    .strip_suffix(name)
+                    .map(|p| p.strip_suffix('.').unwrap_or(p))
+                    .unwrap_or(path);
+                let field = join(parent, name);
+                HttpError::invalid_field(
+                    field.clone(),
+                    format!("field '{field}' is given more than once"),
+                )
             } else if msg.starts_with("unknown field") {
                 // The path may or may not already end in the unknown key.
                 let name = backticked(&msg).unwrap_or("?");
@@ -206,6 +217,14 @@ fn map_json_error(path: &str, e: &serde_json::Error) -> HttpError {
                         // Drop serde_json's position suffix.
                         s.split(" at line ").next().unwrap_or(s).to_string()
                     })
+                    // Serde names Rust types ("struct CreateBody with 7 elements").
+                    .map(|s| {
+                        if s.starts_with("expected struct") || s.starts_with("expected a map") {
+                            "expected a JSON object".to_string()
+                        } else {
+                            s
+                        }
+                    })
                     .unwrap_or_else(|| "a valid value".to_string());
                 HttpError::invalid_field(field.clone(), format!("{field}: {expected}"))
             }
@@ -217,6 +236,20 @@ fn map_json_error(path: &str, e: &serde_json::Error) -> HttpError {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(HttpError::invalid_json("the request body is empty"));
+    }
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        // Well-formed JSON of another kind (array, string, number...) is the wrong
+        // shape, not malformed; anything else is malformed.
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => HttpError::invalid_field(
+                    "(body)",
+                    "the request body must be a JSON object ({...})",
+                ),
+                Err(e) => map_json_error(".", &e),
+            },
+        );
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = serde_path_to_error::deserialize(&mut de)
@@ -308,5 +341,15 @@ mod tests {
         assert!(!e.message.contains("13812345678"), "{}", e.message);
         let e = err(r#"[1]"#);
         assert_eq!(e.code, "invalid_field");
+        assert_eq!(e.message, "the request body must be a JSON object ({...})");
+        let e = err(r#"{"name":"x","name":"y"}"#);
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("name"))
+        );
+        assert!(e.message.contains("more than once"), "{}", e.message);
+        let e = err(r#"{"name":"x","items":[[]]}"#);
+        assert_eq!(e.field.as_deref(), Some("items[0]"));
+        assert!(!e.message.contains("struct"), "{}", e.message);
     }
 }

@@ -59,6 +59,7 @@ pub mod error;
 pub mod json;
 mod ops;
 mod pools;
+mod preface;
 pub mod ratelimit;
 mod refusals;
 mod server;

@@ -23,6 +23,19 @@ use crate::numbers::E164;
 /// Longest grace or cooling accepted (a year), so typos do not pin numbers forever.
 const MAX_PERIOD_S: u64 = 366 * 24 * 3600;
 
+/// Refuses a pool name in a path that no pool can have (400 `invalid_path`,
+/// without echoing it).
+fn pool_in_path(pool: &str) -> Result<(), HttpError> {
+    validate_pool_name(pool).map_err(|e| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            format!("pool: not a pool name: it {}", e.message),
+        )
+        .with_field("pool")
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreatePool {
@@ -132,6 +145,7 @@ pub(crate) async fn stats(
     PathParams(pool): PathParams<String>,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_READERS)?;
+    pool_in_path(&pool)?;
     let s = st.store.pool_stats(&pool, now_ms()).await?;
     let view = StatsView {
         pool: s.spec,
@@ -417,6 +431,7 @@ pub(crate) async fn import(
     body: Body,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_WRITERS)?;
+    pool_in_path(&pool)?;
     let media = json::media_type(&headers);
     let csv = match media.as_deref() {
         None => false,
@@ -468,6 +483,7 @@ pub(crate) async fn retire(
     PathParams((pool, number)): PathParams<(String, String)>,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_WRITERS)?;
+    pool_in_path(&pool)?;
     let country = st.store.get_pool(&pool).await?.country;
     let number = parse_number(&number, "number", Some(country))?;
     st.store.retire_number(&pool, &number).await?;
@@ -492,6 +508,7 @@ pub(crate) async fn route(
     query: QueryPairs,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_READERS)?;
+    pool_in_path(&pool)?;
     query.only(&["caller"])?;
     let raw = query.get("caller").ok_or_else(|| {
         HttpError::new(

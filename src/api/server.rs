@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::conn::{ConnState, InFlight, Watched};
+use super::preface::{check_request_line, Preface, Prefixed};
 use super::ApiError;
 
 /// Longest wait for in-flight requests after shutdown is asked for.
@@ -68,6 +69,30 @@ pub(crate) fn tls_acceptor(cert_path: &str, key_path: &str) -> Result<TlsAccepto
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Checks the first request line (answering a bad one in our error shape) within
+/// `timeout`; `None` when the connection is done (or the server is stopping).
+async fn preface<IO>(
+    mut io: IO,
+    timeout: Duration,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<Prefixed<IO>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let checked = tokio::select! {
+        r = tokio::time::timeout(timeout, check_request_line(&mut io)) => r,
+        _ = stopping.wait_for(|s| *s) => return None,
+    };
+    match checked {
+        Ok(Preface::Serve(prefix)) => Some(Prefixed::new(prefix, io)),
+        Ok(Preface::Closed | Preface::Refused) => None,
+        Err(_) => {
+            tracing::debug!("request line timed out");
+            None
+        }
+    }
+}
+
 /// Runs the accept loop until `shutdown`, then drains.
 pub(crate) async fn serve(
     router: Router,
@@ -88,6 +113,9 @@ pub(crate) async fn serve(
         tracing::info!(%addr, tls = tls.is_some(), "api listening");
     }
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    // Tells connections still before their first request line that we are stopping
+    // (they hold a graceful watcher, so the drain would otherwise wait for them).
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -124,15 +152,20 @@ pub(crate) async fn serve(
             }
         });
         let tls = tls.clone();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let header_timeout = limits.header_timeout;
             let result = match tls {
                 Some(acceptor) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(s)) => {
+                            let Some(io) = preface(s, header_timeout, &mut stopping).await else {
+                                return;
+                            };
                             watcher
-                                .watch(builder.serve_connection(TokioIo::new(s), service))
+                                .watch(builder.serve_connection(TokioIo::new(io), service))
                                 .await
                         }
                         Ok(Err(e)) => {
@@ -146,8 +179,11 @@ pub(crate) async fn serve(
                     }
                 }
                 None => {
+                    let Some(io) = preface(stream, header_timeout, &mut stopping).await else {
+                        return;
+                    };
                     watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .watch(builder.serve_connection(TokioIo::new(io), service))
                         .await
                 }
             };
@@ -157,6 +193,7 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
+    let _ = stopping_tx.send(true);
     tracing::info!("api draining connections");
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
