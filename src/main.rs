@@ -294,6 +294,7 @@ async fn create_demo_pool(store: &dyn BindingStore) -> Result<()> {
         grace_s: bindings::DEFAULT_GRACE_S,
         cooling_s: bindings::DEFAULT_COOLING_S,
         max_bindings_per_number: bindings::DEFAULT_MAX_BINDINGS_PER_NUMBER,
+        allow_foreign_parties: false,
     };
     match store.create_pool(spec).await {
         Ok(()) | Err(StoreError::PoolExists(_)) => {}

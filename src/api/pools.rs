@@ -47,6 +47,8 @@ struct CreatePool {
     cooling_s: Option<u64>,
     #[serde(default)]
     max_bindings_per_number: Option<u32>,
+    #[serde(default)]
+    allow_foreign_parties: Option<bool>,
 }
 
 /// `POST /v1/pools`
@@ -92,6 +94,7 @@ pub(crate) async fn create(
         grace_s,
         cooling_s,
         max_bindings_per_number: max,
+        allow_foreign_parties: req.allow_foreign_parties.unwrap_or(false),
     };
     st.store.create_pool(spec.clone()).await?;
     Ok(json::respond(StatusCode::CREATED, &spec))
@@ -453,6 +456,16 @@ pub(crate) async fn import(
     } else {
         parse_json_import(&bytes, country)?
     };
+    // The pool's virtual numbers are all of its country.
+    let (entries, foreign): (Vec<_>, Vec<_>) = entries
+        .into_iter()
+        .partition(|(_, n)| n.number.country_code() == country.to_string());
+    for (origin, _) in foreign {
+        errors.push(ImportErrorView::new(
+            origin,
+            format!("number: not of this pool's country (+{country})"),
+        ));
+    }
     let (origins, specs): (Vec<Origin>, Vec<NumberSpec>) = entries.into_iter().unzip();
     let outcome = st.store.import_numbers(&pool, specs).await?;
     for (i, message) in outcome.errors {

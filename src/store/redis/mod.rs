@@ -8,7 +8,7 @@
 //! ## Key layout (pool `p`; `X` = virtual number digits, `h(n)` = party tag: 8 bytes of its keyed hash)
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards` | none |
+//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards foreign` | none |
 //! | `{p}n` | hash | `X` → `<state a/r><caps 0-3><area>` | none |
 //! | `{p}ld` | zset | active `X` → live bindings (allocation order) | none |
 //! | `{p}la:<area>` | zset | same, for numbers of one area | none |
