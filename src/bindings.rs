@@ -174,6 +174,10 @@ pub struct PoolSpec {
     pub cooling_s: u64,
     /// Cap on live bindings per number (default 200).
     pub max_bindings_per_number: u32,
+    /// Whether parties may have numbers of other countries than `country` (default
+    /// false). Virtual numbers of the pool must always be of `country`.
+    #[serde(default)]
+    pub allow_foreign_parties: bool,
 }
 
 /// Default grace after delivery: 72 hours.
@@ -403,6 +407,7 @@ mod tests {
             grace_s: DEFAULT_GRACE_S,
             cooling_s: DEFAULT_COOLING_S,
             max_bindings_per_number: DEFAULT_MAX_BINDINGS_PER_NUMBER,
+            allow_foreign_parties: false,
         };
         assert!(validate_pool_spec(&spec).is_ok());
         let bad = |f: fn(&mut PoolSpec)| {

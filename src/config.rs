@@ -112,6 +112,16 @@ pub struct ApiConfig {
     pub rate_per_key_per_s: u32,
     /// Burst allowed per API key.
     pub rate_burst: u32,
+    /// Longest time a client may take to send a request's headers, milliseconds.
+    pub header_timeout_ms: u64,
+    /// Longest time a client may take to send a request's body, milliseconds
+    /// (past it: 408 and the connection is closed).
+    pub body_timeout_ms: u64,
+    /// A connection with no request in flight that sends nothing for this long is
+    /// closed, milliseconds (also a new connection that never sends a request).
+    pub idle_timeout_ms: u64,
+    /// Most open client connections; further ones are closed at once.
+    pub max_connections: usize,
     /// `[api.tls]`: serve HTTPS with rustls when set.
     pub tls: Option<TlsConfig>,
     /// `[[api.keys]]`: API keys, stored as hashes.
@@ -125,6 +135,10 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             rate_per_key_per_s: 5000,
             rate_burst: 10000,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
             tls: None,
             keys: Vec::new(),
         }

@@ -19,9 +19,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use maskline::bindings::{self, NumberSpec, PoolSpec};
 use maskline::config::{self, Backend, Config, Role};
 use maskline::numbers::E164;
-use maskline::store::memory::MemoryStore;
 use maskline::events::{MemoryRecords, RecordStore, RedisRecords};
 use maskline::media::{MediaConfig, MediaRelay};
+use maskline::store::open::redacted_url;
 use maskline::store::{BindingStore, StoreError};
 use maskline::voice::Voice;
 
@@ -199,7 +199,15 @@ fn serve(path: Option<&Path>) -> Result<()> {
         let metrics = maskline::telemetry::init(&cfg.log)?;
         let upkeep = maskline::telemetry::spawn_upkeep(metrics.clone());
 
-        let (store, records) = match cfg.store.backend {
+        // Only config errors stop start-up: an unreachable Redis is waited for in the
+        // background while the API answers 503 (a cold start brings the relay up first).
+        let store = maskline::store::open::open(&cfg.store, &secrets).with_context(|| {
+            format!(
+                "store.redis_url: cannot use Redis at {}",
+                redacted_url(&cfg.store.redis_url)
+            )
+        })?;
+        let records: Arc<dyn RecordStore> = match cfg.store.backend {
             Backend::Memory => {
                 tracing::warn!(
                     "store: in-memory and NOT durable: every pool and binding is lost when \
@@ -208,44 +216,23 @@ fn serve(path: Option<&Path>) -> Result<()> {
                 if secrets.ephemeral {
                     tracing::warn!("secrets: none configured, using random per-process secrets");
                 }
-                let store: Arc<dyn BindingStore> = Arc::new(MemoryStore::new());
                 if cfg.store.demo_pool {
                     create_demo_pool(store.as_ref()).await?;
                 }
-                let records: Arc<dyn RecordStore> =
-                    Arc::new(MemoryRecords::new(100_000, RECORD_RETENTION));
-                (store, records)
+                Arc::new(MemoryRecords::new(100_000, RECORD_RETENTION))
             }
             Backend::Redis => {
-                let url = redacted_url(&cfg.store.redis_url);
-                let options = maskline::store::redis::RedisOptions {
-                    timeout: Duration::from_millis(cfg.store.redis_timeout_ms),
-                    connections: cfg.store.redis_connections,
-                };
-                let store = maskline::store::redis::RedisStore::connect_with(
-                    &cfg.store.redis_url,
-                    secrets.hasher.clone(),
-                    secrets.sealer.clone(),
-                    options,
-                )
-                .await
-                .with_context(|| format!("store.redis_url: cannot use Redis at {url}"))?;
-                tracing::info!(redis = %url, "store: redis");
+                tracing::info!(redis = %redacted_url(&cfg.store.redis_url), "store: redis");
                 if cfg.store.demo_pool {
                     tracing::info!("store.demo_pool is ignored with the redis store");
                 }
-                let conn = redis::Client::open(cfg.store.redis_url.as_str())
-                    .context("store.redis_url")?
-                    .get_connection_manager()
-                    .await
-                    .with_context(|| format!("store.redis_url: cannot use Redis at {url}"))?;
-                let records: Arc<dyn RecordStore> = Arc::new(RedisRecords::new(
-                    conn,
+                let client = redis::Client::open(cfg.store.redis_url.as_str())
+                    .context("store.redis_url")?;
+                Arc::new(RedisRecords::new(
+                    client,
                     RECORD_RETENTION,
                     Duration::from_millis(cfg.store.redis_timeout_ms),
-                ));
-                let store: Arc<dyn BindingStore> = Arc::new(store);
-                (store, records)
+                ))
             }
         };
 
@@ -354,17 +341,6 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-/// The Redis URL without its password, for logs and errors.
-fn redacted_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 /// Pool `demo` (country 86) with eight `+86170...` numbers in two areas.
 async fn create_demo_pool(store: &dyn BindingStore) -> Result<()> {
     let spec = PoolSpec {
@@ -373,6 +349,7 @@ async fn create_demo_pool(store: &dyn BindingStore) -> Result<()> {
         grace_s: bindings::DEFAULT_GRACE_S,
         cooling_s: bindings::DEFAULT_COOLING_S,
         max_bindings_per_number: bindings::DEFAULT_MAX_BINDINGS_PER_NUMBER,
+        allow_foreign_parties: false,
     };
     match store.create_pool(spec).await {
         Ok(()) | Err(StoreError::PoolExists(_)) => {}
@@ -402,22 +379,6 @@ async fn create_demo_pool(store: &dyn BindingStore) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redis_passwords_never_reach_logs() {
-        assert_eq!(
-            redacted_url("redis://:s3cret@10.0.0.5:6379/0"),
-            "redis://***@10.0.0.5:6379/0"
-        );
-        assert_eq!(
-            redacted_url("rediss://user:p@ss@host:6380/"),
-            "rediss://***@host:6380/"
-        );
-        assert_eq!(
-            redacted_url("redis://127.0.0.1:6379/"),
-            "redis://127.0.0.1:6379/"
-        );
-    }
 
     #[test]
     fn cli_parses_the_contract_commands() {

@@ -508,3 +508,76 @@ async fn chunked_post(addr: std::net::SocketAddr, path: &str, key: &str, size: u
     let _ = s.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// Issue 6.7: a pool's country is enforced: its virtual numbers must be of it, and
+/// so must the parties unless the pool allows foreign parties.
+#[tokio::test]
+async fn pool_country_is_enforced_for_numbers_and_parties() {
+    let srv = start(memory()).await;
+    let c = &srv.client;
+    pool_with_numbers(c, "cn", &[X1]).await;
+    let r = c
+        .post(
+            "/v1/pools/cn/numbers",
+            Some(ADMIN),
+            &json!({"numbers": [{"number": "+12025550123"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["added"], 0, "{}", r.text());
+    assert_eq!(r.json()["errors"].as_array().unwrap().len(), 1);
+    assert!(r.text().contains("country"), "{}", r.text());
+
+    let foreign = "+12025550199";
+    let r = c
+        .post(
+            "/v1/bindings",
+            Some(APP),
+            &json!({"pool": "cn", "shipment_id": "F1", "party_a": foreign,
+                    "party_b": CUSTOMER, "ttl_s": 600}),
+        )
+        .await;
+    assert_eq!(err_of(&r), e(400, "invalid_field", Some("party_a")));
+    assert!(!r.text().contains("2025550199"), "{}", r.text());
+    let r = c
+        .post("/v1/bindings", Some(APP), &binding_req("cn", "F2"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = c
+        .patch(
+            &format!("/v1/bindings/{id}"),
+            Some(APP),
+            &json!({"party_b": foreign}),
+        )
+        .await;
+    assert_eq!(err_of(&r), e(400, "invalid_field", Some("party_b")));
+
+    let r = c
+        .post(
+            "/v1/pools",
+            Some(ADMIN),
+            &json!({"name": "world", "country": 86, "allow_foreign_parties": true}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["allow_foreign_parties"], true);
+    let r = c
+        .post(
+            "/v1/pools/world/numbers",
+            Some(ADMIN),
+            &json!({"numbers": [{"number": "+8617000000777"}]}),
+        )
+        .await;
+    assert_eq!(r.json()["added"], 1, "{}", r.text());
+    let r = c
+        .post(
+            "/v1/bindings",
+            Some(APP),
+            &json!({"pool": "world", "shipment_id": "F3", "party_a": foreign,
+                    "party_b": CUSTOMER, "ttl_s": 600}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    srv.stop().await.unwrap();
+}

@@ -239,3 +239,223 @@ async fn shutdown_closes_idle_keep_alive_connections_promptly() {
         .ok();
     drop((h1, h2));
 }
+
+/// Sends `head` and then `body` on a raw connection (as common clients do: the
+/// whole body first), and returns what the server answered, or the I/O error.
+async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    head: String,
+    body: Vec<u8>,
+) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let (mut rd, mut wr) = tcp.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        wr.write_all(&body).await?;
+        wr.flush().await?;
+        Ok::<_, std::io::Error>(wr)
+    });
+    // Let the client finish writing before reading, like a client that sends the
+    // whole request first.
+    let _wr = writer.await.unwrap()?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(4).any(|w| w == b"\r\n\r\n") && out.ends_with(b"}") {
+                    break;
+                }
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Issue 6.8: a body over the limit gets its 413 even from a client that writes the
+/// whole body before reading (the server reads and discards it, up to a bound),
+/// instead of a connection reset.
+#[tokio::test]
+async fn an_oversized_body_gets_its_413_not_a_reset() {
+    let srv = start(memory()).await;
+    let addr = srv.client.addr;
+    let size = 32 * 1024 * 1024; // 512 times the test limit (64 KiB)
+    let head = format!(
+        "POST /v1/bindings HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {APP}\r\n\
+         content-type: application/json\r\ncontent-length: {size}\r\n\r\n"
+    );
+    let answer = raw_exchange(addr, head, vec![b' '; size])
+        .await
+        .expect("the client must get an answer, not a reset");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+    srv.stop().await.unwrap();
+}
+
+/// Reads from `s` until EOF or an error (the server closed), giving up after 10 s;
+/// returns what was read, or `None` if the connection stayed open.
+async fn read_until_closed(s: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    closed
+        .ok()
+        .map(|()| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Issue 6.2: a client that sends nothing, or stops in the middle of a body, is cut
+/// off after the configured timeouts, while other clients are served.
+#[tokio::test]
+async fn stalled_clients_are_cut_off_while_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    let mut cfg = config();
+    cfg.header_timeout_ms = 1000;
+    cfg.body_timeout_ms = 1000;
+    cfg.idle_timeout_ms = 1000;
+    let srv = start_with(cfg, memory(), None).await;
+    let c = srv.client.clone();
+    let addr = c.addr;
+
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut half_body = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half_body
+        .write_all(
+            format!(
+                "POST /v1/pools HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {ADMIN}\r\n\
+                 content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"name\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut idle_keep_alive = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle_keep_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+
+    // Others are served meanwhile.
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+    pool_with_numbers(&c, "busy", &[X1]).await;
+
+    let cut = read_until_closed(&mut silent).await;
+    assert_eq!(
+        cut.as_deref(),
+        Some(""),
+        "a silent connection must be closed"
+    );
+    let cut = read_until_closed(&mut half_body)
+        .await
+        .expect("a stalled body must be cut off");
+    assert!(cut.starts_with("HTTP/1.1 408"), "{cut}");
+    assert!(cut.contains("request_timeout"), "{cut}");
+    let cut = read_until_closed(&mut idle_keep_alive)
+        .await
+        .expect("an idle keep-alive connection must be closed");
+    assert!(cut.starts_with("HTTP/1.1 200"), "{cut}");
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+    srv.stop().await.unwrap();
+}
+
+/// Issue 6.2: beyond `api.max_connections`, new connections are closed at once, and
+/// served again once a slot is free.
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed() {
+    let mut cfg = config();
+    cfg.max_connections = 2;
+    let srv = start_with(cfg, memory(), None).await;
+    let addr = srv.client.addr;
+    let hold1 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _hold2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(read_until_closed(&mut extra).await.as_deref(), Some(""));
+    drop(hold1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = srv.client.clone();
+        let served = tokio::spawn(async move { c.get("/healthz", None).await.status }).await;
+        if matches!(served, Ok(200)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never served again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    srv.stop().await.unwrap();
+}
+
+/// Issue 6.5: every error a client can get is the JSON error shape with a message
+/// written for people: also a garbage request line, an overlong URL, a JSON array
+/// or a duplicate key as body, and a pool name that no pool can have.
+#[tokio::test]
+async fn every_error_is_the_json_shape_with_a_human_message() {
+    let srv = start(memory()).await;
+    let c = srv.client.clone();
+    let addr = c.addr;
+    let body_of = |answer: &str| -> serde_json::Value {
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    };
+
+    let answer = raw_exchange(addr, "GARBAGE\r\n\r\n".into(), Vec::new())
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(body_of(&answer)["error"]["message"].is_string(), "{answer}");
+
+    let long = format!(
+        "GET /v1/pools/{} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let answer = raw_exchange(addr, long, Vec::new()).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    assert_eq!(body_of(&answer)["error"]["code"], "uri_too_long");
+
+    let r = c
+        .post_raw("/v1/bindings", Some(APP), "application/json", "[1,2]")
+        .await;
+    assert_eq!(r.status, 400);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        msg.contains("JSON object") && !msg.contains("struct"),
+        "{msg}"
+    );
+
+    let r = c
+        .post_raw(
+            "/v1/bindings",
+            Some(APP),
+            "application/json",
+            r#"{"pool":"p","pool":"q","shipment_id":"S","party_a":"+8613900000001","party_b":"+8613700000001","ttl_s":60}"#,
+        )
+        .await;
+    assert_eq!(err_of(&r), e(400, "invalid_field", Some("pool")));
+    assert!(r.text().contains("more than once"), "{}", r.text());
+
+    let r = c.get("/v1/pools/a%00b", Some(ADMIN)).await;
+    assert_eq!(err_of(&r), e(400, "invalid_path", Some("pool")));
+    assert!(!r.text().contains("\\u0000"), "{}", r.text());
+    assert!(!r.text().contains("a\u{0}b"), "{}", r.text());
+
+    // Ordinary requests still work, also over one kept-alive HTTP/2 connection.
+    assert_eq!(c.get("/healthz", None).await.status, 200);
+    srv.stop().await.unwrap();
+}

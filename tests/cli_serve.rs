@@ -207,14 +207,52 @@ fn serve_with_redis_store_keeps_bindings_across_restarts() {
 }
 
 #[test]
-fn serve_names_redis_url_when_redis_is_unreachable() {
-    // A loopback port nobody listens on.
+fn serve_starts_before_its_redis_answers_503_then_serves_once_redis_is_up() {
+    // A loopback port nobody listens on yet (a cold start: the relay comes up first).
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let (env, _) = redis_env(&format!("redis://127.0.0.1:{port}/"));
+    let (env, key) = redis_env(&format!("redis://127.0.0.1:{port}/"));
+    let mut env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env_refs.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
+    env_refs.push(("MASKLINE_LOG_LEVEL", "info"));
+    let relay = Relay::start(&env_refs);
+    let (s, body) = relay.http("GET", "/readyz", "", None);
+    assert_eq!(s, 503, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "store_unavailable", "{body}");
+    let (s, body) = relay.http("GET", "/v1/pools", &key, None);
+    assert_eq!(s, 503, "{body}");
+    assert_eq!(relay.http("GET", "/healthz", "", None).0, 200);
+    let logs = relay.stderr.lock().unwrap().clone();
+    assert!(logs.contains("waiting for Redis"), "{logs}");
+
+    let _redis = common::OwnRedis::start_on(port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (s, body) = relay.http("GET", "/readyz", "", None);
+        if s == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (s, body) = relay.http("GET", "/v1/pools", &key, None);
+    assert_eq!(s, 200, "{body}");
+    // The background retry (with back-off) notices too, and says so.
+    while !relay.stderr.lock().unwrap().contains("Redis answers") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            relay.stderr.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(relay.terminate().success());
+
+    // A config error still fails at once, before anything listens.
+    let (env, _) = redis_env("redis://127.0.0.1:notaport/");
     let mut cmd = maskline();
     cmd.arg("serve").env("MASKLINE_API_LISTEN", "127.0.0.1:0");
     for (k, v) in &env {

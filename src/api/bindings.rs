@@ -18,7 +18,7 @@ use super::error::HttpError;
 use super::{json, no_content, AppState, Caller, PathParams, QueryPairs, METRIC_BINDINGS_CREATED};
 use crate::bindings::{
     datetime_to_ms, ms_to_datetime, now_ms, validate_area, validate_expiry, validate_shipment_id,
-    Binding, BindingId, BindingPatch, BindingState, Created, NewBinding, UnixMs,
+    Binding, BindingId, BindingPatch, BindingState, Created, NewBinding, PoolSpec, UnixMs,
 };
 use crate::numbers::E164;
 use crate::store::AuditEntry;
@@ -65,6 +65,22 @@ async fn parse_party(
         *country = Some(st.store.get_pool(pool).await?.country);
     }
     parse_number(raw, field, *country)
+}
+
+/// Refuses a party of another country than the pool's, unless the pool allows
+/// foreign parties (400 naming the field).
+fn check_party_country(spec: &PoolSpec, field: &str, party: &E164) -> Result<(), HttpError> {
+    if spec.allow_foreign_parties || party.country_code() == spec.country.to_string() {
+        return Ok(());
+    }
+    Err(HttpError::invalid_field(
+        field,
+        format!(
+            "{field}: not a +{} number; pool '{}' takes parties of its country only \
+             (allow_foreign_parties is false)",
+            spec.country, spec.name
+        ),
+    ))
 }
 
 /// A binding as the API shows it.
@@ -159,7 +175,7 @@ async fn create_inner(
     body: Body,
 ) -> Result<Created, HttpError> {
     json::require_json(headers)?;
-    let bytes = json::read_body(headers, body, st.max_body).await?;
+    let bytes = json::read_body(headers, body, st.max_body, st.body_timeout).await?;
     let req: CreateBody = json::parse(&bytes)?;
     crate::bindings::validate_pool_name(&req.pool)
         .map_err(|e| HttpError::invalid_field("pool", format!("pool: {}", e.message)))?;
@@ -197,9 +213,15 @@ async fn create_inner(
     };
     validate_expiry(expires_at, now)
         .map_err(|e| HttpError::invalid_field(field, format!("{field}: {}", e.message)))?;
-    let mut country = None;
+    // The pool's settings: its country reads national input and, unless the pool
+    // allows foreign parties, is the only country a party may have.
+    let spec = st.store.get_pool(&req.pool).await?;
+    let mut country = Some(spec.country);
     let party_a = parse_party(st, &req.pool, &req.party_a, "party_a", &mut country).await?;
     let party_b = parse_party(st, &req.pool, &req.party_b, "party_b", &mut country).await?;
+    for (field, party) in [("party_a", &party_a), ("party_b", &party_b)] {
+        check_party_country(&spec, field, party)?;
+    }
     if party_a == party_b {
         return Err(HttpError::invalid_field(
             "party_b",
@@ -325,7 +347,7 @@ pub(crate) async fn update(
     caller.require(BINDING_WRITERS)?;
     let id = binding_id(&id)?;
     json::require_json(&headers)?;
-    let bytes = json::read_body(&headers, body, st.max_body).await?;
+    let bytes = json::read_body(&headers, body, st.max_body, st.body_timeout).await?;
     let req: PatchBody = json::parse(&bytes)?;
     if req.party_a.is_none() && req.party_b.is_none() && req.expires_at.is_none() {
         return Err(HttpError::invalid_field(
@@ -343,22 +365,26 @@ pub(crate) async fn update(
         None => None,
     };
     // National-format parties need the pool's country, found through the binding.
-    let mut country = None;
-    let needs = [&req.party_a, &req.party_b]
-        .iter()
-        .any(|p| p.as_deref().is_some_and(needs_country));
-    if needs {
+    // A new party needs the pool's settings (country, foreign parties), found
+    // through the binding.
+    let mut spec = None;
+    if req.party_a.is_some() || req.party_b.is_some() {
         let b = st.store.get_binding(id, now).await?;
-        country = Some(st.store.get_pool(&b.pool).await?.country);
+        spec = Some(st.store.get_pool(&b.pool).await?);
     }
-    let party_a = match &req.party_a {
-        Some(p) => Some(parse_number(p, "party_a", country)?),
-        None => None,
+    let country = spec.as_ref().map(|s| s.country);
+    let parse = |raw: &Option<String>, field: &'static str| -> Result<_, HttpError> {
+        match (raw, &spec) {
+            (Some(p), Some(spec)) => {
+                let n = parse_number(p, field, country)?;
+                check_party_country(spec, field, &n)?;
+                Ok(Some(n))
+            }
+            _ => Ok(None),
+        }
     };
-    let party_b = match &req.party_b {
-        Some(p) => Some(parse_number(p, "party_b", country)?),
-        None => None,
-    };
+    let party_a = parse(&req.party_a, "party_a")?;
+    let party_b = parse(&req.party_b, "party_b")?;
     if party_a.is_some() && party_a == party_b {
         return Err(HttpError::invalid_field(
             "party_b",

@@ -100,6 +100,16 @@ impl HttpError {
         )
     }
 
+    /// 408 `request_timeout`: the body did not arrive in time (the connection is
+    /// closed after this answer).
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// 415 `unsupported_media_type`.
     pub fn unsupported_media_type(expected: &str) -> Self {
         Self::new(
@@ -156,7 +166,12 @@ impl From<StoreError> for HttpError {
             StoreError::PoolNotFound(pool) => HttpError::new(
                 StatusCode::NOT_FOUND,
                 "pool_not_found",
-                format!("pool '{pool}' not found"),
+                // Only a name that could be a pool's is echoed.
+                if crate::bindings::validate_pool_name(&pool).is_ok() {
+                    format!("pool '{pool}' not found")
+                } else {
+                    "no pool with that name".to_owned()
+                },
             ),
             StoreError::PoolExists(pool) => HttpError::new(
                 StatusCode::CONFLICT,
@@ -233,6 +248,8 @@ impl HttpError {
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, self.body_json()).into_response();
+        resp.extensions_mut()
+            .insert(super::refusals::ErrorCode(self.code));
         let h = resp.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -240,6 +257,9 @@ impl IntoResponse for HttpError {
         );
         if let Some(s) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

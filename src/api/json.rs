@@ -11,34 +11,70 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::HttpError;
 
+/// Most bytes of an oversized body read and thrown away before answering 413, so
+/// a client that writes its whole body before reading gets the 413 instead of a
+/// connection reset. Larger announced bodies are refused without reading.
+pub const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Longest time spent throwing away an oversized body.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Reads the whole body, refusing (413) anything larger than `limit` bytes, whether
-/// announced by `Content-Length` or discovered while reading.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, HttpError> {
-    if let Some(len) = headers
+/// announced by `Content-Length` or discovered while reading. Before a 413 the rest
+/// of the body is read and discarded (up to [`DRAIN_MAX_BYTES`] in all, within
+/// [`DRAIN_TIMEOUT`]).
+///
+/// A body that does not arrive within `timeout` is refused with 408.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, HttpError> {
+    tokio::time::timeout(timeout, read_body_inner(headers, body, limit))
+        .await
+        .unwrap_or_else(|_| Err(HttpError::request_timeout()))
+}
+
+async fn read_body_inner(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, HttpError> {
+    let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = announced {
         if len > limit as u64 {
+            if len <= DRAIN_MAX_BYTES {
+                drain(body, 0).await;
+            }
             return Err(HttpError::body_too_large(limit));
         }
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) => {
-            if e.downcast_ref::<LengthLimitError>().is_some()
-                || std::error::Error::source(&*e)
-                    .is_some_and(|s| s.downcast_ref::<LengthLimitError>().is_some())
-            {
-                Err(HttpError::body_too_large(limit))
-            } else {
-                Err(HttpError::new(
+    let mut body = body;
+    let mut out = bytes::BytesMut::new();
+    loop {
+        match body.frame().await {
+            None => return Ok(out.freeze()),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        drain(body, (out.len() + data.len()) as u64).await;
+                        return Err(HttpError::body_too_large(limit));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+            Some(Err(_)) => {
+                return Err(HttpError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_body",
                     "the request body could not be read",
@@ -46,6 +82,25 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
             }
         }
     }
+}
+
+/// Reads and discards the rest of `body` (`seen` bytes were read already), up to
+/// [`DRAIN_MAX_BYTES`] and [`DRAIN_TIMEOUT`].
+async fn drain(mut body: Body, seen: u64) {
+    let mut seen = seen;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while seen <= DRAIN_MAX_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        seen += data.len() as u64;
+                    }
+                }
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// The media type of the request, lowercased, without parameters.
@@ -119,6 +174,17 @@ fn map_json_error(path: &str, e: &serde_json::Error) -> HttpError {
                     format!("missing field '{field}'"),
                 )
                 .with_field(field)
+            } else if msg.starts_with("duplicate field") {
+                let name = backticked(&msg).unwrap_or("?");
+                let parent = path
+                    .strip_suffix(name)
+                    .map(|p| p.strip_suffix('.').unwrap_or(p))
+                    .unwrap_or(path);
+                let field = join(parent, name);
+                HttpError::invalid_field(
+                    field.clone(),
+                    format!("field '{field}' is given more than once"),
+                )
             } else if msg.starts_with("unknown field") {
                 // The path may or may not already end in the unknown key.
                 let name = backticked(&msg).unwrap_or("?");
@@ -151,6 +217,14 @@ fn map_json_error(path: &str, e: &serde_json::Error) -> HttpError {
                         // Drop serde_json's position suffix.
                         s.split(" at line ").next().unwrap_or(s).to_string()
                     })
+                    // Serde names Rust types ("struct CreateBody with 7 elements").
+                    .map(|s| {
+                        if s.starts_with("expected struct") || s.starts_with("expected a map") {
+                            "expected a JSON object".to_string()
+                        } else {
+                            s
+                        }
+                    })
                     .unwrap_or_else(|| "a valid value".to_string());
                 HttpError::invalid_field(field.clone(), format!("{field}: {expected}"))
             }
@@ -162,6 +236,20 @@ fn map_json_error(path: &str, e: &serde_json::Error) -> HttpError {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(HttpError::invalid_json("the request body is empty"));
+    }
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        // Well-formed JSON of another kind (array, string, number...) is the wrong
+        // shape, not malformed; anything else is malformed.
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => HttpError::invalid_field(
+                    "(body)",
+                    "the request body must be a JSON object ({...})",
+                ),
+                Err(e) => map_json_error(".", &e),
+            },
+        );
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = serde_path_to_error::deserialize(&mut de)
@@ -253,5 +341,15 @@ mod tests {
         assert!(!e.message.contains("13812345678"), "{}", e.message);
         let e = err(r#"[1]"#);
         assert_eq!(e.code, "invalid_field");
+        assert_eq!(e.message, "the request body must be a JSON object ({...})");
+        let e = err(r#"{"name":"x","name":"y"}"#);
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("name"))
+        );
+        assert!(e.message.contains("more than once"), "{}", e.message);
+        let e = err(r#"{"name":"x","items":[[]]}"#);
+        assert_eq!(e.field.as_deref(), Some("items[0]"));
+        assert!(!e.message.contains("struct"), "{}", e.message);
     }
 }

@@ -36,9 +36,9 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -55,16 +55,20 @@ use crate::store::BindingStore;
 pub mod auth;
 mod bindings;
 mod calls;
+mod conn;
 pub mod error;
 pub mod json;
 mod ops;
 mod pools;
+mod preface;
 pub mod ratelimit;
+mod refusals;
 mod server;
 
 pub use auth::{key_hash, Caller};
 pub use error::HttpError;
-pub use server::DRAIN_TIMEOUT;
+pub use refusals::SUMMARY_EVERY as REFUSAL_SUMMARY_EVERY;
+pub use server::{DRAIN_TIMEOUT, METRIC_CONNECTIONS_REFUSED};
 
 /// Failures setting up or running the server (not request errors: see [`HttpError`]).
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,10 @@ pub(crate) struct Inner {
     pub(crate) limits: ratelimit::RateLimits,
     pub(crate) metrics: Option<PrometheusHandle>,
     pub(crate) max_body: usize,
+    /// Longest time a client may take to send a request body.
+    pub(crate) body_timeout: std::time::Duration,
+    /// Refused requests since the last INFO summary.
+    pub(crate) refusals: Arc<refusals::Refusals>,
 }
 
 /// Cheap-to-clone handle on [`Inner`].
@@ -118,6 +126,9 @@ pub struct Api {
     router: Router,
     routes: Vec<(&'static str, &'static [&'static str])>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: server::Limits,
+    refusals: Arc<refusals::Refusals>,
+    summary_every: Duration,
 }
 
 impl std::fmt::Debug for Api {
@@ -167,6 +178,7 @@ impl Api {
             Some(t) => Some(server::tls_acceptor(&t.cert, &t.key)?),
             None => None,
         };
+        let refusals = Arc::new(refusals::Refusals::default());
         let state = AppState(Arc::new(Inner {
             store,
             records,
@@ -174,12 +186,22 @@ impl Api {
             limits,
             metrics,
             max_body: cfg.max_body_bytes,
+            body_timeout: Duration::from_millis(cfg.body_timeout_ms),
+            refusals: refusals.clone(),
         }));
         let (router, routes) = build_router(state);
+        let limits = server::Limits {
+            header_timeout: Duration::from_millis(cfg.header_timeout_ms),
+            idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
+            max_connections: cfg.max_connections.max(1),
+        };
         Ok(Api {
             router,
             routes,
             tls,
+            limits,
+            refusals,
+            summary_every: refusals::SUMMARY_EVERY,
         })
     }
 
@@ -187,6 +209,13 @@ impl Api {
     /// document is checked against this list by the tests.
     pub fn routes(&self) -> &[(&'static str, &'static [&'static str])] {
         &self.routes
+    }
+
+    /// How often refused requests (4xx, logged one by one only at DEBUG) are summed
+    /// up in one INFO line (default [`REFUSAL_SUMMARY_EVERY`]).
+    pub fn refusal_summary_every(mut self, every: Duration) -> Self {
+        self.summary_every = every.max(Duration::from_millis(10));
+        self
     }
 
     /// Whether this API serves HTTPS.
@@ -202,7 +231,11 @@ impl Api {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ApiError> {
-        server::serve(self.router, self.tls, listener, shutdown).await
+        let summaries = tokio::spawn(self.refusals.clone().run(self.summary_every));
+        let result = server::serve(self.router, self.tls, self.limits, listener, shutdown).await;
+        summaries.abort();
+        self.refusals.summarize();
+        result
     }
 }
 
@@ -275,14 +308,17 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
         .router
         .fallback(|| async { HttpError::route_not_found() })
         .method_not_allowed_fallback(|| async { HttpError::method_not_allowed() })
-        .layer(axum::middleware::from_fn(observe))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state);
     (router, r.table)
 }
 
 /// One span per request (method, route template, key name), request metrics, and
-/// a log line with status and latency.
-async fn observe(req: Request, next: Next) -> Response {
+/// a log line with status and latency: WARN for 5xx, DEBUG otherwise; refusals
+/// (4xx) are also counted for the periodic INFO summary ([`refusals`]).
+async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let key_slot = refusals::KeySlot::default();
+    req.extensions_mut().insert(key_slot.clone());
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     // Never the raw path: it may hold a number.
@@ -316,11 +352,19 @@ async fn observe(req: Request, next: Next) -> Response {
     metrics::histogram!(METRIC_LATENCY, "method" => method, "route" => route)
         .record(elapsed.as_secs_f64());
     let micros = elapsed.as_micros() as u64;
+    if (400..500).contains(&status) {
+        let code = resp
+            .extensions()
+            .get::<refusals::ErrorCode>()
+            .map_or("other", |c| c.0);
+        st.refusals
+            .record(status, code, key_slot.0.get().map(|k| &**k));
+    }
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_us = micros, "request failed");
         } else if status >= 400 {
-            tracing::info!(status, latency_us = micros, "request refused");
+            tracing::debug!(status, latency_us = micros, "request refused");
         } else {
             tracing::debug!(status, latency_us = micros, "request");
         }
@@ -334,6 +378,9 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, HttpError> {
         let caller = st.keys.authenticate(&parts.headers)?;
         tracing::Span::current().record("api.key", &*caller.name);
+        if let Some(slot) = parts.extensions.get::<refusals::KeySlot>() {
+            let _ = slot.0.set(caller.name.clone());
+        }
         st.limits.check(caller.index)?;
         Ok(caller)
     }

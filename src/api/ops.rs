@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::auth::AUDIT_READERS;
 use super::bindings::fmt_time;
-use super::error::HttpError;
+use super::error::{HttpError, STORE_RETRY_AFTER_S};
 use super::{json, AppState, Caller, QueryPairs};
+use crate::store::{StoreError, DATA_LOST};
 
 /// The OpenAPI 3 document (hand-written; kept true by `tests/api_openapi.rs`).
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -24,10 +25,19 @@ pub(crate) async fn healthz() -> Response {
     json::respond(StatusCode::OK, &Status { status: "ok" })
 }
 
-/// `GET /readyz`: the store answers; 503 `store_unavailable` otherwise.
+/// `GET /readyz`: the store answers; 503 `store_unavailable` otherwise, or 503
+/// `store_data_lost` when the store lost its data and holds no pool yet.
 pub(crate) async fn readyz(State(st): State<AppState>) -> Result<Response, HttpError> {
-    st.store.ping().await?;
-    Ok(json::respond(StatusCode::OK, &Status { status: "ready" }))
+    match st.store.ping().await {
+        Ok(()) => Ok(json::respond(StatusCode::OK, &Status { status: "ready" })),
+        Err(StoreError::Unavailable(d)) if d == DATA_LOST => Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_data_lost",
+            DATA_LOST,
+        )
+        .with_retry_after(STORE_RETRY_AFTER_S)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `GET /metrics`: Prometheus text format.

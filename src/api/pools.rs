@@ -23,6 +23,19 @@ use crate::numbers::E164;
 /// Longest grace or cooling accepted (a year), so typos do not pin numbers forever.
 const MAX_PERIOD_S: u64 = 366 * 24 * 3600;
 
+/// Refuses a pool name in a path that no pool can have (400 `invalid_path`,
+/// without echoing it).
+fn pool_in_path(pool: &str) -> Result<(), HttpError> {
+    validate_pool_name(pool).map_err(|e| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            format!("pool: not a pool name: it {}", e.message),
+        )
+        .with_field("pool")
+    })
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreatePool {
@@ -34,6 +47,8 @@ struct CreatePool {
     cooling_s: Option<u64>,
     #[serde(default)]
     max_bindings_per_number: Option<u32>,
+    #[serde(default)]
+    allow_foreign_parties: Option<bool>,
 }
 
 /// `POST /v1/pools`
@@ -45,7 +60,7 @@ pub(crate) async fn create(
 ) -> Result<Response, HttpError> {
     caller.require(POOL_WRITERS)?;
     json::require_json(&headers)?;
-    let bytes = json::read_body(&headers, body, st.max_body).await?;
+    let bytes = json::read_body(&headers, body, st.max_body, st.body_timeout).await?;
     let req: CreatePool = json::parse(&bytes)?;
     validate_pool_name(&req.name)?;
     if !(1..=999).contains(&req.country) {
@@ -79,6 +94,7 @@ pub(crate) async fn create(
         grace_s,
         cooling_s,
         max_bindings_per_number: max,
+        allow_foreign_parties: req.allow_foreign_parties.unwrap_or(false),
     };
     st.store.create_pool(spec.clone()).await?;
     Ok(json::respond(StatusCode::CREATED, &spec))
@@ -132,6 +148,7 @@ pub(crate) async fn stats(
     PathParams(pool): PathParams<String>,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_READERS)?;
+    pool_in_path(&pool)?;
     let s = st.store.pool_stats(&pool, now_ms()).await?;
     let view = StatsView {
         pool: s.spec,
@@ -417,6 +434,7 @@ pub(crate) async fn import(
     body: Body,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_WRITERS)?;
+    pool_in_path(&pool)?;
     let media = json::media_type(&headers);
     let csv = match media.as_deref() {
         None => false,
@@ -428,7 +446,7 @@ pub(crate) async fn import(
             ))
         }
     };
-    let bytes = json::read_body(&headers, body, st.max_body).await?;
+    let bytes = json::read_body(&headers, body, st.max_body, st.body_timeout).await?;
     let country = st.store.get_pool(&pool).await?.country;
     let (entries, mut errors) = if csv {
         let text = std::str::from_utf8(&bytes).map_err(|_| {
@@ -438,6 +456,16 @@ pub(crate) async fn import(
     } else {
         parse_json_import(&bytes, country)?
     };
+    // The pool's virtual numbers are all of its country.
+    let (entries, foreign): (Vec<_>, Vec<_>) = entries
+        .into_iter()
+        .partition(|(_, n)| n.number.country_code() == country.to_string());
+    for (origin, _) in foreign {
+        errors.push(ImportErrorView::new(
+            origin,
+            format!("number: not of this pool's country (+{country})"),
+        ));
+    }
     let (origins, specs): (Vec<Origin>, Vec<NumberSpec>) = entries.into_iter().unzip();
     let outcome = st.store.import_numbers(&pool, specs).await?;
     for (i, message) in outcome.errors {
@@ -468,6 +496,7 @@ pub(crate) async fn retire(
     PathParams((pool, number)): PathParams<(String, String)>,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_WRITERS)?;
+    pool_in_path(&pool)?;
     let country = st.store.get_pool(&pool).await?.country;
     let number = parse_number(&number, "number", Some(country))?;
     st.store.retire_number(&pool, &number).await?;
@@ -492,6 +521,7 @@ pub(crate) async fn route(
     query: QueryPairs,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_READERS)?;
+    pool_in_path(&pool)?;
     query.only(&["caller"])?;
     let raw = query.get("caller").ok_or_else(|| {
         HttpError::new(

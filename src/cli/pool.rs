@@ -41,6 +41,9 @@ pub enum PoolCommand {
         /// Most live bindings one number may carry.
         #[arg(long, value_name = "N")]
         max_bindings_per_number: Option<u32>,
+        /// Accept parties (courier, customer) of other countries than --country.
+        #[arg(long)]
+        allow_foreign_parties: bool,
     },
     /// Import numbers from a CSV (`number,area[,voice,sms]` header) or JSON
     /// (`{"numbers":[{"number","area"}]}`) file (admin key).
@@ -188,8 +191,10 @@ pub fn run(remote: Remote, command: PoolCommand) -> Result<(), CliError> {
             grace_s,
             cooling_s,
             max_bindings_per_number,
+            allow_foreign_parties,
         } => {
-            let mut body = serde_json::json!({ "name": pool, "country": country });
+            let mut body = serde_json::json!({ "name": pool, "country": country,
+                                               "allow_foreign_parties": allow_foreign_parties });
             for (k, v) in [
                 ("grace_s", grace_s),
                 ("cooling_s", cooling_s),

@@ -6,6 +6,10 @@
 //! | `MASKLINE_API_MAX_BODY_BYTES` | `api.max_body_bytes` |
 //! | `MASKLINE_API_RATE_PER_KEY_PER_S` | `api.rate_per_key_per_s` |
 //! | `MASKLINE_API_RATE_BURST` | `api.rate_burst` |
+//! | `MASKLINE_API_HEADER_TIMEOUT_MS` | `api.header_timeout_ms` |
+//! | `MASKLINE_API_BODY_TIMEOUT_MS` | `api.body_timeout_ms` |
+//! | `MASKLINE_API_IDLE_TIMEOUT_MS` | `api.idle_timeout_ms` |
+//! | `MASKLINE_API_MAX_CONNECTIONS` | `api.max_connections` |
 //! | `MASKLINE_API_TLS_CERT`, `MASKLINE_API_TLS_KEY` | `api.tls.cert`, `api.tls.key` (both empty: no TLS) |
 //! | `MASKLINE_API_KEYS` | `api.keys`, as `name:role:sha256:<hex>,...` (replaces the list) |
 //! | `MASKLINE_STORE_BACKEND` | `store.backend` |
@@ -42,6 +46,10 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_API_MAX_BODY_BYTES", "api.max_body_bytes"),
     ("MASKLINE_API_RATE_PER_KEY_PER_S", "api.rate_per_key_per_s"),
     ("MASKLINE_API_RATE_BURST", "api.rate_burst"),
+    ("MASKLINE_API_HEADER_TIMEOUT_MS", "api.header_timeout_ms"),
+    ("MASKLINE_API_BODY_TIMEOUT_MS", "api.body_timeout_ms"),
+    ("MASKLINE_API_IDLE_TIMEOUT_MS", "api.idle_timeout_ms"),
+    ("MASKLINE_API_MAX_CONNECTIONS", "api.max_connections"),
     ("MASKLINE_API_TLS_CERT", "api.tls.cert"),
     ("MASKLINE_API_TLS_KEY", "api.tls.key"),
     ("MASKLINE_API_KEYS", "api.keys"),
@@ -164,6 +172,18 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
                 config.api.rate_per_key_per_s = number(var, field, value)?
             }
             "MASKLINE_API_RATE_BURST" => config.api.rate_burst = number(var, field, value)?,
+            "MASKLINE_API_HEADER_TIMEOUT_MS" => {
+                config.api.header_timeout_ms = number(var, field, value)?
+            }
+            "MASKLINE_API_BODY_TIMEOUT_MS" => {
+                config.api.body_timeout_ms = number(var, field, value)?
+            }
+            "MASKLINE_API_IDLE_TIMEOUT_MS" => {
+                config.api.idle_timeout_ms = number(var, field, value)?
+            }
+            "MASKLINE_API_MAX_CONNECTIONS" => {
+                config.api.max_connections = number(var, field, value)?
+            }
             "MASKLINE_API_TLS_CERT" | "MASKLINE_API_TLS_KEY" => {
                 let tls = config.api.tls.get_or_insert_with(|| TlsConfig {
                     cert: String::new(),

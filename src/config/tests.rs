@@ -151,6 +151,10 @@ fn env_overrides_every_scalar_section() {
             ("MASKLINE_API_MAX_BODY_BYTES", "4096"),
             ("MASKLINE_API_RATE_PER_KEY_PER_S", "7"),
             ("MASKLINE_API_RATE_BURST", "9"),
+            ("MASKLINE_API_HEADER_TIMEOUT_MS", "1000"),
+            ("MASKLINE_API_BODY_TIMEOUT_MS", "2000"),
+            ("MASKLINE_API_IDLE_TIMEOUT_MS", "3000"),
+            ("MASKLINE_API_MAX_CONNECTIONS", "77"),
             ("MASKLINE_API_KEYS", &keys),
             ("MASKLINE_STORE_REDIS_URL", "redis://10.0.0.5:6380/2"),
             ("MASKLINE_STORE_REAPER_INTERVAL_MS", "250"),
@@ -172,6 +176,10 @@ fn env_overrides_every_scalar_section() {
     assert_eq!(c.api.max_body_bytes, 4096);
     assert_eq!(c.api.rate_per_key_per_s, 7);
     assert_eq!(c.api.rate_burst, 9);
+    assert_eq!(c.api.header_timeout_ms, 1000);
+    assert_eq!(c.api.body_timeout_ms, 2000);
+    assert_eq!(c.api.idle_timeout_ms, 3000);
+    assert_eq!(c.api.max_connections, 77);
     assert_eq!(c.api.keys.len(), 2);
     assert_eq!(c.api.keys[1].name, "aud");
     assert_eq!(c.api.keys[1].role, Role::Auditor);
@@ -336,6 +344,10 @@ fn each_api_rule_names_its_field() {
         ("[api]\nmax_body_bytes = 10", "api.max_body_bytes"),
         ("[api]\nrate_per_key_per_s = 0", "api.rate_per_key_per_s"),
         ("[api]\nrate_burst = 0", "api.rate_burst"),
+        ("[api]\nheader_timeout_ms = 0", "api.header_timeout_ms"),
+        ("[api]\nbody_timeout_ms = 10", "api.body_timeout_ms"),
+        ("[api]\nidle_timeout_ms = 99999999", "api.idle_timeout_ms"),
+        ("[api]\nmax_connections = 0", "api.max_connections"),
         (
             "[[api.keys]]\nname = \"\"\nrole = \"app\"\nhash = \"sha256:00\"",
             "api.keys[0].name",

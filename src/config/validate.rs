@@ -25,6 +25,21 @@ impl Config {
         if api.rate_burst == 0 {
             return Err(ConfigError::field("api.rate_burst", "must be at least 1"));
         }
+        for (field, v) in [
+            ("api.header_timeout_ms", api.header_timeout_ms),
+            ("api.body_timeout_ms", api.body_timeout_ms),
+            ("api.idle_timeout_ms", api.idle_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&v) {
+                return Err(ConfigError::field(field, "must be between 100 and 3600000"));
+            }
+        }
+        if api.max_connections == 0 || api.max_connections > 1_000_000 {
+            return Err(ConfigError::field(
+                "api.max_connections",
+                "must be between 1 and 1000000",
+            ));
+        }
         if let Some(tls) = &api.tls {
             for (field, path) in [("api.tls.cert", &tls.cert), ("api.tls.key", &tls.key)] {
                 if path.is_empty() {

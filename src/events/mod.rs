@@ -168,10 +168,11 @@ impl RecordStore for MemoryRecords {
 /// Stream key of the call records (one hash slot).
 pub const CALLS_STREAM: &str = "ml:{rec}:calls";
 
-/// Records in a Redis Stream.
-#[derive(Clone)]
+/// Records in a Redis Stream. Connects on first use (and reconnects), so the relay
+/// starts before its Redis.
 pub struct RedisRecords {
-    conn: ConnectionManager,
+    client: redis::Client,
+    conn: tokio::sync::OnceCell<ConnectionManager>,
     retention_ms: i64,
     timeout: Duration,
 }
@@ -183,17 +184,25 @@ impl std::fmt::Debug for RedisRecords {
 }
 
 impl RedisRecords {
-    /// Records on an existing connection.
-    pub fn new(conn: ConnectionManager, retention: Duration, timeout: Duration) -> Self {
+    /// Records in the Redis `client` points at.
+    pub fn new(client: redis::Client, retention: Duration, timeout: Duration) -> Self {
         Self {
-            conn,
+            client,
+            conn: tokio::sync::OnceCell::new(),
             retention_ms: i64::try_from(retention.as_millis()).unwrap_or(i64::MAX),
             timeout,
         }
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
+        let connect = self
+            .conn
+            .get_or_try_init(|| self.client.get_connection_manager());
+        let mut conn = match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(c)) => c.clone(),
+            Ok(Err(e)) => return Err(StoreError::Unavailable(e.to_string())),
+            Err(_) => return Err(StoreError::Unavailable("redis timed out".into())),
+        };
         match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),

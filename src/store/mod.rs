@@ -8,6 +8,8 @@
 //!   hash slot (`{pool}` hash tag), keys hold keyed hashes of numbers, values hold
 //!   sealed numbers, and expiry is a Redis TTL so nothing expired ever routes.
 //!
+//! [`open::open`] builds the configured one at start-up (without waiting for Redis).
+//!
 //! ## Semantics every implementation must follow
 //! - Time is passed in as `now` (ms since epoch) by the caller. A binding is *live*
 //!   while `now < expires_at`; an expired binding behaves exactly like a deleted one
@@ -44,6 +46,7 @@ use crate::bindings::{
 use crate::numbers::E164;
 
 pub mod memory;
+pub mod open;
 pub mod reaper;
 pub mod redis;
 
@@ -91,6 +94,11 @@ pub enum StoreError {
     #[error("store data unreadable: {0}")]
     Corrupt(String),
 }
+
+/// The [`StoreError::Unavailable`] detail of a store that lost its data (e.g. Redis
+/// restarted without persistence) and holds no pool yet; `/readyz` names it.
+pub const DATA_LOST: &str = "the store lost its data and holds no pool yet: \
+                             re-create the pools or restore the data";
 
 impl StoreError {
     /// Whether the same call may succeed if retried later (store down, not input).

@@ -51,6 +51,10 @@ pub fn config() -> ApiConfig {
         max_body_bytes: 64 * 1024,
         rate_per_key_per_s: 100_000,
         rate_burst: 100_000,
+        header_timeout_ms: 10_000,
+        body_timeout_ms: 30_000,
+        idle_timeout_ms: 60_000,
+        max_connections: 10_000,
         tls: None,
         keys: vec![
             key("platform", Role::App, APP),

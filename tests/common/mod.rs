@@ -109,6 +109,11 @@ impl OwnRedis {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(port)
+    }
+
+    /// A private `redis-server` on a given loopback port.
+    pub fn start_on(port: u16) -> Self {
         let mut me = OwnRedis {
             port,
             dir: tempfile::tempdir().unwrap(),

@@ -62,6 +62,7 @@ fn spec(name: &str) -> PoolSpec {
         grace_s: 3600,
         cooling_s: 24 * 3600,
         max_bindings_per_number: 200,
+        allow_foreign_parties: false,
     }
 }
 

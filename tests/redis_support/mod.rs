@@ -41,6 +41,7 @@ pub fn spec(name: &str, cap: u32) -> PoolSpec {
         grace_s: 3600,
         cooling_s: 3600,
         max_bindings_per_number: cap,
+        allow_foreign_parties: false,
     }
 }
 

@@ -140,6 +140,7 @@ async fn main() -> Result<()> {
             grace_s: 3600,
             cooling_s: 86_400,
             max_bindings_per_number: args.cap,
+            allow_foreign_parties: false,
         })
         .await?;
     let total = args.n + args.creates;

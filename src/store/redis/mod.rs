@@ -8,7 +8,7 @@
 //! ## Key layout (pool `p`; `X` = virtual number digits, `h(n)` = party tag: 8 bytes of its keyed hash)
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards` | none |
+//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards foreign` | none |
 //! | `{p}n` | hash | `X` → `<state a/r><caps 0-3><area>` | none |
 //! | `{p}ld` | zset | active `X` → live bindings (allocation order) | none |
 //! | `{p}la:<area>` | zset | same, for numbers of one area | none |
@@ -22,6 +22,7 @@
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
 //! | `ml:x` | hash | `X` → pool (untagged, global: the voice/SMS entry point) | none |
 //! | `ml:pseq` | string | pool id counter | none |
+//! | `ml:epoch` | string | store epoch: random, written once, tells a relay that Redis lost its data | none |
 //! | `ml:audit` | stream | audit entries | none (capped) |
 //!
 //! `sh` is 8 bytes of SHA-256(pool, shipment id); the binding id (a UUIDv8) is
@@ -76,12 +77,13 @@
 //! typed errors.
 
 mod codec;
+mod epoch;
 mod ops;
 mod pools;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -103,6 +105,7 @@ const PRELUDE: &str = include_str!("../lua/prelude.lua");
 const POOLS: &str = "ml:pools";
 const PIDS: &str = "ml:pid";
 const PSEQ: &str = "ml:pseq";
+const EPOCH: &str = "ml:epoch";
 const NUMBERS: &str = "ml:x";
 const AUDIT: &str = "ml:audit";
 /// Audit entries kept (approximately) in the stream.
@@ -179,6 +182,8 @@ pub struct RedisStore {
     pool_names: RwLock<HashMap<u32, String>>,
     /// Pool name → id (refreshed when a script reports another id).
     pool_pids: RwLock<HashMap<String, u32>>,
+    /// The store epoch this relay knows (see `epoch.rs`).
+    epoch: Mutex<epoch::EpochState>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -274,8 +279,27 @@ impl RedisStore {
         Self::connect_with(url, hasher, sealer, RedisOptions::default()).await
     }
 
-    /// Like [`RedisStore::connect`], with explicit connection settings.
+    /// Like [`RedisStore::connect`], with explicit connection settings: builds the
+    /// store and waits (at most `options.timeout`) until Redis answers.
     pub async fn connect_with(
+        url: &str,
+        hasher: NumberHasher,
+        sealer: Sealer,
+        options: RedisOptions,
+    ) -> Result<RedisStore, StoreError> {
+        let timeout = options.timeout;
+        let store = Self::open_lazy(url, hasher, sealer, options)?;
+        tokio::time::timeout(timeout, store.check_epoch())
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))??;
+        Ok(store)
+    }
+
+    /// Builds the store without waiting for Redis: only an unusable URL fails
+    /// here ([`StoreError::Invalid`], field `redis_url`). Until Redis answers, every
+    /// call fails fast with [`StoreError::Unavailable`]; the connections keep
+    /// reconnecting by themselves. Must be called within a Tokio runtime.
+    pub fn open_lazy(
         url: &str,
         hasher: NumberHasher,
         sealer: Sealer,
@@ -292,13 +316,8 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let mut conns = Vec::new();
         for _ in 0..options.connections.max(1) {
-            let conn = tokio::time::timeout(
-                timeout,
-                ConnectionManager::new_with_config(client.clone(), config.clone()),
-            )
-            .await
-            .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))?
-            .map_err(map_err)?;
+            let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                .map_err(|e| Invalid::new("redis_url", format!("cannot use this URL: {e}")))?;
             conns.push(conn);
         }
         Ok(RedisStore {
@@ -310,6 +329,7 @@ impl RedisStore {
             timeout,
             pool_names: RwLock::new(HashMap::new()),
             pool_pids: RwLock::new(HashMap::new()),
+            epoch: Mutex::new(epoch::EpochState::default()),
         })
     }
 

@@ -177,7 +177,11 @@ impl RedisStore {
         id: BindingId,
         now: UnixMs,
     ) -> Result<(), StoreError> {
-        let (pool, parts) = self.locate(id).await?;
+        self.on_binding(id, |pool, parts| self.delete_in(pool, parts, now))
+            .await
+    }
+
+    async fn delete_in(&self, pool: String, parts: IdParts, now: UnixMs) -> Result<(), StoreError> {
         let r = self
             .eval(
                 &self.scripts.delete,
@@ -219,6 +223,8 @@ impl RedisStore {
     }
 
     pub(super) async fn reap_impl(&self, now: UnixMs) -> Result<u64, StoreError> {
+        // Drops the pool id caches promptly when Redis lost its data.
+        self.check_epoch().await?;
         let mut total = 0u64;
         let names = self.pool_names_all().await?;
         // One pipelined look at every pool's next event; scripts only where one is due.
@@ -270,8 +276,11 @@ impl RedisStore {
     }
 
     pub(super) async fn ping_impl(&self) -> Result<(), StoreError> {
-        let _: String = self.query(&redis::cmd("PING")).await?;
-        Ok(())
+        if self.check_epoch().await? {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(crate::store::DATA_LOST.into()))
+        }
     }
 
     pub(super) async fn append_audit_impl(&self, entry: AuditEntry) -> Result<(), StoreError> {
@@ -456,8 +465,11 @@ impl RedisStore {
             }
         }
         let name: Option<String> = self.query(redis::cmd("HGET").arg(PIDS).arg(pid)).await?;
-        if let (Some(n), Ok(mut m)) = (&name, self.pool_names.write()) {
-            m.insert(pid, n.clone());
+        if let Ok(mut m) = self.pool_names.write() {
+            match &name {
+                Some(n) => m.insert(pid, n.clone()),
+                None => m.remove(&pid),
+            };
         }
         Ok(name)
     }
@@ -497,13 +509,39 @@ impl RedisStore {
 
     /// Resolves a binding id to (pool, parts) for a change; `BindingNotFound` if the
     /// id is not ours or its pool is gone.
-    pub(super) async fn locate(&self, id: BindingId) -> Result<(String, IdParts), StoreError> {
+    /// `fresh` skips the cache (a cached name may be stale after Redis lost its data
+    /// and a new pool got the same id).
+    pub(super) async fn locate(
+        &self,
+        id: BindingId,
+        fresh: bool,
+    ) -> Result<(String, IdParts), StoreError> {
         let parts = split_id(&id).ok_or(StoreError::BindingNotFound)?;
         let pool = self
-            .pool_name(parts.pid, false)
+            .pool_name(parts.pid, fresh)
             .await?
             .ok_or(StoreError::BindingNotFound)?;
         Ok((pool, parts))
+    }
+
+    /// Runs `op` on the binding's pool; when it finds nothing under a cached pool
+    /// name, checks the name against Redis and runs it again if the name changed.
+    async fn on_binding<T, F, Fut>(&self, id: BindingId, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(String, IdParts) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let (pool, parts) = self.locate(id, false).await?;
+        match op(pool.clone(), parts).await {
+            Err(StoreError::BindingNotFound) => {
+                let (fresh, parts) = self.locate(id, true).await?;
+                if fresh == pool {
+                    return Err(StoreError::BindingNotFound);
+                }
+                op(fresh, parts).await
+            }
+            other => other,
+        }
     }
 
     pub(super) async fn change(
@@ -513,7 +551,21 @@ impl RedisStore {
         delivered: bool,
         now: UnixMs,
     ) -> Result<Binding, StoreError> {
-        let (pool, parts) = self.locate(id).await?;
+        self.on_binding(id, |pool, parts| {
+            self.change_in(id, pool, parts, patch, delivered, now)
+        })
+        .await
+    }
+
+    async fn change_in(
+        &self,
+        id: BindingId,
+        pool: String,
+        parts: IdParts,
+        patch: &BindingPatch,
+        delivered: bool,
+        now: UnixMs,
+    ) -> Result<Binding, StoreError> {
         let part = |p: &Option<E164>| match p {
             Some(n) => (party_tag(&self.hasher, n).to_vec(), self.seal(&pool, n)),
             None => (Vec::new(), Vec::new()),

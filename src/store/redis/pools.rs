@@ -58,6 +58,8 @@ impl RedisStore {
             .arg(&pid_bytes(pid)[..])
             .arg("shards")
             .arg(shards_for(spec.max_bindings_per_number))
+            .arg("foreign")
+            .arg(u8::from(spec.allow_foreign_parties))
             .ignore();
         self.query_pipe::<()>(&pipe).await
     }
@@ -84,6 +86,8 @@ impl RedisStore {
             grace_s: num(&m, "grace_s")?,
             cooling_s: num(&m, "cooling_s")?,
             max_bindings_per_number: num(&m, "cap")?,
+            // Pools made before this setting existed: no foreign parties.
+            allow_foreign_parties: m.get("foreign").is_some_and(|v| v.as_slice() == b"1"),
         })
     }
 

@@ -32,6 +32,7 @@ fn spec(name: &str, cooling_s: u64, grace_s: u64, cap: u32) -> PoolSpec {
         grace_s,
         cooling_s,
         max_bindings_per_number: cap,
+        allow_foreign_parties: false,
     }
 }
 
