@@ -299,7 +299,37 @@ impl MessageBuilder {
     /// (no readable Via, From, To, Call-ID or CSeq): drop it silently.
     pub fn error_response(req: &Message<'_>, err: &ParseError) -> Result<Vec<u8>, BuildError> {
         let tag = crate::ids::new_tag();
-        Self::response_to(req, err.status_code(), err.reason_phrase(), Some(&tag))?.build()
+        if let Ok(b) = Self::response_to(req, err.status_code(), err.reason_phrase(), Some(&tag)) {
+            return b.build();
+        }
+        // The error may be in the very headers a response copies (a malformed
+        // From, To or CSeq): copy them verbatim, as RFC 3261 §8.2.6.2 asks, and
+        // tag To only when it can be read. Without any of them, drop.
+        req.method().ok_or(ParseError::InvalidStartLine)?;
+        for (kind, name) in [
+            (HeaderName::Via, "Via"),
+            (HeaderName::From, "From"),
+            (HeaderName::To, "To"),
+            (HeaderName::CallId, "Call-ID"),
+            (HeaderName::CSeq, "CSeq"),
+        ] {
+            req.get(kind).ok_or(ParseError::MissingHeader(name))?;
+        }
+        let to_has_tag = req.to().map(|t| t.tag().is_some());
+        let mut b = Self::response(err.status_code(), err.reason_phrase());
+        for h in req.headers() {
+            match h.kind() {
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    b.push_kind(h.kind(), h.value());
+                }
+                HeaderName::To => match to_has_tag {
+                    Ok(false) => b.push_parts("To", &[h.value(), ";tag=", &tag]),
+                    _ => b.push_kind(HeaderName::To, h.value()),
+                },
+                _ => {}
+            }
+        }
+        b.build()
     }
 
     /// Starts a CANCEL for a pending INVITE (RFC 3261 §9.1): same

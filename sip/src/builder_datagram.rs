@@ -39,11 +39,18 @@ impl MessageBuilder {
     /// assert_eq!(resp.call_id().unwrap(), "c");
     /// ```
     ///
+    /// A request of another SIP version ([`ParseError::InvalidVersion`]) is
+    /// answered `505 Version Not Supported` the same way (RFC 3261 §8.2.1:
+    /// the header section is read as SIP/2.0 only to build the answer).
+    ///
     /// # Errors
     /// [`BuildError::Source`] with `err` for any other error, for a
     /// response, or when the header section is itself unusable (the
     /// datagram is then dropped silently).
     pub fn error_response_to_datagram(buf: &[u8], err: &ParseError) -> Result<Vec<u8>, BuildError> {
+        if *err == ParseError::InvalidVersion {
+            return Self::version_not_supported(buf, err);
+        }
         if !matches!(
             err,
             ParseError::BodyTruncated
@@ -72,12 +79,62 @@ impl MessageBuilder {
         }
         Self::error_response(&msg, err)
     }
+
+    /// 505 for a request line `METHOD URI SIP/x.y` (x.y not 2.0).
+    fn version_not_supported(buf: &[u8], err: &ParseError) -> Result<Vec<u8>, BuildError> {
+        let end = memchr::memmem::find(buf, b"\r\n\r\n").ok_or(BuildError::Source(*err))?;
+        let head = buf.get(..end + 2).unwrap_or(&[]);
+        let line_end = memchr::memchr(b'\n', head).ok_or(BuildError::Source(*err))?;
+        let line = head.get(..line_end).unwrap_or(&[]);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let sp = memchr::memrchr(b' ', line).ok_or(BuildError::Source(*err))?;
+        let version = line.get(sp + 1..).unwrap_or(&[]);
+        if !version.starts_with(b"SIP/") || version.eq_ignore_ascii_case(b"SIP/2.0") {
+            return Err(BuildError::Source(*err));
+        }
+        let mut out = Vec::with_capacity(head.len() + 2);
+        out.extend_from_slice(line.get(..sp).unwrap_or(&[]));
+        out.extend_from_slice(b" SIP/2.0\r\n");
+        for l in head
+            .get(line_end + 1..)
+            .unwrap_or(&[])
+            .split_inclusive(|&b| b == b'\n')
+        {
+            if !is_content_length(l) {
+                out.extend_from_slice(l);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        let msg = Message::parse(&out)?;
+        if !msg.is_request() {
+            return Err(BuildError::Source(*err));
+        }
+        Self::error_response(&msg, err)
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_sip_version_is_answered_505() {
+        let req = b"INVITE sip:b@h SIP/3.0\r\nVia: SIP/3.0/UDP p;branch=z9hG4bK1\r\n\
+            From: <sip:a@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+            Content-Length: 0\r\n\r\n";
+        let err = Message::parse(req).unwrap_err();
+        assert_eq!(err, ParseError::InvalidVersion);
+        let resp = MessageBuilder::error_response_to_datagram(req, &err).unwrap();
+        let resp = Message::parse(&resp).unwrap();
+        assert_eq!(resp.status(), Some(505));
+        assert_eq!(resp.call_id().unwrap(), "c");
+        // A response of another version is never answered.
+        let err = Message::parse(b"SIP/3.0 200 OK\r\n\r\n").unwrap_err();
+        assert!(
+            MessageBuilder::error_response_to_datagram(b"SIP/3.0 200 OK\r\n\r\n", &err).is_err()
+        );
+    }
 
     const HEAD: &str = "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\
         From: <sip:a@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n";

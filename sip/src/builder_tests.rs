@@ -334,3 +334,43 @@ fn stamp_received_without_via_is_a_no_op() {
         MessageBuilder::response(200, "OK").build().unwrap()
     );
 }
+
+#[test]
+fn requests_with_unreadable_from_to_or_cseq_still_get_their_400() {
+    for (bad, reason) in [
+        ("CSeq: x INVITE", "CSeq"),
+        ("To: <sip:b@h", "To"),
+        ("From: not an address <", "From"),
+    ] {
+        let raw = format!(
+            "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\
+             From: <sip:a@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n"
+        );
+        let header = bad.split(':').next().unwrap();
+        let raw = raw
+            .lines()
+            .map(|l| {
+                if l.starts_with(&format!("{header}:")) {
+                    bad.to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            + "\r\n";
+        let req = Message::parse(raw.as_bytes()).unwrap();
+        let err = req.validate().unwrap_err();
+        let resp = MessageBuilder::error_response(&req, &err).expect(reason);
+        let resp = Message::parse(&resp).unwrap();
+        assert_eq!(resp.status(), Some(400), "{reason}");
+        // The broken header comes back verbatim, so the client can match it.
+        assert!(
+            resp.headers()
+                .iter()
+                .any(|h| h.value() == bad.split_once(": ").unwrap().1),
+            "{reason}"
+        );
+        assert_eq!(resp.call_id().unwrap(), "c");
+    }
+}

@@ -34,13 +34,14 @@ pub struct Limits {
 
 impl Limits {
     /// The defaults: 64 KiB messages, 128 header fields, 8 KiB header lines,
-    /// 16 Via values, 32 KiB bodies. Generous for any carrier INVITE, small
+    /// 70 Via values (as many hops as Max-Forwards allows; RFC 4475 §3.1.1.7
+    /// sends 34), 32 KiB bodies. Generous for any carrier INVITE, small
     /// enough that a flood of maximal messages costs little.
     pub const DEFAULT: Limits = Limits {
         max_message_size: 64 * 1024,
         max_headers: 128,
         max_header_line: 8 * 1024,
-        max_via: 16,
+        max_via: 70,
         max_body: 32 * 1024,
     };
 }

@@ -167,7 +167,7 @@ const EXPECTED: &[(&str, ParseError)] = &[
         "too-many-headers.sip",
         ParseError::TooManyHeaders { limit: 128 },
     ),
-    ("too-many-vias.sip", ParseError::TooManyVias { limit: 16 }),
+    ("too-many-vias.sip", ParseError::TooManyVias { limit: 70 }),
     ("unknown-scheme.sip", ParseError::UnsupportedUriScheme),
     ("unterminated-angle.sip", ParseError::UnterminatedAngle),
     ("unterminated-headers.sip", ParseError::UnterminatedHeaders),

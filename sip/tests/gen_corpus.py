@@ -317,7 +317,7 @@ I["nul-in-header.sip"] = msg(base.replace("Call-ID: base-1", "Call-ID: base\x00-
 I["bad-utf8.sip"] = msg(base).replace(b"base-1@", b"base-\xff\xfe@")
 I["header-without-colon.sip"] = msg(base + "NoColonHere\n")
 I["unterminated-headers.sip"] = crlf(base).encode()
-I["too-many-vias.sip"] = msg(base + "".join("Via: SIP/2.0/UDP h%d.example.com;branch=z9hG4bK%d\n" % (i, i) for i in range(16)))
+I["too-many-vias.sip"] = msg(base + "".join("Via: SIP/2.0/UDP h%d.example.com;branch=z9hG4bK%d\n" % (i, i) for i in range(70)))
 I["bare-lf.sip"] = msg(base).replace(b"\r\nCall-ID", b"\nCall-ID")
 I["call-id-with-space.sip"] = msg(base.replace("Call-ID: base-1@example.com", "Call-ID: base 1@example.com"))
 I["duplicate-call-id.sip"] = msg(base + "i: other@example.com\n")

@@ -74,9 +74,18 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_SIP_HOST", "sip.host"),
     ("MASKLINE_SIP_UNKNOWN_SOURCE", "sip.unknown_source"),
     ("MASKLINE_SIP_NO_BINDING_STATUS", "sip.no_binding_status"),
-    ("MASKLINE_SIP_NO_ANSWER_TIMEOUT_S", "sip.no_answer_timeout_s"),
-    ("MASKLINE_SIP_MAX_CALL_DURATION_S", "sip.max_call_duration_s"),
-    ("MASKLINE_SIP_CALLS_PER_CALLER_PER_MIN", "sip.calls_per_caller_per_min"),
+    (
+        "MASKLINE_SIP_NO_ANSWER_TIMEOUT_S",
+        "sip.no_answer_timeout_s",
+    ),
+    (
+        "MASKLINE_SIP_MAX_CALL_DURATION_S",
+        "sip.max_call_duration_s",
+    ),
+    (
+        "MASKLINE_SIP_CALLS_PER_CALLER_PER_MIN",
+        "sip.calls_per_caller_per_min",
+    ),
     ("MASKLINE_SIP_DRAIN_TIMEOUT_S", "sip.drain_timeout_s"),
 ];
 
@@ -236,11 +245,21 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
                     .collect()
             }
             "MASKLINE_SIP_UNKNOWN_SOURCE" => config.sip.unknown_source = value.trim().to_owned(),
-            "MASKLINE_SIP_NO_BINDING_STATUS" => config.sip.no_binding_status = number(var, field, value)?,
-            "MASKLINE_SIP_NO_ANSWER_TIMEOUT_S" => config.sip.no_answer_timeout_s = number(var, field, value)?,
-            "MASKLINE_SIP_MAX_CALL_DURATION_S" => config.sip.max_call_duration_s = number(var, field, value)?,
-            "MASKLINE_SIP_CALLS_PER_CALLER_PER_MIN" => config.sip.calls_per_caller_per_min = number(var, field, value)?,
-            "MASKLINE_SIP_DRAIN_TIMEOUT_S" => config.sip.drain_timeout_s = number(var, field, value)?,
+            "MASKLINE_SIP_NO_BINDING_STATUS" => {
+                config.sip.no_binding_status = number(var, field, value)?
+            }
+            "MASKLINE_SIP_NO_ANSWER_TIMEOUT_S" => {
+                config.sip.no_answer_timeout_s = number(var, field, value)?
+            }
+            "MASKLINE_SIP_MAX_CALL_DURATION_S" => {
+                config.sip.max_call_duration_s = number(var, field, value)?
+            }
+            "MASKLINE_SIP_CALLS_PER_CALLER_PER_MIN" => {
+                config.sip.calls_per_caller_per_min = number(var, field, value)?
+            }
+            "MASKLINE_SIP_DRAIN_TIMEOUT_S" => {
+                config.sip.drain_timeout_s = number(var, field, value)?
+            }
             "MASKLINE_SIP_HOST" => {
                 config.sip.host = (!value.trim().is_empty()).then(|| value.trim().to_owned())
             }

@@ -260,11 +260,7 @@ impl Engine {
             }
             return;
         };
-        let limits = Limits {
-            max_via: 70,
-            ..Limits::DEFAULT
-        };
-        let msg = match Message::parse_with(&m.data, &limits) {
+        let msg = match Message::parse_with(&m.data, &Limits::DEFAULT) {
             Ok(msg) => msg,
             Err(e) => {
                 metrics::counter!("maskline_sip_malformed_total").increment(1);

@@ -128,7 +128,14 @@ transport = "{transport}"
     }
 
     /// Creates a binding courier ↔ customer in `pool`; returns (id, X).
-    pub fn bind(&self, pool: &str, shipment: &str, a: &str, b: &str, ttl_s: u64) -> (String, String) {
+    pub fn bind(
+        &self,
+        pool: &str,
+        shipment: &str,
+        a: &str,
+        b: &str,
+        ttl_s: u64,
+    ) -> (String, String) {
         let body = format!(
             r#"{{"pool":"{pool}","shipment_id":"{shipment}","party_a":"{a}","party_b":"{b}","ttl_s":{ttl_s}}}"#
         );
@@ -190,8 +197,13 @@ pub fn scenario(file: &str, vars: &[(&str, &str)]) -> String {
     for (k, v) in vars {
         s = s.replace(&format!("@{k}@"), v);
     }
-    assert!(!s.contains("@CALLER@") && !s.contains("@CALLED@") && !s.contains("@HOLD_MS@") && !s.contains("@STATUS@"),
-        "unreplaced placeholder in {file}");
+    assert!(
+        !s.contains("@CALLER@")
+            && !s.contains("@CALLED@")
+            && !s.contains("@HOLD_MS@")
+            && !s.contains("@STATUS@"),
+        "unreplaced placeholder in {file}"
+    );
     s
 }
 
@@ -283,7 +295,11 @@ impl Sipp {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("sipp {} did not finish in {secs} s; {}", self.name, self.report());
+                panic!(
+                    "sipp {} did not finish in {secs} s; {}",
+                    self.name,
+                    self.report()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -292,7 +308,12 @@ impl Sipp {
     /// Waits and asserts success (every call passed the scenario).
     pub fn expect_success(&mut self, secs: u64) {
         let s = self.wait(secs);
-        assert!(s.success(), "sipp {} failed ({s}); {}", self.name, self.report());
+        assert!(
+            s.success(),
+            "sipp {} failed ({s}); {}",
+            self.name,
+            self.report()
+        );
     }
 
     fn read_glob(&self, suffix: &str) -> String {
@@ -312,7 +333,11 @@ impl Sipp {
         let log = self.read_glob("_messages.log");
         log.split("----------------------------------------------- ")
             .filter(|m| m.contains(" message received"))
-            .map(|m| m.split_once(":\n").map_or("", |x| x.1.trim_start()).to_owned())
+            .map(|m| {
+                m.split_once(":\n")
+                    .map_or("", |x| x.1.trim_start())
+                    .to_owned()
+            })
             .collect()
     }
 
@@ -348,10 +373,7 @@ pub fn assert_absent(side: &str, messages: &[String], needles: &[&str]) {
     assert!(!messages.is_empty(), "{side} received nothing");
     for m in messages {
         for n in needles {
-            assert!(
-                !m.contains(n),
-                "{side} received {n:?} (leak) in:\n{m}"
-            );
+            assert!(!m.contains(n), "{side} received {n:?} (leak) in:\n{m}");
         }
     }
 }
@@ -359,6 +381,8 @@ pub fn assert_absent(side: &str, messages: &[String], needles: &[&str]) {
 /// A raw UDP "trunk" for single-message tests.
 pub struct RawUa {
     pub sock: UdpSocket,
+    /// Call-ID of the last request sent: only its responses are read.
+    last_call_id: std::cell::RefCell<Option<String>>,
 }
 
 impl RawUa {
@@ -366,7 +390,10 @@ impl RawUa {
         let sock = UdpSocket::bind((ip, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(1500)))
             .unwrap();
-        RawUa { sock }
+        RawUa {
+            sock,
+            last_call_id: Default::default(),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -392,6 +419,7 @@ impl RawUa {
     }
 
     pub fn send(&self, to: SocketAddr, msg: &str) {
+        *self.last_call_id.borrow_mut() = call_id_of(msg);
         self.sock.send_to(msg.as_bytes(), to).unwrap();
     }
 
@@ -401,11 +429,22 @@ impl RawUa {
         loop {
             let (n, _) = self.sock.recv_from(&mut buf).ok()?;
             let s = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let want = self.last_call_id.borrow().clone();
+            if want.is_some() && call_id_of(&s) != want {
+                continue; // a retransmission answering an earlier request
+            }
             if !s.starts_with("SIP/2.0 1") {
                 return Some(s);
             }
         }
     }
+}
+
+/// The Call-ID header value of a message.
+pub fn call_id_of(msg: &str) -> Option<String> {
+    msg.lines()
+        .find_map(|l| l.strip_prefix("Call-ID:").or_else(|| l.strip_prefix("i:")))
+        .map(|v| v.trim().to_owned())
 }
 
 /// Status code of a response.

@@ -1,0 +1,248 @@
+//! Voice relay edge cases driven by a tiny raw-UDP test UA against a real
+//! `maskline serve`: trust (ACL), malformed SIP, RFC 3261 answers, limits, store
+//! outage and drain. Fast, single-message exchanges; SIPp covers whole calls.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod voice_support;
+
+use std::time::Duration;
+
+use voice_support::*;
+
+#[test]
+fn untrusted_sources_are_dropped_or_refused_and_counted() {
+    // Only 127.0.0.2 is a trunk source.
+    let r = VoiceRelay::start(
+        Opts {
+            sources: "127.0.0.2/32",
+            ..Opts::default()
+        },
+        None,
+    );
+    let (_, x) = r.bind("demo", "SF-U1", COURIER, CUSTOMER, 3600);
+    let stranger = RawUa::bind("127.0.0.4");
+    stranger.send(r.sip_udp, &stranger.invite(&x, COURIER, ""));
+    assert!(
+        stranger.final_response().is_none(),
+        "an untrusted source must get no answer at all (default drop)"
+    );
+    assert!(r.metrics().contains("maskline_sip_untrusted_total"));
+
+    let r = VoiceRelay::start(
+        Opts {
+            sources: "127.0.0.2/32",
+            unknown_source: "reject",
+            ..Opts::default()
+        },
+        None,
+    );
+    stranger.send(r.sip_udp, &stranger.invite(&x, COURIER, ""));
+    let resp = stranger.final_response().expect("a 403");
+    assert_eq!(status_of(&resp), 403, "{resp}");
+}
+
+#[test]
+fn malformed_and_rfc3261_cases_get_their_answers() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-U2", COURIER, CUSTOMER, 3600);
+    let ua = RawUa::bind(CALLER_IP);
+
+    // A broken CSeq: 400 naming it, never a crash.
+    let bad = ua
+        .invite(&x, COURIER, "")
+        .replace("CSeq: 1 INVITE", "CSeq: x INVITE");
+    ua.send(r.sip_udp, &bad);
+    let resp = ua
+        .final_response()
+        .expect("an answer to a malformed request");
+    assert_eq!(status_of(&resp), 400, "{resp}");
+
+    // Garbage: no answer possible, and the relay keeps serving.
+    ua.send(r.sip_udp, "\u{1}\u{2}garbage\r\n\r\n");
+    let resp_opt = ua.final_response();
+    assert!(resp_opt.is_none_or(|r| status_of(&r) == 400));
+
+    // Max-Forwards 0 → 483.
+    let mf0 = ua
+        .invite(&x, COURIER, "")
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    ua.send(r.sip_udp, &mf0);
+    assert_eq!(status_of(&ua.final_response().unwrap()), 483);
+
+    // An extension we do not support in Require → 420 with Unsupported.
+    ua.send(r.sip_udp, &ua.invite(&x, COURIER, "Require: 100rel\r\n"));
+    let resp = ua.final_response().unwrap();
+    assert_eq!(status_of(&resp), 420, "{resp}");
+    assert!(resp.contains("Unsupported: 100rel"), "{resp}");
+
+    // A body that is not SDP → 415.
+    let txt = ua
+        .invite(&x, COURIER, "")
+        .replace("Content-Type: application/sdp", "Content-Type: text/plain");
+    ua.send(r.sip_udp, &txt);
+    assert_eq!(status_of(&ua.final_response().unwrap()), 415);
+
+    // An unsupported SIP version → 505.
+    let v3 = ua
+        .invite(&x, COURIER, "")
+        .replacen("SIP/2.0\r\n", "SIP/3.0\r\n", 1);
+    ua.send(r.sip_udp, &v3);
+    assert_eq!(status_of(&ua.final_response().unwrap()), 505);
+
+    // A number in no pool → 404; OPTIONS keep-alive → 200.
+    ua.send(r.sip_udp, &ua.invite("+8619999999999", COURIER, ""));
+    assert_eq!(status_of(&ua.final_response().unwrap()), 404);
+    let opts = ua
+        .invite(&x, COURIER, "")
+        .replacen("INVITE sip:", "OPTIONS sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
+    ua.send(r.sip_udp, &opts);
+    let resp = ua.final_response().unwrap();
+    assert_eq!(status_of(&resp), 200, "{resp}");
+    assert!(resp.contains("Allow: INVITE"), "{resp}");
+
+    // A request with 34 Via values (RFC 4475 §3.1.1.7 style) is still served.
+    let vias: String = (0..33)
+        .map(|i| format!("Via: SIP/2.0/UDP 192.0.2.{i}:5060;branch=z9hG4bKv{i}\r\n"))
+        .collect();
+    let many = ua.invite("+8619999999999", COURIER, "");
+    let cut = many.find("From:").unwrap();
+    let many = format!("{}{}{}", &many[..cut], vias, &many[cut..]);
+    ua.send(r.sip_udp, &many);
+    assert_eq!(status_of(&ua.final_response().unwrap()), 404);
+}
+
+#[test]
+fn a_caller_over_the_call_rate_gets_486() {
+    let r = VoiceRelay::start(
+        Opts {
+            calls_per_min: 2,
+            ..Opts::default()
+        },
+        None,
+    );
+    let (_, x) = r.bind("demo", "SF-U3", COURIER, CUSTOMER, 3600);
+    let ua = RawUa::bind(CALLER_IP);
+    // Nobody answers at the gateway: the first two calls ring out (no final answer
+    // within our read timeout); the third is refused at once.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        ua.send(r.sip_udp, &ua.invite(&x, COURIER, ""));
+        statuses.push(ua.final_response().map(|r| status_of(&r)));
+    }
+    assert_eq!(statuses[2], Some(486), "{statuses:?}");
+    assert_ne!(statuses[0], Some(486));
+    // Another caller to the same number is not affected.
+    ua.send(r.sip_udp, &ua.invite(&x, CUSTOMER, ""));
+    assert_ne!(ua.final_response().map(|r| status_of(&r)), Some(486));
+}
+
+#[test]
+fn redis_down_answers_503_with_retry_after_then_recovers() {
+    let mut redis = common::OwnRedis::start();
+    let (mut env, key) = redis_env(&redis.url());
+    env.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
+    env.push(("MASKLINE_STORE_REDIS_TIMEOUT_MS", "300".into()));
+    let r = VoiceRelay::start(
+        Opts {
+            extra_env: env,
+            ..Opts::default()
+        },
+        Some(key),
+    );
+    let (status, body) = r.relay.http(
+        "POST",
+        "/v1/pools",
+        &r.key,
+        Some(r#"{"name":"sf","country":86}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = r.relay.http(
+        "POST",
+        "/v1/pools/sf/numbers",
+        &r.key,
+        Some(r#"{"numbers":[{"number":"+8617100000001","area":"sh"}]}"#),
+    );
+    assert_eq!(status, 200);
+    let (_, x) = r.bind("sf", "SF-U4", COURIER, CUSTOMER, 3600);
+    let ua = RawUa::bind(CALLER_IP);
+    // Learn X's pool while Redis is up (a unbound caller: 480).
+    ua.send(r.sip_udp, &ua.invite(&x, "+8613700137000", ""));
+    assert_eq!(status_of(&ua.final_response().unwrap()), 480);
+
+    redis.stop();
+    let t0 = std::time::Instant::now();
+    ua.send(r.sip_udp, &ua.invite(&x, COURIER, ""));
+    let resp = ua.final_response().expect("an answer while Redis is down");
+    assert_eq!(status_of(&resp), 503, "{resp}");
+    assert!(resp.contains("Retry-After:"), "{resp}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "answered within the store timeout"
+    );
+
+    redis.spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        ua.send(r.sip_udp, &ua.invite(&x, "+8613700137000", ""));
+        if ua.final_response().map(|r| status_of(&r)) == Some(480) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery after Redis came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn shutdown_refuses_new_calls_and_ends_live_ones_after_the_drain() {
+    // drain_timeout_s = 2 in the test config.
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-U5", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let _uac = Sipp::uac(
+        &scenario(
+            "uac.xml",
+            &[("CALLER", COURIER), ("CALLED", &x), ("HOLD_MS", "20000")],
+        ),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    // Wait until the call is answered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !r.metrics().contains("maskline_live_calls 1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call was not set up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = r.relay.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(300));
+    let ua = RawUa::bind(CALLER_IP);
+    ua.send(r.sip_udp, &ua.invite(&x, COURIER, ""));
+    let resp = ua.final_response().expect("503 while draining");
+    assert_eq!(status_of(&resp), 503, "{resp}");
+    // The live call is ended by the relay after the drain timeout: the callee gets BYE.
+    uas.expect_success(15);
+    let bye = uas
+        .received()
+        .into_iter()
+        .find(|m| m.starts_with("BYE "))
+        .unwrap();
+    assert!(bye.contains("shutdown"), "{bye}");
+    let status = r.relay.terminate();
+    assert!(status.success(), "{status}");
+}
+
+#[path = "common/mod.rs"]
+mod common;
