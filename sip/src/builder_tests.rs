@@ -342,10 +342,8 @@ fn requests_with_unreadable_from_to_or_cseq_still_get_their_400() {
         ("To: <sip:b@h", "To"),
         ("From: not an address <", "From"),
     ] {
-        let raw = format!(
-            "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\
-             From: <sip:a@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n"
-        );
+        let raw = "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\
+             From: <sip:a@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
         let header = bad.split(':').next().unwrap();
         let raw = raw
             .lines()
