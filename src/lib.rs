@@ -10,6 +10,9 @@
 //! - [`bindings`]: the domain types and rules: pools, AXB bindings, routes.
 //! - [`store`]: the `BindingStore` trait and its memory and Redis implementations.
 //! - [`api`]: the HTTP API (hyper, auth and roles, rate limits, JSON errors, OpenAPI).
+//! - [`voice`]: the SIP B2BUA (trunks, call flow, topology hiding) on the `sip` crate.
+//! - [`media`]: the RTP/RTCP relay the voice calls drive.
+//! - [`events`]: call records (memory list or Redis Stream).
 //! - [`telemetry`]: logs (pretty/JSON) and the Prometheus metrics recorder.
 
 pub mod api;
