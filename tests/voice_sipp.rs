@@ -335,3 +335,31 @@ fn redis_backed_call_and_record() {
 
 #[path = "common/mod.rs"]
 mod common;
+
+#[test]
+fn late_offer_the_callers_answer_reaches_the_callee_in_our_ack() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-L1", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let mut uac = Sipp::uac(
+        &scenario("uac_late_offer.xml", &vars(COURIER, &x, "200")),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    uac.expect_success(30);
+    uas.expect_success(30);
+    let got = uas.received();
+    let invite = got.iter().find(|m| m.starts_with("INVITE ")).unwrap();
+    assert!(
+        !invite.contains("m=audio"),
+        "no offer in the INVITE: {invite}"
+    );
+    let ack = got.iter().find(|m| m.starts_with("ACK ")).unwrap();
+    assert!(
+        ack.contains("m=audio") && ack.contains("c=IN IP4 127.0.0.1"),
+        "{ack}"
+    );
+    assert_absent("callee", &got, X_LEAKS_FROM_CALLER);
+}

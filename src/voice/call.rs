@@ -81,6 +81,9 @@ pub struct Call {
     pub(super) b_callid: Option<String>,
     pub(super) b_dialog: Option<Dialog>,
     pub(super) b_ack: Option<Arc<[u8]>>,
+    /// Late offer: the caller's INVITE had no SDP, the callee's 2xx carries the
+    /// offer, and our ACK to the callee waits for the caller's ACK (the answer).
+    pub(super) ack_awaits_answer: bool,
     pub(super) b_dest: Destination,
     pub(super) b_provisional: bool,
     pub(super) cancel_pending: bool,
@@ -224,6 +227,7 @@ impl Engine {
             b_callid: None,
             b_dialog: None,
             b_ack: None,
+            ack_awaits_answer: false,
             b_dest,
             b_provisional: false,
             cancel_pending: false,
@@ -512,15 +516,21 @@ impl Engine {
             }
         };
         dialog.confirm();
+        let late_offer = inv.body().is_empty() && is_sdp(msg);
+        let gone = call.state == State::Cancelling || call.a_final_sent;
         let local = self.settings.local(call.b_dest.transport);
-        let ack = dialog
-            .ack(transport_name(call.b_dest.transport), &local.to_string())
-            .ok()
-            .and_then(|b| b.build().ok());
-        if let Some(ack) = ack {
-            let ack: Arc<[u8]> = Arc::from(ack);
-            self.transports.send(call.b_dest, ack.clone());
-            call.b_ack = Some(ack);
+        if late_offer && !gone {
+            call.ack_awaits_answer = true;
+        } else {
+            let ack = dialog
+                .ack(transport_name(call.b_dest.transport), &local.to_string())
+                .ok()
+                .and_then(|b| b.build().ok());
+            if let Some(ack) = ack {
+                let ack: Arc<[u8]> = Arc::from(ack);
+                self.transports.send(call.b_dest, ack.clone());
+                call.b_ack = Some(ack);
+            }
         }
         call.b_dialog = Some(dialog);
         if call.state == State::Cancelling || call.a_final_sent {
@@ -688,8 +698,44 @@ impl Engine {
         self.schedule(at, id, TimerKind::CancelGuard);
     }
 
-    /// An ACK for a 2xx (end-to-end): nothing to relay (we ACKed the callee).
-    pub(super) fn on_ack(&mut self, _msg: &Message<'_>) {}
+    /// An ACK for a 2xx (end-to-end). Normally nothing to relay (we ACKed the
+    /// callee at once); for a late offer it carries the caller's answer, which goes
+    /// to the callee in our ACK.
+    pub(super) fn on_ack(&mut self, msg: &Message<'_>) {
+        let Some(&id) = msg.call_id().ok().and_then(|c| self.by_callid.get(c)) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if !call.ack_awaits_answer || msg.call_id().ok() != Some(call.a_callid.as_str()) {
+            return;
+        }
+        call.ack_awaits_answer = false;
+        let body = if is_sdp(msg) {
+            call.media
+                .as_mut()
+                .and_then(|m| m.answer(Leg::A, msg.body()).ok())
+        } else {
+            None
+        };
+        let dest = call.b_dest;
+        let local = self.settings.local(dest.transport);
+        let Some(dialog) = call.b_dialog.as_ref() else {
+            return;
+        };
+        let Ok(mut b) = dialog.ack(transport_name(dest.transport), &local) else {
+            return;
+        };
+        if let Some(sdp) = body {
+            b = b.body("application/sdp", &sdp);
+        }
+        if let Ok(ack) = b.build() {
+            let ack: Arc<[u8]> = Arc::from(ack);
+            self.transports.send(dest, ack.clone());
+            call.b_ack = Some(ack);
+        }
+    }
 
     /// A request inside one of our dialogs.
     pub(super) fn on_in_dialog(&mut self, tx: TransactionId, msg: &Message<'_>, raw: &[u8]) {
