@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Call-setup load: maskline's voice relay beside Kamailio 5.6 (stateful proxy,
+# dialog, topoh, uac From rewrite, one ndb_redis lookup per call), both driven by
+# the same SIPp scenarios (tests/sipp/uac.xml -> relay -> tests/sipp/uas.xml,
+# 1 s calls) with one Redis on the same box, in the same run.
+#
+#   loadtest/voice.sh [RATES] [SECONDS]      e.g. loadtest/voice.sh "500 1000 2000 3000" 20
+#
+# For each rate and each relay it prints: calls attempted, failed, failed %, the
+# relay's CPU (user+sys from /proc) in ms per call, and for maskline the added
+# post-dial delay (INVITE in -> B-leg INVITE out) p50/p99 from its own histogram.
+# Needs: sipp (sip-tester), kamailio + kamailio-redis-modules, redis-server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATES=${1:-"500 1000 2000"}
+SECS=${2:-20}
+ulimit -n 65536 2>/dev/null || true
+
+for b in sipp kamailio redis-server curl python3; do
+  command -v "$b" >/dev/null || { echo "missing $b (apt-get install sip-tester kamailio kamailio-redis-modules redis-server curl)"; exit 1; }
+done
+cargo build --release -q --bin maskline
+BIN=target/release/maskline
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; pkill -f "$WORK" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+RPORT=$((20000 + RANDOM % 5000))
+redis-server --port $RPORT --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
+PIDS+=($!)
+sleep 0.5
+
+X=+8617100000001; A=+8613800138000; B=+8613900139000
+GW=5080; ML=5060; KM=5062
+
+# maskline on Redis, per-caller limit out of the way (one caller places every call).
+KEY=$($BIN key new --role admin --name bench | sed -n 3p)
+HASH=$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)
+cat > "$WORK/maskline.toml" <<TOML
+[api]
+listen = "127.0.0.1:18080"
+rate_per_key_per_s = 100000
+[[api.keys]]
+name = "bench"
+role = "admin"
+hash = "sha256:$HASH"
+[store]
+backend = "redis"
+redis_url = "redis://127.0.0.1:$RPORT/"
+demo_pool = false
+[secrets]
+hmac_key = "$(head -c 32 /dev/urandom | base64)"
+seal_keys = ["1:$(head -c 32 /dev/urandom | base64)"]
+[log]
+level = "warn"
+[sip]
+listen = ["udp:127.0.0.1:$ML"]
+calls_per_caller_per_min = 100000000
+[[sip.trunks]]
+name = "bench"
+sources = ["127.0.0.0/8"]
+gateway = "127.0.0.1:$GW"
+cps = 100000
+TOML
+$BIN serve --config "$WORK/maskline.toml" > "$WORK/maskline.out" 2> "$WORK/maskline.err" &
+MLPID=$!; PIDS+=($MLPID)
+for _ in $(seq 100); do grep -q "^listening on" "$WORK/maskline.out" 2>/dev/null && break; sleep 0.1; done
+API=http://127.0.0.1:18080
+auth=(-H "Authorization: Bearer $KEY" -H 'Content-Type: application/json')
+curl -sf "${auth[@]}" -d '{"name":"bench","country":86}' $API/v1/pools >/dev/null
+curl -sf "${auth[@]}" -d "{\"numbers\":[{\"number\":\"$X\",\"area\":\"sh\"}]}" $API/v1/pools/bench/numbers >/dev/null
+curl -sf "${auth[@]}" -d "{\"pool\":\"bench\",\"shipment_id\":\"S1\",\"party_a\":\"$A\",\"party_b\":\"$B\",\"ttl_s\":86400}" $API/v1/bindings >/dev/null
+
+# Kamailio on the same Redis with the same mapping (plain key, its own format).
+redis-cli -p $RPORT SET "route:$X:$A" "$B" >/dev/null
+sed -e "s/LISTEN_PORT/$KM/; s/REDIS_PORT/$RPORT/; s/GATEWAY_PORT/$GW/" loadtest/peers/kamailio/kamailio.cfg > "$WORK/kamailio.cfg"
+kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m 512 -M 32 -P "$WORK/kamailio.pid" > "$WORK/kamailio.log" 2>&1 &
+KMPID=$!; PIDS+=($KMPID)
+sleep 1
+
+sed -e "s/@CALLER@/$A/g; s/@CALLED@/$X/g; s/@HOLD_MS@/1000/g" tests/sipp/uac.xml > "$WORK/uac.xml"
+cp tests/sipp/uas.xml "$WORK/uas.xml"
+
+cpu_ms() { # user+sys ms of a process and its threads/children
+  local total=0
+  for p in "$@"; do
+    if [ -r /proc/$p/stat ]; then
+      total=$((total + $(awk '{print $14+$15}' /proc/$p/stat)))
+    fi
+  done
+  echo $((total * 1000 / $(getconf CLK_TCK)))
+}
+kam_pids() { pgrep -f "$WORK/kamailio.cfg" | tr '\n' ' '; }
+pdd() { curl -s $API/metrics | grep '^maskline_call_setup_seconds_bucket' || true; }
+
+printf "%-9s %6s %8s %7s %8s %10s %s\n" relay cps calls failed "fail%" "cpu_ms/call" "pdd(ms) p50/p99"
+for rate in $RATES; do
+  for relay in maskline kamailio; do
+    port=$([ $relay = maskline ] && echo $ML || echo $KM)
+    n=$((rate * SECS))
+    sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" > /dev/null 2>&1 || true
+    sleep 0.3
+    if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); else pids=$(kam_pids); fi
+    c0=$(cpu_ms $pids)
+    (cd "$WORK" && timeout $((SECS * 3 + 60)) sipp 127.0.0.1:$port -sf uac.xml -i 127.0.0.1 -p 5070 \
+      -r $rate -m $n -l $((rate * 4)) -nostdin -trace_stat -stf uac_${relay}_${rate}.csv -fd 1 \
+      -timeout $((SECS * 3 + 30))s > uac.out 2>&1) || true
+    c1=$(cpu_ms $pids)
+    pkill -f "$WORK/uas.xml" || true
+    sleep 1
+    stats=$(ls -t "$WORK"/uac_*.csv 2>/dev/null | head -1)
+    read -r ok fail < <(python3 - "$stats" <<'PY'
+import csv,sys
+rows=list(csv.reader(open(sys.argv[1]),delimiter=';'))
+h=rows[0]; last=rows[-1]
+print(last[h.index('SuccessfulCall(C)')], last[h.index('FailedCall(C)')])
+PY
+)
+    total=$((ok + fail))
+    extra=""
+    if [ $relay = maskline ]; then
+      extra=$(python3 - "$before_pdd" "$(pdd)" <<'PY'
+import sys,re
+def parse(t):
+    d={}
+    for l in t.splitlines():
+        m=re.search(r'le="([^"]+)"\} (\d+)',l)
+        if m: d[m.group(1)]=int(m.group(2))
+    return d
+a,b=parse(sys.argv[1]),parse(sys.argv[2])
+keys=sorted((k for k in b if k!='+Inf'), key=float)+['+Inf']
+n=b.get('+Inf',0)-a.get('+Inf',0)
+def q(p):
+    for k in keys:
+        if b.get(k,0)-a.get(k,0) >= p*n: return '<=%gms'%(float(k)*1000) if k!='+Inf' else '>10s'
+    return '-'
+print(f"{q(0.5)} / {q(0.99)}" if n else "-")
+PY
+)
+    fi
+    awk -v r=$relay -v c=$rate -v t=$total -v f=$fail -v cpu=$((c1 - c0)) -v e="$extra" \
+      'BEGIN{printf "%-9s %6d %8d %7d %7.2f%% %10.3f %s\n", r, c, t, f, (t?100*f/t:0), (t?cpu/t:0), e}'
+  done
+done
