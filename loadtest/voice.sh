@@ -23,7 +23,7 @@ cargo build --release -q --bin maskline
 BIN=target/release/maskline
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; pkill -f "$WORK" 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; pkill -f "$WORK" 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
 RPORT=$((20000 + RANDOM % 5000))
@@ -32,7 +32,7 @@ PIDS+=($!)
 sleep 0.5
 
 X=+8617100000001; A=+8613800138000; B=+8613900139000
-GW=5080; ML=5060; KM=5062
+GW=5080; ML=5062; KM=5060  # Kamailio on 5060: topoh masks Contact to mask_ip without a port
 
 # maskline on Redis, per-caller limit out of the way (one caller places every call).
 KEY=$($BIN key new --role admin --name bench | sed -n 3p)
@@ -104,7 +104,7 @@ for rate in $RATES; do
     if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); else pids=$(kam_pids); fi
     c0=$(cpu_ms $pids)
     (cd "$WORK" && timeout $((SECS * 3 + 60)) sipp 127.0.0.1:$port -sf uac.xml -i 127.0.0.1 -p 5070 \
-      -r $rate -m $n -l $((rate * 4)) -nostdin -trace_stat -stf uac_${relay}_${rate}.csv -fd 1 \
+      -r $rate -m $n -l $((rate * 4)) -nostdin -trace_err -error_file uac_${relay}_${rate}.err -trace_stat -stf uac_${relay}_${rate}.csv -fd 1 \
       -timeout $((SECS * 3 + 30))s > uac.out 2>&1) || true
     c1=$(cpu_ms $pids)
     pkill -f "$WORK/uas.xml" || true
