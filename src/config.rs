@@ -23,7 +23,10 @@ use zeroize::Zeroizing;
 
 use crate::numbers::{NumberHasher, Sealer};
 
+pub use media::MediaConfig;
+
 pub mod env;
+mod media;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -94,6 +97,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[media]`: the RTP/RTCP relay ([`MediaConfig::relay_config`]).
+    pub media: MediaConfig,
 }
 
 /// `[api]`: the HTTP API.

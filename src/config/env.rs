@@ -17,9 +17,12 @@
 //! | `MASKLINE_SECRETS_HMAC_KEY` | `secrets.hmac_key` (empty: unset) |
 //! | `MASKLINE_SECRETS_SEAL_KEYS` | `secrets.seal_keys`, comma-separated |
 //! | `MASKLINE_LOG_FORMAT`, `MASKLINE_LOG_LEVEL` | `log.format`, `log.level` |
+//! | `MASKLINE_MEDIA_PORTS` | `media.ports` (`FIRST-LAST`) |
+//! | `MASKLINE_MEDIA_BIND_IP`, `MASKLINE_MEDIA_PUBLIC_IP` | `media.bind_ip`, `media.public_ip` |
+//! | `MASKLINE_MEDIA_TIMEOUT_S`, `MASKLINE_MEDIA_WORKERS` | `media.timeout_s`, `media.workers` |
 //!
 //! Any other variable starting with `MASKLINE_API_`, `MASKLINE_STORE_`,
-//! `MASKLINE_SECRETS_` or `MASKLINE_LOG_` is an error (a typo must not be ignored).
+//! `MASKLINE_SECRETS_`, `MASKLINE_LOG_` or `MASKLINE_MEDIA_` is an error (a typo must not be ignored).
 //! Values of secret variables never appear in error messages.
 
 use std::collections::HashMap;
@@ -52,6 +55,11 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_SECRETS_SEAL_KEYS", "secrets.seal_keys"),
     ("MASKLINE_LOG_FORMAT", "log.format"),
     ("MASKLINE_LOG_LEVEL", "log.level"),
+    ("MASKLINE_MEDIA_PORTS", "media.ports"),
+    ("MASKLINE_MEDIA_BIND_IP", "media.bind_ip"),
+    ("MASKLINE_MEDIA_PUBLIC_IP", "media.public_ip"),
+    ("MASKLINE_MEDIA_TIMEOUT_S", "media.timeout_s"),
+    ("MASKLINE_MEDIA_WORKERS", "media.workers"),
 ];
 
 const SECTIONS: &[&str] = &[
@@ -59,6 +67,7 @@ const SECTIONS: &[&str] = &[
     "MASKLINE_STORE_",
     "MASKLINE_SECRETS_",
     "MASKLINE_LOG_",
+    "MASKLINE_MEDIA_",
 ];
 
 /// The process's `MASKLINE_*` variables (non-UTF-8 values are kept lossily, so
@@ -187,6 +196,11 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
             }
             "MASKLINE_LOG_FORMAT" => config.log.format = value.clone(),
             "MASKLINE_LOG_LEVEL" => config.log.level = value.clone(),
+            "MASKLINE_MEDIA_PORTS" => config.media.ports = value.clone(),
+            "MASKLINE_MEDIA_BIND_IP" => config.media.bind_ip = value.clone(),
+            "MASKLINE_MEDIA_PUBLIC_IP" => config.media.public_ip = value.clone(),
+            "MASKLINE_MEDIA_TIMEOUT_S" => config.media.timeout_s = number(var, field, value)?,
+            "MASKLINE_MEDIA_WORKERS" => config.media.workers = number(var, field, value)?,
             _ => {}
         }
     }

@@ -140,6 +140,6 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(ConfigError::field("log.level", e.to_string()));
         }
-        Ok(())
+        self.media.validate()
     }
 }
