@@ -162,7 +162,8 @@ impl Client {
     /// Sends `msg`, returns the reply (retrying twice on timeout); fails unless
     /// `result` is `ok`.
     pub fn call(&mut self, msg: &Value) -> Result<Value> {
-        let cookie = format!("c{}", self.next);
+        // Unique across runs: rtpengine replays its cached reply for a cookie it saw.
+        let cookie = format!("{}-{}", std::process::id(), self.next);
         self.next += 1;
         let out = datagram(cookie.as_bytes(), msg);
         let mut buf = vec![0u8; 65536];
