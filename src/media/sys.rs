@@ -121,7 +121,10 @@ pub(super) struct RawAddr {
 
 impl std::fmt::Debug for RawAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", to_socket_addr(&self.storage))
+        match to_socket_addr(&self.storage) {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("<unknown family>"),
+        }
     }
 }
 

@@ -154,7 +154,12 @@ impl LegState {
 
     fn refresh_dest(&mut self) {
         let rtp = self.latched[RTP].or(self.target.rtp());
-        let rtcp = self.latched[RTCP].or(self.target.rtcp());
+        // Behind NAT (RTP latched to another IP than the SDP's), RTCP goes to the
+        // NAT's RTP port + 1 until RTCP itself is latched: the SDP's is unreachable.
+        let natted = self.latched[RTP]
+            .filter(|l| Some(l.ip()) != self.target.ip)
+            .map(|l| SocketAddr::new(l.ip(), l.port().wrapping_add(1)));
+        let rtcp = self.latched[RTCP].or(natted).or(self.target.rtcp());
         self.dest = [rtp.map(RawAddr::new), rtcp.map(RawAddr::new)];
     }
 
@@ -475,6 +480,55 @@ fn leg_index(leg: Leg) -> usize {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn leg(sdp: &str) -> LegState {
+        let sock = LegSockets {
+            port: 0,
+            rtp: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            rtcp: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+        };
+        let t: SocketAddr = sdp.parse().unwrap();
+        let mut l = LegState {
+            sock,
+            target: Target {
+                ip: Some(t.ip()),
+                rtp_port: t.port(),
+                ..Target::default()
+            },
+            latched: [None; 2],
+            retired: [None; 2],
+            dest: [None; 2],
+        };
+        l.refresh_dest();
+        l
+    }
+
+    #[test]
+    fn a_natted_leg_latches_from_its_public_address() {
+        let mut c = Local::default();
+        let mut l = leg("192.168.1.20:4000");
+        assert_eq!(format!("{:?}", l.dest[RTP]), "Some(192.168.1.20:4000)");
+        let public: SocketAddr = "198.51.100.7:61000".parse().unwrap();
+        assert!(l.accept(RTP, public, &mut c));
+        assert_eq!(format!("{:?}", l.dest[RTP]), "Some(198.51.100.7:61000)");
+        // RTCP follows the NAT until RTCP itself latches.
+        assert_eq!(format!("{:?}", l.dest[RTCP]), "Some(198.51.100.7:61001)");
+        // Once latched, another public address is a stranger.
+        assert!(!l.accept(RTP, "198.51.100.8:61000".parse().unwrap(), &mut c));
+        assert_eq!(c.latches, 1);
+    }
+
+    #[test]
+    fn a_public_leg_only_latches_from_its_own_ip() {
+        let mut c = Local::default();
+        let mut l = leg("203.0.113.5:4000");
+        assert!(!l.accept(RTP, "198.51.100.7:4000".parse().unwrap(), &mut c));
+        assert!(l.accept(RTP, "203.0.113.5:5555".parse().unwrap(), &mut c));
+        assert_eq!(format!("{:?}", l.dest[RTCP]), "Some(203.0.113.5:4001)");
+        // The declared address itself may always take the latch back.
+        assert!(l.accept(RTP, "203.0.113.5:4000".parse().unwrap(), &mut c));
+        assert!(!l.accept(RTP, "203.0.113.5:5555".parse().unwrap(), &mut c));
+    }
 
     #[test]
     fn nat_addresses_are_recognised() {
