@@ -24,7 +24,10 @@ use zeroize::Zeroizing;
 use crate::numbers::{NumberHasher, Sealer};
 pub use sip::{Cidr, SipConfig, SipListen, TrunkConfig};
 
+pub use media::MediaConfig;
+
 pub mod env;
+mod media;
 mod parse;
 pub mod sip;
 #[cfg(test)]
@@ -98,6 +101,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[sip]`: the voice B2BUA.
     pub sip: SipConfig,
+    /// `[media]`: the RTP/RTCP relay ([`MediaConfig::relay_config`]).
+    pub media: MediaConfig,
 }
 
 /// `[api]`: the HTTP API.

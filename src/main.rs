@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use maskline::bindings::{self, NumberSpec, PoolSpec};
 use maskline::config::{self, Backend, Config, Role};
 use maskline::events::{MemoryRecords, RecordStore, RedisRecords};
-use maskline::media::{MediaConfig, MediaRelay};
+use maskline::media::MediaRelay;
 use maskline::numbers::E164;
 use maskline::store::open::redacted_url;
 use maskline::store::{BindingStore, StoreError};
@@ -280,7 +280,7 @@ fn serve(path: Option<&Path>) -> Result<()> {
             println!("admin key: {key}");
         }
         let voice = if cfg.sip.enabled {
-            let media = MediaRelay::start(MediaConfig::default())
+            let media = MediaRelay::start(cfg.media.relay_config()?)
                 .context("media: cannot start the media relay")?;
             let voice = Voice::start(&cfg.sip, store.clone(), records.clone(), media).await?;
             for a in &voice.udp_addrs {

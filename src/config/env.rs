@@ -30,9 +30,12 @@
 //! | `MASKLINE_SIP_MAX_CALL_DURATION_S` | `sip.max_call_duration_s` |
 //! | `MASKLINE_SIP_CALLS_PER_CALLER_PER_MIN` | `sip.calls_per_caller_per_min` |
 //! | `MASKLINE_SIP_DRAIN_TIMEOUT_S` | `sip.drain_timeout_s` |
+//! | `MASKLINE_MEDIA_PORTS` | `media.ports` (`FIRST-LAST`) |
+//! | `MASKLINE_MEDIA_BIND_IP`, `MASKLINE_MEDIA_PUBLIC_IP` | `media.bind_ip`, `media.public_ip` |
+//! | `MASKLINE_MEDIA_TIMEOUT_S`, `MASKLINE_MEDIA_WORKERS` | `media.timeout_s`, `media.workers` |
 //!
 //! Any other variable starting with `MASKLINE_API_`, `MASKLINE_STORE_`,
-//! `MASKLINE_SECRETS_` or `MASKLINE_LOG_` is an error (a typo must not be ignored).
+//! `MASKLINE_SECRETS_`, `MASKLINE_LOG_` or `MASKLINE_MEDIA_` is an error (a typo must not be ignored).
 //! Values of secret variables never appear in error messages.
 
 use std::collections::HashMap;
@@ -87,6 +90,11 @@ pub const VARS: &[(&str, &str)] = &[
         "sip.calls_per_caller_per_min",
     ),
     ("MASKLINE_SIP_DRAIN_TIMEOUT_S", "sip.drain_timeout_s"),
+    ("MASKLINE_MEDIA_PORTS", "media.ports"),
+    ("MASKLINE_MEDIA_BIND_IP", "media.bind_ip"),
+    ("MASKLINE_MEDIA_PUBLIC_IP", "media.public_ip"),
+    ("MASKLINE_MEDIA_TIMEOUT_S", "media.timeout_s"),
+    ("MASKLINE_MEDIA_WORKERS", "media.workers"),
 ];
 
 const SECTIONS: &[&str] = &[
@@ -95,6 +103,7 @@ const SECTIONS: &[&str] = &[
     "MASKLINE_SECRETS_",
     "MASKLINE_LOG_",
     "MASKLINE_SIP_",
+    "MASKLINE_MEDIA_",
 ];
 
 /// The process's `MASKLINE_*` variables (non-UTF-8 values are kept lossily, so
@@ -263,6 +272,11 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
             "MASKLINE_SIP_HOST" => {
                 config.sip.host = (!value.trim().is_empty()).then(|| value.trim().to_owned())
             }
+            "MASKLINE_MEDIA_PORTS" => config.media.ports = value.clone(),
+            "MASKLINE_MEDIA_BIND_IP" => config.media.bind_ip = value.clone(),
+            "MASKLINE_MEDIA_PUBLIC_IP" => config.media.public_ip = value.clone(),
+            "MASKLINE_MEDIA_TIMEOUT_S" => config.media.timeout_s = number(var, field, value)?,
+            "MASKLINE_MEDIA_WORKERS" => config.media.workers = number(var, field, value)?,
             _ => {}
         }
     }

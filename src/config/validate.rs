@@ -156,6 +156,6 @@ impl Config {
             return Err(ConfigError::field("log.level", e.to_string()));
         }
         self.sip.validate()?;
-        Ok(())
+        self.media.validate()
     }
 }

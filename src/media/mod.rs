@@ -18,7 +18,10 @@
 //!   voice code ends the call with BYE on both legs.
 //! - Dropping the [`MediaSession`] releases its ports.
 //!
-//! The forwarding engine itself lives in the submodules.
+//! The forwarding engine lives in the submodules: `relay` (the public types,
+//! control side), `ports` (port pool, socket binding), `rewrite` (SDP),
+//! `worker` (forwarding threads, latching, timeouts, counters), `rtcp` (SDES
+//! scrubbing) and `sys` (epoll, eventfd, `recvmmsg`/`sendmmsg`; Linux only).
 
 use std::net::IpAddr;
 
@@ -81,6 +84,11 @@ pub struct Advertise {
     pub b: Option<IpAddr>,
 }
 
+mod ports;
 mod relay;
+mod rewrite;
+mod rtcp;
+mod sys;
+mod worker;
 
 pub use relay::{MediaConfig, MediaRelay, MediaSession, MediaStats};

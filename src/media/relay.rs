@@ -1,17 +1,23 @@
-//! Media relay engine: port pool, sessions and SDP rewriting.
+//! The relay's public face: [`MediaRelay`] (start, allocate, stats) and
+//! [`MediaSession`] (SDP offer/answer per leg, events, release on drop).
 //!
-//! STUB (signalling only): this version allocates port pairs and rewrites SDP so
-//! that neither leg learns the other's address, but does not forward packets yet.
-//! The forwarding engine replaces the internals; the public items keep their shape.
+//! This module owns the control side: it binds a session's sockets from the
+//! [`PortPool`], rewrites SDP ([`super::rewrite`]) and tells the session's worker
+//! ([`super::worker`]) what changed, over that worker's channel. It never touches
+//! packets.
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use maskline_sip::sdp::{SdpLine, SessionDescription};
 use tokio::sync::mpsc;
 
+use super::ports::PortPool;
+use super::rewrite::{self, OriginState, Target};
+use super::sys::Waker;
+use super::worker::{Command, Counters, NewSession, Worker};
 use super::{Advertise, Leg, MediaError, MediaEvent};
 
 /// Settings of the media relay (built from `[media]` in the config).
@@ -42,99 +48,178 @@ impl Default for MediaConfig {
     }
 }
 
-/// Point-in-time figures of the relay.
+/// Point-in-time figures of the relay (counters since start).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MediaStats {
     /// Sessions allocated and not yet released.
     pub active_sessions: usize,
     /// Port pairs free for new legs.
     pub free_port_pairs: usize,
+    /// Packets (RTP and RTCP) forwarded to the other leg.
+    pub relayed_packets: u64,
+    /// Bytes of those packets (UDP payload).
+    pub relayed_bytes: u64,
+    /// Packets dropped because they came from an address that is not the leg's.
+    pub dropped_unknown_source: u64,
+    /// Packets dropped because the other leg has no media address (not yet
+    /// negotiated, or on hold with `c=0.0.0.0`).
+    pub dropped_no_session: u64,
+    /// Packets the kernel refused to send.
+    pub dropped_send_error: u64,
+    /// Times a leg's source address was learnt (or learnt again).
+    pub latches: u64,
+    /// Media timeouts reported.
+    pub timeouts: u64,
+}
+
+#[derive(Debug)]
+struct WorkerHandle {
+    tx: std_mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl WorkerHandle {
+    fn send(&self, cmd: Command) -> Result<(), Command> {
+        self.tx.send(cmd).map_err(|e| e.0)?;
+        self.waker.wake();
+        Ok(())
+    }
 }
 
 #[derive(Debug)]
 struct Shared {
     cfg: MediaConfig,
-    free: Mutex<VecDeque<u16>>,
-    active: std::sync::atomic::AtomicUsize,
+    pool: Arc<PortPool>,
+    workers: Vec<WorkerHandle>,
+    counters: Arc<Counters>,
+    active: AtomicUsize,
+    next_id: AtomicU64,
 }
 
-/// The process-wide media relay. Cheap to clone.
+/// The process-wide media relay. Cheap to clone; the forwarding threads stop
+/// when the last clone and the last session are dropped.
 #[derive(Debug, Clone)]
 pub struct MediaRelay {
     shared: Arc<Shared>,
 }
 
 impl MediaRelay {
-    /// Starts the relay (forwarding threads, port pool).
+    /// Starts the relay: `cfg.workers` forwarding threads (at least one) and the
+    /// port pool. Callable from inside or outside a Tokio runtime.
     pub fn start(cfg: MediaConfig) -> Result<MediaRelay, MediaError> {
         let (lo, hi) = cfg.ports;
-        let first = lo + (lo % 2);
-        let free: VecDeque<u16> = (first..hi).step_by(2).collect();
+        let pool = Arc::new(PortPool::new(lo, hi));
+        let counters = Arc::new(Counters::default());
+        let mut workers = Vec::new();
+        for n in 0..cfg.workers.max(1) {
+            let (tx, rx) = std_mpsc::channel();
+            let waker = Arc::new(Waker::new()?);
+            let worker = Worker::new(
+                waker.clone(),
+                rx,
+                pool.clone(),
+                counters.clone(),
+                cfg.timeout,
+            )?;
+            std::thread::Builder::new()
+                .name(format!("media-{n}"))
+                .spawn(move || worker.run())?;
+            workers.push(WorkerHandle { tx, waker });
+        }
+        metrics::gauge!("maskline_media_sessions_active").set(0.0);
         Ok(MediaRelay {
             shared: Arc::new(Shared {
                 cfg,
-                free: Mutex::new(free),
-                active: Default::default(),
+                pool,
+                workers,
+                counters,
+                active: AtomicUsize::new(0),
+                next_id: AtomicU64::new(1),
             }),
         })
     }
 
     /// A session for one call: one port pair per leg.
     pub fn allocate(&self, adv: Advertise) -> Result<MediaSession, MediaError> {
-        let (a, b) = {
-            let mut free = self
-                .shared
-                .free
-                .lock()
-                .map_err(|_| MediaError::PortsExhausted)?;
-            if free.len() < 2 {
-                return Err(MediaError::PortsExhausted);
-            }
-            match (free.pop_front(), free.pop_front()) {
-                (Some(a), Some(b)) => (a, b),
-                _ => return Err(MediaError::PortsExhausted),
+        let s = &self.shared;
+        let a = s.pool.bind(s.cfg.bind_ip)?;
+        let b = match s.pool.bind(s.cfg.bind_ip) {
+            Ok(b) => b,
+            Err(e) => {
+                let port = a.port;
+                drop(a);
+                s.pool.release(port);
+                return Err(e);
             }
         };
-        self.shared
-            .active
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (_tx, rx) = mpsc::channel(4);
+        let ports = [a.port, b.port];
+        let id = s.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(4);
+        let worker = &s.workers[(id as usize) % s.workers.len()];
+        if let Err(cmd) = worker.send(Command::Add(Box::new(NewSession {
+            id,
+            legs: [a, b],
+            events: tx,
+        }))) {
+            drop(cmd);
+            for p in ports {
+                s.pool.release(p);
+            }
+            return Err(MediaError::Io(std::io::Error::other(
+                "media worker is not running",
+            )));
+        }
+        s.active.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("maskline_media_sessions_active").increment(1.0);
+        let sid = rand::random::<u32>() as u64;
         Ok(MediaSession {
-            shared: self.shared.clone(),
-            ports: [a, b],
+            shared: s.clone(),
+            id,
+            ports,
             adv: [
-                adv.a.unwrap_or(self.shared.cfg.public_ip),
-                adv.b.unwrap_or(self.shared.cfg.public_ip),
+                adv.a.unwrap_or(s.cfg.public_ip),
+                adv.b.unwrap_or(s.cfg.public_ip),
             ],
+            origin: [OriginState::new(sid), OriginState::new(sid + 1)],
+            targets: [Target::default(); 2],
             events: rx,
-            _events_tx: _tx,
-            version: 0,
         })
     }
 
     /// Current figures.
     pub fn stats(&self) -> MediaStats {
+        let s = &self.shared;
+        let c = &s.counters;
+        let r = Ordering::Relaxed;
         MediaStats {
-            active_sessions: self
-                .shared
-                .active
-                .load(std::sync::atomic::Ordering::Relaxed),
-            free_port_pairs: self.shared.free.lock().map(|f| f.len()).unwrap_or(0),
+            active_sessions: s.active.load(r),
+            free_port_pairs: s.pool.free_pairs(),
+            relayed_packets: c.relayed_packets.load(r),
+            relayed_bytes: c.relayed_bytes.load(r),
+            dropped_unknown_source: c.dropped_unknown_source.load(r),
+            dropped_no_session: c.dropped_no_session.load(r),
+            dropped_send_error: c.dropped_send_error.load(r),
+            latches: c.latches.load(r),
+            timeouts: c.timeouts.load(r),
         }
     }
 }
 
-/// The media of one call. Dropping it releases its ports.
+/// The media of one call. Dropping it releases its ports (once its worker has
+/// closed the sockets, a moment later).
 #[derive(Debug)]
 pub struct MediaSession {
     shared: Arc<Shared>,
+    id: u64,
     /// RTP port facing leg A, leg B.
     ports: [u16; 2],
     /// Address advertised to leg A, leg B.
     adv: [IpAddr; 2],
+    /// `o=` state of the bodies sent to leg A, leg B.
+    origin: [OriginState; 2],
+    /// Last target sent to the worker for leg A, leg B.
+    targets: [Target; 2],
     events: mpsc::Receiver<MediaEvent>,
-    _events_tx: mpsc::Sender<MediaEvent>,
-    version: u64,
 }
 
 fn idx(leg: Leg) -> usize {
@@ -166,39 +251,33 @@ impl MediaSession {
     }
 
     fn rewrite(&mut self, from: Leg, sdp: &[u8]) -> Result<Vec<u8>, MediaError> {
-        let to = from.other();
-        let mut desc =
-            SessionDescription::parse(sdp).map_err(|e| MediaError::BadSdp(e.to_string()))?;
-        let addr = self.adv[idx(to)];
-        let port = self.ports[idx(to)];
-        self.version += 1;
-        desc.set_connection_address(addr);
-        desc.set_origin("-", addr)
-            .map_err(|e| MediaError::BadSdp(e.to_string()))?;
-        if let Some(o) = desc.origin_mut() {
-            o.session_id = self.ports[0].to_string();
-            o.session_version = self.version.to_string();
+        let to = idx(from.other());
+        let (body, target) =
+            rewrite::rewrite(sdp, self.adv[to], self.ports[to], &mut self.origin[to])?;
+        if self.targets[idx(from)] != target {
+            self.targets[idx(from)] = target;
+            let worker = &self.shared.workers[(self.id as usize) % self.shared.workers.len()];
+            worker
+                .send(Command::Update {
+                    id: self.id,
+                    leg: from,
+                    target,
+                })
+                .map_err(|_| {
+                    MediaError::Io(std::io::Error::other("media worker is not running"))
+                })?;
         }
-        for m in &mut desc.media {
-            if m.media.port != 0 {
-                m.set_port(port);
-            }
-            m.lines.retain(|l| {
-                !matches!(l, SdpLine::Attribute(a)
-                    if matches!(a.name.as_str(), "rtcp" | "candidate" | "remote-candidates"))
-            });
-        }
-        Ok(desc.to_string().into_bytes())
+        Ok(body)
     }
 }
 
 impl Drop for MediaSession {
     fn drop(&mut self) {
-        if let Ok(mut free) = self.shared.free.lock() {
-            free.extend(self.ports);
-        }
-        self.shared
-            .active
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let s = &self.shared;
+        let worker = &s.workers[(self.id as usize) % s.workers.len()];
+        // If the worker is gone its sockets are closed already; nothing to free.
+        let _ = worker.send(Command::Remove { id: self.id });
+        s.active.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("maskline_media_sessions_active").decrement(1.0);
     }
 }
