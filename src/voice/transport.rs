@@ -99,11 +99,19 @@ impl Transports {
                     .map_err(|e| VoiceError::Bind(format!("udp:{}", l.addr), e))?;
                 t.udp_addrs.push(sock.local_addr()?);
                 let sock = Arc::new(sock);
-                t.udp.push(sock.clone());
-                tokio::spawn(udp_loop(sock, t.inbound.clone(), t.stop.clone()));
+                // The engine reads the first UDP socket itself; others get a task.
+                if !t.udp.is_empty() {
+                    tokio::spawn(udp_loop(sock.clone(), t.inbound.clone(), t.stop.clone()));
+                }
+                t.udp.push(sock);
             }
         }
         Ok(t)
+    }
+
+    /// The first UDP socket (read by the engine directly).
+    pub fn primary_udp(&self) -> Option<Arc<UdpSocket>> {
+        self.udp.first().cloned()
     }
 
     /// Sends one message. Failures are logged and counted (the transaction layer
