@@ -363,3 +363,66 @@ fn late_offer_the_callers_answer_reaches_the_callee_in_our_ack() {
     );
     assert_absent("callee", &got, X_LEAKS_FROM_CALLER);
 }
+
+#[test]
+fn media_timeout_ends_the_call_with_bye_on_both_legs() {
+    let r = VoiceRelay::start(
+        Opts {
+            extra_env: vec![("MASKLINE_MEDIA_TIMEOUT_S", "1".into())],
+            ..Opts::default()
+        },
+        None,
+    );
+    let (_, x) = r.bind("demo", "SF-MT", COURIER, CUSTOMER, 3600);
+    // Neither SIPp sends RTP: after 1 s of silence the relay hangs up both sides.
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let mut uac = Sipp::uac(
+        &scenario("uac_wait_bye.xml", &vars(COURIER, &x, "0")),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    uac.expect_success(30);
+    uas.expect_success(30);
+    let c = &r.wait_calls("?shipment_id=SF-MT", 1)[0];
+    assert_eq!(c["end_reason"], "media_timeout");
+    assert_eq!(c["hangup_by"], "relay");
+}
+
+#[test]
+fn no_media_ports_left_answers_503_not_a_broken_call() {
+    // One port pair per leg, two legs per call: room for exactly one call.
+    let r = VoiceRelay::start(
+        Opts {
+            extra_env: vec![("MASKLINE_MEDIA_PORTS", format!("{0}-{1}", 47000, 47003))],
+            ..Opts::default()
+        },
+        None,
+    );
+    let (_, x) = r.bind("demo", "SF-PE", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let mut first = Sipp::uac(
+        &scenario("uac.xml", &vars(COURIER, &x, "3000")),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let mut v = vars(COURIER, &x, "0");
+    v.push(("STATUS", "503"));
+    let mut second = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
+    second.expect_success(30);
+    first.expect_success(30);
+    uas.expect_success(30);
+    let calls = r.wait_calls("?shipment_id=SF-PE", 2);
+    assert!(
+        calls.iter().any(|c| c["end_reason"] == "ports_exhausted"),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c["end_reason"] == "completed"),
+        "{calls:?}"
+    );
+}

@@ -246,3 +246,117 @@ fn shutdown_refuses_new_calls_and_ends_live_ones_after_the_drain() {
 
 #[path = "common/mod.rs"]
 mod common;
+
+/// The caller is a raw UA with its own RTP socket; the callee's gateway is SIPp
+/// with `-rtp_echo`. Voice flows caller → relay → callee → (echo) → relay → caller,
+/// and every RTP packet the caller gets comes from the relay's own address.
+#[test]
+fn media_flows_both_ways_and_only_the_relay_is_ever_seen() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-M1", COURIER, CUSTOMER, 3600);
+    let echo_port = free_port(CALLEE_IP);
+    let _uas = Sipp::spawn(
+        "uas",
+        &scenario("uas.xml", &[]),
+        &[
+            "-i".into(),
+            CALLEE_IP.into(),
+            "-p".into(),
+            r.gateway_port.to_string(),
+            "-m".into(),
+            "1".into(),
+            "-rtp_echo".into(),
+            "-mp".into(),
+            echo_port.to_string(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ua = RawUa::bind(CALLER_IP);
+    let rtp = std::net::UdpSocket::bind((CALLER_IP, 0)).unwrap();
+    rtp.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let invite = ua
+        .invite(&x, COURIER, "")
+        .replace("m=audio 40000", &format!("m=audio {rtp_port}"));
+    ua.send(r.sip_udp, &invite);
+    let ok = ua.final_response().expect("200 OK");
+    assert_eq!(status_of(&ok), 200, "{ok}");
+    assert!(
+        !ok.contains(CALLEE_IP),
+        "the callee's address leaked in SIP: {ok}"
+    );
+    // ACK the 2xx (to the relay's Contact, with its To tag).
+    let to = ok.lines().find(|l| l.starts_with("To:")).unwrap();
+    let ack = invite
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("Content-") && !l.starts_with("To:"))
+        .map(|l| {
+            if l.starts_with("INVITE ") {
+                l.replacen("INVITE", "ACK", 1)
+            } else if l.starts_with("CSeq:") {
+                "CSeq: 1 ACK".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .chain([to.to_owned(), "Content-Length: 0".to_owned()])
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n\r\n";
+    ua.send(r.sip_udp, &ack);
+
+    // Where the relay wants our media: the c= and m= of its answer.
+    let sdp = ok.split("\r\n\r\n").nth(1).unwrap();
+    let c = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .unwrap()
+        .trim();
+    let m_port: u16 = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(c, "127.0.0.1", "{sdp}");
+    let relay_media: std::net::SocketAddr = format!("{c}:{m_port}").parse().unwrap();
+
+    // 50 packets of G.711 (20 ms each), SSRC 0x11223344.
+    let mut got = 0;
+    for seq in 0u16..50 {
+        let mut pkt = vec![0x80, 0x00];
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        pkt.extend_from_slice(&0x1122_3344u32.to_be_bytes());
+        pkt.extend(std::iter::repeat_n(0xd5u8, 160));
+        rtp.send_to(&pkt, relay_media).unwrap();
+        let mut buf = [0u8; 2048];
+        rtp.set_nonblocking(true).unwrap();
+        while let Ok((n, from)) = rtp.recv_from(&mut buf) {
+            assert_eq!(from, relay_media, "media from someone other than the relay");
+            assert_eq!(n, 172);
+            assert_eq!(
+                &buf[8..12],
+                &0x1122_3344u32.to_be_bytes(),
+                "SSRC passed through"
+            );
+            got += 1;
+        }
+        rtp.set_nonblocking(false).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut buf = [0u8; 2048];
+    while let Ok((_, from)) = rtp.recv_from(&mut buf) {
+        assert_eq!(from, relay_media);
+        got += 1;
+    }
+    assert!(
+        got >= 45,
+        "only {got} of 50 packets came back through the relay"
+    );
+}

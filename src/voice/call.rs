@@ -289,6 +289,14 @@ impl Engine {
                 return;
             }
         };
+        if let Some(c) = self.calls.get_mut(&id) {
+            c.record.binding_id = Some(route.binding_id.to_string());
+            c.record.pool = Some(route.pool.clone());
+            c.record.callee = Some(route.callee.masked());
+        }
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         let adv = {
             let t = self.trunks.get(call.trunk);
             let ip = t.and_then(|t| t.media_ip);
@@ -331,9 +339,6 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.record.binding_id = Some(route.binding_id.to_string());
-        call.record.pool = Some(route.pool.clone());
-        call.record.callee = Some(route.callee.masked());
         let callee = route.callee.clone();
         let b_dest = call.b_dest;
         let local = self.settings.local(b_dest.transport);
