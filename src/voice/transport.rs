@@ -98,6 +98,7 @@ impl Transports {
                     .await
                     .map_err(|e| VoiceError::Bind(format!("udp:{}", l.addr), e))?;
                 t.udp_addrs.push(sock.local_addr()?);
+                set_buffers(&sock, SOCKET_BUFFER);
                 let sock = Arc::new(sock);
                 // The engine reads the first UDP socket itself; others get a task.
                 if !t.udp.is_empty() {
@@ -139,6 +140,33 @@ impl Transports {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Receive and send buffer of SIP UDP sockets: a burst of INVITEs (or a stall of
+/// the engine) must queue in the kernel, not be dropped (the kernel caps it at
+/// `net.core.rmem_max`/`wmem_max`).
+const SOCKET_BUFFER: libc::c_int = 4 * 1024 * 1024;
+
+fn set_buffers(sock: &UdpSocket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // SAFETY: `fd` is a live socket owned by `sock`; the option value is a
+        // c_int on the stack whose size is passed along.
+        let ret = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const libc::c_int).cast(),
+                len,
+            )
+        };
+        if ret != 0 {
+            tracing::debug!(opt, "sip: could not set the socket buffer size");
         }
     }
 }
