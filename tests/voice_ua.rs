@@ -360,3 +360,48 @@ fn media_flows_both_ways_and_only_the_relay_is_ever_seen() {
         "only {got} of 50 packets came back through the relay"
     );
 }
+
+/// A trunk that reaches us over TLS (rustls) is served like one over UDP/TCP.
+#[test]
+fn sip_over_tls_is_served() {
+    use std::io::{Read, Write};
+    let r = VoiceRelay::start(
+        Opts {
+            tls: true,
+            ..Opts::default()
+        },
+        None,
+    );
+    let (tls_addr, der) = r.sip_tls.clone().unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(der))
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cc = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cc), name).unwrap();
+    let tcp = std::net::TcpStream::connect(tls_addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = tcp.local_addr().unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let options = format!(
+        "OPTIONS sip:+8617000000001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKtls1\r\n\
+         From: <sip:+8613800138000@127.0.0.1>;tag=a1\r\nTo: <sip:+8617000000001@127.0.0.1>\r\n\
+         Call-ID: tls-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    tls.write_all(options.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = String::new();
+    while !got.contains("\r\n\r\n") {
+        let n = tls.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.starts_with("SIP/2.0 200 OK"), "{got}");
+    assert!(got.contains("Call-ID: tls-1"), "{got}");
+}

@@ -66,6 +66,8 @@ pub struct VoiceSettings {
     pub udp: Option<SocketAddr>,
     /// Our TCP address.
     pub tcp: Option<SocketAddr>,
+    /// Our TLS address.
+    pub tls: Option<SocketAddr>,
     /// Host to write instead of the bound IP (NAT, DNS name).
     pub host: Option<String>,
     /// 403 to untrusted sources instead of silence.
@@ -84,7 +86,8 @@ impl VoiceSettings {
     /// `host:port` we put in Via and Contact for a leg on `transport`.
     pub fn local(&self, transport: Transport) -> String {
         let addr = match transport {
-            Transport::Tcp | Transport::Tls => self.tcp.or(self.udp),
+            Transport::Tls => self.tls.or(self.tcp).or(self.udp),
+            Transport::Tcp => self.tcp.or(self.udp),
             _ => self.udp.or(self.tcp),
         };
         let port = addr.map_or(5060, |a| a.port());
@@ -103,6 +106,8 @@ pub struct Voice {
     pub udp_addrs: Vec<SocketAddr>,
     /// Bound TCP addresses.
     pub tcp_addrs: Vec<SocketAddr>,
+    /// Bound TLS addresses.
+    pub tls_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     stop_transports: watch::Sender<bool>,
     engine: tokio::sync::oneshot::Receiver<()>,
@@ -143,6 +148,17 @@ impl Voice {
         })?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (in_tx, in_rx) = mpsc::channel(8192);
+        let tls = match &cfg.tls {
+            Some(t) if listen.iter().any(|l| l.tls) => {
+                let config =
+                    crate::tls::server_config(&t.cert, &t.key).map_err(|e| VoiceError::Config {
+                        field: "sip.tls".into(),
+                        message: e.0,
+                    })?;
+                Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+            }
+            _ => None,
+        };
         let (tstop_tx, tstop_rx) = watch::channel(false);
         let (rec_tx, rec_rx) = mpsc::unbounded_channel();
         let records = tokio::spawn(records::run(rec_rx, store.clone(), records));
@@ -175,7 +191,7 @@ impl Voice {
                 };
                 rt.block_on(async move {
                     let transports =
-                        match transport::Transports::bind(&listen, in_tx, tstop_rx).await {
+                        match transport::Transports::bind(&listen, tls, in_tx, tstop_rx).await {
                             Ok(t) => t,
                             Err(e) => {
                                 let _ = ready_tx.send(Err(e));
@@ -185,6 +201,7 @@ impl Voice {
                     let settings = Arc::new(VoiceSettings {
                         udp: transports.udp_addrs.first().copied(),
                         tcp: transports.tcp_addrs.first().copied(),
+                        tls: transports.tls_addrs.first().copied(),
                         host,
                         reject_untrusted,
                         no_binding_status,
@@ -192,7 +209,11 @@ impl Voice {
                         max_call_duration: max_call,
                         drain_timeout: drain,
                     });
-                    let addrs = (transports.udp_addrs.clone(), transports.tcp_addrs.clone());
+                    let addrs = (
+                        transports.udp_addrs.clone(),
+                        transports.tcp_addrs.clone(),
+                        transports.tls_addrs.clone(),
+                    );
                     let (int_tx, int_rx) = mpsc::unbounded_channel();
                     let engine = engine::Engine::new(
                         settings,
@@ -211,13 +232,15 @@ impl Voice {
                 });
                 let _ = done_tx.send(());
             })?;
-        let (udp_addrs, tcp_addrs) = ready_rx.await.map_err(|_| VoiceError::Config {
-            field: "sip".into(),
-            message: "the SIP engine thread ended during start-up".into(),
-        })??;
+        let (udp_addrs, tcp_addrs, tls_addrs) =
+            ready_rx.await.map_err(|_| VoiceError::Config {
+                field: "sip".into(),
+                message: "the SIP engine thread ended during start-up".into(),
+            })??;
         Ok(Voice {
             udp_addrs,
             tcp_addrs,
+            tls_addrs,
             stop: stop_tx,
             stop_transports: tstop_tx,
             engine: done_rx,

@@ -40,6 +40,8 @@ pub struct Opts {
     pub sources: &'static str,
     pub unknown_source: &'static str,
     pub extra_env: Vec<(&'static str, String)>,
+    /// Also listen for SIP over TLS (self-signed certificate for `localhost`).
+    pub tls: bool,
 }
 
 impl Default for Opts {
@@ -51,6 +53,7 @@ impl Default for Opts {
             sources: "127.0.0.0/8",
             unknown_source: "drop",
             extra_env: Vec::new(),
+            tls: false,
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct VoiceRelay {
     pub sip_udp: SocketAddr,
     pub sip_tcp: SocketAddr,
     pub gateway_port: u16,
+    /// TLS listen address and the certificate (DER) to trust, with `Opts::tls`.
+    pub sip_tls: Option<(SocketAddr, Vec<u8>)>,
     _dir: tempfile::TempDir,
 }
 
@@ -97,12 +102,33 @@ transport = "{transport}"
             sources = opts.sources,
             transport = opts.transport,
         );
+        let mut cfg = cfg;
+        let mut cert_der = None;
+        if opts.tls {
+            let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+            let cert = dir.path().join("sip-cert.pem");
+            let key = dir.path().join("sip-key.pem");
+            std::fs::write(&cert, ck.cert.pem()).unwrap();
+            std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+            cert_der = Some(ck.cert.der().to_vec());
+            cfg.push_str(&format!(
+                "[sip.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         let path = dir.path().join("maskline.toml");
         std::fs::write(&path, cfg).unwrap();
         let mut env: Vec<(&str, String)> = vec![
             ("MASKLINE_CONFIG", path.to_string_lossy().into_owned()),
             ("MASKLINE_LOG_LEVEL", "info".into()),
         ];
+        if opts.tls {
+            env.push((
+                "MASKLINE_SIP_LISTEN",
+                "udp:127.0.0.1:0,tcp:127.0.0.1:0,tls:127.0.0.1:0".into(),
+            ));
+        }
         env.extend(opts.extra_env.iter().cloned());
         let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let relay = Relay::start(&env_ref);
@@ -116,6 +142,7 @@ transport = "{transport}"
                 .unwrap()
         };
         let (sip_udp, sip_tcp) = (find("udp"), find("tcp"));
+        let sip_tls = cert_der.map(|der| (find("tls"), der));
         let key = key.unwrap_or_else(|| relay.admin_key());
         VoiceRelay {
             relay,
@@ -123,6 +150,7 @@ transport = "{transport}"
             sip_udp,
             sip_tcp,
             gateway_port,
+            sip_tls,
             _dir: dir,
         }
     }
