@@ -313,29 +313,7 @@ fn twenty_concurrent_calls() {
 #[test]
 fn redis_backed_call_and_record() {
     let redis = common::OwnRedis::start();
-    let (mut env, key) = redis_env(&redis.url());
-    env.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
-    let r = VoiceRelay::start(
-        Opts {
-            extra_env: env,
-            ..Opts::default()
-        },
-        Some(key),
-    );
-    let (status, body) = r.relay.http(
-        "POST",
-        "/v1/pools",
-        &r.key,
-        Some(r#"{"name":"sf","country":86}"#),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = r.relay.http(
-        "POST",
-        "/v1/pools/sf/numbers",
-        &r.key,
-        Some(r#"{"numbers":[{"number":"+8617100000001","area":"sh"}]}"#),
-    );
-    assert_eq!(status, 200, "{body}");
+    let r = VoiceRelay::on_redis(&redis.url(), &[]);
     let (_, x) = r.bind("sf", "SF-R1", COURIER, CUSTOMER, 3600);
     let (_uac, _uas) = call(
         &r,

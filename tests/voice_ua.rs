@@ -140,30 +140,7 @@ fn a_caller_over_the_call_rate_gets_486() {
 #[test]
 fn redis_down_answers_503_with_retry_after_then_recovers() {
     let mut redis = common::OwnRedis::start();
-    let (mut env, key) = redis_env(&redis.url());
-    env.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
-    env.push(("MASKLINE_STORE_REDIS_TIMEOUT_MS", "300".into()));
-    let r = VoiceRelay::start(
-        Opts {
-            extra_env: env,
-            ..Opts::default()
-        },
-        Some(key),
-    );
-    let (status, body) = r.relay.http(
-        "POST",
-        "/v1/pools",
-        &r.key,
-        Some(r#"{"name":"sf","country":86}"#),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, _) = r.relay.http(
-        "POST",
-        "/v1/pools/sf/numbers",
-        &r.key,
-        Some(r#"{"numbers":[{"number":"+8617100000001","area":"sh"}]}"#),
-    );
-    assert_eq!(status, 200);
+    let r = VoiceRelay::on_redis(&redis.url(), &[("MASKLINE_STORE_REDIS_TIMEOUT_MS", "300")]);
     let (_, x) = r.bind("sf", "SF-U4", COURIER, CUSTOMER, 3600);
     let ua = RawUa::bind(CALLER_IP);
     // Learn X's pool while Redis is up (a unbound caller: 480).

@@ -155,6 +155,33 @@ transport = "{transport}"
         }
     }
 
+    /// A relay on the Redis at `url` (fresh secrets, an admin key), with pool `sf`
+    /// (country 86) holding the one virtual number +8617100000001.
+    pub fn on_redis(url: &str, extra: &[(&'static str, &str)]) -> VoiceRelay {
+        let (mut env, key) = redis_env(url);
+        env.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let r = VoiceRelay::start(
+            Opts {
+                extra_env: env,
+                ..Opts::default()
+            },
+            Some(key),
+        );
+        for (path, body, want) in [
+            ("/v1/pools", r#"{"name":"sf","country":86}"#, 201),
+            (
+                "/v1/pools/sf/numbers",
+                r#"{"numbers":[{"number":"+8617100000001","area":"sh"}]}"#,
+                200,
+            ),
+        ] {
+            let (status, text) = r.relay.http("POST", path, &r.key, Some(body));
+            assert_eq!(status, want, "{path}: {text}");
+        }
+        r
+    }
+
     /// Creates a binding courier ↔ customer in `pool`; returns (id, X).
     pub fn bind(
         &self,
