@@ -23,10 +23,12 @@ use zeroize::Zeroizing;
 
 use crate::numbers::{NumberHasher, Sealer};
 pub use sip::{Cidr, SipConfig, SipListen, TrunkConfig};
+pub use sms::{CarrierRef, SmppLinkConfig, SmsConfig, SmsHttpConfig, SmsPoolConfig};
 
 pub mod env;
 mod parse;
 pub mod sip;
+pub mod sms;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -98,6 +100,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[sip]`: the voice B2BUA.
     pub sip: SipConfig,
+    /// `[sms]`: the SMS relay.
+    pub sms: SmsConfig,
 }
 
 /// `[api]`: the HTTP API.

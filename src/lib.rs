@@ -10,6 +10,7 @@
 //! - [`bindings`]: the domain types and rules: pools, AXB bindings, routes.
 //! - [`store`]: the `BindingStore` trait and its memory and Redis implementations.
 //! - [`api`]: the HTTP API (hyper, auth and roles, rate limits, JSON errors, OpenAPI).
+//! - [`sms`]: the SMS relay (SMPP and HTTP carriers, masking, durable queue).
 //! - [`telemetry`]: logs (pretty/JSON) and the Prometheus metrics recorder.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod events;
 pub mod media;
 pub mod numbers;
+pub mod sms;
 pub mod store;
 pub mod telemetry;
 pub mod voice;

@@ -48,9 +48,15 @@ fn courier_calls_customer_each_sees_only_the_virtual_number() {
     // The callee saw an INVITE for the customer's number from X, and nothing of the caller.
     let got = uas.received();
     let invite = got.iter().find(|m| m.starts_with("INVITE ")).unwrap();
-    assert!(invite.starts_with(&format!("INVITE sip:{CUSTOMER}@")), "{invite}");
+    assert!(
+        invite.starts_with(&format!("INVITE sip:{CUSTOMER}@")),
+        "{invite}"
+    );
     assert!(invite.contains(&format!("From: <sip:{x}@")), "{invite}");
-    assert!(invite.contains(&format!("P-Asserted-Identity: <sip:{x}@")), "{invite}");
+    assert!(
+        invite.contains(&format!("P-Asserted-Identity: <sip:{x}@")),
+        "{invite}"
+    );
     assert!(invite.contains("c=IN IP4 127.0.0.1"), "{invite}");
     assert_absent("callee", &got, X_LEAKS_FROM_CALLER);
     // The caller saw X answer, and nothing of the callee.
@@ -89,9 +95,16 @@ fn customer_calls_back_and_courier_hangs_up() {
     );
     uac.expect_success(30);
     uas.expect_success(30);
-    let invite = uas.received().into_iter().find(|m| m.starts_with("INVITE ")).unwrap();
+    let invite = uas
+        .received()
+        .into_iter()
+        .find(|m| m.starts_with("INVITE "))
+        .unwrap();
     // The customer calling back reaches the courier.
-    assert!(invite.starts_with(&format!("INVITE sip:{COURIER}@")), "{invite}");
+    assert!(
+        invite.starts_with(&format!("INVITE sip:{COURIER}@")),
+        "{invite}"
+    );
     let c = &r.wait_calls("?shipment_id=SF-B1", 1)[0];
     assert_eq!(c["direction"], "customer_to_courier");
     assert_eq!(c["hangup_by"], "callee");
@@ -182,7 +195,10 @@ fn unbound_and_expired_callers_are_rejected_without_reaching_anyone() {
     let mut courier = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
     courier.expect_success(30);
     let calls = r.wait_calls(&format!("?number=%2B{}", &x[1..]), 2);
-    assert!(calls.iter().all(|c| c["end_reason"] == "no_binding"), "{calls:?}");
+    assert!(
+        calls.iter().all(|c| c["end_reason"] == "no_binding"),
+        "{calls:?}"
+    );
 }
 
 #[test]
@@ -221,7 +237,11 @@ fn hold_and_resume_reinvites_pass_through_with_rewritten_sdp() {
     assert_absent("callee", &got, X_LEAKS_FROM_CALLER);
     assert_absent("caller", &uac.received(), X_LEAKS_FROM_CALLEE);
     // The callee's answer to hold (recvonly) reached the caller.
-    assert!(uac.logs().contains("reinvite 2 answer a=recvonly"), "{}", uac.logs());
+    assert!(
+        uac.logs().contains("reinvite 2 answer a=recvonly"),
+        "{}",
+        uac.logs()
+    );
 }
 
 #[test]

@@ -86,7 +86,9 @@ pub(crate) async fn list(
         None => None,
         Some(s) => Some(
             s.parse::<uuid::Uuid>()
-                .map_err(|_| HttpError::invalid_field("binding_id", "binding_id: not a binding id"))?
+                .map_err(|_| {
+                    HttpError::invalid_field("binding_id", "binding_id: not a binding id")
+                })?
                 .to_string(),
         ),
     };
@@ -105,14 +107,23 @@ pub(crate) async fn list(
         Some(s) => Some(
             E164::parse(s)
                 .map_err(|_| {
-                    HttpError::invalid_field("number", "number: an E.164 number such as +8617000000001")
+                    HttpError::invalid_field(
+                        "number",
+                        "number: an E.164 number such as +8617000000001",
+                    )
                 })?
                 .expose()
                 .to_owned(),
         ),
     };
-    let since = query.get("since").map(|s| parse_time(s, "since")).transpose()?;
-    let until = query.get("until").map(|s| parse_time(s, "until")).transpose()?;
+    let since = query
+        .get("since")
+        .map(|s| parse_time(s, "since"))
+        .transpose()?;
+    let until = query
+        .get("until")
+        .map(|s| parse_time(s, "until"))
+        .transpose()?;
     let limit = match query.get("limit") {
         None => DEFAULT_LIMIT,
         Some(s) => s

@@ -149,7 +149,9 @@ impl Cidr {
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -286,7 +288,10 @@ impl SipConfig {
                 ));
             }
             if !matches!(t.caller_header.as_str(), "from" | "pai") {
-                return Err(ConfigError::field(f("caller_header"), "must be from or pai"));
+                return Err(ConfigError::field(
+                    f("caller_header"),
+                    "must be from or pai",
+                ));
             }
             if !matches!(t.called_from.as_str(), "ruri" | "to") {
                 return Err(ConfigError::field(f("called_from"), "must be ruri or to"));
@@ -329,7 +334,10 @@ mod tests {
             listen: vec!["sctp:1.2.3.4:5060".into()],
             ..SipConfig::default()
         };
-        assert_eq!(c.validate().unwrap_err().field_name(), Some("sip.listen[0]"));
+        assert_eq!(
+            c.validate().unwrap_err().field_name(),
+            Some("sip.listen[0]")
+        );
         let mut c = SipConfig::default();
         c.trunks.push(TrunkConfig {
             name: "t".into(),

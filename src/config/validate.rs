@@ -156,6 +156,7 @@ impl Config {
             return Err(ConfigError::field("log.level", e.to_string()));
         }
         self.sip.validate()?;
+        self.sms.validate()?;
         Ok(())
     }
 }

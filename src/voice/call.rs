@@ -385,10 +385,7 @@ impl Engine {
         };
         let payload: Arc<[u8]> = Arc::from(bytes);
         let now = Instant::now();
-        let tx = match self
-            .layer
-            .send_request(now, &info, payload.clone(), b_dest)
-        {
+        let tx = match self.layer.send_request(now, &info, payload.clone(), b_dest) {
             Ok(tx) => tx,
             Err(_) => {
                 self.reject(id, 503, "failed", &[("Retry-After", "1")]);
@@ -565,12 +562,9 @@ impl Engine {
         let Ok(inv) = Message::parse(&call.a_invite) else {
             return;
         };
-        let Ok(mut b) = MessageBuilder::response_to(
-            &inv,
-            status,
-            reason_phrase(status),
-            Some(&call.a_tag),
-        ) else {
+        let Ok(mut b) =
+            MessageBuilder::response_to(&inv, status, reason_phrase(status), Some(&call.a_tag))
+        else {
             return;
         };
         b = b
@@ -777,7 +771,8 @@ impl Engine {
             let ct = msg.get(HeaderName::ContentType).unwrap_or("");
             let ct_l = ct.to_ascii_lowercase();
             if method == Method::Info
-                && (ct_l.starts_with("application/dtmf-relay") || ct_l.starts_with("application/dtmf"))
+                && (ct_l.starts_with("application/dtmf-relay")
+                    || ct_l.starts_with("application/dtmf"))
             {
                 Some((ct.to_owned(), msg.body().to_vec()))
             } else {
@@ -880,17 +875,16 @@ impl Engine {
         else {
             return;
         };
-        if (200..300).contains(&status) && matches!(method, Some(Method::Invite | Method::Update))
-        {
+        if (200..300).contains(&status) && matches!(method, Some(Method::Invite | Method::Update)) {
             b = b.header("Contact", &contact);
         }
         if let Some(sdp) = body {
             b = b.body("application/sdp", &sdp);
         }
         if let Ok(bytes) = b.build() {
-            let _ = self
-                .layer
-                .send_response(Instant::now(), server, relay_status, Arc::from(bytes));
+            let _ =
+                self.layer
+                    .send_response(Instant::now(), server, relay_status, Arc::from(bytes));
         }
     }
 

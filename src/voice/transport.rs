@@ -181,12 +181,7 @@ async fn connect_and_send(t: Transports, addr: SocketAddr, first: Arc<[u8]>) {
 /// Largest idle time of a TCP connection without any traffic (keep-alives count).
 const TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
 
-async fn run_conn(
-    stream: TcpStream,
-    peer: SocketAddr,
-    t: Transports,
-    first: Option<Arc<[u8]>>,
-) {
+async fn run_conn(stream: TcpStream, peer: SocketAddr, t: Transports, first: Option<Arc<[u8]>>) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Arc<[u8]>>();

@@ -87,7 +87,9 @@ impl Trunk {
                 .ok()
                 .and_then(|t| t.uri().user().map(str::to_owned))
         } else {
-            msg.request_uri().ok().and_then(|u| u.user().map(str::to_owned))
+            msg.request_uri()
+                .ok()
+                .and_then(|u| u.user().map(str::to_owned))
         }
         .ok_or(NumberProblem::Called)?;
         let caller = self.number(&caller_user).ok_or(NumberProblem::Caller)?;

@@ -128,7 +128,14 @@ transport = "{transport}"
     }
 
     /// Creates a binding courier ↔ customer in `pool`; returns (id, X).
-    pub fn bind(&self, pool: &str, shipment: &str, a: &str, b: &str, ttl_s: u64) -> (String, String) {
+    pub fn bind(
+        &self,
+        pool: &str,
+        shipment: &str,
+        a: &str,
+        b: &str,
+        ttl_s: u64,
+    ) -> (String, String) {
         let body = format!(
             r#"{{"pool":"{pool}","shipment_id":"{shipment}","party_a":"{a}","party_b":"{b}","ttl_s":{ttl_s}}}"#
         );
@@ -190,8 +197,13 @@ pub fn scenario(file: &str, vars: &[(&str, &str)]) -> String {
     for (k, v) in vars {
         s = s.replace(&format!("@{k}@"), v);
     }
-    assert!(!s.contains("@CALLER@") && !s.contains("@CALLED@") && !s.contains("@HOLD_MS@") && !s.contains("@STATUS@"),
-        "unreplaced placeholder in {file}");
+    assert!(
+        !s.contains("@CALLER@")
+            && !s.contains("@CALLED@")
+            && !s.contains("@HOLD_MS@")
+            && !s.contains("@STATUS@"),
+        "unreplaced placeholder in {file}"
+    );
     s
 }
 
@@ -283,7 +295,11 @@ impl Sipp {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("sipp {} did not finish in {secs} s; {}", self.name, self.report());
+                panic!(
+                    "sipp {} did not finish in {secs} s; {}",
+                    self.name,
+                    self.report()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -292,7 +308,12 @@ impl Sipp {
     /// Waits and asserts success (every call passed the scenario).
     pub fn expect_success(&mut self, secs: u64) {
         let s = self.wait(secs);
-        assert!(s.success(), "sipp {} failed ({s}); {}", self.name, self.report());
+        assert!(
+            s.success(),
+            "sipp {} failed ({s}); {}",
+            self.name,
+            self.report()
+        );
     }
 
     fn read_glob(&self, suffix: &str) -> String {
@@ -312,7 +333,11 @@ impl Sipp {
         let log = self.read_glob("_messages.log");
         log.split("----------------------------------------------- ")
             .filter(|m| m.contains(" message received"))
-            .map(|m| m.split_once(":\n").map_or("", |x| x.1.trim_start()).to_owned())
+            .map(|m| {
+                m.split_once(":\n")
+                    .map_or("", |x| x.1.trim_start())
+                    .to_owned()
+            })
             .collect()
     }
 
@@ -348,10 +373,7 @@ pub fn assert_absent(side: &str, messages: &[String], needles: &[&str]) {
     assert!(!messages.is_empty(), "{side} received nothing");
     for m in messages {
         for n in needles {
-            assert!(
-                !m.contains(n),
-                "{side} received {n:?} (leak) in:\n{m}"
-            );
+            assert!(!m.contains(n), "{side} received {n:?} (leak) in:\n{m}");
         }
     }
 }
