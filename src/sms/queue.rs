@@ -147,6 +147,9 @@ return false
 pub struct RedisQueue {
     client: redis::Client,
     conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// A second connection for blocking reads (`XREADGROUP BLOCK`), so they never
+    /// hold up admissions pipelined on the first.
+    reader: tokio::sync::OnceCell<ConnectionManager>,
     consumer: String,
     claim_idle_ms: u64,
     timeout: Duration,
@@ -180,6 +183,7 @@ impl RedisQueue {
         Self {
             client,
             conn: tokio::sync::OnceCell::new(),
+            reader: tokio::sync::OnceCell::new(),
             consumer,
             claim_idle_ms,
             timeout,
@@ -210,6 +214,22 @@ impl RedisQueue {
                 Err(e) if e.to_string().contains("BUSYGROUP") => Ok(c),
                 Err(e) => Err(unavailable(e)),
             }
+        });
+        match tokio::time::timeout(self.timeout, init).await {
+            Ok(r) => r.cloned(),
+            Err(_) => Err(QueueError::Unavailable("redis timed out".into())),
+        }
+    }
+
+    async fn reader(&self) -> Result<ConnectionManager, QueueError> {
+        // Make sure the group exists first.
+        self.conn().await?;
+        let cfg = redis::aio::ConnectionManagerConfig::new().set_response_timeout(None);
+        let init = self.reader.get_or_try_init(|| async {
+            self.client
+                .get_connection_manager_with_config(cfg)
+                .await
+                .map_err(unavailable)
         });
         match tokio::time::timeout(self.timeout, init).await {
             Ok(r) => r.cloned(),
@@ -343,6 +363,7 @@ impl SmsQueue for RedisQueue {
                 return Ok(got);
             }
         }
+        let mut reader = self.reader().await?;
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
@@ -352,7 +373,7 @@ impl SmsQueue for RedisQueue {
         cmd.arg("BLOCK").arg(wait.as_millis() as u64);
         cmd.arg("STREAMS").arg(QUEUE_STREAM).arg(">");
         let r: Option<StreamReply> = self
-            .run(cmd.query_async(&mut conn), wait + self.timeout)
+            .run(cmd.query_async(&mut reader), wait + self.timeout)
             .await?;
         Ok(entries_of(r))
     }
