@@ -253,3 +253,205 @@ pub fn sms_env(redis_url: &str, provider: &str) -> (Vec<(&'static str, String)>,
 pub fn refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
+
+/// The node-smpp SMS centre (`tests/smsc/smsc.js`), killed when dropped.
+pub struct Smsc {
+    pub port: u16,
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    events: std::sync::mpsc::Receiver<Value>,
+    /// Every event seen so far.
+    pub seen: Vec<Value>,
+}
+
+impl Drop for Smsc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Installs the SMSC's pinned npm packages once (`npm ci`); fails with a clear
+/// message when node or npm is missing: never a silent skip.
+fn smsc_ready() -> std::path::PathBuf {
+    static READY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smsc");
+            let node_ok = std::process::Command::new("node")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(
+                node_ok,
+                "the SMPP tests need Node.js: install the Debian packages nodejs and npm \
+                 (.ci/run does), then `npm ci` in tests/smsc"
+            );
+            if !dir.join("node_modules/smpp/package.json").exists() {
+                let st = std::process::Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund"])
+                    .current_dir(&dir)
+                    .status()
+                    .expect("the SMPP tests need npm (Debian package npm) to install tests/smsc");
+                assert!(st.success(), "`npm ci` in tests/smsc failed");
+            }
+            dir
+        })
+        .clone()
+}
+
+impl Smsc {
+    /// Starts the SMSC on `port` (0: any free port) and waits until it listens.
+    pub fn start(port: u16) -> Smsc {
+        use std::process::{Command, Stdio};
+        let dir = smsc_ready();
+        let mut child = Command::new("node")
+            .arg(dir.join("smsc.js"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--system-id",
+                "maskline",
+                "--password",
+                "pw",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut me = Smsc {
+            port: 0,
+            child,
+            stdin,
+            events: rx,
+            seen: Vec::new(),
+        };
+        let ev = me.wait(|e| e["event"] == "listening", Duration::from_secs(20));
+        me.port = ev["port"].as_u64().unwrap() as u16;
+        me
+    }
+
+    /// Waits for the next event matching `pred` (earlier ones are kept in `seen`).
+    pub fn wait(&mut self, pred: impl Fn(&Value) -> bool, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("SMSC: no matching event; seen {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Collects `n` events matching `pred` (from `seen` and new ones).
+    pub fn collect(
+        &mut self,
+        n: usize,
+        pred: impl Fn(&Value) -> bool,
+        within: Duration,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let got: Vec<Value> = self.seen.iter().filter(|e| pred(e)).cloned().collect();
+            if got.len() >= n {
+                return got;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .events
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                Ok(v) => self.seen.push(v),
+                Err(_) if Instant::now() >= deadline => return got,
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Drains events for `d` (to see that nothing more arrives).
+    pub fn settle(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while let Ok(v) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(v);
+        }
+    }
+
+    pub fn send(&mut self, cmd: Value) {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// A `deliver_sm` from `source` to `dest` (E.164 with `+`).
+    pub fn deliver(&mut self, tag: &str, source: &str, dest: &str, text: &str, extra: Value) {
+        let mut cmd = serde_json::json!({
+            "cmd": "deliver", "tag": tag,
+            "source": source.trim_start_matches('+'), "dest": dest.trim_start_matches('+'),
+            "text": text,
+        });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            cmd[k] = v;
+        }
+        self.send(cmd);
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A relay config file with one SMPP link to `port` (2 binds) as the carrier;
+/// the HTTP gateway takes inbound texts too.
+pub fn smpp_config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
+    let p = dir.join("maskline.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+[sip]
+enabled = false
+
+[sms]
+enabled = true
+carrier = "smpp:smsc1"
+
+[sms.http]
+inbound_secret = "{SECRET}"
+
+[[sms.smpp]]
+name = "smsc1"
+address = "127.0.0.1:{port}"
+system_id = "maskline"
+password = "pw"
+binds = 2
+window = 16
+submit_rate = 2000
+enquire_link_s = 1
+"#
+        ),
+    )
+    .unwrap();
+    p
+}
