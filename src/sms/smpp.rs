@@ -195,14 +195,21 @@ impl SmppLink {
         &self,
     ) -> Result<(Client, impl futures::Stream<Item = Event> + Unpin + 'static), String> {
         let c = &self.cfg;
+        // Our own socket, so small PDUs are not held back by Nagle's algorithm.
+        let sock = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(&c.address),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| format!("connect: {e}"))?;
+        let _ = sock.set_nodelay(true);
         let (client, events) = ConnectionBuilder::new()
             .disable_interface_version_check()
             .enquire_link_interval(Duration::from_secs(c.enquire_link_s))
             .enquire_link_response_timeout(Duration::from_secs(c.enquire_link_s.clamp(1, 10)))
             .response_timeout(Duration::from_secs(10))
-            .connect(format!("smpp://{}", c.address))
-            .await
-            .map_err(|e| e.to_string())?;
+            .connected(sock);
         let bind = BindTransceiver::builder()
             .system_id(cs(&c.system_id)?)
             .password(cs(&c.password)?)

@@ -256,7 +256,7 @@ pub async fn write_records(
     while let Some((mut rec, sender)) = rx.recv().await {
         if let Some(bid) = rec.binding_id.clone() {
             if !cache.contains_key(&bid) {
-                if let Some(id) = bid.parse::<uuid::Uuid>().ok() {
+                if let Ok(id) = bid.parse::<uuid::Uuid>() {
                     if let Ok(b) = store.get_binding(id, now_ms()).await {
                         if cache.len() > 100_000 {
                             cache.clear();
