@@ -9,6 +9,8 @@
 //! off), and use only PDUs and TLVs that are the same in 3.4. rusmppc does not
 //! answer `deliver_sm` itself, which is what we need: the answer goes out only
 //! after the text is durably queued. It has no TLS here (no default features).
+//! One defect worked around: its connection task can stall with requests queued
+//! under load (see [`drive`]).
 //!
 //! Per link: `binds` transceiver sessions, each with a window (outstanding
 //! `submit_sm`) and one shared submit rate (`governor`); a session that fails
@@ -204,12 +206,14 @@ impl SmppLink {
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| format!("connect: {e}"))?;
         let _ = sock.set_nodelay(true);
-        let (client, events) = ConnectionBuilder::new()
+        let (client, events, connection) = ConnectionBuilder::new()
             .disable_interface_version_check()
             .enquire_link_interval(Duration::from_secs(c.enquire_link_s))
             .enquire_link_response_timeout(Duration::from_secs(c.enquire_link_s.clamp(1, 10)))
             .response_timeout(Duration::from_secs(10))
+            .no_spawn()
             .connected(sock);
+        tokio::spawn(drive(connection));
         let bind = BindTransceiver::builder()
             .system_id(cs(&c.system_id)?)
             .password(cs(&c.password)?)
@@ -331,6 +335,22 @@ impl SmppLink {
                 .ok()
                 .and_then(|g| g.clone())
         })
+    }
+}
+
+/// Runs rusmppc's connection future, polling it at least every millisecond.
+/// rusmppc 0.4 leaves its request loop after five queued requests without waking
+/// itself again, so under load (more than five requests queued at once) a session
+/// stalls until some other event arrives; the tick bounds that stall to 1 ms.
+async fn drive(connection: impl std::future::Future<Output = ()>) {
+    let mut connection = std::pin::pin!(connection);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut connection => return,
+            _ = tick.tick() => {}
+        }
     }
 }
 

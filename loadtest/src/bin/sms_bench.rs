@@ -274,8 +274,16 @@ async fn session(sock: TcpStream, st: Arc<State>, sessions: Arc<Mutex<Vec<Sink>>
                     if dest != st.pairs[i % st.pairs.len()].1 {
                         st.wrong.fetch_add(1, Ordering::Relaxed);
                     }
+                    // A submit_sm may overtake its deliver_sm_resp (the relay
+                    // answers after queueing, a worker may already be sending):
+                    // that is no added delay at all.
+                    let latency = if acked == 0 {
+                        1
+                    } else {
+                        now.saturating_sub(acked).max(1)
+                    };
                     if let Ok(mut h) = st.hist.lock() {
-                        let _ = h.record(now.saturating_sub(acked).max(1));
+                        let _ = h.record(latency);
                     }
                     st.last.fetch_max(now, Ordering::Relaxed);
                     st.relayed.fetch_add(1, Ordering::Relaxed);
@@ -333,7 +341,9 @@ async fn ideal_esme(addr: String) {
 
 /// The alone mode's pairing: courier `861380NNNNNNN` ↔ customer `861390NNNNNNN`.
 fn customer_of(courier: &COctetString<1, 21>) -> String {
-    String::from_utf8_lossy(courier.as_ref()).replacen("86138", "86139", 1)
+    String::from_utf8_lossy(courier.as_ref())
+        .trim_end_matches(char::from(0))
+        .replacen("86138", "86139", 1)
 }
 
 /// Creates a pool with enough numbers and `--bindings` bindings over the API;
