@@ -378,7 +378,7 @@ async fn setup_bindings(a: &Args) -> Result<Vec<(String, String, String)>> {
     if s != 201 {
         bail!("creating the pool: {s} {b}");
     }
-    let base: u64 = 8617_300_000_000 + u64::from(rand::random::<u16>()) * 1000;
+    let base: u64 = 8_617_300_000_000 + u64::from(rand::random::<u16>()) * 1000;
     let numbers: Vec<serde_json::Value> = (0..a.bindings.div_ceil(100) + 1)
         .map(|i| serde_json::json!({"number": format!("+{}", base + i as u64)}))
         .collect();
