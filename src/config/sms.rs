@@ -315,3 +315,88 @@ impl Default for SmsHttpConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::Config;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_toml_with_env(toml, Path::new("t.toml"), &env)
+    }
+
+    #[test]
+    fn links_pools_and_overrides_parse() {
+        let cfg = load(
+            r#"
+[sms]
+enabled = true
+[[sms.smpp]]
+name = "c1"
+address = "127.0.0.1:2775"
+system_id = "maskline"
+[sms.pools.demo]
+carrier = "http"
+store_bodies = true
+"#,
+            &[
+                ("MASKLINE_SMS_BLOCKLIST", "casino, loan"),
+                ("MASKLINE_SMS_RATE_PER_SENDER_PER_HOUR", "5"),
+                ("MASKLINE_SMS_HTTP_TIMEOUT_MS", "800"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.sms.default_carrier(), CarrierRef::Smpp("c1".into()));
+        assert_eq!(cfg.sms.smpp[0].binds, 1);
+        assert_eq!(cfg.sms.blocklist, ["casino", "loan"]);
+        assert_eq!(cfg.sms.rate_per_sender_per_hour, 5);
+        assert_eq!(
+            cfg.sms.http.timeout(),
+            std::time::Duration::from_millis(800)
+        );
+        assert!(cfg.sms.pools["demo"].store_bodies);
+    }
+
+    #[test]
+    fn each_sms_rule_names_its_field() {
+        for (toml, field) in [
+            ("[sms]\ncarrier = \"smpp:nope\"", "sms.carrier"),
+            ("[sms]\nmask_patterns = [\"0x##\"]", "sms.mask_patterns"),
+            (
+                "[sms]\nrate_per_sender_per_hour = 0",
+                "sms.rate_per_sender_per_hour",
+            ),
+            (
+                "[sms.http]\noutbound_url = \"https://p\"",
+                "sms.http.outbound_url",
+            ),
+            (
+                "[sms.http]\ninbound_secret = \"short\"",
+                "sms.http.inbound_secret",
+            ),
+            (
+                "[[sms.smpp]]\nname = \"a\"\naddress = \"nohost\"\nsystem_id = \"x\"",
+                "sms.smpp[0].address",
+            ),
+            (
+                "[[sms.smpp]]\nname = \"a\"\naddress = \"h:1\"\nsystem_id = \"x\"\nwindow = 0",
+                "sms.smpp[0].window",
+            ),
+            ("[sms.pools.p]\ncarrier = \"smtp\"", "sms.pools.p.carrier"),
+        ] {
+            let e = load(toml, &[]).unwrap_err();
+            assert_eq!(e.field_name(), Some(field), "{toml}: {e}");
+        }
+        let e = load("", &[("MASKLINE_SMS_WORKERS", "many")]).unwrap_err();
+        assert_eq!(e.field_name(), Some("sms.workers"));
+        let e = load("", &[("MASKLINE_SMS_NOPE", "1")]).unwrap_err();
+        assert_eq!(e.field_name(), Some("MASKLINE_SMS_NOPE"));
+    }
+}

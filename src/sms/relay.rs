@@ -450,3 +450,128 @@ pub fn direction(sender: &E164, party_a: &E164) -> Direction {
         Direction::CustomerToCourier
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::bindings::{NewBinding, NumberSpec, PoolSpec};
+    use crate::store::memory::MemoryStore;
+    use crate::store::BindingStore;
+    use std::time::Duration;
+
+    fn n(s: &str) -> E164 {
+        E164::parse(s).unwrap()
+    }
+
+    /// The relay rules over the memory store and the in-process queue.
+    #[tokio::test]
+    async fn memory_relay_routes_masks_dedupes_and_refuses() {
+        let store = Arc::new(MemoryStore::new());
+        store
+            .create_pool(PoolSpec {
+                name: "p".into(),
+                country: 86,
+                grace_s: 60,
+                cooling_s: 60,
+                max_bindings_per_number: 10,
+                allow_foreign_parties: false,
+            })
+            .await
+            .unwrap();
+        store
+            .import_numbers(
+                "p",
+                vec![NumberSpec {
+                    number: n("+8617000000001"),
+                    area: None,
+                    capabilities: Default::default(),
+                }],
+            )
+            .await
+            .unwrap();
+        let (a, b, x) = (
+            n("+8613800138000"),
+            n("+8613900139000"),
+            n("+8617000000001"),
+        );
+        store
+            .create_binding(
+                NewBinding {
+                    pool: "p".into(),
+                    shipment_id: "S1".into(),
+                    party_a: a.clone(),
+                    party_b: b.clone(),
+                    expires_at: now_ms() + 3_600_000,
+                    area: None,
+                },
+                now_ms(),
+            )
+            .await
+            .unwrap();
+        let cfg = SmsConfig {
+            blocklist: vec!["casino".into()],
+            auto_reply: "gone".into(),
+            carrier: "http".into(),
+            ..SmsConfig::default()
+        };
+        let queue = Arc::new(super::super::queue::MemoryQueue::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sealer = Sealer::random();
+        let relay = Relay::new(
+            &cfg,
+            CallRouter::new(store.clone()),
+            queue.clone(),
+            sealer.clone(),
+            NumberHasher::new(&[7u8; 32]).unwrap(),
+            tx,
+        );
+        let msg = |from: &E164, text: &str, id: &str| Inbound {
+            carrier: "http".into(),
+            carrier_id: Some(id.into()),
+            fingerprint: None,
+            from: from.clone(),
+            to: x.clone(),
+            text: text.into(),
+            concat: None,
+        };
+        let out = relay
+            .ingest(msg(&a, "I am 13800138000", "1"))
+            .await
+            .unwrap();
+        assert_eq!(out, Outcome::Queued);
+        assert_eq!(
+            relay
+                .ingest(msg(&a, "I am 13800138000", "1"))
+                .await
+                .unwrap(),
+            Outcome::Duplicate
+        );
+        let got = queue.take(10, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(got.len(), 1);
+        let job = Job::from_stored(&got[0].job, &sealer).unwrap();
+        assert_eq!((job.from.clone(), job.to.clone()), (x.clone(), b.clone()));
+        assert_eq!(job.body, "I am 138****8000");
+        assert_eq!(
+            relay
+                .ingest(msg(&b, "visit our CASINO", "2"))
+                .await
+                .unwrap(),
+            Outcome::Blocked
+        );
+        let stranger = n("+8613700137000");
+        assert_eq!(
+            relay.ingest(msg(&stranger, "hello?", "3")).await.unwrap(),
+            Outcome::NotForwarded
+        );
+        let got = queue.take(10, Duration::from_millis(10)).await.unwrap();
+        let reply = Job::from_stored(&got[0].job, &sealer).unwrap();
+        assert_eq!((reply.to, reply.body.as_str()), (stranger, "gone"));
+        // Records: queued, blocked, not_forwarded (+ the auto-reply's queued).
+        let mut statuses = Vec::new();
+        while let Ok((r, _)) = rx.try_recv() {
+            statuses.push(r.status);
+        }
+        assert_eq!(statuses, ["queued", "blocked", "not_forwarded", "queued"]);
+    }
+}
