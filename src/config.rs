@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::numbers::{NumberHasher, Sealer};
 pub use sip::{Cidr, SipConfig, SipListen, TrunkConfig};
+pub use sms::{CarrierRef, SmppLinkConfig, SmsConfig, SmsHttpConfig, SmsPoolConfig};
 
 pub use media::MediaConfig;
 
@@ -30,6 +31,7 @@ pub mod env;
 mod media;
 mod parse;
 pub mod sip;
+pub mod sms;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -103,6 +105,8 @@ pub struct Config {
     pub sip: SipConfig,
     /// `[media]`: the RTP/RTCP relay ([`MediaConfig::relay_config`]).
     pub media: MediaConfig,
+    /// `[sms]`: the SMS relay.
+    pub sms: SmsConfig,
 }
 
 /// `[api]`: the HTTP API.

@@ -13,6 +13,7 @@
 //! - [`voice`]: the SIP B2BUA (trunks, call flow, topology hiding) on the `sip` crate.
 //! - [`media`]: the RTP/RTCP relay the voice calls drive.
 //! - [`events`]: call records (memory list or Redis Stream).
+//! - [`sms`]: the SMS relay (SMPP and HTTP carriers, masking, durable queue).
 //! - [`telemetry`]: logs (pretty/JSON) and the Prometheus metrics recorder.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod events;
 pub mod media;
 pub mod numbers;
+pub mod sms;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

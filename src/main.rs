@@ -246,7 +246,7 @@ fn serve(path: Option<&Path>) -> Result<()> {
         ));
 
         // TLS material and key table are checked by Api::new, before binding.
-        let api = maskline::api::Api::with_records(
+        let mut api = maskline::api::Api::with_records(
             &cfg.api,
             store.clone(),
             records.clone(),
@@ -296,6 +296,13 @@ fn serve(path: Option<&Path>) -> Result<()> {
         } else {
             None
         };
+        let sms = if cfg.sms.enabled {
+            let sms = maskline::sms::Sms::start(&cfg.sms, &cfg.store, &secrets, store.clone(), records.clone())?;
+            api = api.with_sms(sms.gateway());
+            Some(sms)
+        } else {
+            None
+        };
         println!("listening on {scheme}://{bound}");
         tracing::info!(%bound, scheme, "maskline serving");
 
@@ -307,7 +314,14 @@ fn serve(path: Option<&Path>) -> Result<()> {
                 tracing::info!("sip: stopped: live calls ended");
             }
         };
-        let (api_result, ()) = tokio::join!(api_done, voice_done);
+        let sms_done = async {
+            if let Some(s) = sms {
+                wait_stop(stop_rx.clone()).await;
+                s.shutdown().await;
+                tracing::info!("sms: stopped: queued texts stay queued");
+            }
+        };
+        let (api_result, (), ()) = tokio::join!(api_done, voice_done, sms_done);
         api_result?;
         tracing::info!("stopped: in-flight requests answered");
         let _ = stop_reaper.send(());

@@ -31,7 +31,9 @@
 //! Virtual numbers (ours) appear in clear; parties are masked in every response
 //! except an auditor's `GET /v1/bindings/{id}?reveal=true`, which is written to the
 //! audit log before it is answered. Logs carry the route template, never the path,
-//! and metrics labels are route templates, methods and status codes only.
+//! and metrics labels are route templates, methods and status codes only. The SMS
+//! webhooks (`/v1/sms/*`) are authenticated by the provider's HMAC signature
+//! instead of an API key ([`crate::sms::http`]).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -64,6 +66,7 @@ mod preface;
 pub mod ratelimit;
 mod refusals;
 mod server;
+mod sms;
 
 pub use auth::{key_hash, Caller};
 pub use error::HttpError;
@@ -108,6 +111,8 @@ pub(crate) struct Inner {
     pub(crate) body_timeout: std::time::Duration,
     /// Refused requests since the last INFO summary.
     pub(crate) refusals: Arc<refusals::Refusals>,
+    /// The SMS relay's webhook handle, once SMS runs ([`Api::with_sms`]).
+    pub(crate) sms: Arc<std::sync::OnceLock<crate::sms::Gateway>>,
 }
 
 /// Cheap-to-clone handle on [`Inner`].
@@ -129,6 +134,7 @@ pub struct Api {
     limits: server::Limits,
     refusals: Arc<refusals::Refusals>,
     summary_every: Duration,
+    sms: Arc<std::sync::OnceLock<crate::sms::Gateway>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -179,6 +185,7 @@ impl Api {
             None => None,
         };
         let refusals = Arc::new(refusals::Refusals::default());
+        let sms = Arc::new(std::sync::OnceLock::new());
         let state = AppState(Arc::new(Inner {
             store,
             records,
@@ -188,6 +195,7 @@ impl Api {
             max_body: cfg.max_body_bytes,
             body_timeout: Duration::from_millis(cfg.body_timeout_ms),
             refusals: refusals.clone(),
+            sms: sms.clone(),
         }));
         let (router, routes) = build_router(state);
         let limits = server::Limits {
@@ -202,7 +210,15 @@ impl Api {
             limits,
             refusals,
             summary_every: refusals::SUMMARY_EVERY,
+            sms,
         })
+    }
+
+    /// Serves the SMS webhooks (`/v1/sms/inbound`, `/v1/sms/receipts`) through
+    /// `gateway`; without it they answer `404 sms_disabled`.
+    pub fn with_sms(self, gateway: crate::sms::Gateway) -> Self {
+        let _ = self.sms.set(gateway);
+        self
     }
 
     /// Every route the router serves: path template and methods. The OpenAPI
@@ -270,6 +286,9 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
     .add("/v1/openapi.json", &["GET"], get(ops::openapi))
     .add("/v1/audit", &["GET"], get(ops::audit))
     .add("/v1/calls", &["GET"], get(calls::list))
+    .add("/v1/messages", &["GET"], get(sms::list))
+    .add("/v1/sms/inbound", &["POST"], post(sms::inbound))
+    .add("/v1/sms/receipts", &["POST"], post(sms::receipts))
     .add(
         "/v1/pools",
         &["GET", "POST"],

@@ -34,9 +34,27 @@
 //! | `MASKLINE_MEDIA_PORTS` | `media.ports` (`FIRST-LAST`) |
 //! | `MASKLINE_MEDIA_BIND_IP`, `MASKLINE_MEDIA_PUBLIC_IP` | `media.bind_ip`, `media.public_ip` |
 //! | `MASKLINE_MEDIA_TIMEOUT_S`, `MASKLINE_MEDIA_WORKERS` | `media.timeout_s`, `media.workers` |
+//! | `MASKLINE_SMS_ENABLED` | `sms.enabled` (`true`/`false`) |
+//! | `MASKLINE_SMS_CARRIER` | `sms.carrier` |
+//! | `MASKLINE_SMS_MASK_NUMBERS` | `sms.mask_numbers` (`true`/`false`) |
+//! | `MASKLINE_SMS_MASK_PATTERNS` | `sms.mask_patterns`, comma-separated |
+//! | `MASKLINE_SMS_BLOCKLIST` | `sms.blocklist`, comma-separated |
+//! | `MASKLINE_SMS_MAX_LENGTH` | `sms.max_length` |
+//! | `MASKLINE_SMS_RATE_PER_SENDER_PER_HOUR` | `sms.rate_per_sender_per_hour` |
+//! | `MASKLINE_SMS_RATE_PER_POOL_PER_MIN` | `sms.rate_per_pool_per_min` |
+//! | `MASKLINE_SMS_AUTO_REPLY` | `sms.auto_reply` |
+//! | `MASKLINE_SMS_RETRY_MAX_AGE_S` | `sms.retry_max_age_s` |
+//! | `MASKLINE_SMS_WORKERS` | `sms.workers` |
+//! | `MASKLINE_SMS_CONSUMER` | `sms.consumer` |
+//! | `MASKLINE_SMS_CLAIM_IDLE_MS` | `sms.claim_idle_ms` |
+//! | `MASKLINE_SMS_HTTP_INBOUND_SECRET` | `sms.http.inbound_secret` |
+//! | `MASKLINE_SMS_HTTP_REPLAY_WINDOW_S` | `sms.http.replay_window_s` |
+//! | `MASKLINE_SMS_HTTP_OUTBOUND_URL` | `sms.http.outbound_url` |
+//! | `MASKLINE_SMS_HTTP_OUTBOUND_TOKEN` | `sms.http.outbound_token` |
+//! | `MASKLINE_SMS_HTTP_TIMEOUT_MS` | `sms.http.timeout_ms` |
 //!
 //! Any other variable starting with `MASKLINE_API_`, `MASKLINE_STORE_`,
-//! `MASKLINE_SECRETS_`, `MASKLINE_LOG_` or `MASKLINE_MEDIA_` is an error (a typo must not be ignored).
+//! `MASKLINE_SECRETS_`, `MASKLINE_LOG_`, `MASKLINE_SIP_`, `MASKLINE_MEDIA_` or `MASKLINE_SMS_` is an error (a typo must not be ignored).
 //! Values of secret variables never appear in error messages.
 
 use std::collections::HashMap;
@@ -98,6 +116,39 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_MEDIA_PUBLIC_IP", "media.public_ip"),
     ("MASKLINE_MEDIA_TIMEOUT_S", "media.timeout_s"),
     ("MASKLINE_MEDIA_WORKERS", "media.workers"),
+    ("MASKLINE_SMS_ENABLED", "sms.enabled"),
+    ("MASKLINE_SMS_CARRIER", "sms.carrier"),
+    ("MASKLINE_SMS_MASK_NUMBERS", "sms.mask_numbers"),
+    ("MASKLINE_SMS_MASK_PATTERNS", "sms.mask_patterns"),
+    ("MASKLINE_SMS_BLOCKLIST", "sms.blocklist"),
+    ("MASKLINE_SMS_MAX_LENGTH", "sms.max_length"),
+    (
+        "MASKLINE_SMS_RATE_PER_SENDER_PER_HOUR",
+        "sms.rate_per_sender_per_hour",
+    ),
+    (
+        "MASKLINE_SMS_RATE_PER_POOL_PER_MIN",
+        "sms.rate_per_pool_per_min",
+    ),
+    ("MASKLINE_SMS_AUTO_REPLY", "sms.auto_reply"),
+    ("MASKLINE_SMS_RETRY_MAX_AGE_S", "sms.retry_max_age_s"),
+    ("MASKLINE_SMS_WORKERS", "sms.workers"),
+    ("MASKLINE_SMS_CONSUMER", "sms.consumer"),
+    ("MASKLINE_SMS_CLAIM_IDLE_MS", "sms.claim_idle_ms"),
+    (
+        "MASKLINE_SMS_HTTP_INBOUND_SECRET",
+        "sms.http.inbound_secret",
+    ),
+    (
+        "MASKLINE_SMS_HTTP_REPLAY_WINDOW_S",
+        "sms.http.replay_window_s",
+    ),
+    ("MASKLINE_SMS_HTTP_OUTBOUND_URL", "sms.http.outbound_url"),
+    (
+        "MASKLINE_SMS_HTTP_OUTBOUND_TOKEN",
+        "sms.http.outbound_token",
+    ),
+    ("MASKLINE_SMS_HTTP_TIMEOUT_MS", "sms.http.timeout_ms"),
 ];
 
 const SECTIONS: &[&str] = &[
@@ -107,6 +158,7 @@ const SECTIONS: &[&str] = &[
     "MASKLINE_LOG_",
     "MASKLINE_SIP_",
     "MASKLINE_MEDIA_",
+    "MASKLINE_SMS_",
 ];
 
 /// The process's `MASKLINE_*` variables (non-UTF-8 values are kept lossily, so
@@ -137,6 +189,16 @@ fn boolean(var: &str, field: &str, value: &str) -> Result<bool, ConfigError> {
             format!("{var}={value:?}: expected true or false"),
         )),
     }
+}
+
+/// A comma-separated list (empty items dropped).
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Parses `name:role:sha256:<hex>,...`.
@@ -291,6 +353,34 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
             "MASKLINE_MEDIA_PUBLIC_IP" => config.media.public_ip = value.clone(),
             "MASKLINE_MEDIA_TIMEOUT_S" => config.media.timeout_s = number(var, field, value)?,
             "MASKLINE_MEDIA_WORKERS" => config.media.workers = number(var, field, value)?,
+            "MASKLINE_SMS_ENABLED" => config.sms.enabled = boolean(var, field, value)?,
+            "MASKLINE_SMS_CARRIER" => config.sms.carrier = value.clone(),
+            "MASKLINE_SMS_MASK_NUMBERS" => config.sms.mask_numbers = boolean(var, field, value)?,
+            "MASKLINE_SMS_MASK_PATTERNS" => config.sms.mask_patterns = list(value),
+            "MASKLINE_SMS_BLOCKLIST" => config.sms.blocklist = list(value),
+            "MASKLINE_SMS_MAX_LENGTH" => config.sms.max_length = number(var, field, value)?,
+            "MASKLINE_SMS_RATE_PER_SENDER_PER_HOUR" => {
+                config.sms.rate_per_sender_per_hour = number(var, field, value)?
+            }
+            "MASKLINE_SMS_RATE_PER_POOL_PER_MIN" => {
+                config.sms.rate_per_pool_per_min = number(var, field, value)?
+            }
+            "MASKLINE_SMS_AUTO_REPLY" => config.sms.auto_reply = value.clone(),
+            "MASKLINE_SMS_RETRY_MAX_AGE_S" => {
+                config.sms.retry_max_age_s = number(var, field, value)?
+            }
+            "MASKLINE_SMS_WORKERS" => config.sms.workers = number(var, field, value)?,
+            "MASKLINE_SMS_CONSUMER" => config.sms.consumer = value.clone(),
+            "MASKLINE_SMS_CLAIM_IDLE_MS" => config.sms.claim_idle_ms = number(var, field, value)?,
+            "MASKLINE_SMS_HTTP_INBOUND_SECRET" => config.sms.http.inbound_secret = value.clone(),
+            "MASKLINE_SMS_HTTP_REPLAY_WINDOW_S" => {
+                config.sms.http.replay_window_s = number(var, field, value)?
+            }
+            "MASKLINE_SMS_HTTP_OUTBOUND_URL" => config.sms.http.outbound_url = value.clone(),
+            "MASKLINE_SMS_HTTP_OUTBOUND_TOKEN" => config.sms.http.outbound_token = value.clone(),
+            "MASKLINE_SMS_HTTP_TIMEOUT_MS" => {
+                config.sms.http.timeout_ms = number(var, field, value)?
+            }
             _ => {}
         }
     }

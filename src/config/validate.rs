@@ -156,6 +156,8 @@ impl Config {
             return Err(ConfigError::field("log.level", e.to_string()));
         }
         self.sip.validate()?;
-        self.media.validate()
+        self.media.validate()?;
+        self.sms.validate()?;
+        Ok(())
     }
 }

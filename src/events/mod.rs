@@ -1,5 +1,6 @@
-//! Call records: what happened on every call through the relay, for the platform
-//! (`GET /v1/calls`) and for ops.
+//! Call and message records: what happened on every call and text through the
+//! relay, for the platform (`GET /v1/calls`, `GET /v1/messages`) and for ops.
+//! Message records are described in [`messages`].
 //!
 //! This module owns the [`CallRecord`] type and the [`RecordStore`] trait that keeps
 //! records, with two implementations:
@@ -25,6 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bindings::UnixMs;
 use crate::store::StoreError;
+
+pub mod messages;
+pub use messages::{MessageQuery, MessageRecord, MESSAGES_STREAM};
 
 /// Who called whom, in shipment terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +127,10 @@ pub trait RecordStore: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Appends a message record (one status of one text).
+    async fn append_message(&self, record: &MessageRecord) -> Result<(), StoreError>;
+    /// The newest record of each text matching `q`, newest first.
+    async fn query_messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError>;
 }
 
 /// Bounded in-process records (memory store; not durable).
@@ -131,6 +139,7 @@ pub struct MemoryRecords {
     max: usize,
     retention_ms: i64,
     calls: Mutex<VecDeque<CallRecord>>,
+    messages: Mutex<VecDeque<MessageRecord>>,
 }
 
 impl MemoryRecords {
@@ -140,6 +149,7 @@ impl MemoryRecords {
             max,
             retention_ms: i64::try_from(retention.as_millis()).unwrap_or(i64::MAX),
             calls: Mutex::new(VecDeque::new()),
+            messages: Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -169,6 +179,23 @@ impl RecordStore for MemoryRecords {
             .take(q.limit)
             .cloned()
             .collect())
+    }
+
+    async fn append_message(&self, record: &MessageRecord) -> Result<(), StoreError> {
+        let mut list = self.messages.lock().map_err(|_| poisoned())?;
+        list.push_back(record.clone());
+        let oldest = record.at.saturating_sub(self.retention_ms);
+        // Three or so records per text: keep room for as many texts as calls.
+        while list.len() > self.max.saturating_mul(4) || list.front().is_some_and(|m| m.at < oldest)
+        {
+            list.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn query_messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
+        let list = self.messages.lock().map_err(|_| poisoned())?;
+        Ok(messages::latest_per_text(list.iter().rev().cloned(), q))
     }
 }
 
@@ -295,6 +322,45 @@ impl RecordStore for RedisRecords {
         }
         out.truncate(q.limit);
         Ok(out)
+    }
+
+    async fn append_message(&self, record: &MessageRecord) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let min_id = record.at.saturating_sub(self.retention_ms);
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(MESSAGES_STREAM)
+            .arg("MINID")
+            .arg("~")
+            .arg(min_id)
+            .arg("*")
+            .arg("r")
+            .arg(json);
+        let _: String = self.run(&cmd).await?;
+        Ok(())
+    }
+
+    async fn query_messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
+        // Every record of a text is appended after it was received.
+        let lower = q.since.map_or("-".to_owned(), |s| s.to_string());
+        let mut cmd = redis::cmd("XREVRANGE");
+        cmd.arg(MESSAGES_STREAM)
+            .arg("+")
+            .arg(lower)
+            .arg("COUNT")
+            .arg(SCAN_CAP);
+        let entries: Vec<(String, Vec<(String, String)>)> = self.run(&cmd).await?;
+        let mut records = Vec::with_capacity(entries.len());
+        for (_, fields) in entries {
+            for (k, v) in fields {
+                if k == "r" {
+                    records.push(
+                        serde_json::from_str::<MessageRecord>(&v)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    );
+                }
+            }
+        }
+        Ok(messages::latest_per_text(records, q))
     }
 }
 

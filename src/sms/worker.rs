@@ -1,0 +1,309 @@
+//! Delivery: workers take queued texts and hand them to the carrier named in the
+//! job, retry transient failures (SMPP throttling and temporary errors, HTTP 5xx and
+//! timeouts, a link that is down) with exponential back-off until the text is
+//! `retry_max_age_s` old, and record the final status (`submitted`, `failed` with
+//! the reason, `expired`). Also the record writer, which adds shipment and
+//! direction to records off the relay path (one store read per binding, cached).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use super::job::Job;
+use super::metric;
+use super::queue::Entry;
+use super::relay::{direction, Party, Relay};
+use crate::bindings::now_ms;
+use crate::events::{Direction, MessageRecord, RecordStore};
+use crate::numbers::E164;
+use crate::store::BindingStore;
+
+/// Why a carrier did not take a text.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Try again later (throttled, temporary error, link down, timeout, 5xx).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never work (invalid destination, 4xx, rejected).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// A way out to a carrier.
+#[async_trait]
+pub trait Carrier: Send + Sync + 'static {
+    /// Sends `body` from `from` to `to`; the carrier's ids for it (one per part).
+    async fn send(
+        &self,
+        job_id: &str,
+        from: &E164,
+        to: &E164,
+        body: &str,
+    ) -> Result<Vec<String>, SendError>;
+}
+
+/// Outbound carriers by name (`http`, `smpp:<link>`).
+pub type Carriers = HashMap<String, Arc<dyn Carrier>>;
+
+/// First retry delay; doubled per attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest delay between attempts (kept below the queue's take-over time).
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Runs the workers until `stop` turns true; in-flight texts are finished first
+/// (or left queued for the next start).
+pub async fn run(
+    relay: Arc<Relay>,
+    carriers: Arc<Carriers>,
+    workers: usize,
+    retry_max_age: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(workers));
+    let in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let mut depth_at = std::time::Instant::now();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if depth_at.elapsed() >= Duration::from_secs(1) {
+            depth_at = std::time::Instant::now();
+            if let Ok(d) = relay.queue.depth().await {
+                metrics::gauge!(metric::QUEUE_DEPTH).set(d as f64);
+            }
+        }
+        let free = permits.available_permits().max(1);
+        let take = relay.queue.take(free.min(512), Duration::from_millis(500));
+        let entries = tokio::select! {
+            r = take => r,
+            _ = stop.changed() => continue,
+        };
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "sms: queue unavailable; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        for entry in entries {
+            let fresh = in_flight
+                .lock()
+                .map(|mut s| s.insert(entry.entry.clone()))
+                .unwrap_or(false);
+            if !fresh {
+                continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
+            let relay = relay.clone();
+            let carriers = carriers.clone();
+            let in_flight = in_flight.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let id = entry.entry.clone();
+                deliver(&relay, &carriers, entry, retry_max_age, stop).await;
+                if let Ok(mut s) = in_flight.lock() {
+                    s.remove(&id);
+                }
+                drop(permit);
+            });
+        }
+    }
+    // Drain: wait for in-flight deliveries (each stops retrying on `stop`).
+    let _ = permits.acquire_many(workers as u32).await;
+}
+
+/// Delivers one entry; returns when it is finished or left for a later start.
+async fn deliver(
+    relay: &Relay,
+    carriers: &Carriers,
+    entry: Entry,
+    retry_max_age: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    let job = match Job::from_stored(&entry.job, &relay.sealer) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "sms: dropping an unreadable queued job");
+            let _ = relay.queue.finish(&entry.entry, "unreadable").await;
+            return;
+        }
+    };
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempts = 0u32;
+    loop {
+        match relay.queue.is_done(&job.id).await {
+            Ok(true) => {
+                let _ = relay.queue.finish(&entry.entry, &job.id).await;
+                return;
+            }
+            Ok(false) => {}
+            Err(_) => {
+                if *stop.borrow() {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        }
+        let age = now_ms().saturating_sub(job.meta.received_at);
+        if age > retry_max_age.as_millis() as i64 {
+            finish(
+                relay,
+                &entry,
+                &job,
+                "expired",
+                Some("retry_max_age".into()),
+                attempts,
+            )
+            .await;
+            return;
+        }
+        let Some(carrier) = carriers.get(&job.carrier) else {
+            finish(
+                relay,
+                &entry,
+                &job,
+                "failed",
+                Some(format!("no carrier {}", job.carrier)),
+                attempts,
+            )
+            .await;
+            return;
+        };
+        attempts += 1;
+        match carrier.send(&job.id, &job.from, &job.to, &job.body).await {
+            Ok(ids) => {
+                let latency = now_ms().saturating_sub(job.meta.received_at);
+                metrics::histogram!(metric::LATENCY).record(latency as f64 / 1000.0);
+                metrics::counter!(metric::RELAYED, "carrier" => job.carrier.clone()).increment(1);
+                let rec = job.record("submitted", None, attempts, &relay.sealer);
+                if let Ok(s) = serde_json::to_string(&rec) {
+                    for id in &ids {
+                        let _ = relay
+                            .queue
+                            .put_receipt(&format!("{}:{id}", job.carrier), &s)
+                            .await;
+                    }
+                }
+                finish_record(relay, &entry, &job, rec).await;
+                return;
+            }
+            Err(SendError::Permanent(why)) => {
+                finish(relay, &entry, &job, "failed", Some(why), attempts).await;
+                return;
+            }
+            Err(SendError::Transient(why)) => {
+                tracing::debug!(attempts, reason = %why, "sms: transient failure; retrying");
+                if *stop.borrow() {
+                    // Left queued (unacknowledged): the next start takes it back.
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                let _ = relay.queue.touch(&entry.entry).await;
+            }
+        }
+    }
+}
+
+async fn finish(
+    relay: &Relay,
+    entry: &Entry,
+    job: &Job,
+    status: &str,
+    reason: Option<String>,
+    attempts: u32,
+) {
+    metrics::counter!(metric::FAILED, "status" => status.to_owned()).increment(1);
+    let rec = job.record(status, reason, attempts, &relay.sealer);
+    finish_record(relay, entry, job, rec).await;
+}
+
+async fn finish_record(relay: &Relay, entry: &Entry, job: &Job, rec: MessageRecord) {
+    // The record first: a crash between the two redelivers the entry, and the
+    // done marker (set by `finish`) is not there yet, so it is tried again.
+    let _ = relay
+        .records
+        .send((rec, Some(Party::Recipient(job.to.clone()))));
+    let mut delay = FIRST_BACKOFF;
+    for _ in 0..20 {
+        if relay.queue.finish(&entry.entry, &job.id).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_BACKOFF);
+    }
+    tracing::error!("sms: could not mark a text done; it may be sent again after a restart");
+}
+
+/// Writes message records, adding shipment and direction; runs until every sender
+/// is gone.
+pub async fn write_records(
+    mut rx: mpsc::UnboundedReceiver<(MessageRecord, Option<Party>)>,
+    store: Arc<dyn BindingStore>,
+    records: Arc<dyn RecordStore>,
+) {
+    // binding id → (shipment, courier); bounded by clearing.
+    let mut cache: HashMap<String, (String, E164)> = HashMap::new();
+    // text id → direction, for later records of the same text (receipts).
+    let mut dirs: HashMap<String, Direction> = HashMap::new();
+    while let Some((mut rec, sender)) = rx.recv().await {
+        if let Some(bid) = rec.binding_id.clone() {
+            if !cache.contains_key(&bid) {
+                if let Ok(id) = bid.parse::<uuid::Uuid>() {
+                    if let Ok(b) = store.get_binding(id, now_ms()).await {
+                        if cache.len() > 100_000 {
+                            cache.clear();
+                        }
+                        cache.insert(bid.clone(), (b.shipment_id.clone(), b.party_a.clone()));
+                    }
+                }
+            }
+            if let Some((shipment, courier)) = cache.get(&bid) {
+                rec.shipment_id = Some(shipment.clone());
+                if rec.direction.is_none() {
+                    rec.direction = match &sender {
+                        Some(Party::Sender(s)) => Some(direction(s, courier)),
+                        Some(Party::Recipient(r)) => Some(if r == courier {
+                            Direction::CustomerToCourier
+                        } else {
+                            Direction::CourierToCustomer
+                        }),
+                        None => None,
+                    };
+                }
+            }
+        }
+        match rec.direction {
+            Some(d) => {
+                if dirs.len() > 100_000 {
+                    dirs.clear();
+                }
+                dirs.insert(rec.id.clone(), d);
+            }
+            None => rec.direction = dirs.get(&rec.id).copied(),
+        }
+        let mut written = false;
+        for attempt in 0..3u32 {
+            match records.append_message(&rec).await {
+                Ok(()) => {
+                    written = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "message record not written yet");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+        if !written {
+            metrics::counter!("maskline_sms_records_dropped_total").increment(1);
+        }
+    }
+}
