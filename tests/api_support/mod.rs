@@ -482,6 +482,18 @@ mod flaky_impl {
             self.check()?;
             self.inner.route(pool, number, caller, now).await
         }
+        async fn route_extension(
+            &self,
+            pool: &str,
+            number: &E164,
+            extension: &str,
+            now: UnixMs,
+        ) -> Result<maskline::bindings::ExtensionRoute, StoreError> {
+            self.check()?;
+            self.inner
+                .route_extension(pool, number, extension, now)
+                .await
+        }
         async fn reap(&self, now: UnixMs) -> Result<u64, StoreError> {
             self.check()?;
             self.inner.reap(now).await

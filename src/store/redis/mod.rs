@@ -94,8 +94,8 @@ use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use self::codec::{pack_number, shipment_hash, unpack_number, CodecError};
 use super::{AuditEntry, BindingStore, StoreError};
 use crate::bindings::{
-    Binding, BindingId, BindingPatch, Created, ImportOutcome, Invalid, NewBinding, NumberSpec,
-    PoolSpec, PoolStats, Route, UnixMs,
+    Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, Invalid, NewBinding,
+    NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, Sealer, E164};
 
@@ -151,6 +151,7 @@ struct Scripts {
     retire: Script,
     reap: Script,
     stats: Script,
+    extension: Script,
 }
 
 impl Scripts {
@@ -165,6 +166,7 @@ impl Scripts {
             retire: s(include_str!("../lua/retire.lua")),
             reap: s(include_str!("../lua/reap.lua")),
             stats: s(include_str!("../lua/stats.lua")),
+            extension: s(include_str!("../lua/extension.lua")),
         }
     }
 }
@@ -522,6 +524,17 @@ impl BindingStore for RedisStore {
         now: UnixMs,
     ) -> Result<Option<Route>, StoreError> {
         self.route_impl(pool, number, caller, now).await
+    }
+
+    async fn route_extension(
+        &self,
+        pool: &str,
+        number: &E164,
+        extension: &str,
+        now: UnixMs,
+    ) -> Result<ExtensionRoute, StoreError> {
+        self.route_extension_impl(pool, number, extension, now)
+            .await
     }
 
     async fn reap(&self, now: UnixMs) -> Result<u64, StoreError> {
