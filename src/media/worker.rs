@@ -14,6 +14,10 @@
 //! leg is behind NAT). After a re-INVITE moves a leg, the address it left may not
 //! latch again unless the new SDP names it exactly. Everything else is dropped
 //! and counted. Media goes to the latched address, else to the SDP's.
+//!
+//! A session in IVR mode (see [`super::ivr`]) terminates leg A here: its packets
+//! are read for DTMF and not forwarded, and prompts are sent to it on schedule;
+//! while any prompt plays the worker polls every `COALESCE`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::ivr::Ivr;
 use super::ports::{LegSockets, PortPool};
+use super::prompt::{Prompt, G711};
 use super::rewrite::Target;
 use super::rtcp;
 use super::sys::{Batch, Epoll, RawAddr, Waker};
@@ -40,6 +46,19 @@ pub(super) enum Command {
     Update { id: u64, leg: Leg, target: Target },
     /// The session ended: close its sockets and free its ports.
     Remove { id: u64 },
+    /// The relay answers leg A itself (IVR mode): terminate its media.
+    Ivr {
+        id: u64,
+        law: G711,
+        te_pt: Option<u8>,
+    },
+    /// Play a prompt to leg A (`None`: stop playing).
+    Play {
+        id: u64,
+        prompt: Option<Arc<Prompt>>,
+    },
+    /// Leave IVR mode: forward between the legs from now on.
+    Bridge { id: u64 },
 }
 
 /// What a worker needs to take a session over.
@@ -212,6 +231,7 @@ struct Session {
     last_rx: Instant,
     timed_out: bool,
     events: mpsc::Sender<MediaEvent>,
+    ivr: Option<Box<Ivr>>,
 }
 
 /// One forwarding thread's state.
@@ -227,6 +247,8 @@ pub(super) struct Worker {
     timeout: Duration,
     batch: Batch,
     pending_metrics: Local,
+    /// Slots of sessions playing a prompt.
+    playing: Vec<usize>,
 }
 
 impl Worker {
@@ -251,6 +273,7 @@ impl Worker {
             timeout,
             batch: Batch::new(),
             pending_metrics: Local::default(),
+            playing: Vec::new(),
         })
     }
 
@@ -264,7 +287,7 @@ impl Worker {
             // until the next packet: one wake-up then serves every socket that
             // became readable meanwhile (a context switch per ~200 µs instead of
             // one per few packets). Idle workers block in epoll_wait.
-            let wait_ms = if busy {
+            let wait_ms = if busy || !self.playing.is_empty() {
                 std::thread::sleep(COALESCE);
                 0
             } else {
@@ -291,6 +314,9 @@ impl Worker {
             busy = ready > 1 || (ready == 1 && self.epoll.token(0) != WAKER_TOKEN);
             if !self.commands(now) {
                 break;
+            }
+            if !self.playing.is_empty() {
+                self.pump(Instant::now(), &mut counts);
             }
             if now.duration_since(last_tick) >= TICK {
                 last_tick = now;
@@ -319,6 +345,17 @@ impl Worker {
                 Ok(Command::Add(new)) => self.add(*new, now),
                 Ok(Command::Update { id, leg, target }) => self.update(id, leg, target),
                 Ok(Command::Remove { id }) => self.remove(id),
+                Ok(Command::Ivr { id, law, te_pt }) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.ivr = Some(Box::new(Ivr::new(law, te_pt, now)));
+                    }
+                }
+                Ok(Command::Play { id, prompt }) => self.play(id, prompt, now),
+                Ok(Command::Bridge { id }) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.ivr = None;
+                    }
+                }
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
             }
@@ -347,6 +384,7 @@ impl Worker {
             last_rx: now,
             timed_out: false,
             events: new.events,
+            ivr: None,
         };
         for (l, state) in sess.legs.iter().enumerate() {
             for kind in [RTP, RTCP] {
@@ -360,6 +398,56 @@ impl Worker {
             *s = Some(sess);
         }
         self.index.insert(new.id, slot);
+    }
+
+    fn session_mut(&mut self, id: u64) -> Option<&mut Session> {
+        self.index
+            .get(&id)
+            .and_then(|&slot| self.sessions.get_mut(slot))
+            .and_then(Option::as_mut)
+    }
+
+    fn play(&mut self, id: u64, prompt: Option<Arc<Prompt>>, now: Instant) {
+        let Some(&slot) = self.index.get(&id) else {
+            return;
+        };
+        let Some(ivr) = self
+            .sessions
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|s| s.ivr.as_mut())
+        else {
+            return;
+        };
+        let starts = prompt.is_some();
+        ivr.play(prompt, now);
+        if starts && !self.playing.contains(&slot) {
+            self.playing.push(slot);
+        }
+    }
+
+    /// Sends the prompt packets due at `now`; reports prompts that finished.
+    fn pump(&mut self, now: Instant, counts: &mut Local) {
+        let sessions = &mut self.sessions;
+        self.playing.retain(|&slot| {
+            let Some(sess) = sessions.get_mut(slot).and_then(Option::as_mut) else {
+                return false;
+            };
+            let leg = &sess.legs[0];
+            let dest = leg.latched[RTP].or(leg.target.rtp());
+            let Some(ivr) = sess.ivr.as_mut() else {
+                return false;
+            };
+            if !ivr.is_playing() {
+                return false;
+            }
+            let r = ivr.pump(now, &leg.sock.rtp, dest);
+            counts.relayed_packets += r.sent;
+            if r.finished {
+                let _ = sess.events.try_send(MediaEvent::PromptDone);
+            }
+            !r.finished
+        });
     }
 
     fn update(&mut self, id: u64, leg: Leg, target: Target) {
@@ -395,6 +483,7 @@ impl Worker {
         let Some(sess) = self.sessions.get_mut(slot).and_then(Option::take) else {
             return;
         };
+        self.playing.retain(|s| *s != slot);
         self.free_slots.push(slot);
         for state in &sess.legs {
             self.epoll.remove(state.fd(RTP));
@@ -433,6 +522,29 @@ impl Worker {
             Err(_) => return,
         };
         if n == 0 {
+            return;
+        }
+        if let Some(ivr) = sess.ivr.as_mut() {
+            // IVR mode: leg A's media ends here (DTMF is read, nothing forwarded);
+            // nothing comes from B, which is not called yet.
+            if from != 0 {
+                return;
+            }
+            for i in 0..n {
+                let Some((src, pkt)) = batch.packet(i) else {
+                    continue;
+                };
+                if !sess.legs[0].accept(kind, src, counts) {
+                    counts.unknown_source += 1;
+                    continue;
+                }
+                sess.last_rx = now;
+                if kind == RTP {
+                    if let Some(d) = ivr.on_rtp(pkt) {
+                        let _ = sess.events.try_send(MediaEvent::Dtmf(d));
+                    }
+                }
+            }
             return;
         }
         let mux = sess.legs[0].target.mux && sess.legs[1].target.mux;

@@ -222,7 +222,7 @@ impl Engine {
                 let m = c.media.as_mut()?;
                 match m.events().try_recv() {
                     Ok(crate::media::MediaEvent::Timeout) => Some(*id),
-                    Err(_) => None,
+                    Ok(_) | Err(_) => None,
                 }
             })
             .collect();
