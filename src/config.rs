@@ -27,6 +27,7 @@ pub use sip::{Cidr, SipConfig, SipListen, TrunkConfig};
 pub use media::MediaConfig;
 
 pub mod env;
+pub mod ivr;
 mod media;
 mod parse;
 pub mod sip;

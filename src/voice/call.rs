@@ -62,6 +62,8 @@ pub enum State {
     /// The caller cancelled (or the no-answer timer fired); waiting for the
     /// callee's final response.
     Cancelling,
+    /// The relay answered the caller itself (IVR, announcement); see `ivr.rs`.
+    Ivr,
 }
 
 /// One bridged call.
@@ -91,6 +93,8 @@ pub struct Call {
     pub(super) number: E164,
     pub(super) caller: E164,
     pub(super) record: CallRecord,
+    /// Set while (and after) the relay answers the caller itself.
+    pub(super) ivr: Option<Box<super::ivr::IvrCall>>,
 }
 
 impl Call {
@@ -108,7 +112,7 @@ impl Call {
     }
 }
 
-fn is_sdp(msg: &Message<'_>) -> bool {
+pub(super) fn is_sdp(msg: &Message<'_>) -> bool {
     !msg.body().is_empty()
         && msg
             .content_type()
@@ -211,6 +215,8 @@ impl Engine {
             end_reason: String::new(),
             sip_status: 0,
             hangup_by: None,
+            via: None,
+            ivr: None,
         };
         let call = Call {
             state: State::Routing,
@@ -235,6 +241,7 @@ impl Engine {
             number: number.clone(),
             caller: caller.clone(),
             record,
+            ivr: None,
         };
         self.calls.insert(id, call);
         self.by_tx.insert(tx, (id, TxRole::AInvite));
@@ -247,7 +254,7 @@ impl Engine {
     }
 
     /// Sends a final response to the caller's INVITE (non-2xx) and ends the call.
-    fn reject(&mut self, id: CallId, status: u16, reason: &str, extra: &[(&str, &str)]) {
+    pub(super) fn reject(&mut self, id: CallId, status: u16, reason: &str, extra: &[(&str, &str)]) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -269,8 +276,31 @@ impl Engine {
         if call.state != State::Routing {
             return;
         }
-        let route = match decision {
-            Decision::Bridge { route } => route,
+        let (callee, via) = match decision {
+            Decision::Bridge { route } => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.record.binding_id = Some(route.binding_id.to_string());
+                    c.record.pool = Some(route.pool.clone());
+                }
+                (route.callee, None)
+            }
+            Decision::DefaultParty { pool, party } => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.record.pool = Some(pool);
+                }
+                (party, Some("default_party"))
+            }
+            Decision::Ivr {
+                pool,
+                extension_len,
+            } => {
+                self.start_ivr(id, pool, Some(extension_len));
+                return;
+            }
+            Decision::Announce { pool } => {
+                self.start_ivr(id, pool, None);
+                return;
+            }
             Decision::NoBinding { pool } => {
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.record.pool = Some(pool);
@@ -289,6 +319,9 @@ impl Engine {
                 return;
             }
         };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
         let adv = {
             let t = self.trunks.get(call.trunk);
             let ip = t.and_then(|t| t.media_ip);
@@ -301,6 +334,9 @@ impl Engine {
                 self.reject(id, 503, "ports_exhausted", &[("Retry-After", "5")]);
                 return;
             }
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
         };
         let a_invite = call.a_invite.clone();
         let Ok(inv) = Message::parse(&a_invite) else {
@@ -323,18 +359,25 @@ impl Engine {
         } else {
             None
         };
-        let max_forwards = inv
-            .max_forwards()
-            .ok()
-            .flatten()
-            .map_or(70, |m| m.saturating_sub(1).min(70));
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.record.binding_id = Some(route.binding_id.to_string());
-        call.record.pool = Some(route.pool.clone());
-        call.record.callee = Some(route.callee.masked());
-        let callee = route.callee.clone();
+        call.media = Some(media);
+        call.record.via = via.map(str::to_owned);
+        self.place_b_leg(id, callee, offer);
+    }
+
+    /// Places the B leg: an INVITE to `callee` from X through the trunk's gateway,
+    /// with `offer` (already rewritten by the call's media session).
+    pub(super) fn place_b_leg(&mut self, id: CallId, callee: E164, offer: Option<Vec<u8>>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let max_forwards = Message::parse(&call.a_invite)
+            .ok()
+            .and_then(|inv| inv.max_forwards().ok().flatten())
+            .map_or(70, |m| m.saturating_sub(1).min(70));
+        call.record.callee = Some(callee.masked());
         let b_dest = call.b_dest;
         let local = self.settings.local(b_dest.transport);
         let b_callid = maskline_sip::new_call_id();
@@ -398,7 +441,6 @@ impl Engine {
         };
         if let Some(call) = self.calls.get_mut(&id) {
             call.state = State::Calling;
-            call.media = Some(media);
             call.b_invite = Some(payload);
             call.b_callid = Some(b_callid.clone());
             metrics::histogram!("maskline_call_setup_seconds")
@@ -444,6 +486,13 @@ impl Engine {
                 if call.state != State::Calling {
                     return;
                 }
+                if call.ivr.is_some() {
+                    // The caller is answered (or hears prompts): nothing to relay.
+                    if call.record.ringing_at.is_none() {
+                        call.record.ringing_at = Some(now_ms());
+                    }
+                    return;
+                }
                 if call.record.ringing_at.is_none() {
                     call.record.ringing_at = Some(now_ms());
                 }
@@ -460,6 +509,10 @@ impl Engine {
             200..=299 => self.on_b_answer(id, msg),
             _ => {
                 if matches!(call.state, State::Answered) {
+                    return;
+                }
+                if call.ivr.is_some() {
+                    self.on_ivr_b_failed(id, status);
                     return;
                 }
                 let cancelled = call.state == State::Cancelling;
@@ -517,7 +570,10 @@ impl Engine {
         };
         dialog.confirm();
         let late_offer = inv.body().is_empty() && is_sdp(msg);
-        let gone = call.state == State::Cancelling || call.a_final_sent;
+        let ivr_phase = call.ivr.as_ref().map(|i| i.phase);
+        let gone = call.state == State::Cancelling
+            || (call.a_final_sent && ivr_phase.is_none())
+            || ivr_phase.is_some_and(|p| p != super::ivr::Phase::Bridging);
         let local = self.settings.local(call.b_dest.transport);
         if late_offer && !gone {
             call.ack_awaits_answer = true;
@@ -533,7 +589,12 @@ impl Engine {
             }
         }
         call.b_dialog = Some(dialog);
-        if call.state == State::Cancelling || call.a_final_sent {
+        if ivr_phase.is_some_and(|p| p != super::ivr::Phase::Bridging) {
+            // An IVR call that gave up on B (or whose caller left): hang B up.
+            self.send_bye(id, Leg::B);
+            return;
+        }
+        if call.state == State::Cancelling || (call.a_final_sent && ivr_phase.is_none()) {
             // The caller is gone: hang up the callee that answered late.
             self.send_bye(id, Leg::B);
             let st = call_status(self.calls.get(&id));
@@ -548,6 +609,14 @@ impl Engine {
             None
         };
         call.state = State::Answered;
+        if ivr_phase.is_some() {
+            if call.record.answer_at.is_none() {
+                call.record.answer_at = Some(now_ms());
+            }
+            self.on_ivr_b_answered(id);
+            self.count_outcome("answered");
+            return;
+        }
         call.record.answer_at = Some(now_ms());
         if let Ok(a_inv) = Message::parse(&call.a_invite.clone()) {
             if let Ok(mut d) = Dialog::uas(&a_inv, &call.a_tag) {
@@ -565,7 +634,7 @@ impl Engine {
     }
 
     /// A 1xx (with our tag) or the 2xx to the caller's INVITE.
-    fn answer_a(&mut self, id: CallId, status: u16, sdp: Option<&[u8]>) {
+    pub(super) fn answer_a(&mut self, id: CallId, status: u16, sdp: Option<&[u8]>) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -641,6 +710,18 @@ impl Engine {
         Some(tx)
     }
 
+    /// CANCELs the B leg now if it sent a provisional, else as soon as it does.
+    pub(super) fn cancel_b(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.b_provisional {
+            self.send_b_cancel(id);
+        } else {
+            call.cancel_pending = true;
+        }
+    }
+
     fn send_b_cancel(&mut self, id: CallId) {
         let Some(call) = self.calls.get(&id) else {
             return;
@@ -671,7 +752,7 @@ impl Engine {
         };
         match call.state {
             State::Answered | State::Cancelling => return,
-            State::Routing => {
+            State::Routing | State::Ivr => {
                 self.reject(id, status, reason, &[]);
                 return;
             }
@@ -772,8 +853,22 @@ impl Engine {
                 return;
             }
         }
+        // Until B answers, the caller's dialog ends at the relay (IVR).
+        let in_ivr = leg == Leg::A
+            && call
+                .ivr
+                .as_ref()
+                .is_some_and(|i| i.phase != super::ivr::Phase::Bridged);
         match method {
+            Method::Info if in_ivr => {
+                let ok = self.on_ivr_info(id, msg);
+                self.respond(tx, msg, if ok { 200 } else { 415 }, None, &[]);
+            }
+            Method::Invite | Method::Update if in_ivr => {
+                self.respond(tx, msg, 488, None, &[]);
+            }
             Method::Bye => {
+                self.on_ivr_caller_left(id);
                 self.respond(tx, msg, 200, None, &[]);
                 self.send_bye(id, leg.other());
                 let by = if leg == Leg::A { "caller" } else { "callee" };
@@ -970,7 +1065,21 @@ impl Engine {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
+        if call.ivr.is_some() && matches!(call.state, State::Ivr | State::Calling) {
+            let text = format!("call ended by the relay: {reason}");
+            if call.state == State::Calling {
+                self.cancel_b(id);
+            }
+            if self.calls.get(&id).is_some_and(|c| c.a_final_sent) {
+                self.send_bye_with(id, Leg::A, Some(&text));
+                self.end_call(id, reason, 200, Some("relay"));
+            } else {
+                self.reject(id, 480, reason, &[]);
+            }
+            return;
+        }
         match call.state {
+            State::Ivr => self.end_call(id, reason, 200, Some("relay")),
             State::Answered => {
                 let text = format!("call ended by the relay: {reason}");
                 self.send_bye_with(id, Leg::A, Some(&text));
@@ -998,6 +1107,11 @@ impl Engine {
             return;
         };
         match (kind, call.state) {
+            (TimerKind::Ivr(gen), _) => self.on_ivr_timer(id, gen),
+            (TimerKind::NoAnswer, State::Calling) if call.ivr.is_some() => {
+                self.cancel_b(id);
+                self.on_ivr_b_failed(id, 480);
+            }
             (TimerKind::NoAnswer, State::Calling) => self.abandon(id, 480, "no_answer", "relay"),
             (TimerKind::MaxDuration, State::Answered) => self.hang_up_both(id, "max_duration"),
             (TimerKind::CancelGuard, State::Cancelling) => {
@@ -1016,6 +1130,7 @@ impl Engine {
                     return;
                 };
                 match call.state {
+                    State::Calling if call.ivr.is_some() => self.on_ivr_b_failed(id, 408),
                     State::Calling => self.reject(id, 408, "callee_timeout", &[]),
                     State::Cancelling => {
                         let reason = call.record.end_reason.clone();
@@ -1055,6 +1170,9 @@ impl Engine {
         if by.is_some() {
             r.hangup_by = by.map(str::to_owned);
         }
+        if let Some(i) = &call.ivr {
+            r.ivr = i.outcome.map(str::to_owned);
+        }
         r.end_at = now;
         r.duration_ms = r
             .answer_at
@@ -1072,6 +1190,7 @@ impl Engine {
             "callee_timeout" => "callee_timeout",
             "ports_exhausted" => "ports_exhausted",
             "shutdown" => "shutdown",
+            "not_serving" | "wrong_extension" | "no_digits" => "ivr_ended",
             _ => "failed",
         };
         if outcome != "completed" {

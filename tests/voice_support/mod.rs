@@ -40,6 +40,8 @@ pub struct Opts {
     pub sources: &'static str,
     pub unknown_source: &'static str,
     pub extra_env: Vec<(&'static str, String)>,
+    /// TOML appended to the config (e.g. `[sip.ivr]` sections).
+    pub extra_config: String,
 }
 
 impl Default for Opts {
@@ -51,6 +53,7 @@ impl Default for Opts {
             sources: "127.0.0.0/8",
             unknown_source: "drop",
             extra_env: Vec::new(),
+            extra_config: String::new(),
         }
     }
 }
@@ -90,12 +93,14 @@ name = "carrier"
 sources = ["{sources}"]
 gateway = "{CALLEE_IP}:{gateway_port}"
 transport = "{transport}"
+{extra}
 "#,
             unknown = opts.unknown_source,
             noans = opts.no_answer_timeout_s,
             cpm = opts.calls_per_min,
             sources = opts.sources,
             transport = opts.transport,
+            extra = opts.extra_config,
         );
         let path = dir.path().join("maskline.toml");
         std::fs::write(&path, cfg).unwrap();
