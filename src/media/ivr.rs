@@ -28,8 +28,9 @@ pub(super) struct Ivr {
     ts0: u32,
     epoch: Instant,
     play: Option<Playback>,
-    /// RTP timestamp of the last telephone-event reported (one event = one ts).
-    last_event: Option<u32>,
+    /// RTP timestamp of the last telephone-event packet (one event = one ts)
+    /// and whether that packet ended the event.
+    last_event: Option<(u32, bool)>,
     buf: [u8; RTP_HEADER + FRAME],
 }
 
@@ -124,22 +125,26 @@ impl Ivr {
     }
 
     /// A packet from leg A: the digit it starts, if it is the first packet of a
-    /// new RFC 4733 event (repeated packets and end packets of that event carry
-    /// the same timestamp and are not reported again).
+    /// new RFC 4733 event. Continuation and (retransmitted) end packets of an
+    /// event carry its timestamp and are not reported again; a new event has a
+    /// new timestamp, or (a sender replaying one recording) the same timestamp
+    /// but a non-end packet after the end packets.
     pub(super) fn on_rtp(&mut self, pkt: &[u8]) -> Option<char> {
         let te = self.te_pt?;
-        let digit = telephone_event(pkt, te)?;
+        let (digit, end) = telephone_event(pkt, te)?;
         let ts = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
-        if self.last_event == Some(ts) {
-            return None;
-        }
-        self.last_event = Some(ts);
-        Some(digit)
+        let new = match self.last_event {
+            Some((last, ended)) => last != ts || (ended && !end),
+            None => true,
+        };
+        self.last_event = Some((ts, end));
+        new.then_some(digit)
     }
 }
 
-/// The DTMF digit of an RFC 4733 telephone-event packet with payload type `pt`.
-pub(super) fn telephone_event(pkt: &[u8], pt: u8) -> Option<char> {
+/// The DTMF digit of an RFC 4733 telephone-event packet with payload type `pt`,
+/// and whether the packet ends the event (E bit).
+pub(super) fn telephone_event(pkt: &[u8], pt: u8) -> Option<(char, bool)> {
     if pkt.len() < RTP_HEADER || pkt[0] >> 6 != 2 || pkt[1] & 0x7F != pt {
         return None;
     }
@@ -150,14 +155,16 @@ pub(super) fn telephone_event(pkt: &[u8], pt: u8) -> Option<char> {
         at += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
     }
     let ev = *pkt.get(at)?;
+    let end = pkt.get(at + 1)? & 0x80 != 0;
     pkt.get(at + 3)?;
-    match ev {
-        0..=9 => Some(char::from(b'0' + ev)),
-        10 => Some('*'),
-        11 => Some('#'),
-        12..=15 => Some(char::from(b'A' + ev - 12)),
-        _ => None,
-    }
+    let d = match ev {
+        0..=9 => char::from(b'0' + ev),
+        10 => '*',
+        11 => '#',
+        12..=15 => char::from(b'A' + ev - 12),
+        _ => return None,
+    };
+    Some((d, end))
 }
 
 #[cfg(test)]
@@ -183,6 +190,12 @@ mod tests {
         assert_eq!(ivr.on_rtp(&event(101, 2000, 11, true)), Some('#'));
         assert_eq!(ivr.on_rtp(&event(0, 3000, 1, false)), None, "audio");
         assert_eq!(ivr.on_rtp(&event(101, 4000, 10, false)), Some('*'));
+        // One recording replayed twice (same timestamp): two events.
+        assert_eq!(ivr.on_rtp(&event(101, 4000, 10, true)), None);
+        assert_eq!(ivr.on_rtp(&event(101, 4000, 10, false)), Some('*'));
+        assert_eq!(ivr.on_rtp(&event(101, 4000, 10, true)), None);
+        // An event whose start packet was lost: its first (end) packet counts.
+        assert_eq!(ivr.on_rtp(&event(101, 9000, 3, true)), Some('3'));
     }
 
     #[test]
