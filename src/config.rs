@@ -132,6 +132,11 @@ pub struct ApiConfig {
     pub tls: Option<TlsConfig>,
     /// `[[api.keys]]`: API keys, stored as hashes.
     pub keys: Vec<ApiKeyConfig>,
+    /// Leading digits of the customer's number a waybill label shows (default 3).
+    pub label_keep_first: usize,
+    /// Trailing digits a label shows (default 2). Whatever these say, a label
+    /// hides at least 6 digits.
+    pub label_keep_last: usize,
 }
 
 impl Default for ApiConfig {
@@ -147,6 +152,8 @@ impl Default for ApiConfig {
             max_connections: 10_000,
             tls: None,
             keys: Vec::new(),
+            label_keep_first: 3,
+            label_keep_last: 2,
         }
     }
 }

@@ -13,12 +13,14 @@
 //! - [`voice`]: the SIP B2BUA (trunks, call flow, topology hiding) on the `sip` crate.
 //! - [`media`]: the RTP/RTCP relay the voice calls drive.
 //! - [`events`]: call records (memory list or Redis Stream).
+//! - [`label`]: waybill text for printed numbers (hidden digits, dial string, QR).
 //! - [`telemetry`]: logs (pretty/JSON) and the Prometheus metrics recorder.
 
 pub mod api;
 pub mod bindings;
 pub mod config;
 pub mod events;
+pub mod label;
 pub mod media;
 pub mod numbers;
 pub mod store;

@@ -58,6 +58,7 @@ mod calls;
 mod conn;
 pub mod error;
 pub mod json;
+mod label;
 mod ops;
 mod pools;
 mod preface;
@@ -108,6 +109,8 @@ pub(crate) struct Inner {
     pub(crate) body_timeout: std::time::Duration,
     /// Refused requests since the last INFO summary.
     pub(crate) refusals: Arc<refusals::Refusals>,
+    /// Which digits of a customer's number a label shows.
+    pub(crate) label_rule: crate::label::MaskRule,
 }
 
 /// Cheap-to-clone handle on [`Inner`].
@@ -188,6 +191,10 @@ impl Api {
             max_body: cfg.max_body_bytes,
             body_timeout: Duration::from_millis(cfg.body_timeout_ms),
             refusals: refusals.clone(),
+            label_rule: crate::label::MaskRule {
+                keep_first: cfg.label_keep_first,
+                keep_last: cfg.label_keep_last,
+            },
         }));
         let (router, routes) = build_router(state);
         let limits = server::Limits {
@@ -299,6 +306,7 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
             .patch(bindings::update)
             .delete(bindings::delete),
     )
+    .add("/v1/bindings/{id}/label", &["GET"], get(label::get))
     .add(
         "/v1/bindings/{id}/delivered",
         &["POST"],

@@ -62,6 +62,7 @@ pub fn config() -> ApiConfig {
             key("root", Role::Admin, ADMIN),
             key("audit-team", Role::Auditor, AUDITOR),
         ],
+        ..ApiConfig::default()
     }
 }
 
