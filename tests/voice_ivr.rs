@@ -360,3 +360,30 @@ fn a_caller_without_route_hears_the_announcement_instead_of_a_bare_rejection() {
     assert_eq!(calls[0]["ivr"], "no_route");
     assert_eq!(calls[0]["end_reason"], "no_binding");
 }
+
+#[test]
+fn early_media_plays_the_prompt_in_183_and_answers_when_the_courier_does() {
+    let r = ivr_relay("early_media = true", "");
+    let (_, x, ext) = bind_ext(&r, "SF-IVR8");
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let mut c = Caller::new(r.sip_udp, STRANGER, &x);
+    c.send_invite();
+    let early = c.wait_response(183);
+    assert!(early.contains("telephone-event/8000"), "{early}");
+    // The prompt plays before anything is answered.
+    assert!(!c.wait_rtp(10, 5).is_empty(), "early media prompt");
+    c.rtp_digits(&ext);
+    assert_eq!(c.finish_invite(), 200, "answered once the courier answered");
+    std::thread::sleep(Duration::from_millis(300));
+    c.bye();
+    uas.expect_success(20);
+    assert!(invite_for(&uas)[0].starts_with(&format!("INVITE sip:{COURIER}@")));
+}
+
+#[test]
+fn a_listed_pool_without_ivr_or_announcement_keeps_the_bare_rejection() {
+    let r = ivr_relay("ivr = false\nannounce = false", "");
+    let mut c = Caller::new(r.sip_udp, STRANGER, "+8617000000007");
+    assert_eq!(c.invite(), 480);
+    assert!(c.rtp().is_empty());
+}

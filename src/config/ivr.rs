@@ -2,11 +2,12 @@
 //! the IVR that collects an extension, the announcements played instead of bare
 //! rejections, and a pool number's default party (AXN).
 //!
-//! A pool takes the IVR when it is listed here or when the store says its
-//! bindings get extensions (`extensions = true` on the pool). Pools listed here
-//! with `announce = true` (the default for listed pools) play an announcement
-//! instead of rejecting a caller with no route; unlisted pools keep the bare
-//! rejection unless `sip.ivr.announce = true`.
+//! A pool takes the IVR when it is listed here (with `ivr = true`, the default)
+//! or when the store says its bindings get extensions (`extensions = true` on
+//! the pool). Otherwise a caller with no route hears an announcement if the pool
+//! is listed with `announce = true` (the default for listed pools) or, for
+//! unlisted pools, if `sip.ivr.announce = true`; else the bare rejection
+//! (`sip.no_binding_status`) stays.
 
 use std::path::PathBuf;
 
@@ -58,6 +59,10 @@ pub struct IvrPoolConfig {
     /// Prompt set (default `sip.ivr.language`).
     #[serde(default)]
     pub language: Option<String>,
+    /// Answer callers without binding with the IVR (default true; the IVR also
+    /// runs for pools whose bindings get extensions whatever this says).
+    #[serde(default = "yes")]
+    pub ivr: bool,
     /// AXN: who a caller without binding reaches when keying no extension (a depot
     /// hotline), with the virtual number as caller ID.
     #[serde(default)]

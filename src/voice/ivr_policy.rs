@@ -17,6 +17,8 @@ use super::VoiceError;
 pub struct PoolIvr {
     /// Prompt set language.
     pub language: String,
+    /// Callers without binding get the IVR.
+    pub ivr: bool,
     /// AXN default party.
     pub default_party: Option<E164>,
     /// Callers without binding go straight to the default party.
@@ -60,6 +62,7 @@ impl IvrPolicy {
                 p.pool.clone(),
                 PoolIvr {
                     language: p.language.clone().unwrap_or_else(|| cfg.language.clone()),
+                    ivr: p.ivr,
                     default_party,
                     skip_ivr: p.skip_ivr,
                     early_media: p.early_media,

@@ -141,7 +141,8 @@ impl CallRouter {
             }
         }
         let ext = self.pool_extensions(&pool).await;
-        if self.ivr.prompts(&pool).is_some() && (listed.is_some() || ext.is_some()) {
+        let listed_ivr = listed.as_ref().is_some_and(|p| p.ivr);
+        if self.ivr.prompts(&pool).is_some() && (listed_ivr || ext.is_some()) {
             return Decision::Ivr {
                 pool,
                 extension_len: ext.unwrap_or(DEFAULT_EXTENSION_LEN),

@@ -127,6 +127,25 @@ impl Caller {
     /// Sends the INVITE (PCMU + telephone-event 101) and waits for the final
     /// response; on 2xx sends the ACK. Returns the status.
     pub fn invite(&mut self) -> u16 {
+        self.send_invite();
+        self.finish_invite()
+    }
+
+    /// Waits for a provisional response `status` to the INVITE; returns it.
+    pub fn wait_response(&mut self, status: u16) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline, "no {status}");
+            let Some(m) = self.recv() else { continue };
+            if m.starts_with(&format!("SIP/2.0 {status} ")) && m.contains(&self.call_id) {
+                self.take_sdp(&m);
+                return m;
+            }
+        }
+    }
+
+    /// Sends the INVITE only.
+    pub fn send_invite(&mut self) {
         let rtp = self.rtp.local_addr().unwrap();
         let sdp = format!(
             "v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
@@ -141,6 +160,10 @@ impl Caller {
             sdp.len()
         );
         self.sip.send_to(msg.as_bytes(), self.relay).unwrap();
+    }
+
+    /// Waits for the INVITE's final response (ACKs a 2xx); returns the status.
+    pub fn finish_invite(&mut self) -> u16 {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             assert!(Instant::now() < deadline, "no final response to the INVITE");
