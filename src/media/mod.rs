@@ -101,6 +101,7 @@ pub struct Advertise {
     pub b: Option<IpAddr>,
 }
 
+mod counters;
 mod ivr;
 mod local_sdp;
 mod ports;

@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::counters::Counters;
 use super::local_sdp;
 use super::ports::PortPool;
 use super::prompt::{Prompt, G711};
 use super::rewrite::{self, OriginState, Target};
 use super::sys::Waker;
-use super::worker::{Command, Counters, NewSession, Worker};
+use super::worker::{Command, NewSession, Worker};
 use super::{Advertise, Leg, MediaError, MediaEvent};
 
 /// Settings of the media relay (built from `[media]` in the config).

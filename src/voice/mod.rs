@@ -31,6 +31,7 @@ use std::time::Duration;
 use maskline_sip::transaction::Transport;
 use tokio::sync::{mpsc, watch};
 
+mod bleg;
 pub mod call;
 pub mod engine;
 pub mod ivr;

@@ -78,6 +78,7 @@
 
 mod codec;
 mod epoch;
+mod extensions;
 mod ops;
 mod pools;
 

@@ -11,31 +11,18 @@ use rand::RngCore;
 use redis::Value;
 
 use super::codec::{
-    digits, make_id, meta_key, parse_record, parse_route, party_tag, pid_bytes, prefix, record_key,
+    make_id, meta_key, parse_record, parse_route, party_tag, pid_bytes, prefix, record_key,
     route_key, shipment_hash, split_id, IdParts,
 };
 use super::{
     at, bytes, corrupt, enc6, int, items, pid_of, RedisStore, AUDIT, AUDIT_MAXLEN, PIDS, REAP_BATCH,
 };
 use crate::bindings::{
-    validate_expiry, validate_new_binding, Binding, BindingId, BindingPatch, Created,
-    ExtensionRoute, Invalid, NewBinding, Route, UnixMs,
+    validate_expiry, validate_new_binding, Binding, BindingId, BindingPatch, Created, Invalid,
+    NewBinding, Route, UnixMs,
 };
 use crate::numbers::E164;
 use crate::store::{AuditEntry, StoreError};
-
-/// A random probe (start, step) for the create script's extension search; the
-/// step is coprime to 10, so probing visits every extension of any length.
-fn ext_probe() -> (u32, u32) {
-    use rand::Rng;
-    const STEPS: [u32; 8] = [1, 3, 7, 9, 11, 13, 17, 19];
-    let mut rng = rand::rng();
-    let step = STEPS
-        .get(rng.random_range(0..STEPS.len()))
-        .copied()
-        .unwrap_or(1);
-    (rng.random_range(0..1_000_000), step)
-}
 
 impl RedisStore {
     pub(super) async fn create_binding_impl(
@@ -236,46 +223,6 @@ impl RedisStore {
         }))
     }
 
-    pub(super) async fn route_extension_impl(
-        &self,
-        pool: &str,
-        number: &E164,
-        extension: &str,
-        now: UnixMs,
-    ) -> Result<ExtensionRoute, StoreError> {
-        let x = digits(number);
-        let r = self
-            .eval(
-                &self.scripts.extension,
-                &[format!("{{{pool}}}e{x}").as_bytes()],
-                &[
-                    prefix(pool).as_bytes(),
-                    now.to_string().as_bytes(),
-                    x.as_bytes(),
-                    extension.as_bytes(),
-                ],
-            )
-            .await?;
-        match at(&r, 0)? {
-            b"l" => {
-                let rec = parse_record(at(&r, 1)?)?;
-                let rv = parse_route(at(&r, 2)?)?;
-                if rv.sealed.is_empty() {
-                    return Ok(ExtensionRoute::Ended);
-                }
-                Ok(ExtensionRoute::Live(Route {
-                    binding_id: rv.id,
-                    pool: pool.to_owned(),
-                    callee: self.open(pool, rv.sealed)?,
-                    expires_at: rec.expires,
-                }))
-            }
-            b"d" => Ok(ExtensionRoute::Ended),
-            b"u" => Ok(ExtensionRoute::Unknown),
-            _ => Err(corrupt("extension reply")),
-        }
-    }
-
     pub(super) async fn reap_impl(&self, now: UnixMs) -> Result<u64, StoreError> {
         // Drops the pool id caches promptly when Redis lost its data.
         self.check_epoch().await?;
@@ -415,7 +362,7 @@ impl RedisStore {
     ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let pool = req.pool.as_str();
         let id = make_id(&IdParts { sh, pid, gen });
-        let ext_probe = ext_probe();
+        let ext_probe = super::extensions::ext_probe();
         let ta = party_tag(&self.hasher, &req.party_a);
         let tb = party_tag(&self.hasher, &req.party_b);
         let route_value = |callee: &E164| {
