@@ -8,7 +8,7 @@
 //! ## Key layout (pool `p`; `X` = virtual number digits, `h(n)` = party tag: 8 bytes of its keyed hash)
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards foreign` | none |
+//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards foreign ext ext_len` | none |
 //! | `{p}n` | hash | `X` → `<state a/r><caps 0-3><area>` | none |
 //! | `{p}ld` | zset | active `X` → live bindings (allocation order) | none |
 //! | `{p}la:<area>` | zset | same, for numbers of one area | none |
@@ -17,7 +17,9 @@
 //! | `{p}nx` | zset | `X` → its next event (an expiry or a cooling end) | none |
 //! | `{p}nt` | hash | `X` → time of its last recount | none |
 //! | `{p}r<X><h(party)>` | string | route **and** hold: `id(16) until(6) sealed callee` | until + cooling |
-//! | `{p}s<sh[0..2]>` | hash | binding records, field `sh`: `gen created expires state h(A) h(B) X(BCD) shipment` | none (trimmed) |
+//! | `{p}s<sh[0..2]>` | hash | binding records, field `sh`: `gen created expires state h(A) h(B) lens X(BCD) extension(BCD) shipment` (`lens` = X's bytes + 16 × extension digits) | none (trimmed) |
+//! | `{p}e<X>` | zset | extensions held on `X` → end of the hold (binding end + cooling) | none (trimmed when `X` is a create candidate) |
+//! | `{p}E<X>` | hash | extension → `sh‖gen` of its binding | none (trimmed with `{p}e<X>`) |
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
 //! | `ml:x` | hash | `X` → pool (untagged, global: the voice/SMS entry point) | none |
