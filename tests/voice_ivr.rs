@@ -6,6 +6,8 @@
 //! (`tests/ivr_support/`), so the test can decode exactly what the relay plays.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[allow(dead_code)]
+mod common;
 mod ivr_support;
 #[allow(unused_imports)]
 mod voice_support;
@@ -386,4 +388,46 @@ fn a_listed_pool_without_ivr_or_announcement_keeps_the_bare_rejection() {
     let mut c = Caller::new(r.sip_udp, STRANGER, "+8617000000007");
     assert_eq!(c.invite(), 480);
     assert!(c.rtp().is_empty());
+}
+
+#[test]
+fn on_redis_a_pool_with_extensions_takes_the_ivr_without_config() {
+    let redis = common::OwnRedis::start();
+    let (mut env, key) = redis_env(&redis.url());
+    env.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
+    let r = VoiceRelay::start(
+        Opts {
+            extra_env: env,
+            extra_config: "[sip.ivr]\nfirst_digit_timeout_ms = 1500\n".into(),
+            ..Opts::default()
+        },
+        Some(key),
+    );
+    let pool = r#"{"name":"sf","country":86,"extensions":true,"extension_len":5}"#;
+    let (st, body) = r.relay.http("POST", "/v1/pools", &r.key, Some(pool));
+    assert_eq!(st, 201, "{body}");
+    let nums = r#"{"numbers":[{"number":"+8617100000001"}]}"#;
+    let (st, body) = r
+        .relay
+        .http("POST", "/v1/pools/sf/numbers", &r.key, Some(nums));
+    assert_eq!(st, 200, "{body}");
+    let req = format!(
+        r#"{{"pool":"sf","shipment_id":"SF-R9","party_a":"{COURIER}","party_b":"{CUSTOMER}","ttl_s":3600}}"#
+    );
+    let (st, body) = r.relay.http("POST", "/v1/bindings", &r.key, Some(&req));
+    assert_eq!(st, 201, "{body}");
+    let b = json(&body);
+    let (x, ext) = (
+        b["number"].as_str().unwrap(),
+        b["extension"].as_str().unwrap(),
+    );
+    assert_eq!(ext.len(), 5, "the pool's default extension");
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let mut c = Caller::new(r.sip_udp, STRANGER, x);
+    assert_eq!(c.invite(), 200);
+    c.info_digits(ext);
+    std::thread::sleep(Duration::from_millis(800));
+    c.bye();
+    uas.expect_success(20);
+    assert!(invite_for(&uas)[0].starts_with(&format!("INVITE sip:{COURIER}@")));
 }
