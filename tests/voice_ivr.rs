@@ -6,7 +6,6 @@
 //! (`tests/ivr_support/`), so the test can decode exactly what the relay plays.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[allow(dead_code)]
 mod common;
 mod ivr_support;
 #[allow(unused_imports)]
