@@ -80,7 +80,7 @@ KMPID=$!; PIDS+=($KMPID)
 sleep 1
 
 sed -e "s/@CALLER@/$A/g; s/@CALLED@/$X/g; s/@HOLD_MS@/1000/g" tests/sipp/uac.xml > "$WORK/uac.xml"
-cp tests/sipp/uas.xml "$WORK/uas.xml"
+cp loadtest/sipp/uas_answer.xml "$WORK/uas.xml"
 
 cpu_ms() { # user+sys ms of a process and its threads/children
   local total=0
@@ -103,10 +103,23 @@ for rate in $RATES; do
     sleep 0.3
     if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); else pids=$(kam_pids); fi
     c0=$(cpu_ms $pids)
+    if [ -n "${PERF:-}" ] && [ $relay = maskline ]; then
+      perf record -F 499 -g -o "$WORK/perf.data" -p $MLPID -- sleep $SECS >/dev/null 2>&1 &
+      PERFPID=$!
+    fi
     (cd "$WORK" && timeout $((SECS * 3 + 60)) sipp 127.0.0.1:$port -sf uac.xml -i 127.0.0.1 -p 5070 \
       -r $rate -m $n -l $((rate * 4)) -nostdin -trace_err -error_file uac_${relay}_${rate}.err -trace_stat -stf uac_${relay}_${rate}.csv -fd 1 \
       -timeout $((SECS * 3 + 30))s > uac.out 2>&1) || true
     c1=$(cpu_ms $pids)
+    if [ -n "${PERF:-}" ] && [ $relay = maskline ]; then
+      wait $PERFPID || true
+      perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio -g none \
+        > /tmp/maskline-voice-perf.txt 2>&1 || true
+      perf report -i "$WORK/perf.data" --no-children --sort comm --stdio -g none \
+        > /tmp/maskline-voice-perf-threads.txt 2>&1 || true
+      perf report -i "$WORK/perf.data" --children --comm sip-engine --sort symbol --stdio -g none \
+        > /tmp/maskline-voice-perf-engine.txt 2>&1 || true
+    fi
     pkill -f "$WORK/uas.xml" || true
     sleep 1
     stats=$(ls -t "$WORK"/uac_*.csv 2>/dev/null | head -1)

@@ -25,4 +25,5 @@ pub mod media;
 pub mod numbers;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod voice;

@@ -289,6 +289,9 @@ fn serve(path: Option<&Path>) -> Result<()> {
             for a in &voice.tcp_addrs {
                 println!("sip listening on tcp:{a}");
             }
+            for a in &voice.tls_addrs {
+                println!("sip listening on tls:{a}");
+            }
             Some(voice)
         } else {
             None

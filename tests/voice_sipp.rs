@@ -26,6 +26,26 @@ const X_LEAKS_FROM_CALLEE: &[&str] = &[
     "CustomerPhoneSecretUA",
 ];
 
+/// Runs `calls` calls of the caller scenario `uac` (at `rate`/s) against the callee
+/// scenario `uas` through the relay (UDP, or TCP on both sides); both SIPp
+/// instances must pass every call within `secs`.
+fn call(
+    r: &VoiceRelay,
+    uas: &str,
+    uac: &str,
+    calls: u32,
+    rate: u32,
+    tcp: bool,
+    secs: u64,
+) -> (Sipp, Sipp) {
+    let mut callee = Sipp::uas(uas, r.gateway_port, calls, tcp);
+    let relay = if tcp { r.sip_tcp } else { r.sip_udp };
+    let mut caller = Sipp::uac(uac, relay, calls, rate, tcp);
+    caller.expect_success(secs);
+    callee.expect_success(secs);
+    (caller, callee)
+}
+
 fn vars<'a>(caller: &'a str, called: &'a str, hold: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![("CALLER", caller), ("CALLED", called), ("HOLD_MS", hold)]
 }
@@ -34,16 +54,15 @@ fn vars<'a>(caller: &'a str, called: &'a str, hold: &'a str) -> Vec<(&'a str, &'
 fn courier_calls_customer_each_sees_only_the_virtual_number() {
     let r = VoiceRelay::start(Opts::default(), None);
     let (id, x) = r.bind("demo", "SF-A1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
-    let mut uac = Sipp::uac(
+    let (uac, uas) = call(
+        &r,
+        &scenario("uas.xml", &[]),
         &scenario("uac.xml", &vars(COURIER, &x, "300")),
-        r.sip_udp,
         1,
         1,
         false,
+        30,
     );
-    uac.expect_success(30);
-    uas.expect_success(30);
 
     // The callee saw an INVITE for the customer's number from X, and nothing of the caller.
     let got = uas.received();
@@ -80,21 +99,15 @@ fn courier_calls_customer_each_sees_only_the_virtual_number() {
 fn customer_calls_back_and_courier_hangs_up() {
     let r = VoiceRelay::start(Opts::default(), None);
     let (_, x) = r.bind("demo", "SF-B1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(
+    let (_uac, uas) = call(
+        &r,
         &scenario("uas_bye.xml", &[("HOLD_MS", "300")]),
-        r.gateway_port,
-        1,
-        false,
-    );
-    let mut uac = Sipp::uac(
         &scenario("uac_wait_bye.xml", &vars(CUSTOMER, &x, "0")),
-        r.sip_udp,
         1,
         1,
         false,
+        30,
     );
-    uac.expect_success(30);
-    uas.expect_success(30);
     let invite = uas
         .received()
         .into_iter()
@@ -115,16 +128,15 @@ fn customer_calls_back_and_courier_hangs_up() {
 fn caller_cancels_while_ringing_and_the_callee_gets_cancel() {
     let r = VoiceRelay::start(Opts::default(), None);
     let (_, x) = r.bind("demo", "SF-C1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(&scenario("uas_ring.xml", &[]), r.gateway_port, 1, false);
-    let mut uac = Sipp::uac(
+    let (_uac, uas) = call(
+        &r,
+        &scenario("uas_ring.xml", &[]),
         &scenario("uac_cancel.xml", &vars(COURIER, &x, "300")),
-        r.sip_udp,
         1,
         1,
         false,
+        30,
     );
-    uac.expect_success(30);
-    uas.expect_success(30);
     assert!(uas.received().iter().any(|m| m.starts_with("CANCEL ")));
     let c = &r.wait_calls("?shipment_id=SF-C1", 1)[0];
     assert_eq!(c["end_reason"], "cancelled");
@@ -136,12 +148,17 @@ fn caller_cancels_while_ringing_and_the_callee_gets_cancel() {
 fn busy_callee_is_relayed_as_486() {
     let r = VoiceRelay::start(Opts::default(), None);
     let (_, x) = r.bind("demo", "SF-D1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(&scenario("uas_busy.xml", &[]), r.gateway_port, 1, false);
     let mut v = vars(COURIER, &x, "0");
     v.push(("STATUS", "486"));
-    let mut uac = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
-    uac.expect_success(30);
-    uas.expect_success(30);
+    let (_uac, _uas) = call(
+        &r,
+        &scenario("uas_busy.xml", &[]),
+        &scenario("uac_reject.xml", &v),
+        1,
+        1,
+        false,
+        30,
+    );
     let c = &r.wait_calls("?shipment_id=SF-D1", 1)[0];
     assert_eq!(c["end_reason"], "busy");
     assert_eq!(c["sip_status"], 486);
@@ -157,12 +174,17 @@ fn no_answer_times_out_with_480_and_cancel_to_the_callee() {
         None,
     );
     let (_, x) = r.bind("demo", "SF-E1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(&scenario("uas_ring.xml", &[]), r.gateway_port, 1, false);
     let mut v = vars(COURIER, &x, "0");
     v.push(("STATUS", "480"));
-    let mut uac = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
-    uac.expect_success(30);
-    uas.expect_success(30);
+    let (_uac, _uas) = call(
+        &r,
+        &scenario("uas_ring.xml", &[]),
+        &scenario("uac_reject.xml", &v),
+        1,
+        1,
+        false,
+        30,
+    );
     let c = &r.wait_calls("?shipment_id=SF-E1", 1)[0];
     assert_eq!(c["end_reason"], "no_answer");
     assert_eq!(c["sip_status"], 480);
@@ -216,16 +238,15 @@ fn expired_binding_is_rejected() {
 fn hold_and_resume_reinvites_pass_through_with_rewritten_sdp() {
     let r = VoiceRelay::start(Opts::default(), None);
     let (_, x) = r.bind("demo", "SF-H1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
-    let mut uac = Sipp::uac(
+    let (uac, uas) = call(
+        &r,
+        &scenario("uas.xml", &[]),
         &scenario("uac_reinvite.xml", &vars(COURIER, &x, "0")),
-        r.sip_udp,
         1,
         1,
         false,
+        30,
     );
-    uac.expect_success(30);
-    uas.expect_success(30);
     let got = uas.received();
     let reinvites: Vec<&String> = got
         .iter()
@@ -254,16 +275,15 @@ fn call_over_tcp() {
         None,
     );
     let (_, x) = r.bind("demo", "SF-T1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, true);
-    let mut uac = Sipp::uac(
+    let (_uac, uas) = call(
+        &r,
+        &scenario("uas.xml", &[]),
         &scenario("uac.xml", &vars(COURIER, &x, "300")),
-        r.sip_tcp,
         1,
         1,
         true,
+        30,
     );
-    uac.expect_success(30);
-    uas.expect_success(30);
     assert_absent("callee", &uas.received(), X_LEAKS_FROM_CALLER);
     let c = &r.wait_calls("?shipment_id=SF-T1", 1)[0];
     assert_eq!(c["end_reason"], "completed");
@@ -273,16 +293,15 @@ fn call_over_tcp() {
 fn twenty_concurrent_calls() {
     let r = VoiceRelay::start(Opts::default(), None);
     let (_, x) = r.bind("demo", "SF-K1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 20, false);
-    let mut uac = Sipp::uac(
+    let (_uac, _uas) = call(
+        &r,
+        &scenario("uas.xml", &[]),
         &scenario("uac.xml", &vars(COURIER, &x, "2000")),
-        r.sip_udp,
         20,
         50,
         false,
+        60,
     );
-    uac.expect_success(60);
-    uas.expect_success(60);
     let calls = r.wait_calls("?shipment_id=SF-K1", 20);
     assert!(calls.iter().all(|c| c["end_reason"] == "completed"));
     // All 20 overlapped: each lasted about 2 s and they were placed within ~0.4 s.
@@ -294,40 +313,17 @@ fn twenty_concurrent_calls() {
 #[test]
 fn redis_backed_call_and_record() {
     let redis = common::OwnRedis::start();
-    let (mut env, key) = redis_env(&redis.url());
-    env.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
-    let r = VoiceRelay::start(
-        Opts {
-            extra_env: env,
-            ..Opts::default()
-        },
-        Some(key),
-    );
-    let (status, body) = r.relay.http(
-        "POST",
-        "/v1/pools",
-        &r.key,
-        Some(r#"{"name":"sf","country":86}"#),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = r.relay.http(
-        "POST",
-        "/v1/pools/sf/numbers",
-        &r.key,
-        Some(r#"{"numbers":[{"number":"+8617100000001","area":"sh"}]}"#),
-    );
-    assert_eq!(status, 200, "{body}");
+    let r = VoiceRelay::on_redis(&redis.url(), &[]);
     let (_, x) = r.bind("sf", "SF-R1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
-    let mut uac = Sipp::uac(
+    let (_uac, _uas) = call(
+        &r,
+        &scenario("uas.xml", &[]),
         &scenario("uac.xml", &vars(COURIER, &x, "200")),
-        r.sip_udp,
         1,
         1,
         false,
+        30,
     );
-    uac.expect_success(30);
-    uas.expect_success(30);
     let c = &r.wait_calls("?shipment_id=SF-R1", 1)[0];
     assert_eq!(c["end_reason"], "completed");
     assert_eq!(c["pool"], "sf");
@@ -340,16 +336,15 @@ mod common;
 fn late_offer_the_callers_answer_reaches_the_callee_in_our_ack() {
     let r = VoiceRelay::start(Opts::default(), None);
     let (_, x) = r.bind("demo", "SF-L1", COURIER, CUSTOMER, 3600);
-    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
-    let mut uac = Sipp::uac(
+    let (_uac, uas) = call(
+        &r,
+        &scenario("uas.xml", &[]),
         &scenario("uac_late_offer.xml", &vars(COURIER, &x, "200")),
-        r.sip_udp,
         1,
         1,
         false,
+        30,
     );
-    uac.expect_success(30);
-    uas.expect_success(30);
     let got = uas.received();
     let invite = got.iter().find(|m| m.starts_with("INVITE ")).unwrap();
     assert!(
@@ -362,4 +357,66 @@ fn late_offer_the_callers_answer_reaches_the_callee_in_our_ack() {
         "{ack}"
     );
     assert_absent("callee", &got, X_LEAKS_FROM_CALLER);
+}
+
+#[test]
+fn media_timeout_ends_the_call_with_bye_on_both_legs() {
+    let r = VoiceRelay::start(
+        Opts {
+            extra_env: vec![("MASKLINE_MEDIA_TIMEOUT_S", "1".into())],
+            ..Opts::default()
+        },
+        None,
+    );
+    let (_, x) = r.bind("demo", "SF-MT", COURIER, CUSTOMER, 3600);
+    // Neither SIPp sends RTP: after 1 s of silence the relay hangs up both sides.
+    let (_uac, _uas) = call(
+        &r,
+        &scenario("uas.xml", &[]),
+        &scenario("uac_wait_bye.xml", &vars(COURIER, &x, "0")),
+        1,
+        1,
+        false,
+        30,
+    );
+    let c = &r.wait_calls("?shipment_id=SF-MT", 1)[0];
+    assert_eq!(c["end_reason"], "media_timeout");
+    assert_eq!(c["hangup_by"], "relay");
+}
+
+#[test]
+fn no_media_ports_left_answers_503_not_a_broken_call() {
+    // One port pair per leg, two legs per call: room for exactly one call.
+    let r = VoiceRelay::start(
+        Opts {
+            extra_env: vec![("MASKLINE_MEDIA_PORTS", format!("{0}-{1}", 47000, 47003))],
+            ..Opts::default()
+        },
+        None,
+    );
+    let (_, x) = r.bind("demo", "SF-PE", COURIER, CUSTOMER, 3600);
+    let mut uas = Sipp::uas(&scenario("uas.xml", &[]), r.gateway_port, 1, false);
+    let mut first = Sipp::uac(
+        &scenario("uac.xml", &vars(COURIER, &x, "3000")),
+        r.sip_udp,
+        1,
+        1,
+        false,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let mut v = vars(COURIER, &x, "0");
+    v.push(("STATUS", "503"));
+    let mut second = Sipp::uac(&scenario("uac_reject.xml", &v), r.sip_udp, 1, 1, false);
+    second.expect_success(30);
+    first.expect_success(30);
+    uas.expect_success(30);
+    let calls = r.wait_calls("?shipment_id=SF-PE", 2);
+    assert!(
+        calls.iter().any(|c| c["end_reason"] == "ports_exhausted"),
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().any(|c| c["end_reason"] == "completed"),
+        "{calls:?}"
+    );
 }

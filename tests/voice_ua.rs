@@ -140,30 +140,7 @@ fn a_caller_over_the_call_rate_gets_486() {
 #[test]
 fn redis_down_answers_503_with_retry_after_then_recovers() {
     let mut redis = common::OwnRedis::start();
-    let (mut env, key) = redis_env(&redis.url());
-    env.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
-    env.push(("MASKLINE_STORE_REDIS_TIMEOUT_MS", "300".into()));
-    let r = VoiceRelay::start(
-        Opts {
-            extra_env: env,
-            ..Opts::default()
-        },
-        Some(key),
-    );
-    let (status, body) = r.relay.http(
-        "POST",
-        "/v1/pools",
-        &r.key,
-        Some(r#"{"name":"sf","country":86}"#),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, _) = r.relay.http(
-        "POST",
-        "/v1/pools/sf/numbers",
-        &r.key,
-        Some(r#"{"numbers":[{"number":"+8617100000001","area":"sh"}]}"#),
-    );
-    assert_eq!(status, 200);
+    let r = VoiceRelay::on_redis(&redis.url(), &[("MASKLINE_STORE_REDIS_TIMEOUT_MS", "300")]);
     let (_, x) = r.bind("sf", "SF-U4", COURIER, CUSTOMER, 3600);
     let ua = RawUa::bind(CALLER_IP);
     // Learn X's pool while Redis is up (a unbound caller: 480).
@@ -246,3 +223,162 @@ fn shutdown_refuses_new_calls_and_ends_live_ones_after_the_drain() {
 
 #[path = "common/mod.rs"]
 mod common;
+
+/// The caller is a raw UA with its own RTP socket; the callee's gateway is SIPp
+/// with `-rtp_echo`. Voice flows caller → relay → callee → (echo) → relay → caller,
+/// and every RTP packet the caller gets comes from the relay's own address.
+#[test]
+fn media_flows_both_ways_and_only_the_relay_is_ever_seen() {
+    let r = VoiceRelay::start(Opts::default(), None);
+    let (_, x) = r.bind("demo", "SF-M1", COURIER, CUSTOMER, 3600);
+    let echo_port = free_port(CALLEE_IP);
+    let _uas = Sipp::spawn(
+        "uas",
+        &scenario("uas.xml", &[]),
+        &[
+            "-i".into(),
+            CALLEE_IP.into(),
+            "-p".into(),
+            r.gateway_port.to_string(),
+            "-m".into(),
+            "1".into(),
+            "-rtp_echo".into(),
+            "-mp".into(),
+            echo_port.to_string(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ua = RawUa::bind(CALLER_IP);
+    let rtp = std::net::UdpSocket::bind((CALLER_IP, 0)).unwrap();
+    rtp.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let invite = ua
+        .invite(&x, COURIER, "")
+        .replace("m=audio 40000", &format!("m=audio {rtp_port}"));
+    ua.send(r.sip_udp, &invite);
+    let ok = ua.final_response().expect("200 OK");
+    assert_eq!(status_of(&ok), 200, "{ok}");
+    assert!(
+        !ok.contains(CALLEE_IP),
+        "the callee's address leaked in SIP: {ok}"
+    );
+    // ACK the 2xx (to the relay's Contact, with its To tag).
+    let to = ok.lines().find(|l| l.starts_with("To:")).unwrap();
+    let ack = invite
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("Content-") && !l.starts_with("To:"))
+        .map(|l| {
+            if l.starts_with("INVITE ") {
+                l.replacen("INVITE", "ACK", 1)
+            } else if l.starts_with("CSeq:") {
+                "CSeq: 1 ACK".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .chain([to.to_owned(), "Content-Length: 0".to_owned()])
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        + "\r\n\r\n";
+    ua.send(r.sip_udp, &ack);
+
+    // Where the relay wants our media: the c= and m= of its answer.
+    let sdp = ok.split("\r\n\r\n").nth(1).unwrap();
+    let c = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .unwrap()
+        .trim();
+    let m_port: u16 = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(c, "127.0.0.1", "{sdp}");
+    let relay_media: std::net::SocketAddr = format!("{c}:{m_port}").parse().unwrap();
+
+    // 50 packets of G.711 (20 ms each), SSRC 0x11223344.
+    let mut got = 0;
+    for seq in 0u16..50 {
+        let mut pkt = vec![0x80, 0x00];
+        pkt.extend_from_slice(&seq.to_be_bytes());
+        pkt.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        pkt.extend_from_slice(&0x1122_3344u32.to_be_bytes());
+        pkt.extend(std::iter::repeat_n(0xd5u8, 160));
+        rtp.send_to(&pkt, relay_media).unwrap();
+        let mut buf = [0u8; 2048];
+        rtp.set_nonblocking(true).unwrap();
+        while let Ok((n, from)) = rtp.recv_from(&mut buf) {
+            assert_eq!(from, relay_media, "media from someone other than the relay");
+            assert_eq!(n, 172);
+            assert_eq!(
+                &buf[8..12],
+                &0x1122_3344u32.to_be_bytes(),
+                "SSRC passed through"
+            );
+            got += 1;
+        }
+        rtp.set_nonblocking(false).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut buf = [0u8; 2048];
+    while let Ok((_, from)) = rtp.recv_from(&mut buf) {
+        assert_eq!(from, relay_media);
+        got += 1;
+    }
+    assert!(
+        got >= 45,
+        "only {got} of 50 packets came back through the relay"
+    );
+}
+
+/// A trunk that reaches us over TLS (rustls) is served like one over UDP/TCP.
+#[test]
+fn sip_over_tls_is_served() {
+    use std::io::{Read, Write};
+    let r = VoiceRelay::start(
+        Opts {
+            tls: true,
+            ..Opts::default()
+        },
+        None,
+    );
+    let (tls_addr, der) = r.sip_tls.clone().unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(der))
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cc = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cc), name).unwrap();
+    let tcp = std::net::TcpStream::connect(tls_addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = tcp.local_addr().unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let options = format!(
+        "OPTIONS sip:+8617000000001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS {local};branch=z9hG4bKtls1\r\n\
+         From: <sip:+8613800138000@127.0.0.1>;tag=a1\r\nTo: <sip:+8617000000001@127.0.0.1>\r\n\
+         Call-ID: tls-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    tls.write_all(options.as_bytes()).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = String::new();
+    while !got.contains("\r\n\r\n") {
+        let n = tls.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.starts_with("SIP/2.0 200 OK"), "{got}");
+    assert!(got.contains("Call-ID: tls-1"), "{got}");
+}

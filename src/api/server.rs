@@ -16,8 +16,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -47,24 +45,8 @@ pub const METRIC_CONNECTIONS_REFUSED: &str = "maskline_http_connections_refused_
 /// Loads a PEM certificate chain and private key into a TLS acceptor (ALPN h2 and
 /// http/1.1).
 pub(crate) fn tls_acceptor(cert_path: &str, key_path: &str) -> Result<TlsAcceptor, ApiError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| ApiError::Tls(format!("cert {cert_path}: {e}")))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| ApiError::Tls(format!("cert {cert_path}: {e}")))?;
-    if certs.is_empty() {
-        return Err(ApiError::Tls(format!(
-            "cert {cert_path}: no certificate found"
-        )));
-    }
-    let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|e| ApiError::Tls(format!("key {key_path}: {e}")))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ApiError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| ApiError::Tls(e.to_string()))?;
+    let mut config =
+        crate::tls::server_config(cert_path, key_path).map_err(|e| ApiError::Tls(e.0))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

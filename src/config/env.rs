@@ -26,6 +26,7 @@
 //! | `MASKLINE_SIP_ENABLED` | `sip.enabled` (`true`/`false`) |
 //! | `MASKLINE_SIP_LISTEN` | `sip.listen`, comma-separated `udp:IP:PORT`/`tcp:IP:PORT` |
 //! | `MASKLINE_SIP_HOST` | `sip.host` (empty: the first listen IP) |
+//! | `MASKLINE_SIP_TLS_CERT`, `MASKLINE_SIP_TLS_KEY` | `sip.tls.cert`, `sip.tls.key` (for `tls:` listen sockets) |
 //! | `MASKLINE_SIP_UNKNOWN_SOURCE` | `sip.unknown_source` |
 //! | `MASKLINE_SIP_NO_BINDING_STATUS` | `sip.no_binding_status` |
 //! | `MASKLINE_SIP_NO_ANSWER_TIMEOUT_S` | `sip.no_answer_timeout_s` |
@@ -79,6 +80,8 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_SIP_ENABLED", "sip.enabled"),
     ("MASKLINE_SIP_LISTEN", "sip.listen"),
     ("MASKLINE_SIP_HOST", "sip.host"),
+    ("MASKLINE_SIP_TLS_CERT", "sip.tls.cert"),
+    ("MASKLINE_SIP_TLS_KEY", "sip.tls.key"),
     ("MASKLINE_SIP_UNKNOWN_SOURCE", "sip.unknown_source"),
     ("MASKLINE_SIP_NO_BINDING_STATUS", "sip.no_binding_status"),
     (
@@ -278,6 +281,17 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
             }
             "MASKLINE_SIP_DRAIN_TIMEOUT_S" => {
                 config.sip.drain_timeout_s = number(var, field, value)?
+            }
+            "MASKLINE_SIP_TLS_CERT" | "MASKLINE_SIP_TLS_KEY" => {
+                let tls = config.sip.tls.get_or_insert_with(|| TlsConfig {
+                    cert: String::new(),
+                    key: String::new(),
+                });
+                if var == "MASKLINE_SIP_TLS_CERT" {
+                    tls.cert = value.clone();
+                } else {
+                    tls.key = value.clone();
+                }
             }
             "MASKLINE_SIP_HOST" => {
                 config.sip.host = (!value.trim().is_empty()).then(|| value.trim().to_owned())

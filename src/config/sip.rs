@@ -19,8 +19,10 @@ use super::ConfigError;
 pub struct SipConfig {
     /// Whether the relay listens for SIP at all.
     pub enabled: bool,
-    /// Listen sockets as `udp:IP:PORT` or `tcp:IP:PORT`.
+    /// Listen sockets as `udp:IP:PORT`, `tcp:IP:PORT` or `tls:IP:PORT`.
     pub listen: Vec<String>,
+    /// `[sip.tls]`: certificate and key for `tls:` listen sockets.
+    pub tls: Option<crate::config::TlsConfig>,
     /// Host written into our Via, Contact and From (default: the first listen IP).
     pub host: Option<String>,
     /// What to do with a request from an untrusted address: `drop` or `reject` (403).
@@ -48,6 +50,7 @@ impl Default for SipConfig {
         Self {
             enabled: true,
             listen: vec!["udp:127.0.0.1:5060".into(), "tcp:127.0.0.1:5060".into()],
+            tls: None,
             host: None,
             unknown_source: "drop".into(),
             no_binding_status: 480,
@@ -111,8 +114,10 @@ fn default_cps() -> u32 {
 /// A listen socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SipListen {
-    /// Reliable (`tcp`) or not (`udp`).
+    /// Reliable (`tcp` or `tls`) or not (`udp`).
     pub tcp: bool,
+    /// TLS over TCP (`tls`).
+    pub tls: bool,
     /// Address.
     pub addr: SocketAddr,
 }
@@ -171,22 +176,26 @@ impl SipConfig {
             .map(|(i, l)| {
                 let field = format!("sip.listen[{i}]");
                 let (proto, addr) = l.split_once(':').ok_or_else(|| {
-                    ConfigError::field(&field, format!("{l:?}: use udp:IP:PORT or tcp:IP:PORT"))
+                    ConfigError::field(
+                        &field,
+                        format!("{l:?}: use udp:IP:PORT, tcp:IP:PORT or tls:IP:PORT"),
+                    )
                 })?;
-                let tcp = match proto {
-                    "udp" => false,
-                    "tcp" => true,
+                let (tcp, tls) = match proto {
+                    "udp" => (false, false),
+                    "tcp" => (true, false),
+                    "tls" => (true, true),
                     _ => {
                         return Err(ConfigError::field(
                             &field,
-                            format!("{proto:?}: transport must be udp or tcp"),
+                            format!("{proto:?}: transport must be udp, tcp or tls"),
                         ))
                     }
                 };
                 let addr = addr.parse().map_err(|_| {
                     ConfigError::field(&field, format!("{addr:?} is not an IP:PORT address"))
                 })?;
-                Ok(SipListen { tcp, addr })
+                Ok(SipListen { tcp, tls, addr })
             })
             .collect()
     }
@@ -203,6 +212,22 @@ impl SipConfig {
                 "sip.listen",
                 "at least one listen socket is needed (or set sip.enabled = false)",
             ));
+        }
+        if listen.iter().any(|l| l.tls) {
+            let Some(tls) = &self.tls else {
+                return Err(ConfigError::field(
+                    "sip.tls",
+                    "a tls: listen socket needs [sip.tls] cert and key (PEM files)",
+                ));
+            };
+            for (field, path) in [("sip.tls.cert", &tls.cert), ("sip.tls.key", &tls.key)] {
+                if let Err(e) = std::fs::metadata(path) {
+                    return Err(ConfigError::field(
+                        field,
+                        format!("cannot read {path}: {e}"),
+                    ));
+                }
+            }
         }
         if !matches!(self.unknown_source.as_str(), "drop" | "reject") {
             return Err(ConfigError::field(
@@ -279,7 +304,7 @@ impl SipConfig {
             if !matches!(t.transport.as_str(), "udp" | "tcp") {
                 return Err(ConfigError::field(f("transport"), "must be udp or tcp"));
             }
-            if t.transport == "tcp" && !listen.iter().any(|l| l.tcp) {
+            if t.transport == "tcp" && !listen.iter().any(|l| l.tcp && !l.tls) {
                 return Err(ConfigError::field(
                     f("transport"),
                     "tcp needs a tcp: socket in sip.listen",

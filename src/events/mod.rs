@@ -127,6 +127,13 @@ pub trait RecordStore: Send + Sync + 'static {
     async fn append_call(&self, record: &CallRecord) -> Result<(), StoreError>;
     /// Records matching `q`, newest first.
     async fn query_calls(&self, q: &CallQuery) -> Result<Vec<CallRecord>, StoreError>;
+    /// Appends several records (Redis: one pipelined round trip).
+    async fn append_calls(&self, records: &[CallRecord]) -> Result<(), StoreError> {
+        for r in records {
+            self.append_call(r).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Bounded in-process records (memory store; not durable).
@@ -205,6 +212,31 @@ impl RedisRecords {
         }
     }
 
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        let connect = self
+            .conn
+            .get_or_try_init(|| self.client.get_connection_manager());
+        match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(c)) => Ok(c.clone()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Err(_) => Err(StoreError::Unavailable("redis timed out".into())),
+        }
+    }
+
+    fn xadd(&self, record: &CallRecord) -> Result<redis::Cmd, StoreError> {
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let min_id = record.end_at.saturating_sub(self.retention_ms);
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(CALLS_STREAM)
+            .arg("MINID")
+            .arg("~")
+            .arg(min_id)
+            .arg("*")
+            .arg("r")
+            .arg(json);
+        Ok(cmd)
+    }
+
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let connect = self
             .conn
@@ -228,18 +260,21 @@ const SCAN_CAP: usize = 10_000;
 #[async_trait]
 impl RecordStore for RedisRecords {
     async fn append_call(&self, record: &CallRecord) -> Result<(), StoreError> {
-        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let min_id = record.end_at.saturating_sub(self.retention_ms);
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(CALLS_STREAM)
-            .arg("MINID")
-            .arg("~")
-            .arg(min_id)
-            .arg("*")
-            .arg("r")
-            .arg(json);
-        let _: String = self.run(&cmd).await?;
+        let _: String = self.run(&self.xadd(record)?).await?;
         Ok(())
+    }
+
+    async fn append_calls(&self, records: &[CallRecord]) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for r in records {
+            pipe.add_command(self.xadd(r)?).ignore();
+        }
+        let mut conn = self.conn().await?;
+        match tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
+            Err(_) => Err(StoreError::Unavailable("redis timed out".into())),
+        }
     }
 
     async fn query_calls(&self, q: &CallQuery) -> Result<Vec<CallRecord>, StoreError> {

@@ -103,10 +103,10 @@ impl Call {
             Leg::A => (self.a_dest.transport, settings.local(self.a_dest.transport)),
             Leg::B => (self.b_dest.transport, settings.local(self.b_dest.transport)),
         };
-        let t = if transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
+        let t = match transport {
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+            _ => "",
         };
         format!("<sip:{}@{}{}>", self.number.digits(), addr, t)
     }

@@ -98,6 +98,16 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// A received message borrowed from the receive buffer.
+struct Received<'b> {
+    data: &'b [u8],
+    source: SocketAddr,
+    transport: Transport,
+}
+
+/// Most datagrams read from the primary UDP socket per wake-up.
+const UDP_BATCH: usize = 64;
+
 /// How often live calls are checked for media events and the limiter is trimmed.
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
 
@@ -143,6 +153,10 @@ impl Engine {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut drain_deadline: Option<Instant> = None;
+        // The primary UDP socket is read here, in the engine's own task: no hop
+        // through a channel (and no thread wake-up) per datagram.
+        let udp0 = self.transports.primary_udp();
+        let mut buf = vec![0u8; 65_535];
         loop {
             let next = [
                 self.layer.poll_timeout(),
@@ -158,8 +172,29 @@ impl Engine {
                     None => std::future::pending().await,
                 }
             };
+            let udp_ready = async {
+                match &udp0 {
+                    Some(s) => s.readable().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
+                r = udp_ready => {
+                    if r.is_ok() {
+                        if let Some(sock) = &udp0 {
+                            for _ in 0..UDP_BATCH {
+                                match sock.try_recv_from(&mut buf) {
+                                    Ok((n, src)) => {
+                                        let data = buf.get(..n).unwrap_or_default();
+                                        self.on_datagram(data, src, Transport::Udp);
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                    }
+                }
                 m = inbound.recv() => match m {
                     Some(m) => self.on_inbound(m),
                     None => break,
@@ -264,13 +299,23 @@ impl Engine {
     }
 
     fn on_inbound(&mut self, m: Inbound) {
+        self.on_datagram(&m.data, m.source, m.transport);
+    }
+
+    /// One received message (a datagram or one framed stream message).
+    fn on_datagram(&mut self, data: &[u8], source: SocketAddr, transport: Transport) {
+        let m = Received {
+            data,
+            source,
+            transport,
+        };
         let received = Instant::now();
         let is_response = m.data.starts_with(b"SIP/");
         let Some(trunk) = self.trunk_of(m.source.ip(), is_response) else {
             metrics::counter!("maskline_sip_untrusted_total").increment(1);
             tracing::debug!(source = %m.source.ip(), "sip: message from an address on no trunk");
             if !is_response && self.settings.reject_untrusted {
-                if let Ok(msg) = Message::parse(&m.data) {
+                if let Ok(msg) = Message::parse(m.data) {
                     if msg.method() != Some(Method::Ack) {
                         self.stateless(&msg, m.source, m.transport, 403, "Forbidden", &[]);
                     }
@@ -278,12 +323,12 @@ impl Engine {
             }
             return;
         };
-        let msg = match Message::parse_with(&m.data, &Limits::DEFAULT) {
+        let msg = match Message::parse_with(m.data, &Limits::DEFAULT) {
             Ok(msg) => msg,
             Err(e) => {
                 metrics::counter!("maskline_sip_malformed_total").increment(1);
                 if !is_response {
-                    if let Ok(resp) = MessageBuilder::error_response_to_datagram(&m.data, &e) {
+                    if let Ok(resp) = MessageBuilder::error_response_to_datagram(m.data, &e) {
                         self.transports.send(
                             Destination {
                                 transport: m.transport,
@@ -312,7 +357,7 @@ impl Engine {
             return;
         }
         if msg.is_request() {
-            self.on_request(&msg, &m.data, m.source, m.transport, trunk, received);
+            self.on_request(&msg, m.data, m.source, m.transport, trunk, received);
         } else {
             self.on_response(&msg);
         }

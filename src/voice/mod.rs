@@ -72,6 +72,8 @@ pub struct VoiceSettings {
     pub udp: Option<SocketAddr>,
     /// Our TCP address.
     pub tcp: Option<SocketAddr>,
+    /// Our TLS address.
+    pub tls: Option<SocketAddr>,
     /// Host to write instead of the bound IP (NAT, DNS name).
     pub host: Option<String>,
     /// 403 to untrusted sources instead of silence.
@@ -90,7 +92,8 @@ impl VoiceSettings {
     /// `host:port` we put in Via and Contact for a leg on `transport`.
     pub fn local(&self, transport: Transport) -> String {
         let addr = match transport {
-            Transport::Tcp | Transport::Tls => self.tcp.or(self.udp),
+            Transport::Tls => self.tls.or(self.tcp).or(self.udp),
+            Transport::Tcp => self.tcp.or(self.udp),
             _ => self.udp.or(self.tcp),
         };
         let port = addr.map_or(5060, |a| a.port());
@@ -109,9 +112,11 @@ pub struct Voice {
     pub udp_addrs: Vec<SocketAddr>,
     /// Bound TCP addresses.
     pub tcp_addrs: Vec<SocketAddr>,
+    /// Bound TLS addresses.
+    pub tls_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     stop_transports: watch::Sender<bool>,
-    engine: tokio::task::JoinHandle<()>,
+    engine: tokio::sync::oneshot::Receiver<()>,
     records: tokio::task::JoinHandle<()>,
 }
 
@@ -150,41 +155,102 @@ impl Voice {
         let ivr = Arc::new(ivr_policy::IvrPolicy::from_config(&cfg.ivr)?);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (in_tx, in_rx) = mpsc::channel(8192);
+        let tls = match &cfg.tls {
+            Some(t) if listen.iter().any(|l| l.tls) => {
+                let config =
+                    crate::tls::server_config(&t.cert, &t.key).map_err(|e| VoiceError::Config {
+                        field: "sip.tls".into(),
+                        message: e.0,
+                    })?;
+                Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+            }
+            _ => None,
+        };
         let (tstop_tx, tstop_rx) = watch::channel(false);
-        let transports = transport::Transports::bind(&listen, in_tx, tstop_rx).await?;
-        let settings = Arc::new(VoiceSettings {
-            udp: transports.udp_addrs.first().copied(),
-            tcp: transports.tcp_addrs.first().copied(),
-            host: cfg.host.clone(),
-            reject_untrusted: cfg.unknown_source == "reject",
-            no_binding_status: cfg.no_binding_status,
-            no_answer_timeout: Duration::from_secs(cfg.no_answer_timeout_s),
-            max_call_duration: Duration::from_secs(cfg.max_call_duration_s),
-            drain_timeout: Duration::from_secs(cfg.drain_timeout_s),
-        });
         let (rec_tx, rec_rx) = mpsc::unbounded_channel();
         let records = tokio::spawn(records::run(rec_rx, store.clone(), records));
-        let (int_tx, int_rx) = mpsc::unbounded_channel();
         let limiter = governor::RateLimiter::keyed(governor::Quota::per_minute(per_min));
-        let udp_addrs = transports.udp_addrs.clone();
-        let tcp_addrs = transports.tcp_addrs.clone();
-        let engine = engine::Engine::new(
-            settings,
-            trunks,
-            transports,
-            router::CallRouter::with_ivr(store, ivr),
-            media,
-            rec_tx,
-            int_tx,
-            limiter,
+        let (host, reject_untrusted) = (cfg.host.clone(), cfg.unknown_source == "reject");
+        let (no_binding_status, no_answer, max_call, drain) = (
+            cfg.no_binding_status,
+            Duration::from_secs(cfg.no_answer_timeout_s),
+            Duration::from_secs(cfg.max_call_duration_s),
+            Duration::from_secs(cfg.drain_timeout_s),
         );
-        let engine = tokio::spawn(engine.run(in_rx, int_rx, stop_rx));
+        // The engine, its sockets and its route lookups live on one thread with its
+        // own single-threaded runtime: a SIP message never wakes another thread on
+        // its way from the socket to the call state (measured: most of the CPU per
+        // call on the shared multi-threaded runtime went to thread hand-offs).
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("sip-engine".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(VoiceError::Io(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let transports =
+                        match transport::Transports::bind(&listen, tls, in_tx, tstop_rx).await {
+                            Ok(t) => t,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                    let settings = Arc::new(VoiceSettings {
+                        udp: transports.udp_addrs.first().copied(),
+                        tcp: transports.tcp_addrs.first().copied(),
+                        tls: transports.tls_addrs.first().copied(),
+                        host,
+                        reject_untrusted,
+                        no_binding_status,
+                        no_answer_timeout: no_answer,
+                        max_call_duration: max_call,
+                        drain_timeout: drain,
+                    });
+                    let addrs = (
+                        transports.udp_addrs.clone(),
+                        transports.tcp_addrs.clone(),
+                        transports.tls_addrs.clone(),
+                    );
+                    let (int_tx, int_rx) = mpsc::unbounded_channel();
+                    let engine = engine::Engine::new(
+                        settings,
+                        trunks,
+                        transports,
+                        router::CallRouter::with_ivr(store, ivr),
+                        media,
+                        rec_tx,
+                        int_tx,
+                        limiter,
+                    );
+                    let _ = ready_tx.send(Ok(addrs));
+                    engine.run(in_rx, int_rx, stop_rx).await;
+                    // Let the last responses and BYEs leave before the sockets close.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                });
+                let _ = done_tx.send(());
+            })?;
+        let (udp_addrs, tcp_addrs, tls_addrs) =
+            ready_rx.await.map_err(|_| VoiceError::Config {
+                field: "sip".into(),
+                message: "the SIP engine thread ended during start-up".into(),
+            })??;
         Ok(Voice {
             udp_addrs,
             tcp_addrs,
+            tls_addrs,
             stop: stop_tx,
             stop_transports: tstop_tx,
-            engine,
+            engine: done_rx,
             records,
         })
     }

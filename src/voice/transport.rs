@@ -63,6 +63,8 @@ pub struct Transports {
     pub udp_addrs: Vec<SocketAddr>,
     /// Bound TCP listener addresses.
     pub tcp_addrs: Vec<SocketAddr>,
+    /// Bound TLS listener addresses.
+    pub tls_addrs: Vec<SocketAddr>,
     conns: ConnMap,
     inbound: mpsc::Sender<Inbound>,
     stop: CancelToken,
@@ -74,6 +76,7 @@ impl Transports {
     /// Binds every listen socket and starts the receive tasks.
     pub async fn bind(
         listen: &[SipListen],
+        tls: Option<tokio_rustls::TlsAcceptor>,
         inbound: mpsc::Sender<Inbound>,
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Transports, VoiceError> {
@@ -82,28 +85,48 @@ impl Transports {
             udp: Vec::new(),
             udp_addrs: Vec::new(),
             tcp_addrs: Vec::new(),
+            tls_addrs: Vec::new(),
             conns: Arc::default(),
             inbound,
             stop,
         };
         for l in listen {
-            if l.tcp {
+            if l.tls {
+                let acceptor = tls.clone().ok_or_else(|| VoiceError::Config {
+                    field: "sip.tls".into(),
+                    message: "a tls: listen socket needs [sip.tls]".into(),
+                })?;
+                let listener = TcpListener::bind(l.addr)
+                    .await
+                    .map_err(|e| VoiceError::Bind(format!("tls:{}", l.addr), e))?;
+                t.tls_addrs.push(listener.local_addr()?);
+                tokio::spawn(accept_loop(listener, t.clone(), Some(acceptor)));
+            } else if l.tcp {
                 let listener = TcpListener::bind(l.addr)
                     .await
                     .map_err(|e| VoiceError::Bind(format!("tcp:{}", l.addr), e))?;
                 t.tcp_addrs.push(listener.local_addr()?);
-                tokio::spawn(accept_loop(listener, t.clone()));
+                tokio::spawn(accept_loop(listener, t.clone(), None));
             } else {
                 let sock = UdpSocket::bind(l.addr)
                     .await
                     .map_err(|e| VoiceError::Bind(format!("udp:{}", l.addr), e))?;
                 t.udp_addrs.push(sock.local_addr()?);
+                set_buffers(&sock, SOCKET_BUFFER);
                 let sock = Arc::new(sock);
-                t.udp.push(sock.clone());
-                tokio::spawn(udp_loop(sock, t.inbound.clone(), t.stop.clone()));
+                // The engine reads the first UDP socket itself; others get a task.
+                if !t.udp.is_empty() {
+                    tokio::spawn(udp_loop(sock.clone(), t.inbound.clone(), t.stop.clone()));
+                }
+                t.udp.push(sock);
             }
         }
         Ok(t)
+    }
+
+    /// The first UDP socket (read by the engine directly).
+    pub fn primary_udp(&self) -> Option<Arc<UdpSocket>> {
+        self.udp.first().cloned()
     }
 
     /// Sends one message. Failures are logged and counted (the transaction layer
@@ -126,11 +149,43 @@ impl Transports {
                     .and_then(|m| m.get(&dest.addr).cloned());
                 match existing {
                     Some(tx) if tx.send(payload.clone()).is_ok() => {}
+                    // Outbound TLS legs are not supported (trunks reach us over TLS;
+                    // we reach gateways over UDP or TCP): nothing to reuse, drop.
+                    _ if dest.transport == Transport::Tls => {
+                        tracing::debug!(peer = %dest.addr, "sip: no TLS connection to answer on");
+                    }
                     _ => {
                         tokio::spawn(connect_and_send(self.clone(), dest.addr, payload));
                     }
                 }
             }
+        }
+    }
+}
+
+/// Receive and send buffer of SIP UDP sockets: a burst of INVITEs (or a stall of
+/// the engine) must queue in the kernel, not be dropped (the kernel caps it at
+/// `net.core.rmem_max`/`wmem_max`).
+const SOCKET_BUFFER: libc::c_int = 4 * 1024 * 1024;
+
+fn set_buffers(sock: &UdpSocket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // SAFETY: `fd` is a live socket owned by `sock`; the option value is a
+        // c_int on the stack whose size is passed along.
+        let ret = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const libc::c_int).cast(),
+                len,
+            )
+        };
+        if ret != 0 {
+            tracing::debug!(opt, "sip: could not set the socket buffer size");
         }
     }
 }
@@ -154,13 +209,28 @@ async fn udp_loop(sock: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, mut stop
     }
 }
 
-async fn accept_loop(listener: TcpListener, t: Transports) {
+async fn accept_loop(listener: TcpListener, t: Transports, tls: Option<tokio_rustls::TlsAcceptor>) {
     let mut stop = t.stop.clone();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             r = listener.accept() => match r {
-                Ok((stream, peer)) => { tokio::spawn(run_conn(stream, peer, t.clone(), None)); }
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    match &tls {
+                        None => { tokio::spawn(run_conn(stream, peer, Transport::Tcp, t.clone(), None)); }
+                        Some(acceptor) => {
+                            let (acceptor, t) = (acceptor.clone(), t.clone());
+                            tokio::spawn(async move {
+                                let hs = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await;
+                                match hs {
+                                    Ok(Ok(s)) => run_conn(s, peer, Transport::Tls, t, None).await,
+                                    _ => tracing::debug!(peer = %peer, "sip: TLS handshake failed"),
+                                }
+                            });
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "sip: tcp accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -172,7 +242,10 @@ async fn accept_loop(listener: TcpListener, t: Transports) {
 
 async fn connect_and_send(t: Transports, addr: SocketAddr, first: Arc<[u8]>) {
     match tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => run_conn(stream, addr, t, Some(first)).await,
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            run_conn(stream, addr, Transport::Tcp, t, Some(first)).await
+        }
         Ok(Err(e)) => tracing::warn!(error = %e, peer = %addr, "sip: tcp connect failed"),
         Err(_) => tracing::warn!(peer = %addr, "sip: tcp connect timed out"),
     }
@@ -181,9 +254,19 @@ async fn connect_and_send(t: Transports, addr: SocketAddr, first: Arc<[u8]>) {
 /// Largest idle time of a TCP connection without any traffic (keep-alives count).
 const TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
 
-async fn run_conn(stream: TcpStream, peer: SocketAddr, t: Transports, first: Option<Arc<[u8]>>) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+/// How long a TLS client may take for its handshake.
+const TLS_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn run_conn<S>(
+    stream: S,
+    peer: SocketAddr,
+    transport: Transport,
+    t: Transports,
+    first: Option<Arc<[u8]>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Arc<[u8]>>();
     if let Some(first) = first {
         let _ = tx.send(first);
@@ -218,7 +301,7 @@ async fn run_conn(stream: TcpStream, peer: SocketAddr, t: Transports, first: Opt
                     let msg = Inbound {
                         data,
                         source: peer,
-                        transport: Transport::Tcp,
+                        transport,
                     };
                     if t.inbound.send(msg).await.is_err() {
                         break 'read;

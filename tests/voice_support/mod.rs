@@ -42,6 +42,8 @@ pub struct Opts {
     pub extra_env: Vec<(&'static str, String)>,
     /// TOML appended to the config (e.g. `[sip.ivr]` sections).
     pub extra_config: String,
+    /// Also listen for SIP over TLS (self-signed certificate for `localhost`).
+    pub tls: bool,
 }
 
 impl Default for Opts {
@@ -54,6 +56,7 @@ impl Default for Opts {
             unknown_source: "drop",
             extra_env: Vec::new(),
             extra_config: String::new(),
+            tls: false,
         }
     }
 }
@@ -65,6 +68,8 @@ pub struct VoiceRelay {
     pub sip_udp: SocketAddr,
     pub sip_tcp: SocketAddr,
     pub gateway_port: u16,
+    /// TLS listen address and the certificate (DER) to trust, with `Opts::tls`.
+    pub sip_tls: Option<(SocketAddr, Vec<u8>)>,
     _dir: tempfile::TempDir,
 }
 
@@ -102,12 +107,33 @@ transport = "{transport}"
             transport = opts.transport,
             extra = opts.extra_config,
         );
+        let mut cfg = cfg;
+        let mut cert_der = None;
+        if opts.tls {
+            let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+            let cert = dir.path().join("sip-cert.pem");
+            let key = dir.path().join("sip-key.pem");
+            std::fs::write(&cert, ck.cert.pem()).unwrap();
+            std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+            cert_der = Some(ck.cert.der().to_vec());
+            cfg.push_str(&format!(
+                "[sip.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         let path = dir.path().join("maskline.toml");
         std::fs::write(&path, cfg).unwrap();
         let mut env: Vec<(&str, String)> = vec![
             ("MASKLINE_CONFIG", path.to_string_lossy().into_owned()),
             ("MASKLINE_LOG_LEVEL", "info".into()),
         ];
+        if opts.tls {
+            env.push((
+                "MASKLINE_SIP_LISTEN",
+                "udp:127.0.0.1:0,tcp:127.0.0.1:0,tls:127.0.0.1:0".into(),
+            ));
+        }
         env.extend(opts.extra_env.iter().cloned());
         let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let relay = Relay::start(&env_ref);
@@ -121,6 +147,7 @@ transport = "{transport}"
                 .unwrap()
         };
         let (sip_udp, sip_tcp) = (find("udp"), find("tcp"));
+        let sip_tls = cert_der.map(|der| (find("tls"), der));
         let key = key.unwrap_or_else(|| relay.admin_key());
         VoiceRelay {
             relay,
@@ -128,8 +155,36 @@ transport = "{transport}"
             sip_udp,
             sip_tcp,
             gateway_port,
+            sip_tls,
             _dir: dir,
         }
+    }
+
+    /// A relay on the Redis at `url` (fresh secrets, an admin key), with pool `sf`
+    /// (country 86) holding the one virtual number +8617100000001.
+    pub fn on_redis(url: &str, extra: &[(&'static str, &str)]) -> VoiceRelay {
+        let (mut env, key) = redis_env(url);
+        env.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let r = VoiceRelay::start(
+            Opts {
+                extra_env: env,
+                ..Opts::default()
+            },
+            Some(key),
+        );
+        for (path, body, want) in [
+            ("/v1/pools", r#"{"name":"sf","country":86}"#, 201),
+            (
+                "/v1/pools/sf/numbers",
+                r#"{"numbers":[{"number":"+8617100000001","area":"sh"}]}"#,
+                200,
+            ),
+        ] {
+            let (status, text) = r.relay.http("POST", path, &r.key, Some(body));
+            assert_eq!(status, want, "{path}: {text}");
+        }
+        r
     }
 
     /// Creates a binding courier ↔ customer in `pool`; returns (id, X).
