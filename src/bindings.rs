@@ -143,6 +143,9 @@ pub fn validate_pool_spec(spec: &PoolSpec) -> Result<(), Invalid> {
     if spec.cooling_s > MAX_PERIOD_S {
         return Err(Invalid::new("cooling_s", "must be at most 366 days"));
     }
+    if !(MIN_EXTENSION_LEN..=MAX_EXTENSION_LEN).contains(&spec.extension_len) {
+        return Err(Invalid::new("extension_len", "must be 1 to 6 digits"));
+    }
     Ok(())
 }
 
@@ -157,6 +160,11 @@ pub fn validate_new_binding(req: &NewBinding, now: UnixMs) -> Result<(), Invalid
     }
     if let Some(area) = &req.area {
         validate_area(area, "area")?;
+    }
+    if let Some(len) = req.extension {
+        if !(MIN_EXTENSION_LEN..=MAX_EXTENSION_LEN).contains(&len) {
+            return Err(Invalid::new("extension", "length must be 1 to 6 digits"));
+        }
     }
     validate_expiry(req.expires_at, now)
 }
@@ -178,6 +186,35 @@ pub struct PoolSpec {
     /// false). Virtual numbers of the pool must always be of `country`.
     #[serde(default)]
     pub allow_foreign_parties: bool,
+    /// Whether new bindings get an extension on their X unless the request says
+    /// otherwise (default false).
+    #[serde(default)]
+    pub extensions: bool,
+    /// Digits of an extension, 1–6 (default 4): an X serves at most
+    /// `10^extension_len` live and cooling extensions.
+    #[serde(default = "default_extension_len")]
+    pub extension_len: u8,
+}
+
+/// Default extension length (digits).
+pub const DEFAULT_EXTENSION_LEN: u8 = 4;
+/// Shortest extension.
+pub const MIN_EXTENSION_LEN: u8 = 1;
+/// Longest extension.
+pub const MAX_EXTENSION_LEN: u8 = 6;
+
+fn default_extension_len() -> u8 {
+    DEFAULT_EXTENSION_LEN
+}
+
+/// How many extensions of `len` digits exist (`10^len`).
+pub fn extension_space(len: u8) -> u32 {
+    10u32.saturating_pow(u32::from(len))
+}
+
+/// Whether `s` is an extension of `len` digits.
+pub fn is_extension(s: &str, len: u8) -> bool {
+    s.len() == usize::from(len) && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Default grace after delivery: 72 hours.
@@ -315,6 +352,9 @@ pub struct Binding {
     pub expires_at: UnixMs,
     /// Lifecycle state.
     pub state: BindingState,
+    /// The extension on X (digits), if the binding has one: unique among live and
+    /// cooling bindings on X, kept across party handovers.
+    pub extension: Option<String>,
 }
 
 /// A request to bind two parties.
@@ -332,6 +372,8 @@ pub struct NewBinding {
     pub expires_at: UnixMs,
     /// Preferred area tag: an X with this tag wins if one is available, else any X.
     pub area: Option<String>,
+    /// Allocate an extension of this many digits on X (`None`: no extension).
+    pub extension: Option<u8>,
 }
 
 /// Whether `create` made a new binding or found the same one (idempotent retry).
@@ -376,6 +418,19 @@ pub struct Route {
     pub expires_at: UnixMs,
 }
 
+/// Where a call keyed with an extension on X goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionRoute {
+    /// A live binding holds the extension: connect to its party A (the courier, who
+    /// holds the parcel now).
+    Live(Route),
+    /// The extension belonged to a binding that has ended (it is cooling): the
+    /// number no longer serves that parcel.
+    Ended,
+    /// No binding holds or held that extension on X.
+    Unknown,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +463,8 @@ mod tests {
             cooling_s: DEFAULT_COOLING_S,
             max_bindings_per_number: DEFAULT_MAX_BINDINGS_PER_NUMBER,
             allow_foreign_parties: false,
+            extensions: false,
+            extension_len: DEFAULT_EXTENSION_LEN,
         };
         assert!(validate_pool_spec(&spec).is_ok());
         let bad = |f: fn(&mut PoolSpec)| {
@@ -422,6 +479,8 @@ mod tests {
         );
         assert_eq!(bad(|s| s.cooling_s = MAX_PERIOD_S + 1), "cooling_s");
         assert_eq!(bad(|s| s.name = "a b".into()), "name");
+        assert_eq!(bad(|s| s.extension_len = 7), "extension_len");
+        assert_eq!(bad(|s| s.extension_len = 0), "extension_len");
 
         let now = 1_000_000;
         let req = NewBinding {
@@ -431,6 +490,7 @@ mod tests {
             party_b: E164::parse("+8613900000002").unwrap(),
             expires_at: now + 1000,
             area: Some("021".into()),
+            extension: None,
         };
         assert!(validate_new_binding(&req, now).is_ok());
         let bad = |f: fn(&mut NewBinding)| {
@@ -443,6 +503,7 @@ mod tests {
         assert_eq!(bad(|r| r.party_b = r.party_a.clone()), "party_b");
         assert_eq!(bad(|r| r.area = Some("no spaces".into())), "area");
         assert_eq!(bad(|r| r.expires_at = 0), "expires_at");
+        assert_eq!(bad(|r| r.extension = Some(7)), "extension");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub use sms::{CarrierRef, SmppLinkConfig, SmsConfig, SmsHttpConfig, SmsPoolConfi
 pub use media::MediaConfig;
 
 pub mod env;
+pub mod ivr;
 mod media;
 mod parse;
 pub mod sip;
@@ -135,6 +136,11 @@ pub struct ApiConfig {
     pub tls: Option<TlsConfig>,
     /// `[[api.keys]]`: API keys, stored as hashes.
     pub keys: Vec<ApiKeyConfig>,
+    /// Leading digits of the customer's number a waybill label shows (default 3).
+    pub label_keep_first: usize,
+    /// Trailing digits a label shows (default 2). Whatever these say, a label
+    /// hides at least 6 digits.
+    pub label_keep_last: usize,
 }
 
 impl Default for ApiConfig {
@@ -150,6 +156,8 @@ impl Default for ApiConfig {
             max_connections: 10_000,
             tls: None,
             keys: Vec::new(),
+            label_keep_first: 3,
+            label_keep_last: 2,
         }
     }
 }

@@ -14,12 +14,14 @@
 //! - [`media`]: the RTP/RTCP relay the voice calls drive.
 //! - [`events`]: call records (memory list or Redis Stream).
 //! - [`sms`]: the SMS relay (SMPP and HTTP carriers, masking, durable queue).
+//! - [`label`]: waybill text for printed numbers (hidden digits, dial string, QR).
 //! - [`telemetry`]: logs (pretty/JSON) and the Prometheus metrics recorder.
 
 pub mod api;
 pub mod bindings;
 pub mod config;
 pub mod events;
+pub mod label;
 pub mod media;
 pub mod numbers;
 pub mod sms;

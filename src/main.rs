@@ -367,6 +367,8 @@ async fn create_demo_pool(store: &dyn BindingStore) -> Result<()> {
         cooling_s: bindings::DEFAULT_COOLING_S,
         max_bindings_per_number: bindings::DEFAULT_MAX_BINDINGS_PER_NUMBER,
         allow_foreign_parties: false,
+        extensions: false,
+        extension_len: bindings::DEFAULT_EXTENSION_LEN,
     };
     match store.create_pool(spec).await {
         Ok(()) | Err(StoreError::PoolExists(_)) => {}

@@ -70,6 +70,13 @@ macro_rules! contract_tests {
             handover_to_a_party_whose_cooling_passed_succeeds,
             errors_never_show_a_number,
             ping_answers,
+            extensions_are_unique_per_number_and_route_to_the_courier,
+            extensions_fill_every_number_then_exhaust,
+            handover_keeps_number_and_extension_and_reroutes,
+            ended_extension_is_known_and_not_reused_while_cooling,
+            expired_extension_routes_nowhere_without_reaping,
+            extension_length_is_validated,
+            concurrent_extension_creates_fill_a_number_exactly,
         );
     };
     (@cases $backend:ident, $make:expr; $($case:ident),* $(,)?) => {

@@ -94,6 +94,18 @@ pub(crate) struct BindingView {
     party_b: String,
     expires_at: String,
     state: BindingState,
+    /// The extension on `number` (printed waybills), if the binding has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extension: Option<String>,
+    /// What a phone dials to reach the courier through the extension:
+    /// `tel:<number>,<extension>` (the comma is a pause before the digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dial_string: Option<String>,
+}
+
+/// The `tel:` URI that dials `number` and then keys `extension` after a pause.
+pub(crate) fn dial_string(number: &E164, extension: &str) -> String {
+    format!("tel:{},{}", number.expose(), extension)
 }
 
 impl BindingView {
@@ -116,6 +128,8 @@ impl BindingView {
             party_b: party(&b.party_b),
             expires_at: fmt_time(b.expires_at),
             state: b.state,
+            extension: b.extension.clone(),
+            dial_string: b.extension.as_ref().map(|e| dial_string(&b.number, e)),
         }
     }
 }
@@ -133,6 +147,9 @@ struct CreateBody {
     ttl_s: Option<u64>,
     #[serde(default)]
     area: Option<String>,
+    /// Ask for an extension on X (default: the pool's `extensions` setting).
+    #[serde(default)]
+    extension: Option<bool>,
 }
 
 fn creation_outcome(r: &Result<Created, HttpError>) -> &'static str {
@@ -235,6 +252,10 @@ async fn create_inner(
         party_b,
         expires_at,
         area: req.area,
+        extension: req
+            .extension
+            .unwrap_or(spec.extensions)
+            .then_some(spec.extension_len),
     };
     Ok(st.store.create_binding(new, now).await?)
 }

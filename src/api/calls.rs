@@ -36,6 +36,10 @@ struct CallView {
     end_reason: String,
     sip_status: u16,
     hangup_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ivr: Option<String>,
 }
 
 impl From<CallRecord> for CallView {
@@ -58,6 +62,8 @@ impl From<CallRecord> for CallView {
             end_reason: r.end_reason,
             sip_status: r.sip_status,
             hangup_by: r.hangup_by,
+            via: r.via,
+            ivr: r.ivr,
         }
     }
 }

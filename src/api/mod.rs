@@ -60,6 +60,7 @@ mod calls;
 mod conn;
 pub mod error;
 pub mod json;
+mod label;
 mod ops;
 mod pools;
 mod preface;
@@ -113,6 +114,8 @@ pub(crate) struct Inner {
     pub(crate) refusals: Arc<refusals::Refusals>,
     /// The SMS relay's webhook handle, once SMS runs ([`Api::with_sms`]).
     pub(crate) sms: Arc<std::sync::OnceLock<crate::sms::Gateway>>,
+    /// Which digits of a customer's number a label shows.
+    pub(crate) label_rule: crate::label::MaskRule,
 }
 
 /// Cheap-to-clone handle on [`Inner`].
@@ -196,6 +199,10 @@ impl Api {
             body_timeout: Duration::from_millis(cfg.body_timeout_ms),
             refusals: refusals.clone(),
             sms: sms.clone(),
+            label_rule: crate::label::MaskRule {
+                keep_first: cfg.label_keep_first,
+                keep_last: cfg.label_keep_last,
+            },
         }));
         let (router, routes) = build_router(state);
         let limits = server::Limits {
@@ -318,6 +325,7 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
             .patch(bindings::update)
             .delete(bindings::delete),
     )
+    .add("/v1/bindings/{id}/label", &["GET"], get(label::get))
     .add(
         "/v1/bindings/{id}/delivered",
         &["POST"],

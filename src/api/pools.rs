@@ -16,7 +16,7 @@ use super::error::HttpError;
 use super::{json, no_content, AppState, Caller, PathParams, QueryPairs};
 use crate::bindings::{
     now_ms, validate_area, validate_pool_name, Capabilities, NumberSpec, NumberState, PoolSpec,
-    DEFAULT_COOLING_S, DEFAULT_GRACE_S, DEFAULT_MAX_BINDINGS_PER_NUMBER,
+    DEFAULT_COOLING_S, DEFAULT_EXTENSION_LEN, DEFAULT_GRACE_S, DEFAULT_MAX_BINDINGS_PER_NUMBER,
 };
 use crate::numbers::E164;
 
@@ -49,6 +49,10 @@ struct CreatePool {
     max_bindings_per_number: Option<u32>,
     #[serde(default)]
     allow_foreign_parties: Option<bool>,
+    #[serde(default)]
+    extensions: Option<bool>,
+    #[serde(default)]
+    extension_len: Option<u8>,
 }
 
 /// `POST /v1/pools`
@@ -95,6 +99,8 @@ pub(crate) async fn create(
         cooling_s,
         max_bindings_per_number: max,
         allow_foreign_parties: req.allow_foreign_parties.unwrap_or(false),
+        extensions: req.extensions.unwrap_or(false),
+        extension_len: req.extension_len.unwrap_or(DEFAULT_EXTENSION_LEN),
     };
     st.store.create_pool(spec.clone()).await?;
     Ok(json::respond(StatusCode::CREATED, &spec))

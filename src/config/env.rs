@@ -10,6 +10,8 @@
 //! | `MASKLINE_API_BODY_TIMEOUT_MS` | `api.body_timeout_ms` |
 //! | `MASKLINE_API_IDLE_TIMEOUT_MS` | `api.idle_timeout_ms` |
 //! | `MASKLINE_API_MAX_CONNECTIONS` | `api.max_connections` |
+//! | `MASKLINE_API_LABEL_KEEP_FIRST` | `api.label_keep_first` |
+//! | `MASKLINE_API_LABEL_KEEP_LAST` | `api.label_keep_last` |
 //! | `MASKLINE_API_TLS_CERT`, `MASKLINE_API_TLS_KEY` | `api.tls.cert`, `api.tls.key` (both empty: no TLS) |
 //! | `MASKLINE_API_KEYS` | `api.keys`, as `name:role:sha256:<hex>,...` (replaces the list) |
 //! | `MASKLINE_STORE_BACKEND` | `store.backend` |
@@ -72,6 +74,8 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_API_BODY_TIMEOUT_MS", "api.body_timeout_ms"),
     ("MASKLINE_API_IDLE_TIMEOUT_MS", "api.idle_timeout_ms"),
     ("MASKLINE_API_MAX_CONNECTIONS", "api.max_connections"),
+    ("MASKLINE_API_LABEL_KEEP_FIRST", "api.label_keep_first"),
+    ("MASKLINE_API_LABEL_KEEP_LAST", "api.label_keep_last"),
     ("MASKLINE_API_TLS_CERT", "api.tls.cert"),
     ("MASKLINE_API_TLS_KEY", "api.tls.key"),
     ("MASKLINE_API_KEYS", "api.keys"),
@@ -263,6 +267,12 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
             }
             "MASKLINE_API_IDLE_TIMEOUT_MS" => {
                 config.api.idle_timeout_ms = number(var, field, value)?
+            }
+            "MASKLINE_API_LABEL_KEEP_FIRST" => {
+                config.api.label_keep_first = number(var, field, value)?
+            }
+            "MASKLINE_API_LABEL_KEEP_LAST" => {
+                config.api.label_keep_last = number(var, field, value)?
             }
             "MASKLINE_API_MAX_CONNECTIONS" => {
                 config.api.max_connections = number(var, field, value)?

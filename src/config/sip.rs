@@ -41,6 +41,8 @@ pub struct SipConfig {
     pub drain_timeout_s: u64,
     /// `[[sip.trunks]]`.
     pub trunks: Vec<TrunkConfig>,
+    /// `[sip.ivr]`: IVR, announcements, default parties.
+    pub ivr: super::ivr::IvrConfig,
 }
 
 impl Default for SipConfig {
@@ -57,6 +59,7 @@ impl Default for SipConfig {
             calls_per_caller_per_min: 10,
             drain_timeout_s: 30,
             trunks: Vec::new(),
+            ivr: Default::default(),
         }
     }
 }
@@ -202,6 +205,7 @@ impl SipConfig {
         if !self.enabled {
             return Ok(());
         }
+        self.ivr.validate()?;
         let listen = self.listen_addrs()?;
         if listen.is_empty() {
             return Err(ConfigError::field(

@@ -79,6 +79,17 @@ pub struct CallRecord {
     pub sip_status: u16,
     /// Who hung up an answered call: `caller`, `callee` or `relay`.
     pub hangup_by: Option<String>,
+    /// How the callee was found when not by the caller's own binding:
+    /// `extension` (keyed in the IVR) or `default_party` (the pool number's AXN
+    /// default party).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The IVR's outcome when the relay answered the call itself: `extension`,
+    /// `default_party`, `wrong_extension` (three wrong tries), `no_digits`,
+    /// `not_serving` (the extension's binding ended: announcement played),
+    /// `no_route` (announcement played), `caller_hung_up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivr: Option<String>,
 }
 
 /// Filters of `GET /v1/calls`.
@@ -388,6 +399,8 @@ mod tests {
             end_reason: "completed".into(),
             sip_status: 200,
             hangup_by: None,
+            via: None,
+            ivr: None,
         }
     }
 

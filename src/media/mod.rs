@@ -17,10 +17,16 @@
 //! - [`MediaSession::events`]: a receiver of [`MediaEvent`]s (media timeout); the
 //!   voice code ends the call with BYE on both legs.
 //! - Dropping the [`MediaSession`] releases its ports.
+//! - IVR (the relay answers leg A itself): [`MediaSession::answer_locally`]
+//!   answers A's offer (G.711 + `telephone-event`) and returns the offer for a
+//!   later B leg; [`MediaSession::play`] streams a [`prompt::Prompt`] to A;
+//!   digits come as [`MediaEvent::Dtmf`]; [`MediaSession::bridge`] starts
+//!   forwarding once B answered.
 //!
 //! The forwarding engine lives in the submodules: `relay` (the public types,
 //! control side), `ports` (port pool, socket binding), `rewrite` (SDP),
-//! `worker` (forwarding threads, latching, timeouts, counters), `rtcp` (SDES
+//! `worker` (forwarding threads, latching, timeouts, counters), `ivr` (prompt
+//! playback and DTMF detection inside a worker), `prompt` (recordings), `rtcp` (SDES
 //! scrubbing) and `sys` (epoll, eventfd, `recvmmsg`/`sendmmsg`; Linux only).
 
 use std::net::IpAddr;
@@ -57,6 +63,11 @@ impl Leg {
 pub enum MediaEvent {
     /// No RTP/RTCP from either leg for the configured media timeout.
     Timeout,
+    /// IVR mode: leg A sent an RFC 4733 telephone-event (`0`-`9`, `*`, `#`,
+    /// `A`-`D`), reported once per event, as soon as its first packet arrives.
+    Dtmf(char),
+    /// IVR mode: the prompt being played has been sent completely.
+    PromptDone,
 }
 
 /// Why a media operation failed. The voice code maps these to SIP statuses in one
@@ -72,6 +83,12 @@ pub enum MediaError {
     /// A socket could not be opened or used.
     #[error("media socket: {0}")]
     Io(#[from] std::io::Error),
+    /// A prompt file cannot be read or is not 8 kHz G.711.
+    #[error("prompt: {0}")]
+    Prompt(String),
+    /// The caller offered neither PCMU nor PCMA: the relay cannot answer it itself.
+    #[error("the caller offers no G.711 codec")]
+    NoG711,
 }
 
 /// Per-call addresses the relay advertises in SDP, one per leg (trunks can sit on
@@ -84,11 +101,15 @@ pub struct Advertise {
     pub b: Option<IpAddr>,
 }
 
+mod counters;
+mod ivr;
+mod local_sdp;
 mod ports;
+pub mod prompt;
 mod relay;
 mod rewrite;
 mod rtcp;
 mod sys;
 mod worker;
 
-pub use relay::{MediaConfig, MediaRelay, MediaSession, MediaStats};
+pub use relay::{LocalAnswer, MediaConfig, MediaRelay, MediaSession, MediaStats};

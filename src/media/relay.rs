@@ -14,10 +14,13 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::counters::Counters;
+use super::local_sdp;
 use super::ports::PortPool;
+use super::prompt::{Prompt, G711};
 use super::rewrite::{self, OriginState, Target};
 use super::sys::Waker;
-use super::worker::{Command, Counters, NewSession, Worker};
+use super::worker::{Command, NewSession, Worker};
 use super::{Advertise, Leg, MediaError, MediaEvent};
 
 /// Settings of the media relay (built from `[media]` in the config).
@@ -154,7 +157,7 @@ impl MediaRelay {
         };
         let ports = [a.port, b.port];
         let id = s.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = mpsc::channel(32);
         let worker = &s.workers[(id as usize) % s.workers.len()];
         if let Err(cmd) = worker.send(Command::Add(Box::new(NewSession {
             id,
@@ -205,6 +208,19 @@ impl MediaRelay {
     }
 }
 
+/// What [`MediaSession::answer_locally`] gives back.
+#[derive(Debug, Clone)]
+pub struct LocalAnswer {
+    /// The SDP answer for leg A (the relay's own).
+    pub sdp: Vec<u8>,
+    /// The offer for the B leg, when the call is bridged after the IVR.
+    pub b_offer: Vec<u8>,
+    /// The G.711 law leg A speaks.
+    pub law: G711,
+    /// Whether A offered RFC 4733 `telephone-event`.
+    pub dtmf: bool,
+}
+
 /// The media of one call. Dropping it releases its ports (once its worker has
 /// closed the sockets, a moment later).
 #[derive(Debug)]
@@ -248,6 +264,70 @@ impl MediaSession {
     /// Events for the owning call (media timeout).
     pub fn events(&mut self) -> &mut mpsc::Receiver<MediaEvent> {
         &mut self.events
+    }
+
+    /// Takes the event receiver (to await events in a task of its own); the
+    /// session keeps a closed one.
+    pub fn take_events(&mut self) -> mpsc::Receiver<MediaEvent> {
+        let (_, closed) = mpsc::channel(1);
+        std::mem::replace(&mut self.events, closed)
+    }
+
+    /// IVR: the relay answers leg A's `offer` itself. Picks the first G.711 codec
+    /// A offers (and `telephone-event` if offered), puts leg A into IVR mode
+    /// (its media ends at the relay: DTMF is read, prompts are sent) and returns
+    /// the SDP answer for A and the offer for a later B leg (A's offer reduced
+    /// to the chosen codecs, rewritten to the relay's B side).
+    pub fn answer_locally(&mut self, offer: &[u8]) -> Result<LocalAnswer, MediaError> {
+        let chosen = local_sdp::choose_g711(offer)?;
+        let b_offer = self.rewrite(Leg::A, &chosen.reduced)?;
+        let answer = local_sdp::local_answer(
+            self.adv[0],
+            self.ports[0],
+            chosen.law,
+            chosen.te_pt,
+            &mut self.origin[0],
+        );
+        self.command(Command::Ivr {
+            id: self.id,
+            law: chosen.law,
+            te_pt: chosen.te_pt,
+        })?;
+        Ok(LocalAnswer {
+            sdp: answer,
+            b_offer,
+            law: chosen.law,
+            dtmf: chosen.te_pt.is_some(),
+        })
+    }
+
+    /// IVR: plays `prompt` to leg A from now (replacing what plays);
+    /// [`MediaEvent::PromptDone`] when its last packet is sent.
+    pub fn play(&mut self, prompt: &Arc<Prompt>) -> Result<(), MediaError> {
+        self.command(Command::Play {
+            id: self.id,
+            prompt: Some(prompt.clone()),
+        })
+    }
+
+    /// IVR: stops the prompt playing (barge-in), without a `PromptDone`.
+    pub fn stop_prompt(&mut self) -> Result<(), MediaError> {
+        self.command(Command::Play {
+            id: self.id,
+            prompt: None,
+        })
+    }
+
+    /// IVR: leaves IVR mode; packets are forwarded between the legs from now on.
+    pub fn bridge(&mut self) -> Result<(), MediaError> {
+        self.command(Command::Bridge { id: self.id })
+    }
+
+    fn command(&self, cmd: Command) -> Result<(), MediaError> {
+        let worker = &self.shared.workers[(self.id as usize) % self.shared.workers.len()];
+        worker
+            .send(cmd)
+            .map_err(|_| MediaError::Io(std::io::Error::other("media worker is not running")))
     }
 
     fn rewrite(&mut self, from: Leg, sdp: &[u8]) -> Result<Vec<u8>, MediaError> {

@@ -14,18 +14,24 @@
 //! leg is behind NAT). After a re-INVITE moves a leg, the address it left may not
 //! latch again unless the new SDP names it exactly. Everything else is dropped
 //! and counted. Media goes to the latched address, else to the SDP's.
+//!
+//! A session in IVR mode (see [`super::ivr`]) terminates leg A here: its packets
+//! are read for DTMF and not forwarded, and prompts are sent to it on schedule;
+//! while any prompt plays the worker polls every `COALESCE`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::counters::{Counters, Local};
+use super::ivr::Ivr;
 use super::ports::{LegSockets, PortPool};
+use super::prompt::{Prompt, G711};
 use super::rewrite::Target;
 use super::rtcp;
 use super::sys::{Batch, Epoll, RawAddr, Waker};
@@ -40,6 +46,19 @@ pub(super) enum Command {
     Update { id: u64, leg: Leg, target: Target },
     /// The session ended: close its sockets and free its ports.
     Remove { id: u64 },
+    /// The relay answers leg A itself (IVR mode): terminate its media.
+    Ivr {
+        id: u64,
+        law: G711,
+        te_pt: Option<u8>,
+    },
+    /// Play a prompt to leg A (`None`: stop playing).
+    Play {
+        id: u64,
+        prompt: Option<Arc<Prompt>>,
+    },
+    /// Leave IVR mode: forward between the legs from now on.
+    Bridge { id: u64 },
 }
 
 /// What a worker needs to take a session over.
@@ -48,77 +67,6 @@ pub(super) struct NewSession {
     pub id: u64,
     pub legs: [LegSockets; 2],
     pub events: mpsc::Sender<MediaEvent>,
-}
-
-/// Relay-wide counters (sums over workers).
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    pub relayed_packets: AtomicU64,
-    pub relayed_bytes: AtomicU64,
-    pub dropped_unknown_source: AtomicU64,
-    pub dropped_no_session: AtomicU64,
-    pub dropped_send_error: AtomicU64,
-    pub latches: AtomicU64,
-    pub timeouts: AtomicU64,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Local {
-    relayed_packets: u64,
-    relayed_bytes: u64,
-    unknown_source: u64,
-    no_session: u64,
-    send_error: u64,
-    latches: u64,
-    timeouts: u64,
-}
-
-impl Local {
-    fn is_zero(&self) -> bool {
-        self.relayed_packets
-            + self.unknown_source
-            + self.no_session
-            + self.send_error
-            + self.latches
-            + self.timeouts
-            == 0
-    }
-
-    fn add(&mut self, o: &Local) {
-        self.relayed_packets += o.relayed_packets;
-        self.relayed_bytes += o.relayed_bytes;
-        self.unknown_source += o.unknown_source;
-        self.no_session += o.no_session;
-        self.send_error += o.send_error;
-        self.latches += o.latches;
-        self.timeouts += o.timeouts;
-    }
-
-    fn publish(&self, c: &Counters) {
-        let r = Ordering::Relaxed;
-        c.relayed_packets.fetch_add(self.relayed_packets, r);
-        c.relayed_bytes.fetch_add(self.relayed_bytes, r);
-        c.dropped_unknown_source.fetch_add(self.unknown_source, r);
-        c.dropped_no_session.fetch_add(self.no_session, r);
-        c.dropped_send_error.fetch_add(self.send_error, r);
-        c.latches.fetch_add(self.latches, r);
-        c.timeouts.fetch_add(self.timeouts, r);
-    }
-
-    fn record_metrics(&self) {
-        metrics::counter!("maskline_media_relayed_packets_total").increment(self.relayed_packets);
-        metrics::counter!("maskline_media_relayed_bytes_total").increment(self.relayed_bytes);
-        for (reason, n) in [
-            ("unknown_source", self.unknown_source),
-            ("no_session", self.no_session),
-            ("send_error", self.send_error),
-        ] {
-            metrics::counter!("maskline_media_dropped_packets_total", "reason" => reason)
-                .increment(n);
-        }
-        metrics::counter!("maskline_media_latches_total").increment(self.latches);
-        metrics::counter!("maskline_media_timeouts_total").increment(self.timeouts);
-    }
 }
 
 const RTP: usize = 0;
@@ -212,6 +160,7 @@ struct Session {
     last_rx: Instant,
     timed_out: bool,
     events: mpsc::Sender<MediaEvent>,
+    ivr: Option<Box<Ivr>>,
 }
 
 /// One forwarding thread's state.
@@ -227,6 +176,8 @@ pub(super) struct Worker {
     timeout: Duration,
     batch: Batch,
     pending_metrics: Local,
+    /// Slots of sessions playing a prompt.
+    playing: Vec<usize>,
 }
 
 impl Worker {
@@ -251,6 +202,7 @@ impl Worker {
             timeout,
             batch: Batch::new(),
             pending_metrics: Local::default(),
+            playing: Vec::new(),
         })
     }
 
@@ -264,7 +216,7 @@ impl Worker {
             // until the next packet: one wake-up then serves every socket that
             // became readable meanwhile (a context switch per ~200 µs instead of
             // one per few packets). Idle workers block in epoll_wait.
-            let wait_ms = if busy {
+            let wait_ms = if busy || !self.playing.is_empty() {
                 std::thread::sleep(COALESCE);
                 0
             } else {
@@ -291,6 +243,9 @@ impl Worker {
             busy = ready > 1 || (ready == 1 && self.epoll.token(0) != WAKER_TOKEN);
             if !self.commands(now) {
                 break;
+            }
+            if !self.playing.is_empty() {
+                self.pump(Instant::now(), &mut counts);
             }
             if now.duration_since(last_tick) >= TICK {
                 last_tick = now;
@@ -319,6 +274,17 @@ impl Worker {
                 Ok(Command::Add(new)) => self.add(*new, now),
                 Ok(Command::Update { id, leg, target }) => self.update(id, leg, target),
                 Ok(Command::Remove { id }) => self.remove(id),
+                Ok(Command::Ivr { id, law, te_pt }) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.ivr = Some(Box::new(Ivr::new(law, te_pt, now)));
+                    }
+                }
+                Ok(Command::Play { id, prompt }) => self.play(id, prompt, now),
+                Ok(Command::Bridge { id }) => {
+                    if let Some(s) = self.session_mut(id) {
+                        s.ivr = None;
+                    }
+                }
                 Err(TryRecvError::Empty) => return true,
                 Err(TryRecvError::Disconnected) => return false,
             }
@@ -347,6 +313,7 @@ impl Worker {
             last_rx: now,
             timed_out: false,
             events: new.events,
+            ivr: None,
         };
         for (l, state) in sess.legs.iter().enumerate() {
             for kind in [RTP, RTCP] {
@@ -360,6 +327,56 @@ impl Worker {
             *s = Some(sess);
         }
         self.index.insert(new.id, slot);
+    }
+
+    fn session_mut(&mut self, id: u64) -> Option<&mut Session> {
+        self.index
+            .get(&id)
+            .and_then(|&slot| self.sessions.get_mut(slot))
+            .and_then(Option::as_mut)
+    }
+
+    fn play(&mut self, id: u64, prompt: Option<Arc<Prompt>>, now: Instant) {
+        let Some(&slot) = self.index.get(&id) else {
+            return;
+        };
+        let Some(ivr) = self
+            .sessions
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .and_then(|s| s.ivr.as_mut())
+        else {
+            return;
+        };
+        let starts = prompt.is_some();
+        ivr.play(prompt, now);
+        if starts && !self.playing.contains(&slot) {
+            self.playing.push(slot);
+        }
+    }
+
+    /// Sends the prompt packets due at `now`; reports prompts that finished.
+    fn pump(&mut self, now: Instant, counts: &mut Local) {
+        let sessions = &mut self.sessions;
+        self.playing.retain(|&slot| {
+            let Some(sess) = sessions.get_mut(slot).and_then(Option::as_mut) else {
+                return false;
+            };
+            let leg = &sess.legs[0];
+            let dest = leg.latched[RTP].or(leg.target.rtp());
+            let Some(ivr) = sess.ivr.as_mut() else {
+                return false;
+            };
+            if !ivr.is_playing() {
+                return false;
+            }
+            let r = ivr.pump(now, &leg.sock.rtp, dest);
+            counts.relayed_packets += r.sent;
+            if r.finished {
+                let _ = sess.events.try_send(MediaEvent::PromptDone);
+            }
+            !r.finished
+        });
     }
 
     fn update(&mut self, id: u64, leg: Leg, target: Target) {
@@ -395,6 +412,7 @@ impl Worker {
         let Some(sess) = self.sessions.get_mut(slot).and_then(Option::take) else {
             return;
         };
+        self.playing.retain(|s| *s != slot);
         self.free_slots.push(slot);
         for state in &sess.legs {
             self.epoll.remove(state.fd(RTP));
@@ -433,6 +451,29 @@ impl Worker {
             Err(_) => return,
         };
         if n == 0 {
+            return;
+        }
+        if let Some(ivr) = sess.ivr.as_mut() {
+            // IVR mode: leg A's media ends here (DTMF is read, nothing forwarded);
+            // nothing comes from B, which is not called yet.
+            if from != 0 {
+                return;
+            }
+            for i in 0..n {
+                let Some((src, pkt)) = batch.packet(i) else {
+                    continue;
+                };
+                if !sess.legs[0].accept(kind, src, counts) {
+                    counts.unknown_source += 1;
+                    continue;
+                }
+                sess.last_rx = now;
+                if kind == RTP {
+                    if let Some(d) = ivr.on_rtp(pkt) {
+                        let _ = sess.events.try_send(MediaEvent::Dtmf(d));
+                    }
+                }
+            }
             return;
         }
         let mux = sess.legs[0].target.mux && sess.legs[1].target.mux;

@@ -36,12 +36,19 @@
 //! - `delete_binding`: the binding ends now; its parties start cooling on X.
 //! - `retire_number`: the number takes no new bindings; live ones continue.
 //! - Counters (`PoolStats`) are exact for live bindings at `now`.
+//! - Extensions: a request with `extension: Some(len)` gets a `len`-digit
+//!   extension on its X, allocated in the same atomic step as the binding, unique
+//!   among the live and cooling bindings on X (held until the binding's end +
+//!   cooling, like a party's hold). Numbers whose `10^len` extensions are all held
+//!   are skipped; none left → [`StoreError::PoolExhausted`]. Party handovers and
+//!   expiry changes keep X and the extension. `route_extension` answers `Live`
+//!   (callee: party A) for a live binding, `Ended` while the hold cools.
 
 use async_trait::async_trait;
 
 use crate::bindings::{
-    Binding, BindingId, BindingPatch, Created, ImportOutcome, Invalid, NewBinding, NumberSpec,
-    PoolSpec, PoolStats, Route, UnixMs,
+    Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, Invalid, NewBinding,
+    NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::E164;
 
@@ -179,6 +186,16 @@ pub trait BindingStore: Send + Sync + 'static {
         caller: &E164,
         now: UnixMs,
     ) -> Result<Option<Route>, StoreError>;
+
+    /// Where a call keyed with `extension` on virtual number `number` goes: to the
+    /// party A of the live binding holding it, or nowhere (ended or unknown).
+    async fn route_extension(
+        &self,
+        pool: &str,
+        number: &E164,
+        extension: &str,
+        now: UnixMs,
+    ) -> Result<ExtensionRoute, StoreError>;
 
     /// Removes bookkeeping of bindings that expired before `now` (counters, party
     /// indexes). Returns how many bindings were reaped. Correctness of routing never

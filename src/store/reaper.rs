@@ -148,6 +148,15 @@ mod tests {
         ) -> Result<Option<crate::bindings::Route>, StoreError> {
             unimplemented!()
         }
+        async fn route_extension(
+            &self,
+            _: &str,
+            _: &crate::numbers::E164,
+            _: &str,
+            _: i64,
+        ) -> Result<crate::bindings::ExtensionRoute, StoreError> {
+            unimplemented!()
+        }
         async fn reap(&self, _: i64) -> Result<u64, StoreError> {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
             if n % 2 == 0 {

@@ -62,6 +62,8 @@ pub enum State {
     /// The caller cancelled (or the no-answer timer fired); waiting for the
     /// callee's final response.
     Cancelling,
+    /// The relay answered the caller itself (IVR, announcement); see `ivr.rs`.
+    Ivr,
 }
 
 /// One bridged call.
@@ -91,6 +93,8 @@ pub struct Call {
     pub(super) number: E164,
     pub(super) caller: E164,
     pub(super) record: CallRecord,
+    /// Set while (and after) the relay answers the caller itself.
+    pub(super) ivr: Option<Box<super::ivr::IvrCall>>,
 }
 
 impl Call {
@@ -108,7 +112,7 @@ impl Call {
     }
 }
 
-fn is_sdp(msg: &Message<'_>) -> bool {
+pub(super) fn is_sdp(msg: &Message<'_>) -> bool {
     !msg.body().is_empty()
         && msg
             .content_type()
@@ -116,7 +120,7 @@ fn is_sdp(msg: &Message<'_>) -> bool {
             .is_some_and(|c| c.is("application", "sdp"))
 }
 
-fn transport_name(t: Transport) -> &'static str {
+pub(super) fn transport_name(t: Transport) -> &'static str {
     match t {
         Transport::Tcp => "TCP",
         Transport::Tls => "TLS",
@@ -211,6 +215,8 @@ impl Engine {
             end_reason: String::new(),
             sip_status: 0,
             hangup_by: None,
+            via: None,
+            ivr: None,
         };
         let call = Call {
             state: State::Routing,
@@ -235,6 +241,7 @@ impl Engine {
             number: number.clone(),
             caller: caller.clone(),
             record,
+            ivr: None,
         };
         self.calls.insert(id, call);
         self.by_tx.insert(tx, (id, TxRole::AInvite));
@@ -247,7 +254,7 @@ impl Engine {
     }
 
     /// Sends a final response to the caller's INVITE (non-2xx) and ends the call.
-    fn reject(&mut self, id: CallId, status: u16, reason: &str, extra: &[(&str, &str)]) {
+    pub(super) fn reject(&mut self, id: CallId, status: u16, reason: &str, extra: &[(&str, &str)]) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -269,8 +276,31 @@ impl Engine {
         if call.state != State::Routing {
             return;
         }
-        let route = match decision {
-            Decision::Bridge { route } => route,
+        let (callee, via) = match decision {
+            Decision::Bridge { route } => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.record.binding_id = Some(route.binding_id.to_string());
+                    c.record.pool = Some(route.pool.clone());
+                }
+                (route.callee, None)
+            }
+            Decision::DefaultParty { pool, party } => {
+                if let Some(c) = self.calls.get_mut(&id) {
+                    c.record.pool = Some(pool);
+                }
+                (party, Some("default_party"))
+            }
+            Decision::Ivr {
+                pool,
+                extension_len,
+            } => {
+                self.start_ivr(id, pool, Some(extension_len));
+                return;
+            }
+            Decision::Announce { pool } => {
+                self.start_ivr(id, pool, None);
+                return;
+            }
             Decision::NoBinding { pool } => {
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.record.pool = Some(pool);
@@ -289,11 +319,6 @@ impl Engine {
                 return;
             }
         };
-        if let Some(c) = self.calls.get_mut(&id) {
-            c.record.binding_id = Some(route.binding_id.to_string());
-            c.record.pool = Some(route.pool.clone());
-            c.record.callee = Some(route.callee.masked());
-        }
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -309,6 +334,9 @@ impl Engine {
                 self.reject(id, 503, "ports_exhausted", &[("Retry-After", "5")]);
                 return;
             }
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
         };
         let a_invite = call.a_invite.clone();
         let Ok(inv) = Message::parse(&a_invite) else {
@@ -331,93 +359,16 @@ impl Engine {
         } else {
             None
         };
-        let max_forwards = inv
-            .max_forwards()
-            .ok()
-            .flatten()
-            .map_or(70, |m| m.saturating_sub(1).min(70));
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let callee = route.callee.clone();
-        let b_dest = call.b_dest;
-        let local = self.settings.local(b_dest.transport);
-        let b_callid = maskline_sip::new_call_id();
-        let from_tag = maskline_sip::new_tag();
-        let contact = {
-            let t = if b_dest.transport == Transport::Tcp {
-                ";transport=tcp"
-            } else {
-                ""
-            };
-            format!("<sip:{}@{}{}>", call.number.digits(), local, t)
-        };
-        let mut b = MessageBuilder::request(
-            Method::Invite,
-            &format!("sip:{}@{}", callee.expose(), b_dest.addr),
-        )
-        .via(
-            transport_name(b_dest.transport),
-            &local.to_string(),
-            &maskline_sip::new_branch(),
-        )
-        .max_forwards(max_forwards)
-        .header(
-            "From",
-            &format!("<sip:{}@{}>;tag={}", call.number.expose(), local, from_tag),
-        )
-        .header("To", &format!("<sip:{}@{}>", callee.expose(), b_dest.addr))
-        .header("Call-ID", &b_callid)
-        .cseq(1, Method::Invite)
-        .header("Contact", &contact)
-        .header(
-            "P-Asserted-Identity",
-            &format!("<sip:{}@{}>", call.number.expose(), local),
-        )
-        .header("Allow", ALLOW);
-        if let Some(sdp) = &offer {
-            b = b.body("application/sdp", sdp);
-        }
-        let Ok(bytes) = b.build() else {
-            self.reject(id, 500, "failed", &[]);
-            return;
-        };
-        let info = match Message::parse(&bytes)
-            .ok()
-            .and_then(|m| RequestInfo::from_message(&m).ok())
-        {
-            Some(i) => i,
-            None => {
-                self.reject(id, 500, "failed", &[]);
-                return;
-            }
-        };
-        let payload: Arc<[u8]> = Arc::from(bytes);
-        let now = Instant::now();
-        let tx = match self.layer.send_request(now, &info, payload.clone(), b_dest) {
-            Ok(tx) => tx,
-            Err(_) => {
-                self.reject(id, 503, "failed", &[("Retry-After", "1")]);
-                return;
-            }
-        };
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.state = State::Calling;
-            call.media = Some(media);
-            call.b_invite = Some(payload);
-            call.b_callid = Some(b_callid.clone());
-            metrics::histogram!("maskline_call_setup_seconds")
-                .record(call.received.elapsed().as_secs_f64());
-        }
-        self.by_tx.insert(tx, (id, TxRole::BInvite));
-        self.by_callid.insert(b_callid, id);
-        let at = now + self.settings.no_answer_timeout;
-        self.schedule(at, id, TimerKind::NoAnswer);
-        self.pending_callee(id, callee);
+        call.media = Some(media);
+        call.record.via = via.map(str::to_owned);
+        self.place_b_leg(id, callee, offer);
     }
 
     /// Keeps the callee for the record writer (direction and shipment lookup).
-    fn pending_callee(&mut self, _id: CallId, _callee: E164) {}
+    pub(super) fn pending_callee(&mut self, _id: CallId, _callee: E164) {}
 
     /// A response to one of our client transactions.
     pub(super) fn on_call_response(&mut self, id: CallId, role: TxRole, msg: &Message<'_>) {
@@ -449,6 +400,13 @@ impl Engine {
                 if call.state != State::Calling {
                     return;
                 }
+                if call.ivr.is_some() {
+                    // The caller is answered (or hears prompts): nothing to relay.
+                    if call.record.ringing_at.is_none() {
+                        call.record.ringing_at = Some(now_ms());
+                    }
+                    return;
+                }
                 if call.record.ringing_at.is_none() {
                     call.record.ringing_at = Some(now_ms());
                 }
@@ -465,6 +423,10 @@ impl Engine {
             200..=299 => self.on_b_answer(id, msg),
             _ => {
                 if matches!(call.state, State::Answered) {
+                    return;
+                }
+                if call.ivr.is_some() {
+                    self.on_ivr_b_failed(id, status);
                     return;
                 }
                 let cancelled = call.state == State::Cancelling;
@@ -522,7 +484,10 @@ impl Engine {
         };
         dialog.confirm();
         let late_offer = inv.body().is_empty() && is_sdp(msg);
-        let gone = call.state == State::Cancelling || call.a_final_sent;
+        let ivr_phase = call.ivr.as_ref().map(|i| i.phase);
+        let gone = call.state == State::Cancelling
+            || (call.a_final_sent && ivr_phase.is_none())
+            || ivr_phase.is_some_and(|p| p != super::ivr::Phase::Bridging);
         let local = self.settings.local(call.b_dest.transport);
         if late_offer && !gone {
             call.ack_awaits_answer = true;
@@ -538,7 +503,12 @@ impl Engine {
             }
         }
         call.b_dialog = Some(dialog);
-        if call.state == State::Cancelling || call.a_final_sent {
+        if ivr_phase.is_some_and(|p| p != super::ivr::Phase::Bridging) {
+            // An IVR call that gave up on B (or whose caller left): hang B up.
+            self.send_bye(id, Leg::B);
+            return;
+        }
+        if call.state == State::Cancelling || (call.a_final_sent && ivr_phase.is_none()) {
             // The caller is gone: hang up the callee that answered late.
             self.send_bye(id, Leg::B);
             let st = call_status(self.calls.get(&id));
@@ -553,6 +523,14 @@ impl Engine {
             None
         };
         call.state = State::Answered;
+        if ivr_phase.is_some() {
+            if call.record.answer_at.is_none() {
+                call.record.answer_at = Some(now_ms());
+            }
+            self.on_ivr_b_answered(id);
+            self.count_outcome("answered");
+            return;
+        }
         call.record.answer_at = Some(now_ms());
         if let Ok(a_inv) = Message::parse(&call.a_invite.clone()) {
             if let Ok(mut d) = Dialog::uas(&a_inv, &call.a_tag) {
@@ -570,7 +548,7 @@ impl Engine {
     }
 
     /// A 1xx (with our tag) or the 2xx to the caller's INVITE.
-    fn answer_a(&mut self, id: CallId, status: u16, sdp: Option<&[u8]>) {
+    pub(super) fn answer_a(&mut self, id: CallId, status: u16, sdp: Option<&[u8]>) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -646,6 +624,18 @@ impl Engine {
         Some(tx)
     }
 
+    /// CANCELs the B leg now if it sent a provisional, else as soon as it does.
+    pub(super) fn cancel_b(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.b_provisional {
+            self.send_b_cancel(id);
+        } else {
+            call.cancel_pending = true;
+        }
+    }
+
     fn send_b_cancel(&mut self, id: CallId) {
         let Some(call) = self.calls.get(&id) else {
             return;
@@ -676,7 +666,7 @@ impl Engine {
         };
         match call.state {
             State::Answered | State::Cancelling => return,
-            State::Routing => {
+            State::Routing | State::Ivr => {
                 self.reject(id, status, reason, &[]);
                 return;
             }
@@ -777,8 +767,22 @@ impl Engine {
                 return;
             }
         }
+        // Until B answers, the caller's dialog ends at the relay (IVR).
+        let in_ivr = leg == Leg::A
+            && call
+                .ivr
+                .as_ref()
+                .is_some_and(|i| i.phase != super::ivr::Phase::Bridged);
         match method {
+            Method::Info if in_ivr => {
+                let ok = self.on_ivr_info(id, msg);
+                self.respond(tx, msg, if ok { 200 } else { 415 }, None, &[]);
+            }
+            Method::Invite | Method::Update if in_ivr => {
+                self.respond(tx, msg, 488, None, &[]);
+            }
             Method::Bye => {
+                self.on_ivr_caller_left(id);
                 self.respond(tx, msg, 200, None, &[]);
                 self.send_bye(id, leg.other());
                 let by = if leg == Leg::A { "caller" } else { "callee" };
@@ -975,7 +979,21 @@ impl Engine {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
+        if call.ivr.is_some() && matches!(call.state, State::Ivr | State::Calling) {
+            let text = format!("call ended by the relay: {reason}");
+            if call.state == State::Calling {
+                self.cancel_b(id);
+            }
+            if self.calls.get(&id).is_some_and(|c| c.a_final_sent) {
+                self.send_bye_with(id, Leg::A, Some(&text));
+                self.end_call(id, reason, 200, Some("relay"));
+            } else {
+                self.reject(id, 480, reason, &[]);
+            }
+            return;
+        }
         match call.state {
+            State::Ivr => self.end_call(id, reason, 200, Some("relay")),
             State::Answered => {
                 let text = format!("call ended by the relay: {reason}");
                 self.send_bye_with(id, Leg::A, Some(&text));
@@ -1003,6 +1021,11 @@ impl Engine {
             return;
         };
         match (kind, call.state) {
+            (TimerKind::Ivr(gen), _) => self.on_ivr_timer(id, gen),
+            (TimerKind::NoAnswer, State::Calling) if call.ivr.is_some() => {
+                self.cancel_b(id);
+                self.on_ivr_b_failed(id, 480);
+            }
             (TimerKind::NoAnswer, State::Calling) => self.abandon(id, 480, "no_answer", "relay"),
             (TimerKind::MaxDuration, State::Answered) => self.hang_up_both(id, "max_duration"),
             (TimerKind::CancelGuard, State::Cancelling) => {
@@ -1021,6 +1044,7 @@ impl Engine {
                     return;
                 };
                 match call.state {
+                    State::Calling if call.ivr.is_some() => self.on_ivr_b_failed(id, 408),
                     State::Calling => self.reject(id, 408, "callee_timeout", &[]),
                     State::Cancelling => {
                         let reason = call.record.end_reason.clone();
@@ -1060,6 +1084,9 @@ impl Engine {
         if by.is_some() {
             r.hangup_by = by.map(str::to_owned);
         }
+        if let Some(i) = &call.ivr {
+            r.ivr = i.outcome.map(str::to_owned);
+        }
         r.end_at = now;
         r.duration_ms = r
             .answer_at
@@ -1077,6 +1104,7 @@ impl Engine {
             "callee_timeout" => "callee_timeout",
             "ports_exhausted" => "ports_exhausted",
             "shutdown" => "shutdown",
+            "not_serving" | "wrong_extension" | "no_digits" => "ivr_ended",
             _ => "failed",
         };
         if outcome != "completed" {

@@ -42,6 +42,20 @@ pub enum Internal {
         /// What to do.
         decision: Decision,
     },
+    /// A media event of a call whose events are forwarded (IVR calls).
+    Media {
+        /// The call.
+        call: CallId,
+        /// The event.
+        event: crate::media::MediaEvent,
+    },
+    /// An extension lookup came back.
+    Extension {
+        /// The call.
+        call: CallId,
+        /// Where the extension goes.
+        result: Result<crate::bindings::ExtensionRoute, crate::store::StoreError>,
+    },
 }
 
 /// Call timers.
@@ -53,6 +67,8 @@ pub enum TimerKind {
     MaxDuration,
     /// A cancelled call whose callee never sent a final response.
     CancelGuard,
+    /// The IVR's digit/prompt timer, by generation (older ones are stale).
+    Ivr(u32),
 }
 
 /// Everything the engine owns.
@@ -257,7 +273,7 @@ impl Engine {
                 let m = c.media.as_mut()?;
                 match m.events().try_recv() {
                     Ok(crate::media::MediaEvent::Timeout) => Some(*id),
-                    Err(_) => None,
+                    Ok(_) | Err(_) => None,
                 }
             })
             .collect();
@@ -270,6 +286,8 @@ impl Engine {
     fn on_internal(&mut self, ev: Internal) {
         match ev {
             Internal::Decided { call, decision } => self.on_decided(call, decision),
+            Internal::Media { call, event } => self.on_ivr_media(call, event),
+            Internal::Extension { call, result } => self.on_extension(call, result),
         }
     }
 

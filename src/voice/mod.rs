@@ -10,7 +10,10 @@
 //! Module map (bytes to calls):
 //! - [`transport`]: UDP sockets and TCP connections; framing only.
 //! - [`trunk`]: trusted sources (ACL), outbound gateways, number normalisation.
-//! - [`router`]: the routing decision (bridge / no binding / unknown / store down).
+//! - [`router`]: the routing decision (bridge / IVR / default party / announce /
+//!   no binding / unknown / store down).
+//! - [`ivr_policy`]: `[sip.ivr]` per pool, prompt sets.
+//! - [`ivr`]: calls the relay answers itself (extension IVR, announcements, AXN).
 //! - [`engine`]: one task owning the transaction layer, live calls and timers.
 //! - [`call`]: the B2BUA call flow and topology hiding.
 //! - [`records`]: call records written off the call path.
@@ -28,8 +31,11 @@ use std::time::Duration;
 use maskline_sip::transaction::Transport;
 use tokio::sync::{mpsc, watch};
 
+mod bleg;
 pub mod call;
 pub mod engine;
+pub mod ivr;
+pub mod ivr_policy;
 pub mod records;
 pub mod router;
 pub mod transport;
@@ -146,6 +152,7 @@ impl Voice {
                 message: "must be at least 1".into(),
             }
         })?;
+        let ivr = Arc::new(ivr_policy::IvrPolicy::from_config(&cfg.ivr)?);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (in_tx, in_rx) = mpsc::channel(8192);
         let tls = match &cfg.tls {
@@ -219,7 +226,7 @@ impl Voice {
                         settings,
                         trunks,
                         transports,
-                        router::CallRouter::new(store),
+                        router::CallRouter::with_ivr(store, ivr),
                         media,
                         rec_tx,
                         int_tx,

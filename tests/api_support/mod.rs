@@ -62,6 +62,7 @@ pub fn config() -> ApiConfig {
             key("root", Role::Admin, ADMIN),
             key("audit-team", Role::Auditor, AUDITOR),
         ],
+        ..ApiConfig::default()
     }
 }
 
@@ -481,6 +482,18 @@ mod flaky_impl {
         ) -> Result<Option<Route>, StoreError> {
             self.check()?;
             self.inner.route(pool, number, caller, now).await
+        }
+        async fn route_extension(
+            &self,
+            pool: &str,
+            number: &E164,
+            extension: &str,
+            now: UnixMs,
+        ) -> Result<maskline::bindings::ExtensionRoute, StoreError> {
+            self.check()?;
+            self.inner
+                .route_extension(pool, number, extension, now)
+                .await
         }
         async fn reap(&self, now: UnixMs) -> Result<u64, StoreError> {
             self.check()?;

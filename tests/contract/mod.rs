@@ -7,6 +7,7 @@
 
 mod allocation;
 mod concurrency;
+mod extensions;
 mod lifecycle;
 mod pools;
 mod routing;
@@ -14,6 +15,7 @@ mod stats;
 
 pub use allocation::*;
 pub use concurrency::*;
+pub use extensions::*;
 pub use lifecycle::*;
 pub use pools::*;
 pub use routing::*;
@@ -63,6 +65,8 @@ fn spec(name: &str) -> PoolSpec {
         cooling_s: 24 * 3600,
         max_bindings_per_number: 200,
         allow_foreign_parties: false,
+        extensions: false,
+        extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
     }
 }
 
@@ -97,6 +101,7 @@ fn req(pool: &str, a: &E164, b: &E164) -> NewBinding {
         party_b: b.clone(),
         expires_at: now_ms() + 3_600_000,
         area: None,
+        extension: None,
     }
 }
 

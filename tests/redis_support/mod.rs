@@ -42,6 +42,8 @@ pub fn spec(name: &str, cap: u32) -> PoolSpec {
         cooling_s: 3600,
         max_bindings_per_number: cap,
         allow_foreign_parties: false,
+        extensions: false,
+        extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
     }
 }
 
@@ -84,6 +86,7 @@ pub fn req(pool: &str, a: &E164, b: &E164, ttl_ms: i64) -> NewBinding {
         party_b: b.clone(),
         expires_at: now_ms() + ttl_ms,
         area: None,
+        extension: None,
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Opts {
     pub sources: &'static str,
     pub unknown_source: &'static str,
     pub extra_env: Vec<(&'static str, String)>,
+    /// TOML appended to the config (e.g. `[sip.ivr]` sections).
+    pub extra_config: String,
     /// Also listen for SIP over TLS (self-signed certificate for `localhost`).
     pub tls: bool,
 }
@@ -53,6 +55,7 @@ impl Default for Opts {
             sources: "127.0.0.0/8",
             unknown_source: "drop",
             extra_env: Vec::new(),
+            extra_config: String::new(),
             tls: false,
         }
     }
@@ -95,12 +98,14 @@ name = "carrier"
 sources = ["{sources}"]
 gateway = "{CALLEE_IP}:{gateway_port}"
 transport = "{transport}"
+{extra}
 "#,
             unknown = opts.unknown_source,
             noans = opts.no_answer_timeout_s,
             cpm = opts.calls_per_min,
             sources = opts.sources,
             transport = opts.transport,
+            extra = opts.extra_config,
         );
         let mut cfg = cfg;
         let mut cert_der = None;

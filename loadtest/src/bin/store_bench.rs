@@ -85,6 +85,7 @@ fn request(pool: &str, run: u32, i: usize, ttl_ms: i64) -> NewBinding {
         party_b: customer(run, i),
         expires_at: now_ms() + ttl_ms,
         area: None,
+        extension: None,
     }
 }
 
@@ -141,6 +142,8 @@ async fn main() -> Result<()> {
             cooling_s: 86_400,
             max_bindings_per_number: args.cap,
             allow_foreign_parties: false,
+            extensions: false,
+            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
         })
         .await?;
     let total = args.n + args.creates;

@@ -1,8 +1,10 @@
 -- Allocates a number and creates a binding, or returns the identical live one.
 -- KEYS[1] pool meta, KEYS[2] the record's shard hash.
 -- ARGV: P now sh gen exp shipment tA tB routeValueA routeValueB area pid recordHead
+-- extLen ('' or 0 = no extension) extStart extStep
 -- (the caller builds the route values and the record head; the script checks that
--- its pool id is still `pid`).
+-- its pool id is still `pid`). An extension is probed from extStart by extStep
+-- (coprime to 10, so every extension is visited) among those free on X.
 local now = tonumber(ARGV[2])
 local sh, gen = ARGV[3], ARGV[4]
 local exp = tonumber(ARGV[5])
@@ -26,8 +28,32 @@ if old and old.exp > now then
   return { 'e', 'conflict', raw, m.pid }
 end
 
+local elen = tonumber(ARGV[14] ~= '' and ARGV[14] or '0')
+local espace = 1
+for _ = 1, elen do
+  espace = espace * 10
+end
+
 local function free(x)
-  return redis.call('EXISTS', rkey(x, ha), rkey(x, hb)) == 0
+  if redis.call('EXISTS', rkey(x, ha), rkey(x, hb)) ~= 0 then
+    return false
+  end
+  return elen == 0 or ext_held(x, now) < espace
+end
+
+-- A free extension on x (x has room: checked by free).
+local function take_ext(x)
+  local c = tonumber(ARGV[15]) % espace
+  local step = tonumber(ARGV[16])
+  local z = ekey(x)
+  for _ = 1, espace do
+    local e = string.format('%0' .. elen .. 'd', c)
+    if not redis.call('ZSCORE', z, e) then
+      return e
+    end
+    c = (c + step) % espace
+  end
+  return nil
 end
 
 -- Least loaded first (ties: number order); stop at the cap. Small first batch:
@@ -70,11 +96,21 @@ if not x then
   return { 'e', 'exhausted' }
 end
 
+local ext = ''
+if elen > 0 then
+  ext = take_ext(x)
+  if not ext then
+    return { 'e', 'exhausted' }
+  end
+end
 local hold = fmt(exp + m.cooling)
 redis.call('SET', rkey(x, ha), ARGV[9], 'PXAT', hold)
 redis.call('SET', rkey(x, hb), ARGV[10], 'PXAT', hold)
-local xb = bcd_enc(x)
-local rec = ARGV[13] .. string.char(string.len(xb)) .. xb .. ship
+if ext ~= '' then
+  redis.call('ZADD', ekey(x), hold, ext)
+  redis.call('HSET', ehkey(x), ext, sh .. gen)
+end
+local rec = ARGV[13] .. rec_tail(x, ext) .. ship
 redis.call('HSET', KEYS[2], sh, rec)
 redis.call('ZADD', lkey_of(x, sh, m.shards), fmt(exp), sh .. gen)
 -- x's count was exact (or is recounted when due): count the new binding in.

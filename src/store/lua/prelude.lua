@@ -53,12 +53,20 @@ end
 
 -- Binding record (kept under 64 bytes for typical shipment ids, so record hashes
 -- stay listpack-encoded): gen(1-3) created(4-9) expires(10-15) state(16) tA(17-24)
--- tB(25-32) xlen(33) X as BCD, then the shipment id. tA/tB are the parties' tags.
+-- tB(25-32) lens(33) X as BCD, the extension as BCD, then the shipment id. tA/tB
+-- are the parties' tags; lens = X's BCD bytes + 16 * extension digits (0: none).
 local function rec_parse(r)
   if not r or string.len(r) < 34 then
     return nil
   end
-  local xl = string.byte(r, 33)
+  local lens = string.byte(r, 33)
+  local xl = lens % 16
+  local el = math.floor(lens / 16)
+  local eb = math.floor((el + 1) / 2)
+  local ext = ''
+  if el > 0 then
+    ext = bcd_dec(string.sub(r, 34 + xl, 33 + xl + eb))
+  end
   return {
     gen = string.sub(r, 1, 3),
     created = dec6(r, 4),
@@ -67,14 +75,53 @@ local function rec_parse(r)
     ha = string.sub(r, 17, 24),
     hb = string.sub(r, 25, 32),
     x = bcd_dec(string.sub(r, 34, 33 + xl)),
-    ship = string.sub(r, 34 + xl),
+    ext = ext,
+    ship = string.sub(r, 34 + xl + eb),
   }
 end
 
+-- The record bytes from X on: lens, X and extension as BCD.
+local function rec_tail(x, ext)
+  local xb = bcd_enc(x)
+  local eb = ''
+  if ext ~= '' then
+    eb = bcd_enc(ext)
+  end
+  return string.char(string.len(xb) + 16 * string.len(ext)) .. xb .. eb
+end
+
 local function rec_build(t)
-  local xb = bcd_enc(t.x)
   return t.gen .. enc6(t.created) .. enc6(t.exp) .. t.state .. t.ha .. t.hb
-    .. string.char(string.len(xb)) .. xb .. t.ship
+    .. rec_tail(t.x, t.ext) .. t.ship
+end
+
+-- Extensions of number x: ZSET e<x> (member: extension, score: end of its hold =
+-- the binding's end + cooling) and hash E<x> (extension -> sh .. gen of its
+-- binding). Held extensions are never handed out again until their score passes.
+local function ekey(x)
+  return P .. 'e' .. x
+end
+
+local function ehkey(x)
+  return P .. 'E' .. x
+end
+
+-- Forgets extensions of x whose hold is over; returns how many are still held.
+local function ext_held(x, now)
+  local z = ekey(x)
+  local over = redis.call('ZRANGEBYSCORE', z, '-inf', fmt(now))
+  if #over > 0 then
+    redis.call('HDEL', ehkey(x), unpack(over))
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', fmt(now))
+  end
+  return redis.call('ZCARD', z)
+end
+
+-- Moves the hold of extension ext on x (if any) to end at `upto`.
+local function ext_move(x, ext, upto)
+  if ext ~= '' then
+    redis.call('ZADD', ekey(x), 'XX', fmt(upto), ext)
+  end
 end
 
 -- Binding id (16 bytes, a UUIDv8): sh[1..6] 0x80 sh[7] 0x80 sh[8] pid(3) gen(3).

@@ -63,6 +63,7 @@ r.exp = exp
 local rec = rec_build(r)
 redis.call('HSET', KEYS[2], sh, rec)
 if rec_changed then
+  ext_move(r.x, r.ext, exp + m.cooling)
   redis.call('ZADD', lkey_of(r.x, sh, m.shards), fmt(exp), sh .. r.gen)
   refresh(r.x, now, m.cooling, m.shards)
 end

@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use rand::RngCore;
 
 use crate::bindings::{
-    Binding, BindingId, BindingPatch, Created, ImportOutcome, NewBinding, NumberSpec, PoolSpec,
-    PoolStats, Route, UnixMs,
+    Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, NewBinding,
+    NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, E164};
 use crate::store::{AuditEntry, BindingStore, StoreError};
@@ -157,6 +157,16 @@ impl BindingStore for MemoryStore {
         now: UnixMs,
     ) -> Result<Option<Route>, StoreError> {
         Ok(self.read().route(pool, number, caller, now))
+    }
+
+    async fn route_extension(
+        &self,
+        pool: &str,
+        number: &E164,
+        extension: &str,
+        now: UnixMs,
+    ) -> Result<ExtensionRoute, StoreError> {
+        Ok(self.read().route_extension(pool, number, extension, now))
     }
 
     async fn reap(&self, now: UnixMs) -> Result<u64, StoreError> {

@@ -8,14 +8,19 @@
 //!   per ended hold, so purging and counting cooling holds cost O(changes);
 //! - `routes`: X → caller → binding id, the hot-path lookup;
 //! - `party_live`: party → live bindings, for the busiest-parties statistic;
-//! - `expiry`: (expires_at, id), so expired bindings are reaped in order.
+//! - `expiry`: (expires_at, id), so expired bindings are reaped in order;
+//! - `exts`: X → extension → (binding, hold end): an extension is held from
+//!   creation until its binding's end + cooling, and forgotten lazily (on the next
+//!   allocation on that X) once the hold is over.
 //!
 //! A binding is "ended" for these indexes when it is deleted, when a party is
 //! handed over (for that party), or when it is reaped after expiry.
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::bindings::{Binding, BindingId, Capabilities, NumberState, PoolSpec, UnixMs};
+use crate::bindings::{
+    extension_space, Binding, BindingId, Capabilities, NumberState, PoolSpec, UnixMs,
+};
 use crate::numbers::E164;
 
 /// One virtual number's record in its pool.
@@ -45,6 +50,15 @@ pub(super) struct Pool {
     party_live: HashMap<E164, u64>,
     /// (expires_at, id) of every unreaped binding.
     pub(super) expiry: BTreeSet<(UnixMs, BindingId)>,
+    /// X → extension → its holder and the end of the hold (end + cooling).
+    exts: HashMap<E164, HashMap<String, ExtHold>>,
+}
+
+/// Who holds an extension on X and until when.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ExtHold {
+    pub(super) id: BindingId,
+    pub(super) until: UnixMs,
 }
 
 fn secs_to_ms(s: u64) -> i64 {
@@ -66,6 +80,7 @@ impl Pool {
             cooling: BTreeSet::new(),
             party_live: HashMap::new(),
             expiry: BTreeSet::new(),
+            exts: HashMap::new(),
         }
     }
 
@@ -225,7 +240,14 @@ impl Pool {
 
     /// The number for a new binding of `a` and `b`, per the allocation rule:
     /// area first (if asked and any fits), then least loaded, then number order.
-    pub(super) fn pick(&self, a: &E164, b: &E164, area: Option<&str>, now: UnixMs) -> Option<E164> {
+    pub(super) fn pick(
+        &self,
+        a: &E164,
+        b: &E164,
+        area: Option<&str>,
+        ext_len: Option<u8>,
+        now: UnixMs,
+    ) -> Option<E164> {
         let cap = u64::from(self.spec.max_bindings_per_number);
         let cooling_ms = self.cooling_ms;
         // Each party's holds are looked up once, not once per candidate.
@@ -237,12 +259,78 @@ impl Pool {
         let first_free = |set: &BTreeSet<(u64, E164)>| {
             set.iter()
                 .take_while(|(live, _)| *live < cap)
-                .find(|(_, x)| !held(ha, x) && !held(hb, x))
+                .find(|(_, x)| {
+                    !held(ha, x)
+                        && !held(hb, x)
+                        && ext_len.is_none_or(|len| self.ext_count(x, now) < extension_space(len))
+                })
                 .map(|(_, x)| x.clone())
         };
         area.and_then(|area| self.by_area.get(area))
             .and_then(first_free)
             .or_else(|| first_free(&self.active))
+    }
+
+    // ------------------------------------------------------------ extensions
+
+    /// Extensions held on `x` at `now` (live and cooling).
+    fn ext_count(&self, x: &E164, now: UnixMs) -> u32 {
+        self.exts.get(x).map_or(0, |m| {
+            u32::try_from(m.values().filter(|h| h.until > now).count()).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// Allocates a free extension of `len` digits on `x` for binding `id`, held
+    /// until `until`; probes from `start` by `step` (coprime to 10, so every
+    /// extension is visited). `None` if all are held.
+    pub(super) fn take_extension(
+        &mut self,
+        x: &E164,
+        len: u8,
+        id: BindingId,
+        until: UnixMs,
+        (start, step): (u32, u32),
+        now: UnixMs,
+    ) -> Option<String> {
+        let space = extension_space(len);
+        let map = self.exts.entry(x.clone()).or_default();
+        map.retain(|_, h| h.until > now);
+        if u32::try_from(map.len()).unwrap_or(u32::MAX) >= space {
+            return None;
+        }
+        let width = usize::from(len);
+        let mut c = start % space;
+        for _ in 0..space {
+            let ext = format!("{c:0width$}");
+            if !map.contains_key(&ext) {
+                map.insert(ext.clone(), ExtHold { id, until });
+                return Some(ext);
+            }
+            c = ((u64::from(c) + u64::from(step)) % u64::from(space)) as u32;
+        }
+        None
+    }
+
+    /// Moves the hold of binding `b`'s extension to end at `until`.
+    fn move_ext(&mut self, b: &Binding, until: UnixMs) {
+        if let Some(h) = b
+            .extension
+            .as_ref()
+            .and_then(|e| self.exts.get_mut(&b.number)?.get_mut(e))
+        {
+            if h.id == b.id {
+                h.until = until;
+            }
+        }
+    }
+
+    /// Who holds extension `ext` on `x` at `now`.
+    pub(super) fn ext_holder(&self, x: &E164, ext: &str, now: UnixMs) -> Option<ExtHold> {
+        self.exts
+            .get(x)
+            .and_then(|m| m.get(ext))
+            .filter(|h| h.until > now)
+            .copied()
     }
 
     /// Adds a new binding to every index.
@@ -282,6 +370,7 @@ impl Pool {
         }
         self.expiry.remove(&(b.expires_at, b.id));
         self.add_load(&b.number, false);
+        self.move_ext(b, end.saturating_add(self.cooling_ms));
     }
 
     /// Hands a live binding's side over from `old` to `new` at `now` (the caller
@@ -304,6 +393,7 @@ impl Pool {
         self.expiry.insert((expires_at, b.id));
         self.hold(&b.party_a, &b.number, expires_at);
         self.hold(&b.party_b, &b.number, expires_at);
+        self.move_ext(b, expires_at.saturating_add(self.cooling_ms));
     }
 
     /// Reaps the pool's bindings that expired at or before `now`, then purges

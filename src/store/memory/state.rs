@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::pool::Pool;
 use crate::bindings::{
     validate_area, validate_expiry, validate_new_binding, validate_pool_spec, Binding, BindingId,
-    BindingPatch, BindingState, Created, ImportOutcome, Invalid, NewBinding, NumberLoad,
-    NumberSpec, NumberState, PartyLoad, PoolSpec, PoolStats, Route, UnixMs,
+    BindingPatch, BindingState, Created, ExtensionRoute, ImportOutcome, Invalid, NewBinding,
+    NumberLoad, NumberSpec, NumberState, PartyLoad, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, E164};
 use crate::store::{AuditEntry, StoreError};
@@ -53,6 +53,19 @@ fn pool_mut<'a>(
     pools
         .get_mut(name)
         .ok_or_else(|| StoreError::PoolNotFound(name.to_owned()))
+}
+
+/// A random probe (start, step) for extension allocation: the step is coprime to
+/// 10, so probing visits every extension of any length.
+fn probe() -> (u32, u32) {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    const STEPS: [u32; 8] = [1, 3, 7, 9, 11, 13, 17, 19];
+    let step = STEPS
+        .get(rng.random_range(0..STEPS.len()))
+        .copied()
+        .unwrap_or(1);
+    (rng.random_range(0..1_000_000), step)
 }
 
 /// The opaque id of a party in statistics: first 8 bytes of its keyed hash, hex.
@@ -207,12 +220,35 @@ impl State {
             });
         }
         let number = pool
-            .pick(&req.party_a, &req.party_b, req.area.as_deref(), now)
+            .pick(
+                &req.party_a,
+                &req.party_b,
+                req.area.as_deref(),
+                req.extension,
+                now,
+            )
             .ok_or_else(|| StoreError::PoolExhausted {
                 pool: req.pool.clone(),
             })?;
+        let id = Uuid::now_v7();
+        let extension = match req.extension {
+            Some(len) => Some(
+                pool.take_extension(
+                    &number,
+                    len,
+                    id,
+                    req.expires_at.saturating_add(pool.cooling_ms),
+                    probe(),
+                    now,
+                )
+                .ok_or_else(|| StoreError::PoolExhausted {
+                    pool: req.pool.clone(),
+                })?,
+            ),
+            None => None,
+        };
         let binding = Binding {
-            id: Uuid::now_v7(),
+            id,
             pool: req.pool,
             shipment_id: req.shipment_id,
             number,
@@ -221,6 +257,7 @@ impl State {
             created_at: now,
             expires_at: req.expires_at,
             state: BindingState::Active,
+            extension,
         };
         pool.link(&binding);
         self.bindings.insert(binding.id, binding.clone());
@@ -368,6 +405,31 @@ impl State {
             callee: callee.clone(),
             expires_at: b.expires_at,
         })
+    }
+
+    pub(super) fn route_extension(
+        &self,
+        pool: &str,
+        number: &E164,
+        ext: &str,
+        now: UnixMs,
+    ) -> ExtensionRoute {
+        let Some(h) = self
+            .pools
+            .get(pool)
+            .and_then(|p| p.ext_holder(number, ext, now))
+        else {
+            return ExtensionRoute::Unknown;
+        };
+        match self.live(h.id, now) {
+            Ok(b) => ExtensionRoute::Live(Route {
+                binding_id: b.id,
+                pool: b.pool.clone(),
+                callee: b.party_a.clone(),
+                expires_at: b.expires_at,
+            }),
+            Err(_) => ExtensionRoute::Ended,
+        }
     }
 
     /// Reaps every pool at `now` in one go.

@@ -146,20 +146,34 @@ pub struct Record {
     pub hb: [u8; TAG_LEN],
     /// Digits of the virtual number.
     pub x: String,
+    /// Digits of the extension on X, if any.
+    pub extension: Option<String>,
     /// Shipment id.
     pub shipment: String,
 }
 
 /// Decodes a record (layout in `prelude.lua`: gen(3) created(6) expires(6) state(1)
-/// tA(8) tB(8) xlen(1) X as BCD, shipment).
+/// tA(8) tB(8) lens(1) X as BCD, extension as BCD, shipment; `lens` = X's BCD bytes
+/// + 16 × extension digits).
 pub fn parse_record(r: &[u8]) -> Result<Record, CodecError> {
     let bad = || CodecError::Malformed("binding record");
     if r.len() < 34 {
         return Err(bad());
     }
-    let xl = usize::from(r[32]);
+    let xl = usize::from(r[32] & 0x0F);
+    let el = usize::from(r[32] >> 4);
     let x = r.get(33..33 + xl).ok_or_else(bad)?;
-    let ship = r.get(33 + xl..).ok_or_else(bad)?;
+    let eb = r.get(33 + xl..33 + xl + el.div_ceil(2)).ok_or_else(bad)?;
+    let ship = r.get(33 + xl + el.div_ceil(2)..).ok_or_else(bad)?;
+    let extension = if el == 0 {
+        None
+    } else {
+        let e = unpack_digits(eb)?;
+        if e.len() != el {
+            return Err(bad());
+        }
+        Some(e)
+    };
     let mut gen = [0u8; 3];
     gen.copy_from_slice(&r[0..3]);
     let mut ha = [0u8; TAG_LEN];
@@ -179,6 +193,7 @@ pub fn parse_record(r: &[u8]) -> Result<Record, CodecError> {
         ha,
         hb,
         x: digits(&x).to_owned(),
+        extension,
         shipment: String::from_utf8(ship.to_vec()).map_err(|_| bad())?,
     })
 }
@@ -222,10 +237,9 @@ pub fn pack_number(n: &E164) -> Vec<u8> {
         .collect()
 }
 
-/// Reverses [`pack_number`].
-pub fn unpack_number(b: &[u8]) -> Result<E164, CodecError> {
-    let mut s = String::with_capacity(1 + b.len() * 2);
-    s.push('+');
+/// Digits of BCD bytes (`0xF` nibbles pad).
+fn unpack_digits(b: &[u8]) -> Result<String, CodecError> {
+    let mut s = String::with_capacity(b.len() * 2);
     for &x in b {
         for nib in [x >> 4, x & 0x0F] {
             match nib {
@@ -235,6 +249,12 @@ pub fn unpack_number(b: &[u8]) -> Result<E164, CodecError> {
             }
         }
     }
+    Ok(s)
+}
+
+/// Reverses [`pack_number`].
+pub fn unpack_number(b: &[u8]) -> Result<E164, CodecError> {
+    let s = format!("+{}", unpack_digits(b)?);
     E164::parse(&s).map_err(|_| CodecError::Malformed("packed number"))
 }
 
@@ -296,7 +316,18 @@ mod tests {
         assert_eq!((rec.ha, rec.hb), ([0xAA; 8], [0xBB; 8]));
         assert_eq!(rec.x, "8617012345678");
         assert_eq!(rec.shipment, "SF-1");
+        assert_eq!(rec.extension, None);
         assert!(parse_record(&r[..30]).is_err());
+        // With a 5-digit extension "05821": lens = 7 + 16 * 5, three BCD bytes.
+        let mut e = r[..32].to_vec();
+        e.push(7 + 16 * 5);
+        e.extend_from_slice(&[0x86, 0x17, 0x01, 0x23, 0x45, 0x67, 0x8F]);
+        e.extend_from_slice(&[0x05, 0x82, 0x1F]);
+        e.extend_from_slice(b"SF-1");
+        let rec = parse_record(&e).unwrap();
+        assert_eq!(rec.x, "8617012345678");
+        assert_eq!(rec.extension.as_deref(), Some("05821"));
+        assert_eq!(rec.shipment, "SF-1");
     }
 
     #[test]

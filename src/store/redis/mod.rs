@@ -8,7 +8,7 @@
 //! ## Key layout (pool `p`; `X` = virtual number digits, `h(n)` = party tag: 8 bytes of its keyed hash)
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards foreign` | none |
+//! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards foreign ext ext_len` | none |
 //! | `{p}n` | hash | `X` → `<state a/r><caps 0-3><area>` | none |
 //! | `{p}ld` | zset | active `X` → live bindings (allocation order) | none |
 //! | `{p}la:<area>` | zset | same, for numbers of one area | none |
@@ -17,7 +17,9 @@
 //! | `{p}nx` | zset | `X` → its next event (an expiry or a cooling end) | none |
 //! | `{p}nt` | hash | `X` → time of its last recount | none |
 //! | `{p}r<X><h(party)>` | string | route **and** hold: `id(16) until(6) sealed callee` | until + cooling |
-//! | `{p}s<sh[0..2]>` | hash | binding records, field `sh`: `gen created expires state h(A) h(B) X(BCD) shipment` | none (trimmed) |
+//! | `{p}s<sh[0..2]>` | hash | binding records, field `sh`: `gen created expires state h(A) h(B) lens X(BCD) extension(BCD) shipment` (`lens` = X's bytes + 16 × extension digits) | none (trimmed) |
+//! | `{p}e<X>` | zset | extensions held on `X` → end of the hold (binding end + cooling) | none (trimmed when `X` is a create candidate) |
+//! | `{p}E<X>` | hash | extension → `sh‖gen` of its binding | none (trimmed with `{p}e<X>`) |
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
 //! | `ml:x` | hash | `X` → pool (untagged, global: the voice/SMS entry point) | none |
@@ -78,6 +80,7 @@
 
 mod codec;
 mod epoch;
+mod extensions;
 mod ops;
 mod pools;
 
@@ -94,8 +97,8 @@ use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use self::codec::{pack_number, shipment_hash, unpack_number, CodecError};
 use super::{AuditEntry, BindingStore, StoreError};
 use crate::bindings::{
-    Binding, BindingId, BindingPatch, Created, ImportOutcome, Invalid, NewBinding, NumberSpec,
-    PoolSpec, PoolStats, Route, UnixMs,
+    Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, Invalid, NewBinding,
+    NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, Sealer, E164};
 
@@ -151,6 +154,7 @@ struct Scripts {
     retire: Script,
     reap: Script,
     stats: Script,
+    extension: Script,
 }
 
 impl Scripts {
@@ -165,6 +169,7 @@ impl Scripts {
             retire: s(include_str!("../lua/retire.lua")),
             reap: s(include_str!("../lua/reap.lua")),
             stats: s(include_str!("../lua/stats.lua")),
+            extension: s(include_str!("../lua/extension.lua")),
         }
     }
 }
@@ -522,6 +527,17 @@ impl BindingStore for RedisStore {
         now: UnixMs,
     ) -> Result<Option<Route>, StoreError> {
         self.route_impl(pool, number, caller, now).await
+    }
+
+    async fn route_extension(
+        &self,
+        pool: &str,
+        number: &E164,
+        extension: &str,
+        now: UnixMs,
+    ) -> Result<ExtensionRoute, StoreError> {
+        self.route_extension_impl(pool, number, extension, now)
+            .await
     }
 
     async fn reap(&self, now: UnixMs) -> Result<u64, StoreError> {

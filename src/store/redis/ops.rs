@@ -69,6 +69,7 @@ impl RedisStore {
                     created_at: rec.created,
                     expires_at: rec.expires,
                     state: rec.state,
+                    extension: rec.extension,
                 }))
             }
             b"x" => {
@@ -361,6 +362,7 @@ impl RedisStore {
     ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let pool = req.pool.as_str();
         let id = make_id(&IdParts { sh, pid, gen });
+        let ext_probe = super::extensions::ext_probe();
         let ta = party_tag(&self.hasher, &req.party_a);
         let tb = party_tag(&self.hasher, &req.party_b);
         let route_value = |callee: &E164| {
@@ -390,6 +392,9 @@ impl RedisStore {
             req.area.clone().unwrap_or_default().into_bytes(),
             pid_bytes(pid).to_vec(),
             head,
+            req.extension.unwrap_or(0).to_string().into_bytes(),
+            ext_probe.0.to_string().into_bytes(),
+            ext_probe.1.to_string().into_bytes(),
         ];
         (keys, args)
     }
@@ -448,6 +453,7 @@ impl RedisStore {
             created_at: r.created,
             expires_at: r.expires,
             state: r.state,
+            extension: r.extension,
         })
     }
 

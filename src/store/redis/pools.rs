@@ -14,7 +14,7 @@ use super::codec::{
 use super::{at, bytes, corrupt, int, RedisStore, NUMBERS, PIDS, POOLS, PSEQ};
 use crate::bindings::{
     validate_area, validate_pool_spec, ImportOutcome, Invalid, NumberLoad, NumberSpec, NumberState,
-    PartyLoad, PoolSpec, PoolStats, UnixMs,
+    PartyLoad, PoolSpec, PoolStats, UnixMs, DEFAULT_EXTENSION_LEN,
 };
 use crate::numbers::E164;
 use crate::store::StoreError;
@@ -60,6 +60,10 @@ impl RedisStore {
             .arg(shards_for(spec.max_bindings_per_number))
             .arg("foreign")
             .arg(u8::from(spec.allow_foreign_parties))
+            .arg("ext")
+            .arg(u8::from(spec.extensions))
+            .arg("ext_len")
+            .arg(spec.extension_len)
             .ignore();
         self.query_pipe::<()>(&pipe).await
     }
@@ -88,6 +92,12 @@ impl RedisStore {
             max_bindings_per_number: num(&m, "cap")?,
             // Pools made before this setting existed: no foreign parties.
             allow_foreign_parties: m.get("foreign").is_some_and(|v| v.as_slice() == b"1"),
+            // Pools made before extensions existed: none by default, 4 digits.
+            extensions: m.get("ext").is_some_and(|v| v.as_slice() == b"1"),
+            extension_len: match m.get("ext_len") {
+                Some(_) => num(&m, "ext_len")?,
+                None => DEFAULT_EXTENSION_LEN,
+            },
         })
     }
 

@@ -33,6 +33,8 @@ fn spec(name: &str, cooling_s: u64, grace_s: u64, cap: u32) -> PoolSpec {
         cooling_s,
         max_bindings_per_number: cap,
         allow_foreign_parties: false,
+        extensions: false,
+        extension_len: crate::bindings::DEFAULT_EXTENSION_LEN,
     }
 }
 
@@ -54,6 +56,7 @@ fn new(pool: &str, ship: &str, a: &E164, b: &E164, exp: i64) -> NewBinding {
         party_b: b.clone(),
         expires_at: exp,
         area: None,
+        extension: None,
     }
 }
 

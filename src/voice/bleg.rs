@@ -1,0 +1,112 @@
+//! Placing the B leg of a call: the INVITE to the callee through the trunk's
+//! gateway, every header written from the allow-list (X as From and
+//! P-Asserted-Identity, our Call-ID, tags and Contact), for a routed call, a call
+//! to a default party, or a call the IVR bridges.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use maskline_sip::transaction::{RequestInfo, Transport};
+use maskline_sip::{Message, MessageBuilder, Method};
+
+use super::call::{transport_name, CallId, State, TxRole};
+use super::engine::{Engine, TimerKind, ALLOW};
+use crate::numbers::E164;
+
+impl Engine {
+    /// Places the B leg: an INVITE to `callee` from X through the trunk's gateway,
+    /// with `offer` (already rewritten by the call's media session).
+    pub(super) fn place_b_leg(&mut self, id: CallId, callee: E164, offer: Option<Vec<u8>>) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let max_forwards = Message::parse(&call.a_invite)
+            .ok()
+            .and_then(|inv| inv.max_forwards().ok().flatten())
+            .map_or(70, |m| m.saturating_sub(1).min(70));
+        call.record.callee = Some(callee.masked());
+        let b_dest = call.b_dest;
+        let local = self.settings.local(b_dest.transport);
+        let b_callid = maskline_sip::new_call_id();
+        let from_tag = maskline_sip::new_tag();
+        let contact = {
+            let t = if b_dest.transport == Transport::Tcp {
+                ";transport=tcp"
+            } else {
+                ""
+            };
+            format!("<sip:{}@{}{}>", call.number.digits(), local, t)
+        };
+        let mut b = MessageBuilder::request(
+            Method::Invite,
+            &format!("sip:{}@{}", callee.expose(), b_dest.addr),
+        )
+        .via(
+            transport_name(b_dest.transport),
+            &local.to_string(),
+            &maskline_sip::new_branch(),
+        )
+        .max_forwards(max_forwards)
+        .header(
+            "From",
+            &format!("<sip:{}@{}>;tag={}", call.number.expose(), local, from_tag),
+        )
+        .header("To", &format!("<sip:{}@{}>", callee.expose(), b_dest.addr))
+        .header("Call-ID", &b_callid)
+        .cseq(1, Method::Invite)
+        .header("Contact", &contact)
+        .header(
+            "P-Asserted-Identity",
+            &format!("<sip:{}@{}>", call.number.expose(), local),
+        )
+        .header("Allow", ALLOW);
+        if let Some(sdp) = &offer {
+            b = b.body("application/sdp", sdp);
+        }
+        let Ok(bytes) = b.build() else {
+            self.b_leg_failed(id, 500, &[]);
+            return;
+        };
+        let info = match Message::parse(&bytes)
+            .ok()
+            .and_then(|m| RequestInfo::from_message(&m).ok())
+        {
+            Some(i) => i,
+            None => {
+                self.b_leg_failed(id, 500, &[]);
+                return;
+            }
+        };
+        let payload: Arc<[u8]> = Arc::from(bytes);
+        let now = Instant::now();
+        let tx = match self.layer.send_request(now, &info, payload.clone(), b_dest) {
+            Ok(tx) => tx,
+            Err(_) => {
+                self.b_leg_failed(id, 503, &[("Retry-After", "1")]);
+                return;
+            }
+        };
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.state = State::Calling;
+            call.b_invite = Some(payload);
+            call.b_callid = Some(b_callid.clone());
+            metrics::histogram!("maskline_call_setup_seconds")
+                .record(call.received.elapsed().as_secs_f64());
+        }
+        self.by_tx.insert(tx, (id, TxRole::BInvite));
+        self.by_callid.insert(b_callid, id);
+        let at = now + self.settings.no_answer_timeout;
+        self.schedule(at, id, TimerKind::NoAnswer);
+        self.pending_callee(id, callee);
+    }
+
+    /// The B leg could not be sent: refuse the caller, or (IVR, the caller is
+    /// answered already) play goodbye and hang up.
+    fn b_leg_failed(&mut self, id: CallId, status: u16, extra: &[(&str, &str)]) {
+        if self.calls.get(&id).is_some_and(|c| c.ivr.is_some()) {
+            self.on_ivr_b_failed(id, status);
+        } else {
+            self.reject(id, status, "failed", extra);
+        }
+    }
+}
