@@ -476,6 +476,8 @@ mod tests {
                 cooling_s: 60,
                 max_bindings_per_number: 10,
                 allow_foreign_parties: false,
+                extensions: false,
+                extension_len: crate::bindings::DEFAULT_EXTENSION_LEN,
             })
             .await
             .unwrap();
@@ -504,6 +506,7 @@ mod tests {
                     party_b: b.clone(),
                     expires_at: now_ms() + 3_600_000,
                     area: None,
+                    extension: None,
                 },
                 now_ms(),
             )
