@@ -97,7 +97,6 @@ impl Engine {
         self.by_callid.insert(b_callid, id);
         let at = now + self.settings.no_answer_timeout;
         self.schedule(at, id, TimerKind::NoAnswer);
-        self.pending_callee(id, callee);
     }
 
     /// The B leg could not be sent: refuse the caller, or (IVR, the caller is

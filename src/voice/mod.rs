@@ -33,6 +33,8 @@ use tokio::sync::{mpsc, watch};
 
 mod bleg;
 pub mod call;
+mod call_answer;
+mod call_dialog;
 pub mod engine;
 pub mod ivr;
 pub mod ivr_policy;
