@@ -26,6 +26,19 @@ use crate::sms::{Gateway, Inbound, SmsError};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
+/// Refuses (401) a webhook call without both signature headers, before anything
+/// else: an unsigned request learns nothing, not even whether SMS runs.
+fn require_signature_headers(headers: &HeaderMap) -> Result<(), HttpError> {
+    if headers.contains_key(gw::TIMESTAMP_HEADER) && headers.contains_key(gw::SIGNATURE_HEADER) {
+        Ok(())
+    } else {
+        Err(HttpError::unauthorized(format!(
+            "sms webhook: {}",
+            SignatureError::Missing
+        )))
+    }
+}
+
 fn gateway(st: &AppState) -> Result<Gateway, HttpError> {
     st.sms.get().cloned().ok_or_else(|| {
         HttpError::new(
@@ -85,6 +98,7 @@ pub(crate) async fn inbound(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
+    require_signature_headers(&headers)?;
     let g = gateway(&st)?;
     let bytes = signed_body(&st, &g, &headers, body).await?;
     let form: InboundForm = gw::parse_body(content_type(&headers), &bytes)
@@ -123,6 +137,7 @@ pub(crate) async fn receipts(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
+    require_signature_headers(&headers)?;
     let g = gateway(&st)?;
     let bytes = signed_body(&st, &g, &headers, body).await?;
     let form: ReceiptForm = gw::parse_body(content_type(&headers), &bytes)
