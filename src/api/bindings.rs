@@ -40,9 +40,20 @@ pub(crate) fn parse_time(s: &str, field: &str) -> Result<UnixMs, HttpError> {
         })
 }
 
+/// Longest phone number input accepted, separators included.
+pub(crate) const MAX_NUMBER_INPUT: usize = 32;
+
 /// Parses a phone number for `field`: strict E.164 (also `00`-prefixed or with
 /// separators); national format only when `country` is given.
+///
+/// At most [`MAX_NUMBER_INPUT`] characters (the OpenAPI document's `maxLength`).
 pub(crate) fn parse_number(s: &str, field: &str, country: Option<u16>) -> Result<E164, HttpError> {
+    if s.chars().count() > MAX_NUMBER_INPUT {
+        return Err(HttpError::invalid_field(
+            field,
+            format!("{field}: at most {MAX_NUMBER_INPUT} characters"),
+        ));
+    }
     E164::parse_lenient(s, country)
         .map_err(|e| HttpError::invalid_field(field, format!("{field}: {e}")))
 }
@@ -141,11 +152,11 @@ struct CreateBody {
     shipment_id: String,
     party_a: String,
     party_b: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     expires_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     ttl_s: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     area: Option<String>,
     /// Ask for an extension on X (default: the pool's `extensions` setting).
     #[serde(default)]
@@ -262,7 +273,16 @@ async fn create_inner(
 
 /// Parses a binding id from the path.
 fn binding_id(s: &str) -> Result<BindingId, HttpError> {
-    BindingId::parse_str(s).map_err(|_| HttpError::invalid_field("id", "id: not a binding id"))
+    parse_uuid(s).ok_or_else(|| HttpError::invalid_field("id", "id: not a binding id"))
+}
+
+/// A UUID in its hyphenated form only (`8-4-4-4-12` hex digits), the one form the
+/// API writes and the OpenAPI document declares.
+pub(crate) fn parse_uuid(s: &str) -> Option<BindingId> {
+    if s.len() != 36 {
+        return None;
+    }
+    BindingId::parse_str(s).ok()
 }
 
 /// `GET /v1/bindings/{id}[?reveal=true]`
@@ -275,8 +295,8 @@ pub(crate) async fn get(
     caller.require(BINDING_READERS)?;
     query.only(&["reveal"])?;
     let reveal = match query.get("reveal") {
-        None | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
+        None | Some("false") => false,
+        Some("true") => true,
         Some(_) => {
             return Err(HttpError::invalid_field(
                 "reveal",
@@ -349,11 +369,11 @@ pub(crate) async fn list(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     party_a: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     party_b: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     expires_at: Option<String>,
 }
 

@@ -91,8 +91,8 @@ pub(crate) async fn list(
     let binding_id = match query.get("binding_id") {
         None => None,
         Some(s) => Some(
-            s.parse::<uuid::Uuid>()
-                .map_err(|_| {
+            super::bindings::parse_uuid(s)
+                .ok_or_else(|| {
                     HttpError::invalid_field("binding_id", "binding_id: not a binding id")
                 })?
                 .to_string(),
@@ -100,12 +100,9 @@ pub(crate) async fn list(
     };
     let shipment_id = match query.get("shipment_id") {
         None => None,
-        Some(s) if (1..=128).contains(&s.len()) => Some(s.to_owned()),
-        Some(_) => {
-            return Err(HttpError::invalid_field(
-                "shipment_id",
-                "shipment_id: 1 to 128 characters",
-            ))
+        Some(s) => {
+            crate::bindings::validate_shipment_id(s)?;
+            Some(s.to_owned())
         }
     };
     let number = match query.get("number") {

@@ -264,6 +264,18 @@ pub fn parse_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, HttpE
         .map_err(|e| map_json_error(&e.path().to_string(), e.inner()))
 }
 
+/// Reads an optional field that, when present, must not be `null`: use with
+/// `#[serde(default, deserialize_with = "json::non_null")]`. An absent field is
+/// `None`; `null` is refused like any other wrong type (400 naming the field), so
+/// the OpenAPI document's non-nullable types are what the server enforces.
+pub fn non_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// A JSON response.
 pub fn respond<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
@@ -293,6 +305,27 @@ mod tests {
     #[allow(dead_code)]
     struct Inner {
         number: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Nullless {
+        #[serde(default, deserialize_with = "non_null")]
+        ttl_s: Option<u64>,
+    }
+
+    #[test]
+    fn null_is_refused_where_absence_is_allowed() {
+        let v: Nullless = parse(b"{}").unwrap();
+        assert!(v.ttl_s.is_none());
+        let v: Nullless = parse(br#"{"ttl_s":5}"#).unwrap();
+        assert_eq!(v.ttl_s, Some(5));
+        let e = parse::<Nullless>(br#"{"ttl_s":null}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("invalid_field", Some("ttl_s"))
+        );
     }
 
     #[derive(Debug, Deserialize)]

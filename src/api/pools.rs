@@ -41,13 +41,13 @@ fn pool_in_path(pool: &str) -> Result<(), HttpError> {
 struct CreatePool {
     name: String,
     country: u16,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     grace_s: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     cooling_s: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     max_bindings_per_number: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     allow_foreign_parties: Option<bool>,
     #[serde(default)]
     extensions: Option<bool>,
@@ -196,11 +196,11 @@ struct ImportBody {
 #[serde(deny_unknown_fields)]
 struct NumberEntry {
     number: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     area: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     voice: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "json::non_null")]
     sms: Option<bool>,
 }
 

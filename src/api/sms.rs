@@ -26,6 +26,19 @@ use crate::sms::{Gateway, Inbound, SmsError};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
+/// Refuses (401) a webhook call without both signature headers, before anything
+/// else: an unsigned request learns nothing, not even whether SMS runs.
+fn require_signature_headers(headers: &HeaderMap) -> Result<(), HttpError> {
+    if headers.contains_key(gw::TIMESTAMP_HEADER) && headers.contains_key(gw::SIGNATURE_HEADER) {
+        Ok(())
+    } else {
+        Err(HttpError::unauthorized(format!(
+            "sms webhook: {}",
+            SignatureError::Missing
+        )))
+    }
+}
+
 fn gateway(st: &AppState) -> Result<Gateway, HttpError> {
     st.sms.get().cloned().ok_or_else(|| {
         HttpError::new(
@@ -85,6 +98,7 @@ pub(crate) async fn inbound(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
+    require_signature_headers(&headers)?;
     let g = gateway(&st)?;
     let bytes = signed_body(&st, &g, &headers, body).await?;
     let form: InboundForm = gw::parse_body(content_type(&headers), &bytes)
@@ -123,6 +137,7 @@ pub(crate) async fn receipts(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
+    require_signature_headers(&headers)?;
     let g = gateway(&st)?;
     let bytes = signed_body(&st, &g, &headers, body).await?;
     let form: ReceiptForm = gw::parse_body(content_type(&headers), &bytes)
@@ -205,8 +220,8 @@ pub(crate) async fn list(
     let binding_id = match query.get("binding_id") {
         None => None,
         Some(s) => Some(
-            s.parse::<uuid::Uuid>()
-                .map_err(|_| {
+            super::bindings::parse_uuid(s)
+                .ok_or_else(|| {
                     HttpError::invalid_field("binding_id", "binding_id: not a binding id")
                 })?
                 .to_string(),
@@ -214,12 +229,9 @@ pub(crate) async fn list(
     };
     let shipment_id = match query.get("shipment_id") {
         None => None,
-        Some(s) if (1..=128).contains(&s.len()) => Some(s.to_owned()),
-        Some(_) => {
-            return Err(HttpError::invalid_field(
-                "shipment_id",
-                "shipment_id: 1 to 128 characters",
-            ))
+        Some(s) => {
+            crate::bindings::validate_shipment_id(s)?;
+            Some(s.to_owned())
         }
     };
     let number = match query.get("number") {

@@ -281,6 +281,16 @@ impl RedisRecords {
     }
 }
 
+/// The lowest stream id a query for records since `since` (ms) reads: stream ids
+/// are milliseconds since 1970 and never negative, so a `since` before 1970 (which
+/// Redis would refuse as an id) reads from the start.
+fn stream_lower_bound(since: Option<i64>) -> String {
+    match since {
+        Some(ms) if ms > 0 => ms.to_string(),
+        _ => "-".to_owned(),
+    }
+}
+
 /// Most entries one query scans (newest first) before filtering.
 const SCAN_CAP: usize = 10_000;
 
@@ -307,7 +317,7 @@ impl RecordStore for RedisRecords {
     async fn query_calls(&self, q: &CallQuery) -> Result<Vec<CallRecord>, StoreError> {
         // Stream ids are the append time; a call's end is after its INVITE, so
         // `since` bounds the scan from below.
-        let lower = q.since.map_or("-".to_owned(), |s| s.to_string());
+        let lower = stream_lower_bound(q.since);
         let mut cmd = redis::cmd("XREVRANGE");
         cmd.arg(CALLS_STREAM)
             .arg("+")
@@ -352,7 +362,7 @@ impl RecordStore for RedisRecords {
 
     async fn query_messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
         // Every record of a text is appended after it was received.
-        let lower = q.since.map_or("-".to_owned(), |s| s.to_string());
+        let lower = stream_lower_bound(q.since);
         let mut cmd = redis::cmd("XREVRANGE");
         cmd.arg(MESSAGES_STREAM)
             .arg("+")
