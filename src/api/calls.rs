@@ -88,60 +88,14 @@ pub(crate) async fn list(
         "until",
         "limit",
     ])?;
-    let binding_id = match query.get("binding_id") {
-        None => None,
-        Some(s) => Some(
-            super::bindings::parse_uuid(s)
-                .ok_or_else(|| {
-                    HttpError::invalid_field("binding_id", "binding_id: not a binding id")
-                })?
-                .to_string(),
-        ),
-    };
-    let shipment_id = match query.get("shipment_id") {
-        None => None,
-        Some(s) => {
-            crate::bindings::validate_shipment_id(s)?;
-            Some(s.to_owned())
-        }
-    };
-    let number = match query.get("number") {
-        None => None,
-        Some(s) => Some(
-            E164::parse(s)
-                .map_err(|_| {
-                    HttpError::invalid_field(
-                        "number",
-                        "number: an E.164 number such as +8617000000001",
-                    )
-                })?
-                .expose()
-                .to_owned(),
-        ),
-    };
-    let since = query
-        .get("since")
-        .map(|s| parse_time(s, "since"))
-        .transpose()?;
-    let until = query
-        .get("until")
-        .map(|s| parse_time(s, "until"))
-        .transpose()?;
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| HttpError::invalid_field("limit", format!("limit: 1 to {MAX_LIMIT}")))?,
-    };
+    let f = RecordFilter::parse(&query)?;
     let q = CallQuery {
-        binding_id,
-        shipment_id,
-        number,
-        since,
-        until,
-        limit,
+        binding_id: f.binding_id,
+        shipment_id: f.shipment_id,
+        number: f.number,
+        since: f.since,
+        until: f.until,
+        limit: f.limit,
     };
     let calls = st
         .records
@@ -151,4 +105,78 @@ pub(crate) async fn list(
         .map(CallView::from)
         .collect();
     Ok(json::respond(StatusCode::OK, &CallList { calls }))
+}
+
+/// The filters `GET /v1/calls` and `GET /v1/messages` share, validated (each
+/// handler first refuses the parameters it does not take).
+pub(crate) struct RecordFilter {
+    pub(crate) binding_id: Option<String>,
+    pub(crate) shipment_id: Option<String>,
+    pub(crate) number: Option<String>,
+    pub(crate) since: Option<crate::bindings::UnixMs>,
+    pub(crate) until: Option<crate::bindings::UnixMs>,
+    pub(crate) limit: usize,
+}
+
+impl RecordFilter {
+    /// Reads `binding_id`, `shipment_id`, `number`, `since`, `until` and `limit`.
+    pub(crate) fn parse(query: &QueryPairs) -> Result<RecordFilter, HttpError> {
+        let binding_id = match query.get("binding_id") {
+            None => None,
+            Some(s) => Some(
+                super::bindings::parse_uuid(s)
+                    .ok_or_else(|| {
+                        HttpError::invalid_field("binding_id", "binding_id: not a binding id")
+                    })?
+                    .to_string(),
+            ),
+        };
+        let shipment_id = match query.get("shipment_id") {
+            None => None,
+            Some(s) => {
+                crate::bindings::validate_shipment_id(s)?;
+                Some(s.to_owned())
+            }
+        };
+        let number = match query.get("number") {
+            None => None,
+            Some(s) => Some(
+                E164::parse(s)
+                    .map_err(|_| {
+                        HttpError::invalid_field(
+                            "number",
+                            "number: an E.164 number such as +8617000000001",
+                        )
+                    })?
+                    .expose()
+                    .to_owned(),
+            ),
+        };
+        let since = query
+            .get("since")
+            .map(|s| parse_time(s, "since"))
+            .transpose()?;
+        let until = query
+            .get("until")
+            .map(|s| parse_time(s, "until"))
+            .transpose()?;
+        let limit = match query.get("limit") {
+            None => DEFAULT_LIMIT,
+            Some(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    HttpError::invalid_field("limit", format!("limit: 1 to {MAX_LIMIT}"))
+                })?,
+        };
+        Ok(RecordFilter {
+            binding_id,
+            shipment_id,
+            number,
+            since,
+            until,
+            limit,
+        })
+    }
 }

@@ -15,16 +15,13 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::auth::BINDING_READERS;
-use super::bindings::{fmt_time, parse_time};
+use super::bindings::fmt_time;
 use super::error::HttpError;
 use super::{json, AppState, Caller, QueryPairs};
 use crate::events::{Direction, MessageQuery, MessageRecord};
 use crate::numbers::E164;
 use crate::sms::http::{self as gw, InboundForm, ReceiptForm, SignatureError};
 use crate::sms::{Gateway, Inbound, SmsError};
-
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 
 /// Refuses (401) a webhook call without both signature headers, before anything
 /// else: an unsigned request learns nothing, not even whether SMS runs.
@@ -217,55 +214,13 @@ pub(crate) async fn list(
 ) -> Result<Response, HttpError> {
     caller.require(BINDING_READERS)?;
     query.only(&["binding_id", "shipment_id", "number", "since", "limit"])?;
-    let binding_id = match query.get("binding_id") {
-        None => None,
-        Some(s) => Some(
-            super::bindings::parse_uuid(s)
-                .ok_or_else(|| {
-                    HttpError::invalid_field("binding_id", "binding_id: not a binding id")
-                })?
-                .to_string(),
-        ),
-    };
-    let shipment_id = match query.get("shipment_id") {
-        None => None,
-        Some(s) => {
-            crate::bindings::validate_shipment_id(s)?;
-            Some(s.to_owned())
-        }
-    };
-    let number = match query.get("number") {
-        None => None,
-        Some(s) => Some(
-            E164::parse(s)
-                .map_err(|_| {
-                    HttpError::invalid_field(
-                        "number",
-                        "number: an E.164 number such as +8617000000001",
-                    )
-                })?
-                .expose()
-                .to_owned(),
-        ),
-    };
-    let since = query
-        .get("since")
-        .map(|s| parse_time(s, "since"))
-        .transpose()?;
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| HttpError::invalid_field("limit", format!("limit: 1 to {MAX_LIMIT}")))?,
-    };
+    let f = super::calls::RecordFilter::parse(&query)?;
     let q = MessageQuery {
-        binding_id,
-        shipment_id,
-        number,
-        since,
-        limit,
+        binding_id: f.binding_id,
+        shipment_id: f.shipment_id,
+        number: f.number,
+        since: f.since,
+        limit: f.limit,
     };
     let messages = st
         .records
