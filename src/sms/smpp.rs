@@ -237,7 +237,7 @@ impl SmppLink {
     }
 
     /// Handles a `deliver_sm`; the status to answer with.
-    async fn on_deliver(&self, relay: &Relay, sm: &DeliverSm) -> CommandStatus {
+    async fn on_deliver(&self, relay: &Arc<Relay>, sm: &DeliverSm) -> CommandStatus {
         let esm: u8 = sm.esm_class.into();
         let mut payload: Vec<u8> = sm.short_message().as_ref().to_vec();
         let mut sar = (None, None, None);
@@ -273,7 +273,25 @@ impl SmppLink {
             let delivered = state == Some(2) || stat.eq_ignore_ascii_case("DELIVRD");
             let carrier_id = format!("{}:{id}", self.name);
             return match relay.receipt(&carrier_id, delivered, &stat).await {
-                Ok(_) => CommandStatus::EsmeRok,
+                Ok(true) => CommandStatus::EsmeRok,
+                Ok(false) => {
+                    // A receipt can overtake our own note of the submit (an SMSC may
+                    // answer submit_sm and send the receipt back to back): retry it
+                    // for a couple of seconds instead of dropping it.
+                    let relay = relay.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..RECEIPT_RETRIES {
+                            tokio::time::sleep(RECEIPT_RETRY_EVERY).await;
+                            if matches!(
+                                relay.receipt(&carrier_id, delivered, &stat).await,
+                                Ok(true)
+                            ) {
+                                break;
+                            }
+                        }
+                    });
+                    CommandStatus::EsmeRok
+                }
                 Err(_) => CommandStatus::EsmeRxTAppn,
             };
         }
@@ -357,6 +375,10 @@ async fn drive(connection: impl std::future::Future<Output = ()>) {
 fn cs<const N: usize>(s: &str) -> Result<COctetString<1, N>, String> {
     COctetString::from_str(s).map_err(|e| format!("{e:?}"))
 }
+
+/// How often, and how many times, a receipt for a not-yet-known id is retried.
+const RECEIPT_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const RECEIPT_RETRIES: usize = 30;
 
 fn receipt_field(body: &str, key: &str) -> Option<String> {
     let lower = body.to_ascii_lowercase();
