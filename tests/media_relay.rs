@@ -132,7 +132,13 @@ async fn rtp_flows_both_ways_untouched_and_only_the_relay_is_seen() {
         assert_eq!(got, p);
         assert_eq!(from, relay_addr(pa));
     }
-    let st = relay.stats();
+    // The workers publish their counters after each batch: wait for the last one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut st = relay.stats();
+    while st.relayed_packets < 30 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        st = relay.stats();
+    }
     assert_eq!(st.active_sessions, 1);
     assert!(st.relayed_packets >= 30, "{st:?}");
 }
