@@ -329,13 +329,7 @@ impl Engine {
                 metrics::counter!("maskline_sip_malformed_total").increment(1);
                 if !is_response {
                     if let Ok(resp) = MessageBuilder::error_response_to_datagram(m.data, &e) {
-                        self.transports.send(
-                            Destination {
-                                transport: m.transport,
-                                addr: m.source,
-                            },
-                            Arc::from(resp),
-                        );
+                        self.reply(&m, resp);
                     }
                 }
                 return;
@@ -345,13 +339,7 @@ impl Engine {
             metrics::counter!("maskline_sip_malformed_total").increment(1);
             if msg.is_request() && msg.method() != Some(Method::Ack) {
                 if let Ok(resp) = MessageBuilder::error_response(&msg, &e) {
-                    self.transports.send(
-                        Destination {
-                            transport: m.transport,
-                            addr: m.source,
-                        },
-                        Arc::from(resp),
-                    );
+                    self.reply(&m, resp);
                 }
             }
             return;
@@ -361,6 +349,17 @@ impl Engine {
         } else {
             self.on_response(&msg);
         }
+    }
+
+    /// Sends `bytes` back to where `m` came from (stateless error answers).
+    fn reply(&self, m: &Received<'_>, bytes: Vec<u8>) {
+        self.transports.send(
+            Destination {
+                transport: m.transport,
+                addr: m.source,
+            },
+            Arc::from(bytes),
+        );
     }
 
     /// Answers a request outside any transaction (ACL refusals, overload).
