@@ -83,6 +83,8 @@ impl Epoll {
 #[derive(Debug)]
 pub(super) struct Waker {
     fd: OwnedFd,
+    /// A wake-up is written and not yet drained: further commands need none.
+    pending: std::sync::atomic::AtomicBool,
 }
 
 impl Waker {
@@ -92,6 +94,7 @@ impl Waker {
         // SAFETY: fresh descriptor owned by nobody else.
         Ok(Waker {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            pending: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -99,13 +102,21 @@ impl Waker {
         self.fd.as_raw_fd()
     }
 
+    /// Wakes the worker unless a wake-up is already on its way (one `write` per
+    /// worker wake-up, however many commands are queued meanwhile).
     pub(super) fn wake(&self) {
+        if self.pending.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64; EAGAIN (counter full) is harmless.
         unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
+    /// Clears the wake-up; the worker reads its command queue after this.
     pub(super) fn drain(&self) {
+        self.pending
+            .store(false, std::sync::atomic::Ordering::Release);
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64.
         unsafe { libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };

@@ -317,6 +317,10 @@ impl Worker {
         };
         for (l, state) in sess.legs.iter().enumerate() {
             for kind in [RTP, RTCP] {
+                if state.sock.reused {
+                    // Whatever the pair's previous call still sent is not ours.
+                    while matches!(self.batch.recv(state.fd(kind)), Ok(n) if n > 0) {}
+                }
                 let token = ((slot as u64) << 2) | ((l as u64) << 1) | kind as u64;
                 if let Err(e) = self.epoll.add(state.fd(kind), token) {
                     tracing::error!(error = %e, "media worker: epoll_ctl failed");
@@ -418,10 +422,9 @@ impl Worker {
             self.epoll.remove(state.fd(RTP));
             self.epoll.remove(state.fd(RTCP));
         }
-        let ports = sess.legs.map(|l| l.sock.port);
-        // The sockets are closed here (dropped with `sess.legs`), then the ports freed.
-        for port in ports {
-            self.pool.release(port);
+        // Out of the epoll set, the pair goes back to the pool still bound.
+        for state in sess.legs {
+            self.pool.recycle(state.sock);
         }
     }
 
@@ -527,6 +530,7 @@ mod tests {
             port: 0,
             rtp: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
             rtcp: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
+            reused: false,
         };
         let t: SocketAddr = sdp.parse().unwrap();
         let mut l = LegState {

@@ -88,6 +88,8 @@ pub struct Engine {
     pub(super) caller_limit: DefaultKeyedRateLimiter<u64>,
     pub(super) draining: bool,
     next_call: u64,
+    /// `maskline_live_calls`, looked up once (a lookup hashes the name).
+    live_calls: metrics::Gauge,
 }
 
 impl std::fmt::Debug for Engine {
@@ -109,6 +111,12 @@ struct Received<'b> {
 const UDP_BATCH: usize = 64;
 
 /// How often live calls are checked for media events and the limiter is trimmed.
+/// After a loop turn that did work the engine sleeps this long before it looks
+/// again, so one wake-up serves every datagram and reply that arrived meanwhile
+/// (a context switch per ~200 µs under load instead of one per message; the same
+/// trade as the media workers' `COALESCE`). Adds at most this to a message's
+/// handling; an idle engine blocks until the next message as before.
+const COALESCE: Duration = Duration::from_micros(200);
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
 
 impl Engine {
@@ -140,6 +148,7 @@ impl Engine {
             caller_limit,
             draining: false,
             next_call: 0,
+            live_calls: metrics::gauge!("maskline_live_calls"),
         }
     }
 
@@ -158,6 +167,18 @@ impl Engine {
         let udp0 = self.transports.primary_udp();
         let mut buf = vec![0u8; 65_535];
         loop {
+            // Under load: take everything already queued, then sleep COALESCE and
+            // yield (the runtime polls its sockets: Redis replies, records) before
+            // looking again, instead of waking once per message.
+            if self.take_queued(udp0.as_deref(), &mut buf, &mut inbound, &mut internal) > 0 {
+                self.flush();
+                if self.draining && self.calls.is_empty() {
+                    break;
+                }
+                std::thread::sleep(COALESCE);
+                tokio::task::yield_now().await;
+                continue;
+            }
             let next = [
                 self.layer.poll_timeout(),
                 self.timers.peek().map(|Reverse((at, _, _))| *at),
@@ -226,6 +247,45 @@ impl Engine {
         self.flush();
     }
 
+    /// Handles what is already queued, without waiting: datagrams on the primary
+    /// UDP socket (at most [`UDP_BATCH`]), inbound messages of the other
+    /// transports, internal events and due timers. Returns how many it handled.
+    fn take_queued(
+        &mut self,
+        udp0: Option<&tokio::net::UdpSocket>,
+        buf: &mut [u8],
+        inbound: &mut mpsc::Receiver<Inbound>,
+        internal: &mut mpsc::UnboundedReceiver<Internal>,
+    ) -> usize {
+        let mut n = 0;
+        if let Some(sock) = udp0 {
+            while n < UDP_BATCH {
+                match sock.try_recv_from(buf) {
+                    Ok((len, src)) => {
+                        let data = buf.get(..len).unwrap_or_default();
+                        self.on_datagram(data, src, Transport::Udp);
+                        n += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        while let Ok(m) = inbound.try_recv() {
+            self.on_inbound(m);
+            n += 1;
+        }
+        while let Ok(ev) = internal.try_recv() {
+            self.on_internal(ev);
+            n += 1;
+        }
+        let now = Instant::now();
+        if self.layer.poll_timeout().is_some_and(|at| at <= now) {
+            self.layer.handle_timeout(now);
+        }
+        self.fire_timers(now);
+        n
+    }
+
     /// Sends queued transmissions and handles transaction events.
     pub(super) fn flush(&mut self) {
         loop {
@@ -242,7 +302,7 @@ impl Engine {
                 break;
             }
         }
-        metrics::gauge!("maskline_live_calls").set(self.calls.len() as f64);
+        self.live_calls.set(self.calls.len() as f64);
     }
 
     pub(super) fn new_call_id(&mut self) -> CallId {
