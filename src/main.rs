@@ -298,7 +298,7 @@ fn serve(path: Option<&Path>) -> Result<()> {
                 Backend::Memory => None,
                 _ => {
                     let (store_cfg, secrets) = (cfg.store.clone(), secrets.clone());
-                    Some(Box::new(move || {
+                    Some(Arc::new(move || {
                         let store = maskline::store::open::open(&store_cfg, &secrets)
                             .map_err(|e| e.to_string())?;
                         let records = redis_records(&store_cfg).map_err(|e| e.to_string())?;

@@ -33,6 +33,7 @@
 //! | `MASKLINE_SIP_MAX_CALL_DURATION_S` | `sip.max_call_duration_s` |
 //! | `MASKLINE_SIP_CALLS_PER_CALLER_PER_MIN` | `sip.calls_per_caller_per_min` |
 //! | `MASKLINE_SIP_DRAIN_TIMEOUT_S` | `sip.drain_timeout_s` |
+//! | `MASKLINE_SIP_ENGINES` | `sip.engines` |
 //! | `MASKLINE_MEDIA_PORTS` | `media.ports` (`FIRST-LAST`) |
 //! | `MASKLINE_MEDIA_BIND_IP`, `MASKLINE_MEDIA_PUBLIC_IP` | `media.bind_ip`, `media.public_ip` |
 //! | `MASKLINE_MEDIA_TIMEOUT_S`, `MASKLINE_MEDIA_WORKERS` | `media.timeout_s`, `media.workers` |
@@ -115,6 +116,7 @@ pub const VARS: &[(&str, &str)] = &[
         "sip.calls_per_caller_per_min",
     ),
     ("MASKLINE_SIP_DRAIN_TIMEOUT_S", "sip.drain_timeout_s"),
+    ("MASKLINE_SIP_ENGINES", "sip.engines"),
     ("MASKLINE_MEDIA_PORTS", "media.ports"),
     ("MASKLINE_MEDIA_BIND_IP", "media.bind_ip"),
     ("MASKLINE_MEDIA_PUBLIC_IP", "media.public_ip"),
@@ -344,6 +346,7 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
             "MASKLINE_SIP_DRAIN_TIMEOUT_S" => {
                 config.sip.drain_timeout_s = number(var, field, value)?
             }
+            "MASKLINE_SIP_ENGINES" => config.sip.engines = number(var, field, value)?,
             "MASKLINE_SIP_TLS_CERT" | "MASKLINE_SIP_TLS_KEY" => {
                 let tls = config.sip.tls.get_or_insert_with(|| TlsConfig {
                     cert: String::new(),

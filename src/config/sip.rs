@@ -39,10 +39,25 @@ pub struct SipConfig {
     pub calls_per_caller_per_min: u32,
     /// On shutdown, live calls may finish for at most this long before they are ended.
     pub drain_timeout_s: u64,
+    /// SIP engine threads (each owns the calls whose Call-ID hashes to it);
+    /// 0 = one per CPU, at most 4. At most 16.
+    pub engines: u16,
     /// `[[sip.trunks]]`.
     pub trunks: Vec<TrunkConfig>,
     /// `[sip.ivr]`: IVR, announcements, default parties.
     pub ivr: super::ivr::IvrConfig,
+}
+
+impl SipConfig {
+    /// How many engine threads to run (`engines`, or one per CPU up to 4).
+    pub fn engine_count(&self) -> usize {
+        match self.engines {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(4),
+            n => usize::from(n),
+        }
+    }
 }
 
 impl Default for SipConfig {
@@ -58,6 +73,7 @@ impl Default for SipConfig {
             max_call_duration_s: 7200,
             calls_per_caller_per_min: 10,
             drain_timeout_s: 30,
+            engines: 0,
             trunks: Vec::new(),
             ivr: Default::default(),
         }
@@ -257,6 +273,12 @@ impl SipConfig {
                     format!("must be between {lo} and {hi}"),
                 ));
             }
+        }
+        if self.engines > 16 {
+            return Err(ConfigError::field(
+                "sip.engines",
+                "must be between 0 (one per CPU) and 16",
+            ));
         }
         if self.calls_per_caller_per_min == 0 {
             return Err(ConfigError::field(

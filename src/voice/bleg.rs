@@ -27,7 +27,7 @@ impl Engine {
         call.record.callee = Some(callee.masked());
         let b_dest = call.b_dest;
         let local = self.settings.local(b_dest.transport);
-        let b_callid = maskline_sip::new_call_id();
+        let b_callid = super::shard::b_call_id(self.shards.index);
         let from_tag = maskline_sip::new_tag();
         let contact = {
             let t = if b_dest.transport == Transport::Tcp {

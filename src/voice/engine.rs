@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::call::{Call, CallId, TxRole};
 use super::router::{CallRouter, Decision};
+use super::shard::Shards;
 use super::transport::{Inbound, Transports};
 use super::trunk::Trunk;
 use super::VoiceSettings;
@@ -74,7 +75,7 @@ pub enum TimerKind {
 /// Everything the engine owns.
 pub struct Engine {
     pub(super) settings: Arc<VoiceSettings>,
-    pub(super) trunks: Vec<Trunk>,
+    pub(super) trunks: Arc<Vec<Trunk>>,
     pub(super) transports: Transports,
     pub(super) layer: TransactionLayer,
     pub(super) calls: HashMap<CallId, Call>,
@@ -85,8 +86,10 @@ pub struct Engine {
     pub(super) router: CallRouter,
     pub(super) media: MediaRelay,
     pub(super) records: mpsc::UnboundedSender<(CallRecord, Option<crate::numbers::E164>)>,
-    pub(super) caller_limit: DefaultKeyedRateLimiter<u64>,
+    pub(super) caller_limit: Arc<DefaultKeyedRateLimiter<u64>>,
     pub(super) draining: bool,
+    /// This engine among the engine threads.
+    pub(super) shards: Shards,
     next_call: u64,
     /// `maskline_live_calls`, looked up once (a lookup hashes the name).
     live_calls: metrics::Gauge,
@@ -124,13 +127,14 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         settings: Arc<VoiceSettings>,
-        trunks: Vec<Trunk>,
+        trunks: Arc<Vec<Trunk>>,
         transports: Transports,
         router: CallRouter,
         media: MediaRelay,
         records: mpsc::UnboundedSender<(CallRecord, Option<crate::numbers::E164>)>,
         internal_tx: mpsc::UnboundedSender<Internal>,
-        caller_limit: DefaultKeyedRateLimiter<u64>,
+        caller_limit: Arc<DefaultKeyedRateLimiter<u64>>,
+        shards: Shards,
     ) -> Self {
         Self {
             settings,
@@ -146,6 +150,7 @@ impl Engine {
             media,
             records,
             caller_limit,
+            shards,
             draining: false,
             next_call: 0,
             live_calls: metrics::gauge!("maskline_live_calls"),
@@ -172,7 +177,7 @@ impl Engine {
             // looking again, instead of waking once per message.
             if self.take_queued(udp0.as_deref(), &mut buf, &mut inbound, &mut internal) > 0 {
                 self.flush();
-                if self.draining && self.calls.is_empty() {
+                if self.drained() {
                     break;
                 }
                 std::thread::sleep(COALESCE);
@@ -208,7 +213,7 @@ impl Engine {
                                 match sock.try_recv_from(&mut buf) {
                                     Ok((n, src)) => {
                                         let data = buf.get(..n).unwrap_or_default();
-                                        self.on_datagram(data, src, Transport::Udp);
+                                        self.dispatch(data, src, Transport::Udp);
                                     }
                                     Err(_) => break,
                                 }
@@ -240,7 +245,7 @@ impl Engine {
                 }
             }
             self.flush();
-            if self.draining && self.calls.is_empty() {
+            if self.drained() {
                 break;
             }
         }
@@ -263,7 +268,7 @@ impl Engine {
                 match sock.try_recv_from(buf) {
                     Ok((len, src)) => {
                         let data = buf.get(..len).unwrap_or_default();
-                        self.on_datagram(data, src, Transport::Udp);
+                        self.dispatch(data, src, Transport::Udp);
                         n += 1;
                     }
                     Err(_) => break,
@@ -286,6 +291,14 @@ impl Engine {
         n
     }
 
+    /// Draining and nothing left: no call here, and for shard 0 (which reads the
+    /// sockets for every shard) none in the other shards either.
+    fn drained(&self) -> bool {
+        self.draining
+            && self.calls.is_empty()
+            && (self.shards.index != 0 || self.shards.others_live() == 0)
+    }
+
     /// Sends queued transmissions and handles transaction events.
     pub(super) fn flush(&mut self) {
         loop {
@@ -302,7 +315,8 @@ impl Engine {
                 break;
             }
         }
-        self.live_calls.set(self.calls.len() as f64);
+        let total = self.shards.set_live(self.calls.len());
+        self.live_calls.set(total as f64);
     }
 
     pub(super) fn new_call_id(&mut self) -> CallId {
@@ -358,8 +372,25 @@ impl Engine {
             .position(|t| t.trusts(ip) || (response && t.gateway.ip() == ip))
     }
 
+    /// A message from a transport or another shard: handled here if its call is
+    /// this shard's, else handed to its shard.
     fn on_inbound(&mut self, m: Inbound) {
-        self.on_datagram(&m.data, m.source, m.transport);
+        let owner = self.shards.owner_of(&m.data);
+        if owner == self.shards.index {
+            self.on_datagram(&m.data, m.source, m.transport);
+        } else {
+            self.shards.forward_owned(owner, m);
+        }
+    }
+
+    /// A datagram read here: handled here if its call is this shard's.
+    fn dispatch(&mut self, data: &[u8], source: SocketAddr, transport: Transport) {
+        let owner = self.shards.owner_of(data);
+        if owner == self.shards.index {
+            self.on_datagram(data, source, transport);
+        } else {
+            self.shards.forward(owner, data, source, transport);
+        }
     }
 
     /// One received message (a datagram or one framed stream message).

@@ -25,6 +25,7 @@
 //! call. Store trouble answers 503 + Retry-After within the store timeout.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ pub mod ivr;
 pub mod ivr_policy;
 pub mod records;
 pub mod router;
+pub mod shard;
 pub mod transport;
 pub mod trunk;
 
@@ -107,9 +109,72 @@ impl VoiceSettings {
     }
 }
 
-/// Opens the stores the engine uses on its own thread (see [`Voice::start_with`]).
+/// Opens the stores an engine uses on its own thread (see [`Voice::start_with`]);
+/// called once per engine thread.
 pub type EngineStores =
-    Box<dyn FnOnce() -> Result<(Arc<dyn BindingStore>, Arc<dyn RecordStore>), String> + Send>;
+    Arc<dyn Fn() -> Result<(Arc<dyn BindingStore>, Arc<dyn RecordStore>), String> + Send + Sync>;
+
+/// What every engine shares.
+#[derive(Clone)]
+struct Common {
+    trunks: Arc<Vec<trunk::Trunk>>,
+    media: MediaRelay,
+    limiter: Arc<governor::DefaultKeyedRateLimiter<u64>>,
+    ivr: Arc<ivr_policy::IvrPolicy>,
+    store: Arc<dyn BindingStore>,
+    records: Arc<dyn RecordStore>,
+    own: Option<EngineStores>,
+    stop: watch::Receiver<bool>,
+    peers: Arc<[mpsc::Sender<transport::Inbound>]>,
+    live: Arc<[AtomicUsize]>,
+}
+
+fn engine_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// One engine shard on the current thread's runtime: opens its stores (or uses
+/// the shared ones), runs the engine until it has drained, writes the last
+/// records, waits for `after` (shard 0: the other shards), and lets the last
+/// responses and BYEs leave.
+async fn run_shard(
+    index: usize,
+    c: Common,
+    settings: Arc<VoiceSettings>,
+    transports: transport::Transports,
+    queue: mpsc::Receiver<transport::Inbound>,
+    after: impl std::future::Future<Output = ()>,
+) {
+    let (store, records) = match c.own.as_ref().map(|open| open()) {
+        Some(Ok(own)) => own,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, shard = index, "sip: engine uses the shared store");
+            (c.store.clone(), c.records.clone())
+        }
+        None => (c.store.clone(), c.records.clone()),
+    };
+    // The engine's end closes the record queue; the writer finishes it below.
+    let (rec_tx, rec_rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(records::run(rec_rx, store.clone(), records));
+    let (int_tx, int_rx) = mpsc::unbounded_channel();
+    let engine = engine::Engine::new(
+        settings,
+        c.trunks,
+        transports,
+        router::CallRouter::with_ivr(store, c.ivr),
+        c.media,
+        rec_tx,
+        int_tx,
+        c.limiter,
+        shard::Shards::new(index, c.peers, c.live),
+    );
+    engine.run(queue, int_rx, c.stop).await;
+    let _ = writer.await;
+    after.await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
 
 /// A running voice relay.
 #[derive(Debug)]
@@ -175,7 +240,6 @@ impl Voice {
         })?;
         let ivr = Arc::new(ivr_policy::IvrPolicy::from_config(&cfg.ivr)?);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let (in_tx, in_rx) = mpsc::channel(8192);
         let tls = match &cfg.tls {
             Some(t) if listen.iter().any(|l| l.tls) => {
                 let config =
@@ -188,8 +252,30 @@ impl Voice {
             _ => None,
         };
         let (tstop_tx, tstop_rx) = watch::channel(false);
-        let (rec_tx, rec_rx) = mpsc::unbounded_channel();
-        let limiter = governor::RateLimiter::keyed(governor::Quota::per_minute(per_min));
+        let engines = cfg.engine_count().clamp(1, shard::MAX_ENGINES);
+        // Shard 0's queue is also the transports' inbound queue.
+        let mut peers = Vec::with_capacity(engines);
+        let mut queues = Vec::with_capacity(engines);
+        for _ in 0..engines {
+            let (tx, rx) = mpsc::channel(8192);
+            peers.push(tx);
+            queues.push(rx);
+        }
+        let in_tx = peers[0].clone();
+        let common = Common {
+            trunks: Arc::new(trunks),
+            media,
+            limiter: Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(
+                per_min,
+            ))),
+            ivr,
+            store,
+            records,
+            own,
+            stop: stop_rx,
+            peers: Arc::from(peers),
+            live: (0..engines).map(|_| AtomicUsize::new(0)).collect(),
+        };
         let (host, reject_untrusted) = (cfg.host.clone(), cfg.unknown_source == "reject");
         let (no_binding_status, no_answer, max_call, drain) = (
             cfg.no_binding_status,
@@ -197,19 +283,25 @@ impl Voice {
             Duration::from_secs(cfg.max_call_duration_s),
             Duration::from_secs(cfg.drain_timeout_s),
         );
-        // The engine, its sockets and its route lookups live on one thread with its
-        // own single-threaded runtime: a SIP message never wakes another thread on
-        // its way from the socket to the call state (measured: most of the CPU per
-        // call on the shared multi-threaded runtime went to thread hand-offs).
+        // Each engine, its route lookups and its record writer live on one thread
+        // with its own single-threaded runtime: a SIP message of a call wakes at
+        // most the thread of the shard that owns the call (measured: most of the
+        // CPU per call on the shared multi-threaded runtime went to thread
+        // hand-offs). Shard 0 also owns the sockets and reads them.
+        let mut queues = queues.into_iter();
+        let q0 = queues.next().ok_or_else(|| VoiceError::Config {
+            field: "sip.engines".into(),
+            message: "no engine".into(),
+        })?;
+        // Shard 0 ends last: the others hold these senders until they end.
+        let (others_tx, mut others_rx) = mpsc::channel::<()>(1);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let c0 = common.clone();
         std::thread::Builder::new()
             .name("sip-engine".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
+                let rt = match engine_runtime() {
                     Ok(rt) => rt,
                     Err(e) => {
                         let _ = ready_tx.send(Err(VoiceError::Io(e)));
@@ -217,17 +309,6 @@ impl Voice {
                     }
                 };
                 rt.block_on(async move {
-                    let (store, records) = match own.map(|open| open()) {
-                        Some(Ok(own)) => own,
-                        Some(Err(e)) => {
-                            tracing::warn!(error = %e, "sip: engine uses the shared store");
-                            (store, records)
-                        }
-                        None => (store, records),
-                    };
-                    // Records are written on this thread too; the engine's end
-                    // closes their queue and the writer finishes it below.
-                    let writer = tokio::spawn(records::run(rec_rx, store.clone(), records));
                     let transports =
                         match transport::Transports::bind(&listen, tls, in_tx, tstop_rx).await {
                             Ok(t) => t,
@@ -247,39 +328,44 @@ impl Voice {
                         max_call_duration: max_call,
                         drain_timeout: drain,
                     });
-                    let addrs = (
-                        transports.udp_addrs.clone(),
-                        transports.tcp_addrs.clone(),
-                        transports.tls_addrs.clone(),
-                    );
-                    let (int_tx, int_rx) = mpsc::unbounded_channel();
-                    let engine = engine::Engine::new(
-                        settings,
-                        trunks,
-                        transports,
-                        router::CallRouter::with_ivr(store, ivr),
-                        media,
-                        rec_tx,
-                        int_tx,
-                        limiter,
-                    );
-                    let _ = ready_tx.send(Ok(addrs));
-                    engine.run(in_rx, int_rx, stop_rx).await;
-                    let _ = writer.await;
-                    // Let the last responses and BYEs leave before the sockets close.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let _ = ready_tx.send(Ok((transports.clone(), settings.clone())));
+                    let others = async move { while others_rx.recv().await.is_some() {} };
+                    run_shard(0, c0, settings, transports, q0, others).await;
                 });
                 let _ = done_tx.send(());
             })?;
-        let (udp_addrs, tcp_addrs, tls_addrs) =
-            ready_rx.await.map_err(|_| VoiceError::Config {
-                field: "sip".into(),
-                message: "the SIP engine thread ended during start-up".into(),
-            })??;
+        let (transports, settings) = ready_rx.await.map_err(|_| VoiceError::Config {
+            field: "sip".into(),
+            message: "the SIP engine thread ended during start-up".into(),
+        })??;
+        for (i, queue) in queues.enumerate() {
+            let index = i + 1;
+            let (c, settings, transports) = (common.clone(), settings.clone(), transports.clone());
+            let others_tx = others_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("sip-engine-{index}"))
+                .spawn(move || {
+                    match engine_runtime() {
+                        Ok(rt) => rt.block_on(run_shard(
+                            index,
+                            c,
+                            settings,
+                            transports,
+                            queue,
+                            std::future::ready(()),
+                        )),
+                        Err(e) => {
+                            tracing::error!(error = %e, shard = index, "sip: engine thread failed")
+                        }
+                    }
+                    drop(others_tx);
+                })?;
+        }
+        drop(others_tx);
         Ok(Voice {
-            udp_addrs,
-            tcp_addrs,
-            tls_addrs,
+            udp_addrs: transports.udp_addrs.clone(),
+            tcp_addrs: transports.tcp_addrs.clone(),
+            tls_addrs: transports.tls_addrs.clone(),
             stop: stop_tx,
             stop_transports: tstop_tx,
             engine: done_rx,
@@ -291,7 +377,8 @@ impl Voice {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.engine.await;
-        // The engine thread ends after its record writer wrote the last records.
+        // Shard 0's thread ends after every shard's record writer wrote the last
+        // records and the other shards ended.
         let _ = self.stop_transports.send(true);
     }
 }
