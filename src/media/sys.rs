@@ -41,10 +41,19 @@ impl Epoll {
 
     /// Level-triggered readability of `fd`, reported with `token`.
     pub(super) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
+        self.ctl_add(fd, token, libc::EPOLLIN as u32)
+    }
+
+    /// Edge-triggered readability of `fd`: reported once per arrival while it was
+    /// drained, so the reader must read until a short batch. Saves the kernel the
+    /// re-poll of every level-triggered socket on each `epoll_wait` (measured at
+    /// about a tenth of the media worker's CPU in `sock_poll`/`ep_item_poll`).
+    pub(super) fn add_edge(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl_add(fd, token, (libc::EPOLLIN | libc::EPOLLET) as u32)
+    }
+
+    fn ctl_add(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: ev is a valid epoll_event for the duration of the call.
         check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
         Ok(())

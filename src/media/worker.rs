@@ -34,7 +34,7 @@ use super::ports::{LegSockets, PortPool};
 use super::prompt::{Prompt, G711};
 use super::rewrite::Target;
 use super::rtcp;
-use super::sys::{Batch, Epoll, RawAddr, Waker};
+use super::sys::{Batch, Epoll, RawAddr, Waker, BATCH};
 use super::{Leg, MediaEvent};
 
 /// A change to a worker's session table.
@@ -322,7 +322,7 @@ impl Worker {
                     while matches!(self.batch.recv(state.fd(kind)), Ok(n) if n > 0) {}
                 }
                 let token = ((slot as u64) << 2) | ((l as u64) << 1) | kind as u64;
-                if let Err(e) = self.epoll.add(state.fd(kind), token) {
+                if let Err(e) = self.epoll.add_edge(state.fd(kind), token) {
                     tracing::error!(error = %e, "media worker: epoll_ctl failed");
                 }
             }
@@ -439,28 +439,35 @@ impl Worker {
         }
     }
 
-    /// Reads one batch from the socket behind `token` and forwards what passes.
+    /// Reads the socket behind `token` until it is drained (it is edge-triggered)
+    /// and forwards what passes.
     fn forward(&mut self, token: u64, now: Instant, counts: &mut Local) {
+        while self.forward_batch(token, now, counts) == BATCH {}
+    }
+
+    /// Reads one batch from the socket behind `token` and forwards what passes;
+    /// returns how many datagrams it read.
+    fn forward_batch(&mut self, token: u64, now: Instant, counts: &mut Local) -> usize {
         let slot = (token >> 2) as usize;
         let from = ((token >> 1) & 1) as usize;
         let kind = (token & 1) as usize;
         let to = 1 - from;
         let Some(sess) = self.sessions.get_mut(slot).and_then(Option::as_mut) else {
-            return;
+            return 0;
         };
         let batch = &mut self.batch;
         let n = match batch.recv(sess.legs[from].fd(kind)) {
             Ok(n) => n,
-            Err(_) => return,
+            Err(_) => return 0,
         };
         if n == 0 {
-            return;
+            return 0;
         }
         if let Some(ivr) = sess.ivr.as_mut() {
             // IVR mode: leg A's media ends here (DTMF is read, nothing forwarded);
             // nothing comes from B, which is not called yet.
             if from != 0 {
-                return;
+                return n;
             }
             for i in 0..n {
                 let Some((src, pkt)) = batch.packet(i) else {
@@ -477,7 +484,7 @@ impl Worker {
                     }
                 }
             }
-            return;
+            return n;
         }
         let mux = sess.legs[0].target.mux && sess.legs[1].target.mux;
         let out_kind = if mux { RTP } else { kind };
@@ -510,6 +517,7 @@ impl Worker {
         let lost = batch.flush(dst_leg.fd(out_kind)) as u64;
         counts.send_error += lost;
         counts.relayed_packets -= lost.min(counts.relayed_packets);
+        n
     }
 }
 
