@@ -1,5 +1,6 @@
-//! The SIP engine: one task that owns the transaction layer, every live call and
-//! every call timer. Transports hand it [`Inbound`] messages; route lookups run as
+//! The SIP engine: one task per engine thread that owns its transaction layer,
+//! its live calls (those whose Call-ID maps to its shard, see [`super::shard`])
+//! and their timers. Transports hand it [`Inbound`] messages; route lookups run as
 //! separate tasks and come back as [`Internal`] events, so the engine never waits
 //! on the store. Call logic (the B2BUA) is in [`super::call`].
 //!

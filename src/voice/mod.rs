@@ -14,7 +14,10 @@
 //!   no binding / unknown / store down).
 //! - [`ivr_policy`]: `[sip.ivr]` per pool, prompt sets.
 //! - [`ivr`]: calls the relay answers itself (extension IVR, announcements, AXN).
-//! - [`engine`]: one task owning the transaction layer, live calls and timers.
+//! - [`engine`]: one task per engine thread owning its transaction layer, live
+//!   calls and timers.
+//! - [`shard`]: which engine thread owns a message (by Call-ID); `[sip] engines`
+//!   threads, one per CPU up to 4 by default.
 //! - [`call`]: the B2BUA call flow and topology hiding.
 //! - [`records`]: call records written off the call path.
 //!
