@@ -79,6 +79,7 @@
 //! typed errors.
 
 mod codec;
+pub mod conn;
 mod epoch;
 mod extensions;
 mod ops;
@@ -92,6 +93,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rand::RngCore;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use self::conn::Conn;
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
 use self::codec::{pack_number, shipment_hash, unpack_number, CodecError};
@@ -128,6 +131,12 @@ pub struct RedisOptions {
     /// calls it carries; one batches best (measured: 114k route lookups/s from 128
     /// tasks on one connection vs 104k on two, on 2 busy cores).
     pub connections: usize,
+    /// Replicas that must acknowledge a new binding (`WAIT`) before
+    /// `create_binding` succeeds; 0: answer as soon as the master applied it.
+    /// When fewer acknowledge within `timeout`, the call fails with
+    /// [`StoreError::Unavailable`] (the binding exists: a retry returns it once it
+    /// is acknowledged).
+    pub replica_ack: u32,
 }
 
 impl Default for RedisOptions {
@@ -135,6 +144,7 @@ impl Default for RedisOptions {
         Self {
             timeout: DEFAULT_COMMAND_TIMEOUT,
             connections: 1,
+            replica_ack: 0,
         }
     }
 }
@@ -177,7 +187,15 @@ impl Scripts {
 /// The Redis [`BindingStore`]. Cheap to share behind an `Arc`; one multiplexed,
 /// self-reconnecting connection carries all calls.
 pub struct RedisStore {
-    conns: Vec<ConnectionManager>,
+    conns: Vec<Conn>,
+    /// Replicas that must acknowledge a new binding (see [`RedisOptions`]).
+    replica_ack: u32,
+    /// With `replica_ack`: the connection allocations (and their `WAIT`) use, apart
+    /// from the others so that a `WAIT` never holds up route lookups pipelined
+    /// behind it on the same connection.
+    ack_conn: Option<Conn>,
+    /// Whether the store runs on a Redis Cluster.
+    cluster: bool,
     next: AtomicUsize,
     hasher: NumberHasher,
     sealer: Sealer,
@@ -320,26 +338,121 @@ impl RedisStore {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
         let mut conns = Vec::new();
-        for _ in 0..options.connections.max(1) {
+        for _ in 0..options.connections.max(1) + usize::from(options.replica_ack > 0) {
             let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                 .map_err(|e| Invalid::new("redis_url", format!("cannot use this URL: {e}")))?;
-            conns.push(conn);
+            conns.push(Conn::Single(conn));
         }
-        Ok(RedisStore {
+        Ok(Self::with_conns(conns, false, hasher, sealer, options))
+    }
+
+    /// Like [`RedisStore::open_lazy`], on a Redis Cluster reached through the seed
+    /// `nodes` (`redis://host:port` each; any reachable one tells the client the
+    /// whole topology). Fails only on unusable URLs ([`StoreError::Invalid`], field
+    /// `cluster_nodes`).
+    pub fn open_cluster_lazy(
+        nodes: &[String],
+        hasher: NumberHasher,
+        sealer: Sealer,
+        options: RedisOptions,
+    ) -> Result<RedisStore, StoreError> {
+        if nodes.is_empty() {
+            return Err(Invalid::new("cluster_nodes", "name at least one seed node").into());
+        }
+        let mut conns = Vec::new();
+        for _ in 0..options.connections.max(1) + usize::from(options.replica_ack > 0) {
+            let conn = conn::cluster(nodes, options.timeout).map_err(|e| {
+                Invalid::new("cluster_nodes", format!("cannot use these URLs: {e}"))
+            })?;
+            conns.push(Conn::Cluster(conn));
+        }
+        Ok(Self::with_conns(conns, true, hasher, sealer, options))
+    }
+
+    /// Like [`RedisStore::connect_with`], on a Redis Cluster (see
+    /// [`RedisStore::open_cluster_lazy`]).
+    pub async fn connect_cluster(
+        nodes: &[String],
+        hasher: NumberHasher,
+        sealer: Sealer,
+        options: RedisOptions,
+    ) -> Result<RedisStore, StoreError> {
+        let timeout = options.timeout;
+        let store = Self::open_cluster_lazy(nodes, hasher, sealer, options)?;
+        tokio::time::timeout(timeout, store.check_epoch())
+            .await
+            .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))??;
+        Ok(store)
+    }
+
+    fn with_conns(
+        mut conns: Vec<Conn>,
+        cluster: bool,
+        hasher: NumberHasher,
+        sealer: Sealer,
+        options: RedisOptions,
+    ) -> RedisStore {
+        let ack_conn = if options.replica_ack > 0 && conns.len() > 1 {
+            conns.pop()
+        } else {
+            None
+        };
+        RedisStore {
             conns,
+            replica_ack: options.replica_ack,
+            ack_conn,
+            cluster,
             next: AtomicUsize::new(0),
             hasher,
             sealer,
             scripts: Scripts::new(),
-            timeout,
+            timeout: options.timeout,
             pool_names: RwLock::new(HashMap::new()),
             pool_pids: RwLock::new(HashMap::new()),
             epoch: Mutex::new(epoch::EpochState::default()),
-        })
+        }
+    }
+
+    /// Whether this store runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// The connection allocations use: the dedicated one with `replica_ack`.
+    fn create_conn(&self) -> Conn {
+        match &self.ack_conn {
+            Some(c) => c.clone(),
+            None => self.conn(),
+        }
+    }
+
+    /// With `replica_ack`: waits (`WAIT`, on connection `c` that wrote, to the master
+    /// owning `key`) until that many replicas hold every write `c` sent so far.
+    /// Fewer in time → [`StoreError::Unavailable`].
+    async fn wait_replicas(&self, c: &mut Conn, key: &[u8]) -> Result<(), StoreError> {
+        if self.replica_ack == 0 {
+            return Ok(());
+        }
+        // Leave a quarter of the call timeout for the reply.
+        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(self.replica_ack).arg(wait_ms);
+        let acked = match tokio::time::timeout(self.timeout, c.on_master_of(key, cmd)).await {
+            Err(_) => return Err(StoreError::Unavailable("Redis WAIT timed out".into())),
+            Ok(r) => r.map_err(map_err)?,
+        };
+        match int(&acked) {
+            Some(n) if n >= i64::from(self.replica_ack) => Ok(()),
+            Some(n) => Err(StoreError::Unavailable(format!(
+                "{n} of {} replicas acknowledged the binding in time",
+                self.replica_ack
+            ))),
+            None => Err(corrupt("WAIT reply")),
+        }
     }
 
     /// The next connection, round-robin.
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         self.conns[i].clone()
     }
@@ -418,6 +531,17 @@ impl RedisStore {
         keys: &[&[u8]],
         args: &[&[u8]],
     ) -> Result<Vec<Value>, StoreError> {
+        self.eval_on(&mut self.conn(), script, keys, args).await
+    }
+
+    /// Runs a script on connection `c` with the call timeout.
+    async fn eval_on(
+        &self,
+        c: &mut Conn,
+        script: &Script,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+    ) -> Result<Vec<Value>, StoreError> {
         let mut inv = script.prepare_invoke();
         for k in keys {
             inv.key(*k);
@@ -425,8 +549,7 @@ impl RedisStore {
         for a in args {
             inv.arg(*a);
         }
-        let mut c = self.conn();
-        match tokio::time::timeout(self.timeout, inv.invoke_async::<Value>(&mut c)).await {
+        match tokio::time::timeout(self.timeout, inv.invoke_async::<Value>(c)).await {
             Err(_) => Err(StoreError::Unavailable("Redis call timed out".into())),
             Ok(r) => items(r.map_err(map_err)?),
         }

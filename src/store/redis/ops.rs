@@ -36,6 +36,7 @@ impl RedisStore {
         let mut gen = [0u8; 3];
         rand::rng().fill_bytes(&mut gen);
         let mut fresh = false;
+        let mut conn = self.create_conn();
         let r = loop {
             let Some(pid) = self.pool_pid(pool, fresh).await? else {
                 return Err(StoreError::PoolNotFound(req.pool));
@@ -43,13 +44,36 @@ impl RedisStore {
             let (keys, args) = self.create_args(&req, now, sh, gen, pid);
             let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
             let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let r = self.eval(&self.scripts.create, &keys, &args).await?;
+            let r = self
+                .eval_on(&mut conn, &self.scripts.create, &keys, &args)
+                .await?;
             if !fresh && r.get(1).and_then(bytes) == Some(b"pid") {
                 fresh = true;
                 continue;
             }
             break r;
         };
+        if self.replica_ack > 0 && matches!(at(&r, 0)?, b"n" | b"x") {
+            // A new binding, or the existing one a retry finds (its first answer
+            // may have been a failed WAIT, maybe on another relay): answered only
+            // once replicas hold it. `WAIT` covers this connection's writes, so an
+            // existing binding is preceded by a write of ours on its slot
+            // (`{p}w`), after the binding's own write in the replication stream.
+            if at(&r, 0)? == b"x" {
+                let mut touch = redis::cmd("SET");
+                touch
+                    .arg(format!("{}w", prefix(pool)))
+                    .arg(1)
+                    .arg("PX")
+                    .arg(60_000);
+                let _: Value = tokio::time::timeout(self.timeout, touch.query_async(&mut conn))
+                    .await
+                    .map_err(|_| StoreError::Unavailable("Redis call timed out".into()))?
+                    .map_err(super::map_err)?;
+            }
+            self.wait_replicas(&mut conn, meta_key(pool).as_bytes())
+                .await?;
+        }
         match at(&r, 0)? {
             b"n" => {
                 let rec = parse_record(at(&r, 1)?)?;
@@ -228,20 +252,22 @@ impl RedisStore {
         self.check_epoch().await?;
         let mut total = 0u64;
         let names = self.pool_names_all().await?;
-        // One pipelined look at every pool's next event; scripts only where one is due.
+        // One look at every pool's next event (concurrent single-key reads: they
+        // share the connection's pipeline, and on a cluster each goes to its pool's
+        // master); scripts only where one is due.
         let mut due = Vec::new();
         for chunk in names.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for pool in chunk {
-                pipe.cmd("ZRANGE")
-                    .arg(format!("{{{pool}}}nx"))
+            let firsts = futures::future::join_all(chunk.iter().map(|pool| async move {
+                let mut cmd = redis::cmd("ZRANGE");
+                cmd.arg(format!("{{{pool}}}nx"))
                     .arg(0)
                     .arg(0)
                     .arg("WITHSCORES");
-            }
-            let firsts: Vec<Value> = self.query_pipe(&pipe).await?;
+                self.query::<Value>(&cmd).await
+            }))
+            .await;
             for (pool, first) in chunk.iter().zip(firsts) {
-                let next = items(first)?.get(1).and_then(|v| match v {
+                let next = items(first?)?.get(1).and_then(|v| match v {
                     Value::Double(d) => Some(*d as i64),
                     other => bytes(other)
                         .and_then(|b| std::str::from_utf8(b).ok())

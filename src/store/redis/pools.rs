@@ -38,34 +38,37 @@ impl RedisStore {
         if !fresh {
             return Err(StoreError::PoolExists(name));
         }
-        let mut pipe = redis::pipe();
-        pipe.cmd("HSET")
-            .arg(PIDS)
-            .arg(pid)
-            .arg(&name)
-            .ignore()
-            .cmd("HSET")
-            .arg(&meta)
-            .arg("country")
-            .arg(spec.country)
-            .arg("grace_s")
-            .arg(spec.grace_s)
-            .arg("cooling_s")
-            .arg(spec.cooling_s)
-            .arg("cap")
-            .arg(spec.max_bindings_per_number)
-            .arg("pid")
-            .arg(&pid_bytes(pid)[..])
-            .arg("shards")
-            .arg(shards_for(spec.max_bindings_per_number))
-            .arg("foreign")
-            .arg(u8::from(spec.allow_foreign_parties))
-            .arg("ext")
-            .arg(u8::from(spec.extensions))
-            .arg("ext_len")
-            .arg(spec.extension_len)
-            .ignore();
-        self.query_pipe::<()>(&pipe).await
+        // Two commands, not one pipeline: `ml:pid` and the pool's settings live in
+        // different slots on a cluster. The settings go last: until they exist the
+        // pool is not listed (`list_pools` skips a half-created pool).
+        let _: () = self
+            .query(redis::cmd("HSET").arg(PIDS).arg(pid).arg(&name))
+            .await?;
+        let _: () = self
+            .query(
+                redis::cmd("HSET")
+                    .arg(&meta)
+                    .arg("country")
+                    .arg(spec.country)
+                    .arg("grace_s")
+                    .arg(spec.grace_s)
+                    .arg("cooling_s")
+                    .arg(spec.cooling_s)
+                    .arg("cap")
+                    .arg(spec.max_bindings_per_number)
+                    .arg("pid")
+                    .arg(&pid_bytes(pid)[..])
+                    .arg("shards")
+                    .arg(shards_for(spec.max_bindings_per_number))
+                    .arg("foreign")
+                    .arg(u8::from(spec.allow_foreign_parties))
+                    .arg("ext")
+                    .arg(u8::from(spec.extensions))
+                    .arg("ext_len")
+                    .arg(spec.extension_len),
+            )
+            .await?;
+        Ok(())
     }
 
     pub(super) async fn get_pool_impl(&self, pool: &str) -> Result<PoolSpec, StoreError> {
