@@ -27,8 +27,20 @@ pub const NODE_TIMEOUT_MS: u64 = 1000;
 /// A running 3-master/3-replica cluster (killed on drop).
 pub struct Cluster {
     ports: Vec<u16>,
+    dir: std::path::PathBuf,
     shell: Child,
     stdin: Option<ChildStdin>,
+    /// Nodes started again after [`Cluster::kill`], each under its own shell.
+    restarted: std::sync::Mutex<Vec<(Child, ChildStdin)>>,
+}
+
+fn server_cmd(port: u16, dir: &std::path::Path) -> String {
+    format!(
+        "redis-server --port {port} --bind 127.0.0.1 --cluster-enabled yes \
+         --cluster-config-file nodes.conf --cluster-node-timeout {NODE_TIMEOUT_MS} \
+         --appendonly yes --appendfsync everysec --save '' --dir '{}'",
+        dir.join(port.to_string()).display()
+    )
 }
 
 /// Whether `redis-server` is installed; prints why a test is skipped if not.
@@ -93,11 +105,8 @@ impl Cluster {
             let d = dir.join(p.to_string());
             std::fs::create_dir_all(&d).expect("node dir");
             script.push_str(&format!(
-                "redis-server --port {p} --bind 127.0.0.1 --cluster-enabled yes \
-                 --cluster-config-file nodes.conf --cluster-node-timeout {NODE_TIMEOUT_MS} \
-                 --appendonly yes --appendfsync everysec --save '' --dir '{}' \
-                 >/dev/null 2>&1 & pids=\"$pids $!\"\n",
-                d.display()
+                "{} >/dev/null 2>&1 & pids=\"$pids $!\"\n",
+                server_cmd(*p, &dir)
             ));
         }
         script.push_str(&format!(
@@ -114,8 +123,10 @@ impl Cluster {
         let stdin = shell.stdin.take();
         let me = Cluster {
             ports,
+            dir,
             shell,
             stdin,
+            restarted: std::sync::Mutex::new(Vec::new()),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         for p in &me.ports {
@@ -199,6 +210,30 @@ impl Cluster {
         }
     }
 
+    /// Starts the node on `port` again (after [`Cluster::kill`]), with its data and
+    /// cluster config: it rejoins the cluster (a former master as a replica of the
+    /// node that replaced it).
+    pub fn restart(&self, port: u16) {
+        let script = format!(
+            "{} >/dev/null 2>&1 & pid=$!; read _; kill -9 $pid",
+            server_cmd(port, &self.dir)
+        );
+        let mut shell = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh");
+        let stdin = shell.stdin.take().expect("stdin");
+        self.restarted.lock().unwrap().push((shell, stdin));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not restart");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits until the live nodes agree that every slot is served by a master and
     /// every live replica is in sync with its master.
     pub fn wait_healthy(&self, limit: Duration) {
@@ -236,6 +271,11 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        for (mut shell, mut stdin) in self.restarted.lock().unwrap().drain(..) {
+            let _ = stdin.write_all(b"\n");
+            drop(stdin);
+            let _ = shell.wait();
+        }
         if let Some(mut s) = self.stdin.take() {
             let _ = s.write_all(b"\n");
         }
