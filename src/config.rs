@@ -335,6 +335,9 @@ pub struct StoreConfig {
     /// Replicas that must acknowledge a new binding (Redis `WAIT`) before the API
     /// answers `201`; 0 = answer once the master applied it.
     pub replica_ack: u32,
+    /// Sub-pools (hash slots) of each pool created from now on, 1–64: a pool of n
+    /// sub-pools can spread over n Redis Cluster masters (see the Redis store docs).
+    pub subpools: u32,
     /// Bound on every Redis call, milliseconds; past it the call fails (503).
     pub redis_timeout_ms: u64,
     /// Multiplexed Redis connections per relay (each pipelines concurrent calls).
@@ -352,6 +355,7 @@ impl Default for StoreConfig {
             redis_url: "redis://127.0.0.1:6379/".into(),
             cluster_nodes: Vec::new(),
             replica_ack: 0,
+            subpools: 1,
             redis_timeout_ms: 2000,
             redis_connections: 1,
             reaper_interval_ms: 1000,

@@ -194,6 +194,7 @@ async fn a_master_dies_mid_load_503_then_recovery_and_acked_bindings_survive() {
         timeout: Duration::from_millis(500),
         connections: 1,
         replica_ack: ack,
+        ..RedisOptions::default()
     };
     let stores = [
         relay(&cluster, &sealer, options(0)).await,

@@ -18,6 +18,7 @@
 //! | `MASKLINE_STORE_REDIS_URL` | `store.redis_url` |
 //! | `MASKLINE_STORE_CLUSTER_NODES` | `store.cluster_nodes`, comma-separated |
 //! | `MASKLINE_STORE_REPLICA_ACK` | `store.replica_ack` |
+//! | `MASKLINE_STORE_SUBPOOLS` | `store.subpools` |
 //! | `MASKLINE_STORE_REDIS_TIMEOUT_MS` | `store.redis_timeout_ms` |
 //! | `MASKLINE_STORE_REDIS_CONNECTIONS` | `store.redis_connections` |
 //! | `MASKLINE_STORE_REAPER_INTERVAL_MS` | `store.reaper_interval_ms` |
@@ -85,6 +86,7 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_STORE_REDIS_URL", "store.redis_url"),
     ("MASKLINE_STORE_CLUSTER_NODES", "store.cluster_nodes"),
     ("MASKLINE_STORE_REPLICA_ACK", "store.replica_ack"),
+    ("MASKLINE_STORE_SUBPOOLS", "store.subpools"),
     ("MASKLINE_STORE_REDIS_TIMEOUT_MS", "store.redis_timeout_ms"),
     (
         "MASKLINE_STORE_REDIS_CONNECTIONS",
@@ -309,6 +311,7 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
                     .collect()
             }
             "MASKLINE_STORE_REPLICA_ACK" => config.store.replica_ack = number(var, field, value)?,
+            "MASKLINE_STORE_SUBPOOLS" => config.store.subpools = number(var, field, value)?,
             "MASKLINE_STORE_REDIS_TIMEOUT_MS" => {
                 config.store.redis_timeout_ms = number(var, field, value)?
             }

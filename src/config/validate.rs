@@ -121,6 +121,12 @@ impl Config {
                 }
             }
         }
+        if store.subpools == 0 || store.subpools > 64 {
+            return Err(ConfigError::field(
+                "store.subpools",
+                "must be between 1 and 64 (hash slots a new pool spans)",
+            ));
+        }
         if store.replica_ack > 16 {
             return Err(ConfigError::field(
                 "store.replica_ack",

@@ -29,6 +29,7 @@ pub fn open(cfg: &StoreConfig, secrets: &Secrets) -> Result<Arc<dyn BindingStore
                 timeout: Duration::from_millis(cfg.redis_timeout_ms),
                 connections: cfg.redis_connections,
                 replica_ack: cfg.replica_ack,
+                subpools: cfg.subpools,
             };
             let (store, what) = if cfg.backend == Backend::RedisCluster {
                 let store = RedisStore::open_cluster_lazy(

@@ -84,6 +84,7 @@ mod epoch;
 mod extensions;
 mod ops;
 mod pools;
+pub mod subpools;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -137,6 +138,10 @@ pub struct RedisOptions {
     /// [`StoreError::Unavailable`] (the binding exists: a retry returns it once it
     /// is acknowledged).
     pub replica_ack: u32,
+    /// Sub-pools (slots) of each pool this store *creates* (1..=64; see
+    /// `subpools.rs`): a pool of `n` sub-pools can spread over `n` cluster masters.
+    /// Existing pools keep theirs.
+    pub subpools: u32,
 }
 
 impl Default for RedisOptions {
@@ -145,6 +150,7 @@ impl Default for RedisOptions {
             timeout: DEFAULT_COMMAND_TIMEOUT,
             connections: 1,
             replica_ack: 0,
+            subpools: 1,
         }
     }
 }
@@ -157,6 +163,9 @@ impl From<CodecError> for StoreError {
 
 struct Scripts {
     create: Script,
+    /// `create` for pools of several sub-pools (with `subpool_guard.lua`).
+    create_sub: Script,
+    claim: Script,
     get: Script,
     update: Script,
     delete: Script,
@@ -172,6 +181,12 @@ impl Scripts {
         let s = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
         Self {
             create: s(include_str!("../lua/create.lua")),
+            create_sub: s(&format!(
+                "{}\n{}",
+                include_str!("../lua/subpool_guard.lua"),
+                include_str!("../lua/create.lua")
+            )),
+            claim: s(include_str!("../lua/claim.lua")),
             get: s(include_str!("../lua/get.lua")),
             update: s(include_str!("../lua/update.lua")),
             delete: s(include_str!("../lua/delete.lua")),
@@ -205,6 +220,10 @@ pub struct RedisStore {
     pool_names: RwLock<HashMap<u32, String>>,
     /// Pool name → id (refreshed when a script reports another id).
     pool_pids: RwLock<HashMap<String, u32>>,
+    /// Pool name → sub-pools (fixed at creation).
+    pool_subs: RwLock<HashMap<String, u32>>,
+    /// Sub-pools of the pools this store creates.
+    new_subpools: u32,
     /// The store epoch this relay knows (see `epoch.rs`).
     epoch: Mutex<epoch::EpochState>,
 }
@@ -409,6 +428,8 @@ impl RedisStore {
             timeout: options.timeout,
             pool_names: RwLock::new(HashMap::new()),
             pool_pids: RwLock::new(HashMap::new()),
+            pool_subs: RwLock::new(HashMap::new()),
+            new_subpools: options.subpools.clamp(1, subpools::MAX_SUBPOOLS),
             epoch: Mutex::new(epoch::EpochState::default()),
         }
     }
@@ -475,9 +496,21 @@ impl RedisStore {
         let sh = shipment_hash(&req.pool, &req.shipment_id);
         let mut gen = [0u8; 3];
         rand::rng().fill_bytes(&mut gen);
-        let (keys, args) = self.create_args(req, now, sh, gen, pid);
+        // The shipment's home sub-pool (the bench's pools never fall back).
+        let n = self.subpools(&req.pool).await?;
+        let k = subpools::home(&sh, n);
+        if n > 1 {
+            gen[0] = k as u8;
+        }
+        let t = subpools::tag(&req.pool, k);
+        let (keys, args) = self.create_args(req, now, sh, gen, pid, &t);
+        let script = if n > 1 {
+            &self.scripts.create_sub
+        } else {
+            &self.scripts.create
+        };
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.scripts.create.get_hash()).arg(keys.len());
+        cmd.arg(script.get_hash()).arg(keys.len());
         for k in keys {
             cmd.arg(k);
         }
@@ -492,7 +525,16 @@ impl RedisStore {
     pub async fn load_scripts(&self) -> Result<(), StoreError> {
         let s = &self.scripts;
         for script in [
-            &s.create, &s.get, &s.update, &s.delete, &s.import, &s.retire, &s.reap, &s.stats,
+            &s.create,
+            &s.create_sub,
+            &s.claim,
+            &s.get,
+            &s.update,
+            &s.delete,
+            &s.import,
+            &s.retire,
+            &s.reap,
+            &s.stats,
         ] {
             let mut c = self.conn();
             tokio::time::timeout(self.timeout, script.load_async(&mut c))

@@ -15,7 +15,8 @@ use super::codec::{
     route_key, shipment_hash, split_id, IdParts,
 };
 use super::{
-    at, bytes, corrupt, enc6, int, items, pid_of, RedisStore, AUDIT, AUDIT_MAXLEN, PIDS, REAP_BATCH,
+    at, bytes, corrupt, enc6, int, items, pid_of, subpools, RedisStore, AUDIT, AUDIT_MAXLEN, PIDS,
+    REAP_BATCH,
 };
 use crate::bindings::{
     validate_expiry, validate_new_binding, Binding, BindingId, BindingPatch, Created, Invalid,
@@ -35,24 +36,44 @@ impl RedisStore {
         let sh = shipment_hash(pool, &req.shipment_id);
         let mut gen = [0u8; 3];
         rand::rng().fill_bytes(&mut gen);
-        let mut fresh = false;
         let mut conn = self.create_conn();
-        let r = loop {
-            let Some(pid) = self.pool_pid(pool, fresh).await? else {
-                return Err(StoreError::PoolNotFound(req.pool));
-            };
-            let (keys, args) = self.create_args(&req, now, sh, gen, pid);
-            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let r = self
-                .eval_on(&mut conn, &self.scripts.create, &keys, &args)
-                .await?;
-            if !fresh && r.get(1).and_then(bytes) == Some(b"pid") {
-                fresh = true;
-                continue;
+        let n = self.subpools(pool).await?;
+        let home = subpools::home(&sh, n);
+        // Sub-pools (see `subpools.rs`): home first; "moved" → the recorded one;
+        // "exhausted" at home → record a fallback, create there. Bounded: a claim
+        // that finds a live binding at home sends us home once more.
+        let mut k = home;
+        let mut claimed = false;
+        let mut r = Vec::new();
+        for _ in 0..4 {
+            if n > 1 {
+                gen[0] = k as u8;
             }
-            break r;
-        };
+            r = self
+                .create_at(&mut conn, &req, now, sh, gen, &subpools::tag(pool, k), n)
+                .await?;
+            match (at(&r, 0)?, r.get(1).and_then(bytes)) {
+                (b"e", Some(b"moved")) => {
+                    k = r
+                        .get(2)
+                        .and_then(int)
+                        .and_then(|j| u32::try_from(j).ok())
+                        .filter(|j| *j < n)
+                        .ok_or_else(|| corrupt("moved reply"))?;
+                }
+                (b"e", Some(b"exhausted")) if n > 1 && k == home && !claimed => {
+                    let Some(j) = self.fallback(pool, home, n).await? else {
+                        break;
+                    };
+                    claimed = true;
+                    if let Some(j) = self.claim(pool, home, &sh, j, now).await? {
+                        k = j;
+                    }
+                }
+                _ => break,
+            }
+        }
+        let t = subpools::tag(pool, k);
         if self.replica_ack > 0 && matches!(at(&r, 0)?, b"n" | b"x") {
             // A new binding, or the existing one a retry finds (its first answer
             // may have been a failed WAIT, maybe on another relay): answered only
@@ -62,7 +83,7 @@ impl RedisStore {
             if at(&r, 0)? == b"x" {
                 let mut touch = redis::cmd("SET");
                 touch
-                    .arg(format!("{}w", prefix(pool)))
+                    .arg(format!("{}w", prefix(&t)))
                     .arg(1)
                     .arg("PX")
                     .arg(60_000);
@@ -71,7 +92,7 @@ impl RedisStore {
                     .map_err(|_| StoreError::Unavailable("Redis call timed out".into()))?
                     .map_err(super::map_err)?;
             }
-            self.wait_replicas(&mut conn, meta_key(pool).as_bytes())
+            self.wait_replicas(&mut conn, meta_key(&t).as_bytes())
                 .await?;
         }
         match at(&r, 0)? {
@@ -125,6 +146,41 @@ impl RedisStore {
         }
     }
 
+    /// Runs the create script in the sub-pool tagged `t` (of `n`), refreshing the
+    /// cached pool id once if the script finds another.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_at(
+        &self,
+        conn: &mut super::conn::Conn,
+        req: &NewBinding,
+        now: UnixMs,
+        sh: [u8; 8],
+        gen: [u8; 3],
+        t: &str,
+        n: u32,
+    ) -> Result<Vec<Value>, StoreError> {
+        let script = if n > 1 {
+            &self.scripts.create_sub
+        } else {
+            &self.scripts.create
+        };
+        let mut fresh = false;
+        loop {
+            let Some(pid) = self.pool_pid(&req.pool, fresh).await? else {
+                return Err(StoreError::PoolNotFound(req.pool.clone()));
+            };
+            let (keys, args) = self.create_args(req, now, sh, gen, pid, t);
+            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let r = self.eval_on(conn, script, &keys, &args).await?;
+            if !fresh && r.get(1).and_then(bytes) == Some(b"pid") {
+                fresh = true;
+                continue;
+            }
+            return Ok(r);
+        }
+    }
+
     pub(super) async fn get_binding_impl(
         &self,
         id: BindingId,
@@ -146,13 +202,19 @@ impl RedisStore {
             }
             None => self.pool_names_all().await?,
         };
-        let found = futures::future::join_all(pools.iter().map(|p| async move {
+        let mut subs = Vec::new();
+        for p in &pools {
+            for t in self.tags(p).await? {
+                subs.push((p.as_str(), t));
+            }
+        }
+        let found = futures::future::join_all(subs.iter().map(|(p, t)| async move {
             let sh = shipment_hash(p, shipment_id);
             let r = self
                 .eval(
                     &self.scripts.get,
-                    &[&record_key(p, &sh)],
-                    &[prefix(p).as_bytes(), now.to_string().as_bytes(), b"", &sh],
+                    &[&record_key(t, &sh)],
+                    &[prefix(t).as_bytes(), now.to_string().as_bytes(), b"", &sh],
                 )
                 .await?;
             if r.len() != 3 {
@@ -207,12 +269,13 @@ impl RedisStore {
     }
 
     async fn delete_in(&self, pool: String, parts: IdParts, now: UnixMs) -> Result<(), StoreError> {
+        let t = self.tag_of_gen(&pool, &parts.gen).await?;
         let r = self
             .eval(
                 &self.scripts.delete,
-                &[meta_key(&pool).as_bytes(), &record_key(&pool, &parts.sh)],
+                &[meta_key(&t).as_bytes(), &record_key(&t, &parts.sh)],
                 &[
-                    prefix(&pool).as_bytes(),
+                    prefix(&t).as_bytes(),
                     now.to_string().as_bytes(),
                     &parts.gen,
                     &parts.sh,
@@ -232,7 +295,8 @@ impl RedisStore {
         caller: &E164,
         now: UnixMs,
     ) -> Result<Option<Route>, StoreError> {
-        let key = route_key(pool, number, &party_tag(&self.hasher, caller));
+        let t = self.tag_of_number(pool, number).await?;
+        let key = route_key(&t, number, &party_tag(&self.hasher, caller));
         let v: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key)).await?;
         let Some(v) = v else { return Ok(None) };
         let rv = parse_route(&v)?;
@@ -251,8 +315,11 @@ impl RedisStore {
         // Drops the pool id caches promptly when Redis lost its data.
         self.check_epoch().await?;
         let mut total = 0u64;
-        let names = self.pool_names_all().await?;
-        // One look at every pool's next event (concurrent single-key reads: they
+        let mut names = Vec::new();
+        for pool in self.pool_names_all().await? {
+            names.extend(self.tags(&pool).await?);
+        }
+        // One look at every (sub-)pool's next event (concurrent single-key reads: they
         // share the connection's pipeline, and on a cluster each goes to its pool's
         // master); scripts only where one is due.
         let mut due = Vec::new();
@@ -385,6 +452,7 @@ impl RedisStore {
         sh: [u8; 8],
         gen: [u8; 3],
         pid: u32,
+        t: &str,
     ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         let pool = req.pool.as_str();
         let id = make_id(&IdParts { sh, pid, gen });
@@ -403,9 +471,9 @@ impl RedisStore {
         head.push(b'a');
         head.extend_from_slice(&ta);
         head.extend_from_slice(&tb);
-        let keys = vec![meta_key(pool).into_bytes(), record_key(pool, &sh)];
+        let keys = vec![meta_key(t).into_bytes(), record_key(t, &sh)];
         let args = vec![
-            prefix(pool).into_bytes(),
+            prefix(t).into_bytes(),
             now.to_string().into_bytes(),
             sh.to_vec(),
             gen.to_vec(),
@@ -519,12 +587,13 @@ impl RedisStore {
             let Some(pool) = self.pool_name(parts.pid, fresh).await? else {
                 return Ok(None);
             };
+            let t = self.tag_of_gen(&pool, &parts.gen).await?;
             let r = self
                 .eval(
                     &self.scripts.get,
-                    &[&record_key(&pool, &parts.sh)],
+                    &[&record_key(&t, &parts.sh)],
                     &[
-                        prefix(&pool).as_bytes(),
+                        prefix(&t).as_bytes(),
                         now.to_string().as_bytes(),
                         &parts.gen,
                         &parts.sh,
@@ -605,12 +674,13 @@ impl RedisStore {
         let (ha, sa) = part(&patch.party_a);
         let (hb, sb) = part(&patch.party_b);
         let exp = patch.expires_at.map(|e| e.to_string()).unwrap_or_default();
+        let t = self.tag_of_gen(&pool, &parts.gen).await?;
         let r = self
             .eval(
                 &self.scripts.update,
-                &[meta_key(&pool).as_bytes(), &record_key(&pool, &parts.sh)],
+                &[meta_key(&t).as_bytes(), &record_key(&t, &parts.sh)],
                 &[
-                    prefix(&pool).as_bytes(),
+                    prefix(&t).as_bytes(),
                     now.to_string().as_bytes(),
                     &parts.gen,
                     &ha,
