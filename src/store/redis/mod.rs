@@ -1,9 +1,11 @@
 //! The production store: [`RedisStore`], a [`BindingStore`] on Redis.
 //!
 //! Every state change is one Lua script (`src/store/lua/*.lua`, each prefixed with
-//! `prelude.lua`) touching keys of one pool only, all under the pool's hash tag
-//! `{pool}`, so the store runs unchanged on Redis Cluster (one pool = one slot).
-//! Time is always the caller's `now`, never Redis `TIME`.
+//! `prelude.lua`) touching keys of one (sub-)pool only, all under its hash tag
+//! `{pool}`, so each script runs on one Redis Cluster slot. The store talks to one
+//! Redis or to a Redis Cluster (`conn.rs`; `[store] backend = "redis-cluster"`),
+//! and a pool can span several slots (`subpools.rs`). Time is always the caller's
+//! `now`, never Redis `TIME`.
 //!
 //! ## Key layout (pool `p`; `X` = virtual number digits, `h(n)` = party tag: 8 bytes of its keyed hash)
 //! | key | type | content | TTL |
@@ -21,11 +23,63 @@
 //! | `{p}e<X>` | zset | extensions held on `X` → end of the hold (binding end + cooling) | none (trimmed when `X` is a create candidate) |
 //! | `{p}E<X>` | hash | extension → `sh‖gen` of its binding | none (trimmed with `{p}e<X>`) |
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
+//! | `{p}f` | hash | sub-pools only, in a shipment's home sub-pool: `sh` → the sub-pool it was created in instead (`claim.lua`) | none |
+//! | `{p}w` | string | with `replica_ack`: a write a retry makes before `WAIT` | 60 s |
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
 //! | `ml:x` | hash | `X` → pool (untagged, global: the voice/SMS entry point) | none |
 //! | `ml:pseq` | string | pool id counter | none |
 //! | `ml:epoch` | string | store epoch: random, written once, tells a relay that Redis lost its data | none |
 //! | `ml:audit` | stream | audit entries | none (capped) |
+//!
+//! (`p` above is a sub-pool's tag: the pool name for sub-pool 0, `name~k` for
+//! sub-pool `k`; see `subpools.rs`. Call records and the SMS queue have their own
+//! tags, `ml:{rec}:*` and `ml:{sms}:*`.)
+//!
+//! ## On a Redis Cluster
+//! - **Scripts** touch keys of one slot: every key a script names or computes starts
+//!   with the `{p}` of the (sub-)pool whose meta or record key is `KEYS[1]`, and the
+//!   cluster client sends `EVALSHA` to the master owning that key's slot (checked
+//!   by the contract suite on a real cluster, where Redis refuses a cross-slot
+//!   access).
+//! - **Global keys** (`ml:pools`, `ml:pid`, `ml:pseq`, `ml:epoch`, `ml:x`,
+//!   `ml:audit`) are untagged and each is only ever used by single-key commands
+//!   (no script, no multi-key command, no pipeline or transaction mixes two of
+//!   them or one with a pool key), so each lives on whatever master owns its slot.
+//!   None is on a hot path: `ml:x` is read once per number (the voice router caches
+//!   number → pool), the others at pool creation, start-up and audit. Creating a
+//!   pool writes `ml:pid`, then each sub-pool's settings, then `{p}m` (separate
+//!   commands; the pool is listed only once `{p}m` exists).
+//! - **Pipelines** only group keys of one (sub-)pool (import, statistics); the
+//!   reaper's look at every pool's next event is concurrent single-key reads.
+//! - **Route lookups** are one `GET` sent straight to the slot owner (the client
+//!   keeps the slot map; the sub-pool of `X` is computed, not looked up).
+//! - **Failures**: `MOVED`/`ASK`, a changed topology and a failover are retried by
+//!   the cluster client (bounded, `conn.rs`); the call timeout bounds the whole
+//!   call, so while a slot has no master calls fail with
+//!   [`StoreError::Unavailable`] (`503` + `Retry-After`) and work again after the
+//!   promotion without a restart. Scripts are reloaded on `NOSCRIPT` (a promoted
+//!   replica has an empty script cache).
+//! - **Several relays** share the cluster with nothing of their own to replicate:
+//!   allocation is one script per slot (atomic across relays), the reaper is the
+//!   same idempotent script on every relay, SMS rate limits live in Redis
+//!   (`ml:{sms}:rl*`). The API's per-key rate limit is per relay.
+//!
+//! ## Durability
+//! With `appendonly yes` and `appendfsync everysec` (what `loadtest/cluster/run.sh`
+//! and the test cluster use), a master fsyncs its append-only file once a second:
+//! on a power loss of the whole cluster at most about the last second of
+//! acknowledged bindings is lost. A *master* loss is different: replication is
+//! asynchronous, so bindings the master answered but had not yet sent to its
+//! replica are lost when the replica is promoted. `[store] replica_ack = 1` makes
+//! `create_binding` wait (`WAIT 1 <¾ of the call timeout>`, on the connection that
+//! wrote, to the slot's master) until a replica holds the binding before it
+//! answers; fewer acknowledgements in time → `503` (the binding exists; the
+//! client's idempotent retry returns it once acknowledged). Allocations then use
+//! their own connection, so a `WAIT` never holds up route lookups. Cost and the
+//! measured losses without it: `loadtest/README.md`, section "Redis Cluster". A
+//! promoted replica has no replica of its own until one is added back: with
+//! `replica_ack = 1`, that slot's allocations answer `503` meanwhile (run 2
+//! replicas per master to avoid this).
 //!
 //! `sh` is 8 bytes of SHA-256(pool, shipment id); the binding id (a UUIDv8) is
 //! `sh`, the pool id and a random 3-byte generation, so `get_binding(id)` finds the
@@ -73,13 +127,16 @@
 //! values. Virtual numbers are ours and appear in clear.
 //!
 //! **Failures.** Connection errors and timeouts (a command timeout bounds every call)
-//! are [`StoreError::Unavailable`]; the [`ConnectionManager`] reconnects by itself
-//! and scripts are reloaded on `NOSCRIPT`, so a Redis restart needs no relay restart.
+//! are [`StoreError::Unavailable`]; the [`ConnectionManager`](redis::aio::ConnectionManager) (or the cluster
+//! client) reconnects by itself and scripts are reloaded on `NOSCRIPT`, so a Redis
+//! restart needs no relay restart.
 //! Domain failures come back from the scripts as `{'e', code}` replies and become
 //! typed errors.
 
 mod codec;
 pub mod conn;
+mod connect;
+mod create;
 mod epoch;
 mod extensions;
 mod ops;
@@ -93,7 +150,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::RngCore;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use self::conn::Conn;
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
@@ -101,7 +157,7 @@ use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use self::codec::{pack_number, shipment_hash, unpack_number, CodecError};
 use super::{AuditEntry, BindingStore, StoreError};
 use crate::bindings::{
-    Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, Invalid, NewBinding,
+    Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, NewBinding,
     NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, Sealer, E164};
@@ -311,167 +367,6 @@ fn pid_of(b: &[u8]) -> Result<u32, StoreError> {
 }
 
 impl RedisStore {
-    /// Connects to Redis at `url` (`redis://[:password@]host:port[/db]`, or
-    /// `rediss://` for TLS) with the default command timeout.
-    pub async fn connect(
-        url: &str,
-        hasher: NumberHasher,
-        sealer: Sealer,
-    ) -> Result<RedisStore, StoreError> {
-        Self::connect_with(url, hasher, sealer, RedisOptions::default()).await
-    }
-
-    /// Like [`RedisStore::connect`], with explicit connection settings: builds the
-    /// store and waits (at most `options.timeout`) until Redis answers.
-    pub async fn connect_with(
-        url: &str,
-        hasher: NumberHasher,
-        sealer: Sealer,
-        options: RedisOptions,
-    ) -> Result<RedisStore, StoreError> {
-        let timeout = options.timeout;
-        let store = Self::open_lazy(url, hasher, sealer, options)?;
-        tokio::time::timeout(timeout, store.check_epoch())
-            .await
-            .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))??;
-        Ok(store)
-    }
-
-    /// Builds the store without waiting for Redis: only an unusable URL fails
-    /// here ([`StoreError::Invalid`], field `redis_url`). Until Redis answers, every
-    /// call fails fast with [`StoreError::Unavailable`]; the connections keep
-    /// reconnecting by themselves. Must be called within a Tokio runtime.
-    pub fn open_lazy(
-        url: &str,
-        hasher: NumberHasher,
-        sealer: Sealer,
-        options: RedisOptions,
-    ) -> Result<RedisStore, StoreError> {
-        let timeout = options.timeout;
-        let client = redis::Client::open(url)
-            .map_err(|e| Invalid::new("redis_url", format!("not a Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let mut conns = Vec::new();
-        for _ in 0..options.connections.max(1) + usize::from(options.replica_ack > 0) {
-            let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                .map_err(|e| Invalid::new("redis_url", format!("cannot use this URL: {e}")))?;
-            conns.push(Conn::Single(conn));
-        }
-        Ok(Self::with_conns(conns, false, hasher, sealer, options))
-    }
-
-    /// Like [`RedisStore::open_lazy`], on a Redis Cluster reached through the seed
-    /// `nodes` (`redis://host:port` each; any reachable one tells the client the
-    /// whole topology). Fails only on unusable URLs ([`StoreError::Invalid`], field
-    /// `cluster_nodes`).
-    pub fn open_cluster_lazy(
-        nodes: &[String],
-        hasher: NumberHasher,
-        sealer: Sealer,
-        options: RedisOptions,
-    ) -> Result<RedisStore, StoreError> {
-        if nodes.is_empty() {
-            return Err(Invalid::new("cluster_nodes", "name at least one seed node").into());
-        }
-        let mut conns = Vec::new();
-        for _ in 0..options.connections.max(1) + usize::from(options.replica_ack > 0) {
-            let conn = conn::cluster(nodes, options.timeout).map_err(|e| {
-                Invalid::new("cluster_nodes", format!("cannot use these URLs: {e}"))
-            })?;
-            conns.push(Conn::Cluster(conn));
-        }
-        Ok(Self::with_conns(conns, true, hasher, sealer, options))
-    }
-
-    /// Like [`RedisStore::connect_with`], on a Redis Cluster (see
-    /// [`RedisStore::open_cluster_lazy`]).
-    pub async fn connect_cluster(
-        nodes: &[String],
-        hasher: NumberHasher,
-        sealer: Sealer,
-        options: RedisOptions,
-    ) -> Result<RedisStore, StoreError> {
-        let timeout = options.timeout;
-        let store = Self::open_cluster_lazy(nodes, hasher, sealer, options)?;
-        tokio::time::timeout(timeout, store.check_epoch())
-            .await
-            .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))??;
-        Ok(store)
-    }
-
-    fn with_conns(
-        mut conns: Vec<Conn>,
-        cluster: bool,
-        hasher: NumberHasher,
-        sealer: Sealer,
-        options: RedisOptions,
-    ) -> RedisStore {
-        let ack_conn = if options.replica_ack > 0 && conns.len() > 1 {
-            conns.pop()
-        } else {
-            None
-        };
-        RedisStore {
-            conns,
-            replica_ack: options.replica_ack,
-            ack_conn,
-            cluster,
-            next: AtomicUsize::new(0),
-            hasher,
-            sealer,
-            scripts: Scripts::new(),
-            timeout: options.timeout,
-            pool_names: RwLock::new(HashMap::new()),
-            pool_pids: RwLock::new(HashMap::new()),
-            pool_subs: RwLock::new(HashMap::new()),
-            new_subpools: options.subpools.clamp(1, subpools::MAX_SUBPOOLS),
-            epoch: Mutex::new(epoch::EpochState::default()),
-        }
-    }
-
-    /// Whether this store runs on a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
-        self.cluster
-    }
-
-    /// The connection allocations use: the dedicated one with `replica_ack`.
-    fn create_conn(&self) -> Conn {
-        match &self.ack_conn {
-            Some(c) => c.clone(),
-            None => self.conn(),
-        }
-    }
-
-    /// With `replica_ack`: waits (`WAIT`, on connection `c` that wrote, to the master
-    /// owning `key`) until that many replicas hold every write `c` sent so far.
-    /// Fewer in time → [`StoreError::Unavailable`].
-    async fn wait_replicas(&self, c: &mut Conn, key: &[u8]) -> Result<(), StoreError> {
-        if self.replica_ack == 0 {
-            return Ok(());
-        }
-        // Leave a quarter of the call timeout for the reply.
-        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
-        let mut cmd = redis::cmd("WAIT");
-        cmd.arg(self.replica_ack).arg(wait_ms);
-        let acked = match tokio::time::timeout(self.timeout, c.on_master_of(key, cmd)).await {
-            Err(_) => return Err(StoreError::Unavailable("Redis WAIT timed out".into())),
-            Ok(r) => r.map_err(map_err)?,
-        };
-        match int(&acked) {
-            Some(n) if n >= i64::from(self.replica_ack) => Ok(()),
-            Some(n) => Err(StoreError::Unavailable(format!(
-                "{n} of {} replicas acknowledged the binding in time",
-                self.replica_ack
-            ))),
-            None => Err(corrupt("WAIT reply")),
-        }
-    }
-
     /// The next connection, round-robin.
     fn conn(&self) -> Conn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
