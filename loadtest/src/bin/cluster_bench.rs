@@ -158,7 +158,7 @@ async fn main() -> Result<()> {
         "pool {pool}: {} sub-pools, {numbers} numbers, cap {}; {} bindings, {} in flight",
         args.subpools, args.cap, args.n, args.c
     );
-    let party = |i: usize, side: u64| {
+    let party = move |i: usize, side: u64| {
         E164::parse(&format!(
             "+86{}{:09}",
             130 + side,

@@ -106,7 +106,7 @@ pub enum Target {
     /// One Redis.
     Single(redis::Client),
     /// A Redis Cluster.
-    Cluster(redis::cluster::ClusterClient),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 impl From<redis::Client> for Target {
@@ -131,7 +131,7 @@ impl Target {
             .min_retry_wait(CLUSTER_RETRY_MIN_MS)
             .max_retry_wait(CLUSTER_RETRY_MAX_MS)
             .build()?;
-            Ok(Target::Cluster(client))
+            Ok(Target::Cluster(Box::new(client)))
         } else {
             Ok(Target::Single(redis::Client::open(cfg.redis_url.as_str())?))
         }
