@@ -93,7 +93,7 @@ SEAL="1:$(head -c 32 /dev/urandom | base64)"
 # Starts one relay on the cluster; sets ADDR and RELAY_PID.
 start_relay() {
   local out="$WORK/relay-$1.out"
-  env MASKLINE_API_LISTEN=127.0.0.1:0 MASKLINE_LOG_LEVEL=warn \
+  env MASKLINE_API_LISTEN=127.0.0.1:0 MASKLINE_LOG_LEVEL=warn MASKLINE_SIP_ENABLED=false \
     MASKLINE_API_RATE_PER_KEY_PER_S=1000000000 MASKLINE_API_RATE_BURST=1000000000 \
     MASKLINE_STORE_BACKEND=redis-cluster MASKLINE_STORE_CLUSTER_NODES="$NODES" \
     MASKLINE_STORE_SUBPOOLS=3 MASKLINE_SECRETS_HMAC_KEY="$HMAC" \
@@ -128,7 +128,7 @@ sed 's/^/relay 2: /' "$WORK/load2.out"
 kill "$PID1" "$PID2" 2>/dev/null || true
 
 echo "== store benchmark, 3 masters, one pool of 3 sub-pools (N=$N)"
-"$BENCH" --nodes "$NODES" --subpools 3 --n "$N" --routes "$N" | tee "$WORK/bench3.out"
+"$BENCH" --nodes "$NODES" --subpools 3 --n "$N" --raw "$N" --routes "$N" | tee "$WORK/bench3.out"
 
 # ---- 1 master (all slots) + 1 replica
 P1=($((BASE + 6)) $((BASE + 7)))
@@ -137,16 +137,23 @@ redis-cli -p "${P1[0]}" cluster addslotsrange 0 16383 >/dev/null
 redis-cli -p "${P1[1]}" cluster meet 127.0.0.1 "${P1[0]}" >/dev/null
 for _ in $(seq 100); do
   id=$(redis-cli -p "${P1[0]}" cluster myid)
-  redis-cli -p "${P1[1]}" cluster replicate "$id" >/dev/null 2>&1 && break
+  redis-cli -p "${P1[1]}" cluster replicate "$id" 2>/dev/null | grep -q OK && break
   sleep 0.1
 done
 wait_ok "${P1[@]}"
+for _ in $(seq 100); do
+  redis-cli -p "${P1[1]}" info replication | grep -q 'master_link_status:up' && break
+  sleep 0.1
+done
+echo "== 1 master: $(redis-cli -p "${P1[0]}" info replication | grep -E '^connected_slaves' | tr -d '\r')"
 echo "== store benchmark, 1 master, one pool of 3 sub-pools (N=$N)"
-"$BENCH" --nodes "$(nodes_csv "${P1[@]}")" --subpools 3 --n "$N" --routes "$N" | tee "$WORK/bench1.out"
+"$BENCH" --nodes "$(nodes_csv "${P1[@]}")" --subpools 3 --n "$N" --raw "$N" --routes "$N" | tee "$WORK/bench1.out"
 
-r3=$(sed -n 's/^allocation: .* = \([0-9]*\)\/s;.*/\1/p' "$WORK/bench3.out")
-r1=$(sed -n 's/^allocation: .* = \([0-9]*\)\/s;.*/\1/p' "$WORK/bench1.out")
-if [ -n "$r1" ] && [ -n "$r3" ]; then
-  echo "== allocation: 3 masters $r3/s vs 1 master $r1/s = $(awk "BEGIN{printf \"%.2f\", $r3/$r1}")x"
-fi
+for phase in "raw allocation" allocation; do
+  r3=$(sed -n "s/^$phase: .* = \([0-9]*\)\/s;.*/\1/p" "$WORK/bench3.out")
+  r1=$(sed -n "s/^$phase: .* = \([0-9]*\)\/s;.*/\1/p" "$WORK/bench1.out")
+  if [ -n "$r1" ] && [ -n "$r3" ]; then
+    echo "== $phase: 3 masters $r3/s vs 1 master $r1/s = $(awk "BEGIN{printf \"%.2f\", $r3/$r1}")x"
+  fi
+done
 echo "== load on the box after the run: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -10,7 +10,7 @@
 //! `loadtest/cluster/run.sh` runs it against 1 and 3 masters.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -44,6 +44,10 @@ struct Args {
     /// `max_bindings_per_number`.
     #[arg(long, default_value_t = 200)]
     cap: u32,
+    /// Raw allocations (pre-built `EVALSHA`s, see the source) before the store
+    /// phase; 0 skips them.
+    #[arg(long, default_value_t = 0)]
+    raw: usize,
     /// Store connections (each a cluster connection, one socket per node).
     #[arg(long, default_value_t = 1)]
     conns: usize,
@@ -135,7 +139,8 @@ async fn main() -> Result<()> {
         })
         .await?;
     // Room for every binding in every sub-pool (numbers split by hash) plus slack.
-    let numbers = (args.n.div_ceil(args.cap as usize) * 5 / 4 + 8) * args.subpools as usize;
+    let numbers =
+        ((args.n + args.raw).div_ceil(args.cap as usize) * 5 / 4 + 8) * args.subpools as usize;
     let xs: Vec<E164> = (0..numbers)
         .map(|i| E164::parse(&format!("+8617{:03}{:07}", run % 1000, i)))
         .collect::<Result<_, _>>()?;
@@ -165,6 +170,63 @@ async fn main() -> Result<()> {
             (run as usize * 7919 + i) % 1_000_000_000
         ))
     };
+
+    // ---- raw allocation: the create script's EVALSHA commands, built beforehand
+    // (hashing and sealing out of the timed part), sent with `--c` in flight over
+    // one cluster connection: what the masters can take, with the client as cheap
+    // as it gets.
+    if args.raw > 0 {
+        store.load_scripts().await?;
+        let mut cmds = Vec::with_capacity(args.raw);
+        for i in 0..args.raw {
+            let j = args.n + i;
+            let req = NewBinding {
+                pool: pool.clone(),
+                shipment_id: format!("R{run}-{j}"),
+                party_a: party(j, 9)?,
+                party_b: party(j, 7)?,
+                expires_at: now_ms() + 3 * 86_400_000,
+                area: None,
+                extension: None,
+            };
+            cmds.push(store.create_command(&req, now_ms()).await?);
+        }
+        let cmds = Arc::new(cmds);
+        let conn = maskline::store::redis::conn::cluster(&nodes, Duration::from_secs(5))?;
+        let s0 = node_stats(&nodes).await?;
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..args.c {
+            let (cmds, mut conn, c) = (cmds.clone(), conn.clone(), args.c);
+            tasks.push(tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new(3)?;
+                let mut made = 0usize;
+                let mut i = w;
+                while i < cmds.len() {
+                    let t = Instant::now();
+                    let v: redis::Value = cmds[i].query_async(&mut conn).await?;
+                    h.record(t.elapsed().as_micros() as u64)?;
+                    if let redis::Value::Array(a) = v {
+                        if matches!(a.first(), Some(redis::Value::BulkString(t)) if t == b"n") {
+                            made += 1;
+                        }
+                    }
+                    i += c;
+                }
+                Ok::<_, anyhow::Error>((h, made))
+            }));
+        }
+        let mut hist = Histogram::<u64>::new(3)?;
+        let mut made = 0;
+        for t in tasks {
+            let (h, m) = t.await??;
+            hist.add(h)?;
+            made += m;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let s1 = node_stats(&nodes).await?;
+        report("raw allocation", made, secs, &hist, delta(&s0, &s1));
+    }
 
     // ---- allocation
     let s0 = node_stats(&nodes).await?;
