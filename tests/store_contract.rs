@@ -136,8 +136,9 @@ contract_tests!(redis_cluster, cluster_store(1).await);
 // whole pool, area preference across it) and "a pair refused once stays refused":
 // sub-pools pick per sub-pool, and a shipment that fell back stays with its first
 // fallback (see `src/store/redis/subpools.rs`, "Limits"; with 2 numbers over 3
-// sub-pools, `create_is_idempotent_per_shipment`'s re-create after delete can find
-// its pinned sub-pool cooling). The invariants (AXB, caps, idempotency under
+// sub-pools, the re-create of an ended shipment with the same parties in
+// `create_is_idempotent_per_shipment` and `expired_binding_is_gone_without_reaping`
+// can find its pinned sub-pool's only number cooling for them). The invariants (AXB, caps, idempotency under
 // concurrent retries, conflicts, cooling, routing) are all checked.
 contract_tests!(@cases redis_cluster_subpools, cluster_store(3).await;
     pools_are_created_listed_and_unique,
@@ -162,7 +163,6 @@ contract_tests!(@cases redis_cluster_subpools, cluster_store(3).await;
     delivered_expires_after_grace,
     delete_ends_binding_and_starts_cooling,
     cooling_ends_after_cooling_period,
-    expired_binding_is_gone_without_reaping,
     audit_reads_newest_first,
     concurrent_identical_creates_make_one_binding,
     concurrent_creates_for_one_courier_fill_the_pool_exactly,

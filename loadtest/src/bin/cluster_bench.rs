@@ -48,9 +48,63 @@ struct Args {
     /// phase; 0 skips them.
     #[arg(long, default_value_t = 0)]
     raw: usize,
+    /// `replica_ack` of the store (replicas that must hold a binding before
+    /// `create_binding` answers).
+    #[arg(long, default_value_t = 0)]
+    replica_ack: u32,
+    /// Pick a pool name whose sub-pools' slots are on as many different masters as
+    /// possible (placement is by hash: with few sub-pools, two may share a master).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    spread: bool,
     /// Store connections (each a cluster connection, one socket per node).
     #[arg(long, default_value_t = 1)]
     conns: usize,
+}
+
+/// Redis Cluster hash slot of a key's hash tag (CRC16/XMODEM mod 16384), for a
+/// whole tag given without braces.
+fn key_slot(tag: &str) -> u16 {
+    let mut crc: u16 = 0;
+    for b in tag.bytes() {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+/// Slot ranges and the address of the master serving each (`CLUSTER SLOTS`).
+async fn slot_owners(node: &str) -> Result<Vec<(u16, u16, String)>> {
+    let mut c = redis::Client::open(node)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let v: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut c)
+        .await?;
+    let mut out = Vec::new();
+    for r in v {
+        if let redis::Value::Array(r) = r {
+            let int = |v: Option<&redis::Value>| match v {
+                Some(redis::Value::Int(i)) => Some(*i),
+                _ => None,
+            };
+            let (Some(a), Some(b)) = (int(r.first()), int(r.get(1))) else {
+                continue;
+            };
+            let port = match r.get(2) {
+                Some(redis::Value::Array(m)) => int(m.get(1)).unwrap_or(0),
+                _ => 0,
+            };
+            out.push((a as u16, b as u16, port.to_string()));
+        }
+    }
+    Ok(out)
 }
 
 /// Per node: (is master, CPU seconds used, used_memory bytes).
@@ -119,13 +173,41 @@ async fn main() -> Result<()> {
             RedisOptions {
                 connections: args.conns,
                 subpools: args.subpools,
+                replica_ack: args.replica_ack,
                 ..RedisOptions::default()
             },
         )
         .await?,
     );
-    let run: u32 = rand::rng().random_range(0..1_000_000);
-    let pool = format!("cb-{run}");
+    let mut run: u32 = rand::rng().random_range(0..1_000_000);
+    let mut pool = format!("cb-{run}");
+    if args.spread {
+        let owners = slot_owners(&nodes[0]).await?;
+        let masters = owners
+            .iter()
+            .map(|(_, _, m)| m)
+            .collect::<std::collections::HashSet<_>>();
+        let want = masters.len().min(args.subpools as usize);
+        for _ in 0..10_000 {
+            let mut used = std::collections::HashSet::new();
+            for k in 0..args.subpools {
+                let tag = if k == 0 {
+                    pool.clone()
+                } else {
+                    format!("{pool}~{k}")
+                };
+                let slot = key_slot(&tag);
+                if let Some((_, _, m)) = owners.iter().find(|(a, b, _)| (*a..=*b).contains(&slot)) {
+                    used.insert(m.clone());
+                }
+            }
+            if used.len() >= want {
+                break;
+            }
+            run = rand::rng().random_range(0..1_000_000);
+            pool = format!("cb-{run}");
+        }
+    }
     store
         .create_pool(PoolSpec {
             name: pool.clone(),
@@ -270,6 +352,13 @@ async fn main() -> Result<()> {
     let s1 = node_stats(&nodes).await?;
     let d = delta(&s0, &s1);
     report("allocation", made.len(), secs, &hist, d);
+    let split: Vec<String> = s0
+        .iter()
+        .zip(&s1)
+        .filter(|(_, b)| b.0)
+        .map(|(a, b)| format!("{:.1}", b.1 - a.1))
+        .collect();
+    println!("allocation: CPU seconds per master: {}", split.join(", "));
     println!(
         "memory: masters' used_memory +{:.0} bytes for {} live bindings = {:.0} bytes/binding",
         d.2,
