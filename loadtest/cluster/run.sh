@@ -130,6 +130,14 @@ kill "$PID1" "$PID2" 2>/dev/null || true
 echo "== store benchmark, 3 masters, one pool of 3 sub-pools (N=$N)"
 "$BENCH" --nodes "$NODES" --subpools 3 --n "$N" --raw "$N" --routes "$N" | tee "$WORK/bench3.out"
 
+echo "== store benchmark, 3 masters, replica_ack = 1 (each create waits for a replica; N=$N)"
+"$BENCH" --nodes "$NODES" --subpools 3 --n "$N" --routes 0 --replica-ack 1 | tee "$WORK/bench3ack.out"
+a0=$(sed -n 's/^allocation: .* = \([0-9]*\)\/s;.*/\1/p' "$WORK/bench3.out")
+a1=$(sed -n 's/^allocation: .* = \([0-9]*\)\/s;.*/\1/p' "$WORK/bench3ack.out")
+if [ -n "$a0" ] && [ -n "$a1" ]; then
+  echo "== replica_ack = 1: $a1/s vs $a0/s without = $(awk "BEGIN{printf \"%.2f\", $a1/$a0}")x"
+fi
+
 # ---- 1 master (all slots) + 1 replica
 P1=($((BASE + 6)) $((BASE + 7)))
 start_nodes "${P1[@]}"
