@@ -386,3 +386,143 @@ async fn a_master_dies_mid_load_503_then_recovery_and_acked_bindings_survive() {
         srv.stop().await.unwrap();
     }
 }
+
+/// FNV-1a of a number's digits mod n: the sub-pool the store puts it in
+/// (`src/store/redis/subpools.rs`).
+fn subpool_of_number(digits: &str, n: u32) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in digits.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % n
+}
+
+/// A shipment's home sub-pool: its shipment hash (SHA-256 of pool, 0, id) mod n.
+fn home_of_shipment(pool: &str, shipment: &str, n: u32) -> u32 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(pool.as_bytes());
+    h.update([0u8]);
+    h.update(shipment.as_bytes());
+    let full = h.finalize();
+    let mut sh = [0u8; 8];
+    sh.copy_from_slice(&full[..8]);
+    (u64::from_be_bytes(sh) % u64::from(n)) as u32
+}
+
+/// A pool of 3 sub-pools whose only number lives outside a shipment's home
+/// sub-pool: the shipment falls back (claim recorded at home), and 16 identical
+/// creates racing from two relays still make exactly one binding, which reads,
+/// routes, conflicts and ends like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_falls_back_to_another_sub_pool_once_under_racing_retries() {
+    let Some(cluster) = cluster_support::shared() else {
+        return;
+    };
+    let sealer = Sealer::random();
+    let options = RedisOptions {
+        subpools: 3,
+        ..RedisOptions::default()
+    };
+    let relays = [
+        relay(cluster, &sealer, options.clone()).await,
+        relay(cluster, &sealer, options).await,
+    ];
+    let pool = common::unique("sub");
+    relays[0]
+        .create_pool(PoolSpec {
+            name: pool.clone(),
+            country: 86,
+            grace_s: 3600,
+            cooling_s: 3600,
+            max_bindings_per_number: 100,
+            allow_foreign_parties: false,
+            extensions: false,
+            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
+        })
+        .await
+        .unwrap();
+    let x = numbers(1, "+86170").remove(0);
+    let s = subpool_of_number(&x[1..], 3);
+    relays[1]
+        .import_numbers(
+            &pool,
+            vec![NumberSpec {
+                number: e164(&x),
+                area: None,
+                capabilities: Default::default(),
+            }],
+        )
+        .await
+        .unwrap();
+    let shipment = (0..)
+        .map(|i| format!("FB{i}"))
+        .find(|id| home_of_shipment(&pool, id, 3) != s)
+        .unwrap();
+    let req = NewBinding {
+        pool: pool.clone(),
+        shipment_id: shipment.clone(),
+        party_a: e164(&common::random_e164("+86139")),
+        party_b: e164(&common::random_e164("+86137")),
+        expires_at: now_ms() + 600_000,
+        area: None,
+        extension: None,
+    };
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (r, req) = (relays[i % 2].clone(), req.clone());
+            tokio::spawn(async move { r.create_binding(req, now_ms()).await.unwrap() })
+        })
+        .collect();
+    let (mut new, mut ids) = (0, HashSet::new());
+    for t in tasks {
+        match t.await.unwrap() {
+            Created::New(b) => {
+                new += 1;
+                ids.insert(b.id);
+                assert_eq!(b.number.to_string(), e164(&x).to_string());
+            }
+            Created::Existing(b) => {
+                ids.insert(b.id);
+            }
+        }
+    }
+    assert_eq!((new, ids.len()), (1, 1), "one binding for the shipment");
+    let id = *ids.iter().next().unwrap();
+    for r in &relays {
+        let b = r.get_binding(id, now_ms()).await.unwrap();
+        assert_eq!(b.shipment_id, shipment);
+        let found = r
+            .find_by_shipment(Some(&pool), &shipment, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        let route = r
+            .route(&pool, &e164(&x), &req.party_a, now_ms())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(route.callee, req.party_b);
+    }
+    let mut other = req.clone();
+    other.party_b = e164(&common::random_e164("+86137"));
+    assert!(matches!(
+        relays[1].create_binding(other, now_ms()).await,
+        Err(StoreError::ShipmentConflict { existing }) if existing == id
+    ));
+    assert_eq!(
+        relays[0]
+            .pool_stats(&pool, now_ms())
+            .await
+            .unwrap()
+            .live_bindings,
+        1
+    );
+    relays[1].delete_binding(id, now_ms()).await.unwrap();
+    assert!(relays[0]
+        .route(&pool, &e164(&x), &req.party_a, now_ms())
+        .await
+        .unwrap()
+        .is_none());
+}
