@@ -286,6 +286,25 @@ pub enum Backend {
     Memory,
     /// Redis (production).
     Redis,
+    /// Redis Cluster, reached through `store.cluster_nodes` (production, scaled out).
+    #[serde(rename = "redis-cluster")]
+    RedisCluster,
+}
+
+impl Backend {
+    /// Whether data lives in Redis (one server or a cluster).
+    pub fn is_redis(self) -> bool {
+        matches!(self, Backend::Redis | Backend::RedisCluster)
+    }
+
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Redis => "redis",
+            Backend::RedisCluster => "redis-cluster",
+        }
+    }
 }
 
 impl FromStr for Backend {
@@ -294,8 +313,9 @@ impl FromStr for Backend {
         match s {
             "memory" => Ok(Backend::Memory),
             "redis" => Ok(Backend::Redis),
+            "redis-cluster" => Ok(Backend::RedisCluster),
             _ => Err(format!(
-                "unknown backend {s:?} (expected \"memory\" or \"redis\")"
+                "unknown backend {s:?} (expected \"memory\", \"redis\" or \"redis-cluster\")"
             )),
         }
     }
@@ -305,10 +325,19 @@ impl FromStr for Backend {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// `memory` or `redis`.
+    /// `memory`, `redis` or `redis-cluster`.
     pub backend: Backend,
     /// Redis URL when `backend = "redis"`.
     pub redis_url: String,
+    /// Seed nodes (`redis://host:port` each) when `backend = "redis-cluster"`; any
+    /// reachable one tells the relay the whole cluster.
+    pub cluster_nodes: Vec<String>,
+    /// Replicas that must acknowledge a new binding (Redis `WAIT`) before the API
+    /// answers `201`; 0 = answer once the master applied it.
+    pub replica_ack: u32,
+    /// Sub-pools (hash slots) of each pool created from now on, 1–64: a pool of n
+    /// sub-pools can spread over n Redis Cluster masters (see the Redis store docs).
+    pub subpools: u32,
     /// Bound on every Redis call, milliseconds; past it the call fails (503).
     pub redis_timeout_ms: u64,
     /// Multiplexed Redis connections per relay (each pipelines concurrent calls).
@@ -324,6 +353,9 @@ impl Default for StoreConfig {
         Self {
             backend: Backend::Memory,
             redis_url: "redis://127.0.0.1:6379/".into(),
+            cluster_nodes: Vec::new(),
+            replica_ack: 0,
+            subpools: 1,
             redis_timeout_ms: 2000,
             redis_connections: 1,
             reaper_interval_ms: 1000,
@@ -508,7 +540,7 @@ impl Config {
         let hasher = self.secrets.number_hasher()?;
         let sealer = self.secrets.sealer()?;
         let ephemeral = hasher.is_none() || sealer.is_none();
-        if ephemeral && self.store.backend == Backend::Redis {
+        if ephemeral && self.store.backend.is_redis() {
             let field = if hasher.is_none() {
                 "secrets.hmac_key"
             } else {

@@ -27,7 +27,8 @@ use maskline::voice::Voice;
 
 /// The Redis Stream record store of `cfg`.
 fn redis_records(cfg: &maskline::config::StoreConfig) -> anyhow::Result<Arc<dyn RecordStore>> {
-    let client = redis::Client::open(cfg.redis_url.as_str()).context("store.redis_url")?;
+    let client = maskline::store::redis::conn::Target::from_store_config(cfg)
+        .context("store.redis_url / store.cluster_nodes")?;
     Ok(Arc::new(RedisRecords::new(
         client,
         RECORD_RETENTION,
@@ -146,10 +147,7 @@ fn check_config(path: Option<&Path>) -> Result<()> {
     println!(
         "OK: {} (store {}, listen {}, {} API key(s){})",
         file.display(),
-        match cfg.store.backend {
-            config::Backend::Memory => "memory",
-            config::Backend::Redis => "redis",
-        },
+        cfg.store.backend.name(),
         cfg.api.listen,
         cfg.api.keys.len(),
         if cfg.api.tls.is_some() { ", TLS" } else { "" }
@@ -238,8 +236,12 @@ fn serve(path: Option<&Path>) -> Result<()> {
                 }
                 Arc::new(MemoryRecords::new(100_000, RECORD_RETENTION))
             }
-            Backend::Redis => {
-                tracing::info!(redis = %redacted_url(&cfg.store.redis_url), "store: redis");
+            Backend::Redis | Backend::RedisCluster => {
+                if cfg.store.backend == Backend::RedisCluster {
+                    tracing::info!(nodes = cfg.store.cluster_nodes.len(), "store: redis-cluster");
+                } else {
+                    tracing::info!(redis = %redacted_url(&cfg.store.redis_url), "store: redis");
+                }
                 if cfg.store.demo_pool {
                     tracing::info!("store.demo_pool is ignored with the redis store");
                 }

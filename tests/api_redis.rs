@@ -224,6 +224,7 @@ async fn a_retry_after_a_timed_out_create_returns_the_committed_binding() {
         maskline::store::redis::RedisOptions {
             timeout: Duration::from_millis(300),
             connections: 1,
+            ..Default::default()
         },
     )
     .await

@@ -26,6 +26,7 @@ async fn redis_outage_is_unavailable_and_recovers_without_a_new_store() {
         RedisOptions {
             timeout: Duration::from_millis(500),
             connections: 2,
+            ..Default::default()
         },
     )
     .await
@@ -97,6 +98,7 @@ async fn connecting_to_a_dead_redis_is_unavailable_quickly() {
         RedisOptions {
             timeout: Duration::from_millis(500),
             connections: 1,
+            ..Default::default()
         },
     )
     .await

@@ -16,6 +16,9 @@
 //! | `MASKLINE_API_KEYS` | `api.keys`, as `name:role:sha256:<hex>,...` (replaces the list) |
 //! | `MASKLINE_STORE_BACKEND` | `store.backend` |
 //! | `MASKLINE_STORE_REDIS_URL` | `store.redis_url` |
+//! | `MASKLINE_STORE_CLUSTER_NODES` | `store.cluster_nodes`, comma-separated |
+//! | `MASKLINE_STORE_REPLICA_ACK` | `store.replica_ack` |
+//! | `MASKLINE_STORE_SUBPOOLS` | `store.subpools` |
 //! | `MASKLINE_STORE_REDIS_TIMEOUT_MS` | `store.redis_timeout_ms` |
 //! | `MASKLINE_STORE_REDIS_CONNECTIONS` | `store.redis_connections` |
 //! | `MASKLINE_STORE_REAPER_INTERVAL_MS` | `store.reaper_interval_ms` |
@@ -82,6 +85,9 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_API_KEYS", "api.keys"),
     ("MASKLINE_STORE_BACKEND", "store.backend"),
     ("MASKLINE_STORE_REDIS_URL", "store.redis_url"),
+    ("MASKLINE_STORE_CLUSTER_NODES", "store.cluster_nodes"),
+    ("MASKLINE_STORE_REPLICA_ACK", "store.replica_ack"),
+    ("MASKLINE_STORE_SUBPOOLS", "store.subpools"),
     ("MASKLINE_STORE_REDIS_TIMEOUT_MS", "store.redis_timeout_ms"),
     (
         "MASKLINE_STORE_REDIS_CONNECTIONS",
@@ -298,6 +304,16 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
                     .map_err(|e: String| ConfigError::field(field, format!("{var}: {e}")))?
             }
             "MASKLINE_STORE_REDIS_URL" => config.store.redis_url = value.clone(),
+            "MASKLINE_STORE_CLUSTER_NODES" => {
+                config.store.cluster_nodes = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "MASKLINE_STORE_REPLICA_ACK" => config.store.replica_ack = number(var, field, value)?,
+            "MASKLINE_STORE_SUBPOOLS" => config.store.subpools = number(var, field, value)?,
             "MASKLINE_STORE_REDIS_TIMEOUT_MS" => {
                 config.store.redis_timeout_ms = number(var, field, value)?
             }

@@ -514,3 +514,41 @@ fn every_env_override_is_documented_and_every_shipped_key_has_one() {
         }
     }
 }
+
+#[test]
+fn env_can_switch_to_a_redis_cluster_with_sub_pools_and_replica_ack() {
+    let keys = format!("admin:admin:{}", api_key_hash("k"));
+    let seal = format!("1:{}", b64(&[1; 32]));
+    let hmac = b64(&[9; 32]);
+    let env = |nodes: &'static str| {
+        [
+            ("MASKLINE_STORE_BACKEND", "redis-cluster"),
+            ("MASKLINE_STORE_CLUSTER_NODES", nodes),
+            ("MASKLINE_STORE_SUBPOOLS", "3"),
+            ("MASKLINE_STORE_REPLICA_ACK", "1"),
+        ]
+    };
+    let mut pairs = env("redis://10.0.0.5:6379, redis://10.0.0.6:6379").to_vec();
+    pairs.extend([
+        ("MASKLINE_SECRETS_HMAC_KEY", hmac.as_str()),
+        ("MASKLINE_SECRETS_SEAL_KEYS", seal.as_str()),
+        ("MASKLINE_API_KEYS", keys.as_str()),
+    ]);
+    let c = parse(SHIPPED, &pairs).unwrap();
+    assert_eq!(c.store.backend, Backend::RedisCluster);
+    assert_eq!(
+        c.store.cluster_nodes,
+        ["redis://10.0.0.5:6379", "redis://10.0.0.6:6379"]
+    );
+    assert_eq!((c.store.subpools, c.store.replica_ack), (3, 1));
+    // A cluster needs secrets like Redis does, and at least one usable seed node.
+    let (field, _) = field_of(parse(SHIPPED, &env("redis://10.0.0.5:6379")));
+    assert_eq!(field, "secrets.hmac_key");
+    pairs[1] = ("MASKLINE_STORE_CLUSTER_NODES", "");
+    assert_eq!(field_of(parse(SHIPPED, &pairs)).0, "store.cluster_nodes");
+    pairs[1] = ("MASKLINE_STORE_CLUSTER_NODES", "http://10.0.0.5/");
+    assert_eq!(field_of(parse(SHIPPED, &pairs)).0, "store.cluster_nodes[0]");
+    pairs[1] = ("MASKLINE_STORE_CLUSTER_NODES", "redis://10.0.0.5:6379");
+    pairs[2] = ("MASKLINE_STORE_SUBPOOLS", "65");
+    assert_eq!(field_of(parse(SHIPPED, &pairs)).0, "store.subpools");
+}

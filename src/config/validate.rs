@@ -100,6 +100,39 @@ impl Config {
                 return Err(ConfigError::field("store.redis_url", e.to_string()));
             }
         }
+        if store.backend == Backend::RedisCluster {
+            if store.cluster_nodes.is_empty() {
+                return Err(ConfigError::field(
+                    "store.cluster_nodes",
+                    "name at least one seed node with store.backend = \"redis-cluster\", \
+                     e.g. [\"redis://10.0.0.5:6379\"]",
+                ));
+            }
+            for (i, node) in store.cluster_nodes.iter().enumerate() {
+                let field = format!("store.cluster_nodes[{i}]");
+                if redis::parse_redis_url(node).is_none() {
+                    return Err(ConfigError::field(
+                        field,
+                        "must be a redis:// URL, e.g. redis://10.0.0.5:6379",
+                    ));
+                }
+                if let Err(e) = node.as_str().into_connection_info() {
+                    return Err(ConfigError::field(field, e.to_string()));
+                }
+            }
+        }
+        if store.subpools == 0 || store.subpools > 64 {
+            return Err(ConfigError::field(
+                "store.subpools",
+                "must be between 1 and 64 (hash slots a new pool spans)",
+            ));
+        }
+        if store.replica_ack > 16 {
+            return Err(ConfigError::field(
+                "store.replica_ack",
+                "must be between 0 and 16 (replicas that acknowledge a new binding)",
+            ));
+        }
         if store.redis_timeout_ms < 10 || store.redis_timeout_ms > 60_000 {
             return Err(ConfigError::field(
                 "store.redis_timeout_ms",
@@ -121,7 +154,7 @@ impl Config {
 
         let hasher = self.secrets.number_hasher()?;
         let sealer = self.secrets.sealer()?;
-        if store.backend == Backend::Redis {
+        if store.backend.is_redis() {
             let why = "required with store.backend = \"redis\"";
             if hasher.is_none() {
                 return Err(ConfigError::field(

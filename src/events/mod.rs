@@ -20,8 +20,8 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::store::redis::conn::{Conn, Target};
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::UnixMs;
@@ -216,8 +216,8 @@ pub const CALLS_STREAM: &str = "ml:{rec}:calls";
 /// Records in a Redis Stream. Connects on first use (and reconnects), so the relay
 /// starts before its Redis.
 pub struct RedisRecords {
-    client: redis::Client,
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    target: Target,
+    conn: tokio::sync::OnceCell<Conn>,
     retention_ms: i64,
     timeout: Duration,
 }
@@ -230,19 +230,17 @@ impl std::fmt::Debug for RedisRecords {
 
 impl RedisRecords {
     /// Records in the Redis `client` points at.
-    pub fn new(client: redis::Client, retention: Duration, timeout: Duration) -> Self {
+    pub fn new(target: impl Into<Target>, retention: Duration, timeout: Duration) -> Self {
         Self {
-            client,
+            target: target.into(),
             conn: tokio::sync::OnceCell::new(),
             retention_ms: i64::try_from(retention.as_millis()).unwrap_or(i64::MAX),
             timeout,
         }
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        let connect = self
-            .conn
-            .get_or_try_init(|| self.client.get_connection_manager());
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        let connect = self.conn.get_or_try_init(|| self.target.connect(false));
         match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(c)) => Ok(c.clone()),
             Ok(Err(e)) => Err(StoreError::Unavailable(e.to_string())),
@@ -265,9 +263,7 @@ impl RedisRecords {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let connect = self
-            .conn
-            .get_or_try_init(|| self.client.get_connection_manager());
+        let connect = self.conn.get_or_try_init(|| self.target.connect(false));
         let mut conn = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(c)) => c.clone(),
             Ok(Err(e)) => return Err(StoreError::Unavailable(e.to_string())),

@@ -124,13 +124,16 @@ impl Sms {
                 );
                 Arc::new(queue::MemoryQueue::default())
             }
-            Backend::Redis => {
-                let client = redis::Client::open(store_cfg.redis_url.as_str()).map_err(|e| {
-                    SmsError::Config {
-                        field: "store.redis_url".into(),
+            Backend::Redis | Backend::RedisCluster => {
+                let client = crate::store::redis::conn::Target::from_store_config(store_cfg)
+                    .map_err(|e| SmsError::Config {
+                        field: if store_cfg.backend == Backend::RedisCluster {
+                            "store.cluster_nodes".into()
+                        } else {
+                            "store.redis_url".into()
+                        },
                         message: e.to_string(),
-                    }
-                })?;
+                    })?;
                 let consumer = if cfg.consumer.is_empty() {
                     std::env::var("HOSTNAME")
                         .ok()

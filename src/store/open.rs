@@ -24,18 +24,34 @@ pub const RETRY_MAX: Duration = Duration::from_secs(10);
 pub fn open(cfg: &StoreConfig, secrets: &Secrets) -> Result<Arc<dyn BindingStore>, StoreError> {
     match cfg.backend {
         Backend::Memory => Ok(Arc::new(MemoryStore::new())),
-        Backend::Redis => {
+        Backend::Redis | Backend::RedisCluster => {
             let options = RedisOptions {
                 timeout: Duration::from_millis(cfg.redis_timeout_ms),
                 connections: cfg.redis_connections,
+                replica_ack: cfg.replica_ack,
+                subpools: cfg.subpools,
             };
-            let store = Arc::new(RedisStore::open_lazy(
-                &cfg.redis_url,
-                secrets.hasher.clone(),
-                secrets.sealer.clone(),
-                options,
-            )?);
-            tokio::spawn(wait_for_store(store.clone(), redacted_url(&cfg.redis_url)));
+            let (store, what) = if cfg.backend == Backend::RedisCluster {
+                let store = RedisStore::open_cluster_lazy(
+                    &cfg.cluster_nodes,
+                    secrets.hasher.clone(),
+                    secrets.sealer.clone(),
+                    options,
+                )?;
+                let nodes: Vec<String> =
+                    cfg.cluster_nodes.iter().map(|u| redacted_url(u)).collect();
+                (store, format!("cluster {}", nodes.join(",")))
+            } else {
+                let store = RedisStore::open_lazy(
+                    &cfg.redis_url,
+                    secrets.hasher.clone(),
+                    secrets.sealer.clone(),
+                    options,
+                )?;
+                (store, redacted_url(&cfg.redis_url))
+            };
+            let store = Arc::new(store);
+            tokio::spawn(wait_for_store(store.clone(), what));
             Ok(store)
         }
     }

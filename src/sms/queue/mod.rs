@@ -27,8 +27,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::store::redis::conn::{Conn, Target};
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 
 mod memory;
 pub use memory::MemoryQueue;
@@ -147,11 +147,11 @@ return false
 
 /// The Redis Stream queue. Connects lazily and reconnects by itself.
 pub struct RedisQueue {
-    client: redis::Client,
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    target: Target,
+    conn: tokio::sync::OnceCell<Conn>,
     /// A second connection for blocking reads (`XREADGROUP BLOCK`), so they never
     /// hold up admissions pipelined on the first.
-    reader: tokio::sync::OnceCell<ConnectionManager>,
+    reader: tokio::sync::OnceCell<Conn>,
     consumer: String,
     claim_idle_ms: u64,
     timeout: Duration,
@@ -177,13 +177,13 @@ fn unavailable(e: impl std::fmt::Display) -> QueueError {
 impl RedisQueue {
     /// A queue in the Redis `client` points at, read as `consumer`.
     pub fn new(
-        client: redis::Client,
+        target: impl Into<Target>,
         consumer: String,
         claim_idle_ms: u64,
         timeout: Duration,
     ) -> Self {
         Self {
-            client,
+            target: target.into(),
             conn: tokio::sync::OnceCell::new(),
             reader: tokio::sync::OnceCell::new(),
             consumer,
@@ -196,13 +196,9 @@ impl RedisQueue {
         }
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, QueueError> {
+    async fn conn(&self) -> Result<Conn, QueueError> {
         let init = self.conn.get_or_try_init(|| async {
-            let mut c = self
-                .client
-                .get_connection_manager()
-                .await
-                .map_err(unavailable)?;
+            let mut c = self.target.connect(false).await.map_err(unavailable)?;
             let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
                 .arg("CREATE")
                 .arg(QUEUE_STREAM)
@@ -223,16 +219,12 @@ impl RedisQueue {
         }
     }
 
-    async fn reader(&self) -> Result<ConnectionManager, QueueError> {
+    async fn reader(&self) -> Result<Conn, QueueError> {
         // Make sure the group exists first.
         self.conn().await?;
-        let cfg = redis::aio::ConnectionManagerConfig::new().set_response_timeout(None);
-        let init = self.reader.get_or_try_init(|| async {
-            self.client
-                .get_connection_manager_with_config(cfg)
-                .await
-                .map_err(unavailable)
-        });
+        let init = self
+            .reader
+            .get_or_try_init(|| async { self.target.connect(true).await.map_err(unavailable) });
         match tokio::time::timeout(self.timeout, init).await {
             Ok(r) => r.cloned(),
             Err(_) => Err(QueueError::Unavailable("redis timed out".into())),

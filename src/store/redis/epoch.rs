@@ -91,5 +91,8 @@ impl RedisStore {
         if let Ok(mut m) = self.pool_pids.write() {
             m.clear();
         }
+        if let Ok(mut m) = self.pool_subs.write() {
+            m.clear();
+        }
     }
 }

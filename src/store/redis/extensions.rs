@@ -31,12 +31,13 @@ impl RedisStore {
         now: UnixMs,
     ) -> Result<ExtensionRoute, StoreError> {
         let x = digits(number);
+        let t = self.tag_of_number(pool, number).await?;
         let r = self
             .eval(
                 &self.scripts.extension,
-                &[format!("{{{pool}}}e{x}").as_bytes()],
+                &[format!("{{{t}}}e{x}").as_bytes()],
                 &[
-                    prefix(pool).as_bytes(),
+                    prefix(&t).as_bytes(),
                     now.to_string().as_bytes(),
                     x.as_bytes(),
                     extension.as_bytes(),

@@ -1,9 +1,11 @@
 //! The production store: [`RedisStore`], a [`BindingStore`] on Redis.
 //!
 //! Every state change is one Lua script (`src/store/lua/*.lua`, each prefixed with
-//! `prelude.lua`) touching keys of one pool only, all under the pool's hash tag
-//! `{pool}`, so the store runs unchanged on Redis Cluster (one pool = one slot).
-//! Time is always the caller's `now`, never Redis `TIME`.
+//! `prelude.lua`) touching keys of one (sub-)pool only, all under its hash tag
+//! `{pool}`, so each script runs on one Redis Cluster slot. The store talks to one
+//! Redis or to a Redis Cluster (`conn.rs`; `[store] backend = "redis-cluster"`),
+//! and a pool can span several slots (`subpools.rs`). Time is always the caller's
+//! `now`, never Redis `TIME`.
 //!
 //! ## Key layout (pool `p`; `X` = virtual number digits, `h(n)` = party tag: 8 bytes of its keyed hash)
 //! | key | type | content | TTL |
@@ -21,11 +23,63 @@
 //! | `{p}e<X>` | zset | extensions held on `X` → end of the hold (binding end + cooling) | none (trimmed when `X` is a create candidate) |
 //! | `{p}E<X>` | hash | extension → `sh‖gen` of its binding | none (trimmed with `{p}e<X>`) |
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
+//! | `{p}f` | hash | sub-pools only, in a shipment's home sub-pool: `sh` → the sub-pool it was created in instead (`claim.lua`) | none |
+//! | `{p}w` | string | with `replica_ack`: a write a retry makes before `WAIT` | 60 s |
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
 //! | `ml:x` | hash | `X` → pool (untagged, global: the voice/SMS entry point) | none |
 //! | `ml:pseq` | string | pool id counter | none |
 //! | `ml:epoch` | string | store epoch: random, written once, tells a relay that Redis lost its data | none |
 //! | `ml:audit` | stream | audit entries | none (capped) |
+//!
+//! (`p` above is a sub-pool's tag: the pool name for sub-pool 0, `name~k` for
+//! sub-pool `k`; see `subpools.rs`. Call records and the SMS queue have their own
+//! tags, `ml:{rec}:*` and `ml:{sms}:*`.)
+//!
+//! ## On a Redis Cluster
+//! - **Scripts** touch keys of one slot: every key a script names or computes starts
+//!   with the `{p}` of the (sub-)pool whose meta or record key is `KEYS[1]`, and the
+//!   cluster client sends `EVALSHA` to the master owning that key's slot (checked
+//!   by the contract suite on a real cluster, where Redis refuses a cross-slot
+//!   access).
+//! - **Global keys** (`ml:pools`, `ml:pid`, `ml:pseq`, `ml:epoch`, `ml:x`,
+//!   `ml:audit`) are untagged and each is only ever used by single-key commands
+//!   (no script, no multi-key command, no pipeline or transaction mixes two of
+//!   them or one with a pool key), so each lives on whatever master owns its slot.
+//!   None is on a hot path: `ml:x` is read once per number (the voice router caches
+//!   number → pool), the others at pool creation, start-up and audit. Creating a
+//!   pool writes `ml:pid`, then each sub-pool's settings, then `{p}m` (separate
+//!   commands; the pool is listed only once `{p}m` exists).
+//! - **Pipelines** only group keys of one (sub-)pool (import, statistics); the
+//!   reaper's look at every pool's next event is concurrent single-key reads.
+//! - **Route lookups** are one `GET` sent straight to the slot owner (the client
+//!   keeps the slot map; the sub-pool of `X` is computed, not looked up).
+//! - **Failures**: `MOVED`/`ASK`, a changed topology and a failover are retried by
+//!   the cluster client (bounded, `conn.rs`); the call timeout bounds the whole
+//!   call, so while a slot has no master calls fail with
+//!   [`StoreError::Unavailable`] (`503` + `Retry-After`) and work again after the
+//!   promotion without a restart. Scripts are reloaded on `NOSCRIPT` (a promoted
+//!   replica has an empty script cache).
+//! - **Several relays** share the cluster with nothing of their own to replicate:
+//!   allocation is one script per slot (atomic across relays), the reaper is the
+//!   same idempotent script on every relay, SMS rate limits live in Redis
+//!   (`ml:{sms}:rl*`). The API's per-key rate limit is per relay.
+//!
+//! ## Durability
+//! With `appendonly yes` and `appendfsync everysec` (what `loadtest/cluster/run.sh`
+//! and the test cluster use), a master fsyncs its append-only file once a second:
+//! on a power loss of the whole cluster at most about the last second of
+//! acknowledged bindings is lost. A *master* loss is different: replication is
+//! asynchronous, so bindings the master answered but had not yet sent to its
+//! replica are lost when the replica is promoted. `[store] replica_ack = 1` makes
+//! `create_binding` wait (`WAIT 1 <¾ of the call timeout>`, on the connection that
+//! wrote, to the slot's master) until a replica holds the binding before it
+//! answers; fewer acknowledgements in time → `503` (the binding exists; the
+//! client's idempotent retry returns it once acknowledged). Allocations then use
+//! their own connection, so a `WAIT` never holds up route lookups. Cost and the
+//! measured losses without it: `loadtest/README.md`, section "Redis Cluster". A
+//! promoted replica has no replica of its own until one is added back: with
+//! `replica_ack = 1`, that slot's allocations answer `503` meanwhile (run 2
+//! replicas per master to avoid this).
 //!
 //! `sh` is 8 bytes of SHA-256(pool, shipment id); the binding id (a UUIDv8) is
 //! `sh`, the pool id and a random 3-byte generation, so `get_binding(id)` finds the
@@ -73,16 +127,21 @@
 //! values. Virtual numbers are ours and appear in clear.
 //!
 //! **Failures.** Connection errors and timeouts (a command timeout bounds every call)
-//! are [`StoreError::Unavailable`]; the [`ConnectionManager`] reconnects by itself
-//! and scripts are reloaded on `NOSCRIPT`, so a Redis restart needs no relay restart.
+//! are [`StoreError::Unavailable`]; the [`ConnectionManager`](redis::aio::ConnectionManager) (or the cluster
+//! client) reconnects by itself and scripts are reloaded on `NOSCRIPT`, so a Redis
+//! restart needs no relay restart.
 //! Domain failures come back from the scripts as `{'e', code}` replies and become
 //! typed errors.
 
 mod codec;
+pub mod conn;
+mod connect;
+mod create;
 mod epoch;
 mod extensions;
 mod ops;
 mod pools;
+pub mod subpools;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -91,13 +150,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::RngCore;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use self::conn::Conn;
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
 
 use self::codec::{pack_number, shipment_hash, unpack_number, CodecError};
 use super::{AuditEntry, BindingStore, StoreError};
 use crate::bindings::{
-    Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, Invalid, NewBinding,
+    Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, NewBinding,
     NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, Sealer, E164};
@@ -128,6 +188,16 @@ pub struct RedisOptions {
     /// calls it carries; one batches best (measured: 114k route lookups/s from 128
     /// tasks on one connection vs 104k on two, on 2 busy cores).
     pub connections: usize,
+    /// Replicas that must acknowledge a new binding (`WAIT`) before
+    /// `create_binding` succeeds; 0: answer as soon as the master applied it.
+    /// When fewer acknowledge within `timeout`, the call fails with
+    /// [`StoreError::Unavailable`] (the binding exists: a retry returns it once it
+    /// is acknowledged).
+    pub replica_ack: u32,
+    /// Sub-pools (slots) of each pool this store *creates* (1..=64; see
+    /// `subpools.rs`): a pool of `n` sub-pools can spread over `n` cluster masters.
+    /// Existing pools keep theirs.
+    pub subpools: u32,
 }
 
 impl Default for RedisOptions {
@@ -135,6 +205,8 @@ impl Default for RedisOptions {
         Self {
             timeout: DEFAULT_COMMAND_TIMEOUT,
             connections: 1,
+            replica_ack: 0,
+            subpools: 1,
         }
     }
 }
@@ -147,6 +219,9 @@ impl From<CodecError> for StoreError {
 
 struct Scripts {
     create: Script,
+    /// `create` for pools of several sub-pools (with `subpool_guard.lua`).
+    create_sub: Script,
+    claim: Script,
     get: Script,
     update: Script,
     delete: Script,
@@ -162,6 +237,12 @@ impl Scripts {
         let s = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
         Self {
             create: s(include_str!("../lua/create.lua")),
+            create_sub: s(&format!(
+                "{}\n{}",
+                include_str!("../lua/subpool_guard.lua"),
+                include_str!("../lua/create.lua")
+            )),
+            claim: s(include_str!("../lua/claim.lua")),
             get: s(include_str!("../lua/get.lua")),
             update: s(include_str!("../lua/update.lua")),
             delete: s(include_str!("../lua/delete.lua")),
@@ -177,7 +258,15 @@ impl Scripts {
 /// The Redis [`BindingStore`]. Cheap to share behind an `Arc`; one multiplexed,
 /// self-reconnecting connection carries all calls.
 pub struct RedisStore {
-    conns: Vec<ConnectionManager>,
+    conns: Vec<Conn>,
+    /// Replicas that must acknowledge a new binding (see [`RedisOptions`]).
+    replica_ack: u32,
+    /// With `replica_ack`: the connection allocations (and their `WAIT`) use, apart
+    /// from the others so that a `WAIT` never holds up route lookups pipelined
+    /// behind it on the same connection.
+    ack_conn: Option<Conn>,
+    /// Whether the store runs on a Redis Cluster.
+    cluster: bool,
     next: AtomicUsize,
     hasher: NumberHasher,
     sealer: Sealer,
@@ -187,6 +276,10 @@ pub struct RedisStore {
     pool_names: RwLock<HashMap<u32, String>>,
     /// Pool name → id (refreshed when a script reports another id).
     pool_pids: RwLock<HashMap<String, u32>>,
+    /// Pool name → sub-pools (fixed at creation).
+    pool_subs: RwLock<HashMap<String, u32>>,
+    /// Sub-pools of the pools this store creates.
+    new_subpools: u32,
     /// The store epoch this relay knows (see `epoch.rs`).
     epoch: Mutex<epoch::EpochState>,
 }
@@ -274,72 +367,8 @@ fn pid_of(b: &[u8]) -> Result<u32, StoreError> {
 }
 
 impl RedisStore {
-    /// Connects to Redis at `url` (`redis://[:password@]host:port[/db]`, or
-    /// `rediss://` for TLS) with the default command timeout.
-    pub async fn connect(
-        url: &str,
-        hasher: NumberHasher,
-        sealer: Sealer,
-    ) -> Result<RedisStore, StoreError> {
-        Self::connect_with(url, hasher, sealer, RedisOptions::default()).await
-    }
-
-    /// Like [`RedisStore::connect`], with explicit connection settings: builds the
-    /// store and waits (at most `options.timeout`) until Redis answers.
-    pub async fn connect_with(
-        url: &str,
-        hasher: NumberHasher,
-        sealer: Sealer,
-        options: RedisOptions,
-    ) -> Result<RedisStore, StoreError> {
-        let timeout = options.timeout;
-        let store = Self::open_lazy(url, hasher, sealer, options)?;
-        tokio::time::timeout(timeout, store.check_epoch())
-            .await
-            .map_err(|_| StoreError::Unavailable("connecting to Redis timed out".into()))??;
-        Ok(store)
-    }
-
-    /// Builds the store without waiting for Redis: only an unusable URL fails
-    /// here ([`StoreError::Invalid`], field `redis_url`). Until Redis answers, every
-    /// call fails fast with [`StoreError::Unavailable`]; the connections keep
-    /// reconnecting by themselves. Must be called within a Tokio runtime.
-    pub fn open_lazy(
-        url: &str,
-        hasher: NumberHasher,
-        sealer: Sealer,
-        options: RedisOptions,
-    ) -> Result<RedisStore, StoreError> {
-        let timeout = options.timeout;
-        let client = redis::Client::open(url)
-            .map_err(|e| Invalid::new("redis_url", format!("not a Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let mut conns = Vec::new();
-        for _ in 0..options.connections.max(1) {
-            let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                .map_err(|e| Invalid::new("redis_url", format!("cannot use this URL: {e}")))?;
-            conns.push(conn);
-        }
-        Ok(RedisStore {
-            conns,
-            next: AtomicUsize::new(0),
-            hasher,
-            sealer,
-            scripts: Scripts::new(),
-            timeout,
-            pool_names: RwLock::new(HashMap::new()),
-            pool_pids: RwLock::new(HashMap::new()),
-            epoch: Mutex::new(epoch::EpochState::default()),
-        })
-    }
-
     /// The next connection, round-robin.
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         self.conns[i].clone()
     }
@@ -362,9 +391,21 @@ impl RedisStore {
         let sh = shipment_hash(&req.pool, &req.shipment_id);
         let mut gen = [0u8; 3];
         rand::rng().fill_bytes(&mut gen);
-        let (keys, args) = self.create_args(req, now, sh, gen, pid);
+        // The shipment's home sub-pool (the bench's pools never fall back).
+        let n = self.subpools(&req.pool).await?;
+        let k = subpools::home(&sh, n);
+        if n > 1 {
+            gen[0] = k as u8;
+        }
+        let t = subpools::tag(&req.pool, k);
+        let (keys, args) = self.create_args(req, now, sh, gen, pid, &t);
+        let script = if n > 1 {
+            &self.scripts.create_sub
+        } else {
+            &self.scripts.create
+        };
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.scripts.create.get_hash()).arg(keys.len());
+        cmd.arg(script.get_hash()).arg(keys.len());
         for k in keys {
             cmd.arg(k);
         }
@@ -379,7 +420,16 @@ impl RedisStore {
     pub async fn load_scripts(&self) -> Result<(), StoreError> {
         let s = &self.scripts;
         for script in [
-            &s.create, &s.get, &s.update, &s.delete, &s.import, &s.retire, &s.reap, &s.stats,
+            &s.create,
+            &s.create_sub,
+            &s.claim,
+            &s.get,
+            &s.update,
+            &s.delete,
+            &s.import,
+            &s.retire,
+            &s.reap,
+            &s.stats,
         ] {
             let mut c = self.conn();
             tokio::time::timeout(self.timeout, script.load_async(&mut c))
@@ -418,6 +468,17 @@ impl RedisStore {
         keys: &[&[u8]],
         args: &[&[u8]],
     ) -> Result<Vec<Value>, StoreError> {
+        self.eval_on(&mut self.conn(), script, keys, args).await
+    }
+
+    /// Runs a script on connection `c` with the call timeout.
+    async fn eval_on(
+        &self,
+        c: &mut Conn,
+        script: &Script,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+    ) -> Result<Vec<Value>, StoreError> {
         let mut inv = script.prepare_invoke();
         for k in keys {
             inv.key(*k);
@@ -425,8 +486,7 @@ impl RedisStore {
         for a in args {
             inv.arg(*a);
         }
-        let mut c = self.conn();
-        match tokio::time::timeout(self.timeout, inv.invoke_async::<Value>(&mut c)).await {
+        match tokio::time::timeout(self.timeout, inv.invoke_async::<Value>(c)).await {
             Err(_) => Err(StoreError::Unavailable("Redis call timed out".into())),
             Ok(r) => items(r.map_err(map_err)?),
         }

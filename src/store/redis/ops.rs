@@ -1,5 +1,5 @@
-//! Binding operations of the Redis store: allocation, reads, changes, routing,
-//! reaping and the audit stream.
+//! Binding operations of the Redis store: reads, changes, routing, reaping and the
+//! audit stream (allocation: `create.rs`).
 //!
 //! The [`BindingStore`](super::super::BindingStore) trait methods in `mod.rs` delegate
 //! here; the key layout and the scripts' contracts are documented in the parent
@@ -7,100 +7,20 @@
 
 use std::collections::HashMap;
 
-use rand::RngCore;
 use redis::Value;
 
 use super::codec::{
-    make_id, meta_key, parse_record, parse_route, party_tag, pid_bytes, prefix, record_key,
-    route_key, shipment_hash, split_id, IdParts,
+    meta_key, parse_record, parse_route, party_tag, prefix, record_key, route_key, shipment_hash,
+    split_id, IdParts,
 };
 use super::{
-    at, bytes, corrupt, enc6, int, items, pid_of, RedisStore, AUDIT, AUDIT_MAXLEN, PIDS, REAP_BATCH,
+    at, bytes, corrupt, int, items, pid_of, RedisStore, AUDIT, AUDIT_MAXLEN, PIDS, REAP_BATCH,
 };
-use crate::bindings::{
-    validate_expiry, validate_new_binding, Binding, BindingId, BindingPatch, Created, Invalid,
-    NewBinding, Route, UnixMs,
-};
+use crate::bindings::{validate_expiry, Binding, BindingId, BindingPatch, Invalid, Route, UnixMs};
 use crate::numbers::E164;
 use crate::store::{AuditEntry, StoreError};
 
 impl RedisStore {
-    pub(super) async fn create_binding_impl(
-        &self,
-        req: NewBinding,
-        now: UnixMs,
-    ) -> Result<Created, StoreError> {
-        validate_new_binding(&req, now)?;
-        let pool = req.pool.as_str();
-        let sh = shipment_hash(pool, &req.shipment_id);
-        let mut gen = [0u8; 3];
-        rand::rng().fill_bytes(&mut gen);
-        let mut fresh = false;
-        let r = loop {
-            let Some(pid) = self.pool_pid(pool, fresh).await? else {
-                return Err(StoreError::PoolNotFound(req.pool));
-            };
-            let (keys, args) = self.create_args(&req, now, sh, gen, pid);
-            let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-            let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-            let r = self.eval(&self.scripts.create, &keys, &args).await?;
-            if !fresh && r.get(1).and_then(bytes) == Some(b"pid") {
-                fresh = true;
-                continue;
-            }
-            break r;
-        };
-        match at(&r, 0)? {
-            b"n" => {
-                let rec = parse_record(at(&r, 1)?)?;
-                let id = make_id(&IdParts {
-                    sh,
-                    pid: pid_of(at(&r, 2)?)?,
-                    gen,
-                });
-                Ok(Created::New(Binding {
-                    id,
-                    pool: req.pool.clone(),
-                    shipment_id: req.shipment_id,
-                    number: E164::parse(&format!("+{}", rec.x))
-                        .map_err(|_| corrupt("virtual number"))?,
-                    party_a: req.party_a,
-                    party_b: req.party_b,
-                    created_at: rec.created,
-                    expires_at: rec.expires,
-                    state: rec.state,
-                    extension: rec.extension,
-                }))
-            }
-            b"x" => {
-                let ra = at(&r, 3)?;
-                let id = parse_route(ra)?.id;
-                Ok(Created::Existing(self.assemble(
-                    pool,
-                    id,
-                    at(&r, 1)?,
-                    ra,
-                    at(&r, 4)?,
-                )?))
-            }
-            b"e" => match at(&r, 1)? {
-                b"nopool" => Err(StoreError::PoolNotFound(req.pool)),
-                b"exhausted" => Err(StoreError::PoolExhausted { pool: req.pool }),
-                b"conflict" => {
-                    let rec = parse_record(at(&r, 2)?)?;
-                    let existing = make_id(&IdParts {
-                        sh,
-                        pid: pid_of(at(&r, 3)?)?,
-                        gen: rec.gen,
-                    });
-                    Err(StoreError::ShipmentConflict { existing })
-                }
-                _ => Err(corrupt("create error code")),
-            },
-            _ => Err(corrupt("create reply")),
-        }
-    }
-
     pub(super) async fn get_binding_impl(
         &self,
         id: BindingId,
@@ -122,13 +42,19 @@ impl RedisStore {
             }
             None => self.pool_names_all().await?,
         };
-        let found = futures::future::join_all(pools.iter().map(|p| async move {
+        let mut subs = Vec::new();
+        for p in &pools {
+            for t in self.tags(p).await? {
+                subs.push((p.as_str(), t));
+            }
+        }
+        let found = futures::future::join_all(subs.iter().map(|(p, t)| async move {
             let sh = shipment_hash(p, shipment_id);
             let r = self
                 .eval(
                     &self.scripts.get,
-                    &[&record_key(p, &sh)],
-                    &[prefix(p).as_bytes(), now.to_string().as_bytes(), b"", &sh],
+                    &[&record_key(t, &sh)],
+                    &[prefix(t).as_bytes(), now.to_string().as_bytes(), b"", &sh],
                 )
                 .await?;
             if r.len() != 3 {
@@ -183,12 +109,13 @@ impl RedisStore {
     }
 
     async fn delete_in(&self, pool: String, parts: IdParts, now: UnixMs) -> Result<(), StoreError> {
+        let t = self.tag_of_gen(&pool, &parts.gen).await?;
         let r = self
             .eval(
                 &self.scripts.delete,
-                &[meta_key(&pool).as_bytes(), &record_key(&pool, &parts.sh)],
+                &[meta_key(&t).as_bytes(), &record_key(&t, &parts.sh)],
                 &[
-                    prefix(&pool).as_bytes(),
+                    prefix(&t).as_bytes(),
                     now.to_string().as_bytes(),
                     &parts.gen,
                     &parts.sh,
@@ -208,7 +135,8 @@ impl RedisStore {
         caller: &E164,
         now: UnixMs,
     ) -> Result<Option<Route>, StoreError> {
-        let key = route_key(pool, number, &party_tag(&self.hasher, caller));
+        let t = self.tag_of_number(pool, number).await?;
+        let key = route_key(&t, number, &party_tag(&self.hasher, caller));
         let v: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key)).await?;
         let Some(v) = v else { return Ok(None) };
         let rv = parse_route(&v)?;
@@ -227,21 +155,26 @@ impl RedisStore {
         // Drops the pool id caches promptly when Redis lost its data.
         self.check_epoch().await?;
         let mut total = 0u64;
-        let names = self.pool_names_all().await?;
-        // One pipelined look at every pool's next event; scripts only where one is due.
+        let mut names = Vec::new();
+        for pool in self.pool_names_all().await? {
+            names.extend(self.tags(&pool).await?);
+        }
+        // One look at every (sub-)pool's next event (concurrent single-key reads: they
+        // share the connection's pipeline, and on a cluster each goes to its pool's
+        // master); scripts only where one is due.
         let mut due = Vec::new();
         for chunk in names.chunks(1000) {
-            let mut pipe = redis::pipe();
-            for pool in chunk {
-                pipe.cmd("ZRANGE")
-                    .arg(format!("{{{pool}}}nx"))
+            let firsts = futures::future::join_all(chunk.iter().map(|pool| async move {
+                let mut cmd = redis::cmd("ZRANGE");
+                cmd.arg(format!("{{{pool}}}nx"))
                     .arg(0)
                     .arg(0)
                     .arg("WITHSCORES");
-            }
-            let firsts: Vec<Value> = self.query_pipe(&pipe).await?;
+                self.query::<Value>(&cmd).await
+            }))
+            .await;
             for (pool, first) in chunk.iter().zip(firsts) {
-                let next = items(first)?.get(1).and_then(|v| match v {
+                let next = items(first?)?.get(1).and_then(|v| match v {
                     Value::Double(d) => Some(*d as i64),
                     other => bytes(other)
                         .and_then(|b| std::str::from_utf8(b).ok())
@@ -349,56 +282,6 @@ impl RedisStore {
         Ok(out)
     }
 
-    /// Keys and arguments of the create script for `req` in pool id `pid`. Everything
-    /// that does not depend on the number the script picks is built here, so the
-    /// script (which runs on the one Redis thread) only concatenates.
-    pub(super) fn create_args(
-        &self,
-        req: &NewBinding,
-        now: UnixMs,
-        sh: [u8; 8],
-        gen: [u8; 3],
-        pid: u32,
-    ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-        let pool = req.pool.as_str();
-        let id = make_id(&IdParts { sh, pid, gen });
-        let ext_probe = super::extensions::ext_probe();
-        let ta = party_tag(&self.hasher, &req.party_a);
-        let tb = party_tag(&self.hasher, &req.party_b);
-        let route_value = |callee: &E164| {
-            let mut v = id.as_bytes().to_vec();
-            v.extend_from_slice(&enc6(req.expires_at));
-            v.extend_from_slice(&self.seal(pool, callee));
-            v
-        };
-        let mut head = gen.to_vec();
-        head.extend_from_slice(&enc6(now));
-        head.extend_from_slice(&enc6(req.expires_at));
-        head.push(b'a');
-        head.extend_from_slice(&ta);
-        head.extend_from_slice(&tb);
-        let keys = vec![meta_key(pool).into_bytes(), record_key(pool, &sh)];
-        let args = vec![
-            prefix(pool).into_bytes(),
-            now.to_string().into_bytes(),
-            sh.to_vec(),
-            gen.to_vec(),
-            req.expires_at.to_string().into_bytes(),
-            req.shipment_id.clone().into_bytes(),
-            ta.to_vec(),
-            tb.to_vec(),
-            route_value(&req.party_b),
-            route_value(&req.party_a),
-            req.area.clone().unwrap_or_default().into_bytes(),
-            pid_bytes(pid).to_vec(),
-            head,
-            req.extension.unwrap_or(0).to_string().into_bytes(),
-            ext_probe.0.to_string().into_bytes(),
-            ext_probe.1.to_string().into_bytes(),
-        ];
-        (keys, args)
-    }
-
     /// A pool's id (cached: pools are never renamed or removed; a script that finds
     /// another id in Redis says so and the cache is refreshed).
     pub(super) async fn pool_pid(
@@ -493,12 +376,13 @@ impl RedisStore {
             let Some(pool) = self.pool_name(parts.pid, fresh).await? else {
                 return Ok(None);
             };
+            let t = self.tag_of_gen(&pool, &parts.gen).await?;
             let r = self
                 .eval(
                     &self.scripts.get,
-                    &[&record_key(&pool, &parts.sh)],
+                    &[&record_key(&t, &parts.sh)],
                     &[
-                        prefix(&pool).as_bytes(),
+                        prefix(&t).as_bytes(),
                         now.to_string().as_bytes(),
                         &parts.gen,
                         &parts.sh,
@@ -579,12 +463,13 @@ impl RedisStore {
         let (ha, sa) = part(&patch.party_a);
         let (hb, sb) = part(&patch.party_b);
         let exp = patch.expires_at.map(|e| e.to_string()).unwrap_or_default();
+        let t = self.tag_of_gen(&pool, &parts.gen).await?;
         let r = self
             .eval(
                 &self.scripts.update,
-                &[meta_key(&pool).as_bytes(), &record_key(&pool, &parts.sh)],
+                &[meta_key(&t).as_bytes(), &record_key(&t, &parts.sh)],
                 &[
-                    prefix(&pool).as_bytes(),
+                    prefix(&t).as_bytes(),
                     now.to_string().as_bytes(),
                     &parts.gen,
                     &ha,

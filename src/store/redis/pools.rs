@@ -11,7 +11,7 @@ use super::codec::{
     digits, meta_key, parse_number_info, parse_record, pid_bytes, prefix, record_key, shards_for,
     MAX_PID,
 };
-use super::{at, bytes, corrupt, int, RedisStore, NUMBERS, PIDS, POOLS, PSEQ};
+use super::{at, bytes, corrupt, int, subpools, RedisStore, NUMBERS, PIDS, POOLS, PSEQ};
 use crate::bindings::{
     validate_area, validate_pool_spec, ImportOutcome, Invalid, NumberLoad, NumberSpec, NumberState,
     PartyLoad, PoolSpec, PoolStats, UnixMs, DEFAULT_EXTENSION_LEN,
@@ -38,34 +38,40 @@ impl RedisStore {
         if !fresh {
             return Err(StoreError::PoolExists(name));
         }
-        let mut pipe = redis::pipe();
-        pipe.cmd("HSET")
-            .arg(PIDS)
-            .arg(pid)
-            .arg(&name)
-            .ignore()
-            .cmd("HSET")
-            .arg(&meta)
-            .arg("country")
-            .arg(spec.country)
-            .arg("grace_s")
-            .arg(spec.grace_s)
-            .arg("cooling_s")
-            .arg(spec.cooling_s)
-            .arg("cap")
-            .arg(spec.max_bindings_per_number)
-            .arg("pid")
-            .arg(&pid_bytes(pid)[..])
-            .arg("shards")
-            .arg(shards_for(spec.max_bindings_per_number))
-            .arg("foreign")
-            .arg(u8::from(spec.allow_foreign_parties))
-            .arg("ext")
-            .arg(u8::from(spec.extensions))
-            .arg("ext_len")
-            .arg(spec.extension_len)
-            .ignore();
-        self.query_pipe::<()>(&pipe).await
+        // Separate commands, not one pipeline: `ml:pid` and the settings of each
+        // sub-pool live in different slots on a cluster. `{p}m` goes last: until it
+        // exists the pool is not listed (`list_pools` skips a half-created pool).
+        let _: () = self
+            .query(redis::cmd("HSET").arg(PIDS).arg(pid).arg(&name))
+            .await?;
+        let n = self.new_subpools;
+        for k in (0..n).rev() {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(meta_key(&subpools::tag(&name, k)))
+                .arg("country")
+                .arg(spec.country)
+                .arg("grace_s")
+                .arg(spec.grace_s)
+                .arg("cooling_s")
+                .arg(spec.cooling_s)
+                .arg("cap")
+                .arg(spec.max_bindings_per_number)
+                .arg("pid")
+                .arg(&pid_bytes(pid)[..])
+                .arg("shards")
+                .arg(shards_for(spec.max_bindings_per_number))
+                .arg("foreign")
+                .arg(u8::from(spec.allow_foreign_parties))
+                .arg("ext")
+                .arg(u8::from(spec.extensions))
+                .arg("ext_len")
+                .arg(spec.extension_len);
+            if k == 0 && n > 1 {
+                cmd.arg("subpools").arg(n);
+            }
+            let _: () = self.query(&cmd).await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn get_pool_impl(&self, pool: &str) -> Result<PoolSpec, StoreError> {
@@ -155,8 +161,31 @@ impl RedisStore {
                 }
             }
         }
+        let n = self.subpools(pool).await?;
+        let mut by_sub: Vec<Vec<(usize, &NumberSpec)>> = vec![Vec::new(); n as usize];
+        for (i, num) in owners {
+            let k = subpools::of_number(digits(&num.number), n) as usize;
+            if let Some(v) = by_sub.get_mut(k) {
+                v.push((i, num));
+            }
+        }
+        for (k, owners) in by_sub.iter().enumerate() {
+            let t = subpools::tag(pool, k as u32);
+            self.import_into(&t, owners, &mut out).await?;
+        }
+        out.errors.sort_by_key(|(i, _)| *i);
+        Ok(out)
+    }
+
+    /// Imports numbers (already claimed for the pool) into the sub-pool tagged `t`.
+    async fn import_into(
+        &self,
+        t: &str,
+        owners: &[(usize, &NumberSpec)],
+        out: &mut ImportOutcome,
+    ) -> Result<(), StoreError> {
         for chunk in owners.chunks(1000) {
-            let p = prefix(pool);
+            let p = prefix(t);
             let infos: Vec<(String, String, String)> = chunk
                 .iter()
                 .map(|(_, n)| {
@@ -173,9 +202,10 @@ impl RedisStore {
                 args.extend([x.as_bytes(), c.as_bytes(), a.as_bytes()]);
             }
             let r = self
-                .eval(&self.scripts.import, &[meta_key(pool).as_bytes()], &args)
+                .eval(&self.scripts.import, &[meta_key(t).as_bytes()], &args)
                 .await?;
             if at(&r, 0)? == b"e" {
+                let pool = t.split('~').next().unwrap_or(t);
                 return Err(StoreError::PoolNotFound(pool.to_owned()));
             }
             for v in r.iter().skip(1) {
@@ -185,8 +215,7 @@ impl RedisStore {
                 }
             }
         }
-        out.errors.sort_by_key(|(i, _)| *i);
-        Ok(out)
+        Ok(())
     }
 
     pub(super) async fn retire_number_impl(
@@ -194,11 +223,12 @@ impl RedisStore {
         pool: &str,
         number: &E164,
     ) -> Result<(), StoreError> {
+        let t = self.tag_of_number(pool, number).await?;
         let r = self
             .eval(
                 &self.scripts.retire,
-                &[meta_key(pool).as_bytes()],
-                &[prefix(pool).as_bytes(), digits(number).as_bytes()],
+                &[meta_key(&t).as_bytes()],
+                &[prefix(&t).as_bytes(), digits(number).as_bytes()],
             )
             .await?;
         match (at(&r, 0)?, r.get(1).and_then(bytes)) {
@@ -223,48 +253,53 @@ impl RedisStore {
         now: UnixMs,
     ) -> Result<PoolStats, StoreError> {
         let spec = self.get_pool_impl(pool).await?;
-        let r = self
-            .eval(
-                &self.scripts.stats,
-                &[meta_key(pool).as_bytes()],
-                &[prefix(pool).as_bytes(), now.to_string().as_bytes()],
-            )
-            .await?;
-        if at(&r, 0)? != b"o" {
-            return Err(StoreError::PoolNotFound(pool.to_owned()));
-        }
-        let cooling = r.get(1).and_then(int).ok_or_else(|| corrupt("cooling"))?;
+        let mut cooling = 0i64;
         let mut per_number = Vec::new();
-        let mut live_numbers = Vec::new();
-        for t in r.get(2..).unwrap_or(&[]).chunks(3) {
-            let [x, info, live] = t else {
-                return Err(corrupt("stats row"));
-            };
-            let x = bytes(x).ok_or_else(|| corrupt("number"))?;
-            let x = std::str::from_utf8(x).map_err(|_| corrupt("number"))?;
-            let (retired, _, _, area) =
-                parse_number_info(bytes(info).ok_or_else(|| corrupt("number info"))?)?;
-            let live = int(live).ok_or_else(|| corrupt("live count"))?.max(0) as u64;
-            if live > 0 {
-                live_numbers.push(x.to_owned());
+        let mut live_numbers: Vec<(String, Vec<String>)> = Vec::new();
+        for t in self.tags(pool).await? {
+            let r = self
+                .eval(
+                    &self.scripts.stats,
+                    &[meta_key(&t).as_bytes()],
+                    &[prefix(&t).as_bytes(), now.to_string().as_bytes()],
+                )
+                .await?;
+            if at(&r, 0)? != b"o" {
+                return Err(StoreError::PoolNotFound(pool.to_owned()));
             }
-            per_number.push(NumberLoad {
-                number: E164::parse(&format!("+{x}")).map_err(|_| corrupt("number"))?,
-                area,
-                state: if retired {
-                    NumberState::Retired
-                } else {
-                    NumberState::Active
-                },
-                live_bindings: live,
-            });
+            cooling += r.get(1).and_then(int).ok_or_else(|| corrupt("cooling"))?;
+            let mut live_here = Vec::new();
+            for row in r.get(2..).unwrap_or(&[]).chunks(3) {
+                let [x, info, live] = row else {
+                    return Err(corrupt("stats row"));
+                };
+                let x = bytes(x).ok_or_else(|| corrupt("number"))?;
+                let x = std::str::from_utf8(x).map_err(|_| corrupt("number"))?;
+                let (retired, _, _, area) =
+                    parse_number_info(bytes(info).ok_or_else(|| corrupt("number info"))?)?;
+                let live = int(live).ok_or_else(|| corrupt("live count"))?.max(0) as u64;
+                if live > 0 {
+                    live_here.push(x.to_owned());
+                }
+                per_number.push(NumberLoad {
+                    number: E164::parse(&format!("+{x}")).map_err(|_| corrupt("number"))?,
+                    area,
+                    state: if retired {
+                        NumberState::Retired
+                    } else {
+                        NumberState::Active
+                    },
+                    live_bindings: live,
+                });
+            }
+            live_numbers.push((t, live_here));
         }
         per_number.sort_by(|a, b| {
             b.live_bindings
                 .cmp(&a.live_bindings)
                 .then_with(|| a.number.cmp(&b.number))
         });
-        let busiest_parties = self.busiest(pool, &live_numbers, now).await?;
+        let busiest_parties = self.busiest(&live_numbers, now).await?;
         let retired = per_number
             .iter()
             .filter(|n| n.state == NumberState::Retired)
@@ -283,13 +318,41 @@ impl RedisStore {
 
     /// Busiest parties of a pool: live bindings per party over every live binding
     /// (paged reads, not one script, so a big pool does not block Redis).
+    /// `live_numbers`: per sub-pool (its key tag), the numbers with live bindings.
     pub(super) async fn busiest(
+        &self,
+        live_numbers: &[(String, Vec<String>)],
+        now: UnixMs,
+    ) -> Result<Vec<PartyLoad>, StoreError> {
+        let mut counts: HashMap<[u8; 8], u64> = HashMap::new();
+        for (pool, live) in live_numbers {
+            self.count_parties(pool, live, now, &mut counts).await?;
+        }
+        let mut out: Vec<PartyLoad> = counts
+            .into_iter()
+            .map(|(k, n)| PartyLoad {
+                party: hex::encode(k),
+                live_bindings: n,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.live_bindings
+                .cmp(&a.live_bindings)
+                .then_with(|| a.party.cmp(&b.party))
+        });
+        out.truncate(10);
+        Ok(out)
+    }
+
+    /// Adds the live bindings per party on `live_numbers` of the sub-pool tagged
+    /// `pool` to `counts`.
+    async fn count_parties(
         &self,
         pool: &str,
         live_numbers: &[String],
         now: UnixMs,
-    ) -> Result<Vec<PartyLoad>, StoreError> {
-        let mut counts: HashMap<[u8; 8], u64> = HashMap::new();
+        counts: &mut HashMap<[u8; 8], u64>,
+    ) -> Result<(), StoreError> {
         let shards: u32 = self
             .query::<Option<u32>>(redis::cmd("HGET").arg(meta_key(pool)).arg("shards"))
             .await?
@@ -328,19 +391,6 @@ impl RedisStore {
                 }
             }
         }
-        let mut out: Vec<PartyLoad> = counts
-            .into_iter()
-            .map(|(k, n)| PartyLoad {
-                party: hex::encode(k),
-                live_bindings: n,
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            b.live_bindings
-                .cmp(&a.live_bindings)
-                .then_with(|| a.party.cmp(&b.party))
-        });
-        out.truncate(10);
-        Ok(out)
+        Ok(())
     }
 }

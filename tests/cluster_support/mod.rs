@@ -1,0 +1,284 @@
+//! A real Redis Cluster for tests: 3 masters and 3 replicas on loopback.
+//!
+//! [`Cluster::start`] starts six `redis-server --cluster-enabled yes` processes in a
+//! temporary directory on free ports (a random base in 21000–21899, cluster bus
+//! ports +10000), joins them with `redis-cli --cluster create ... --cluster-replicas 1
+//! --cluster-yes` and waits until every slot is served and every replica is in sync.
+//! The servers run under one shell that kills them (and removes the directory) when
+//! its stdin closes: when the [`Cluster`] is dropped, or when the test process ends
+//! (for the [`shared`] one, which statics never drop). `cluster-node-timeout` is
+//! 1000 ms so a killed master's replica is promoted within a few seconds.
+//!
+//! Without `redis-server` the tests that need a cluster are skipped with a message
+//! (`scripts/test` installs it, so CI always runs them).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+/// `cluster-node-timeout` of the test clusters, ms.
+pub const NODE_TIMEOUT_MS: u64 = 1000;
+
+/// A running 3-master/3-replica cluster (killed on drop).
+pub struct Cluster {
+    ports: Vec<u16>,
+    dir: std::path::PathBuf,
+    shell: Child,
+    stdin: Option<ChildStdin>,
+    /// Nodes started again after [`Cluster::kill`], each under its own shell.
+    restarted: std::sync::Mutex<Vec<(Child, ChildStdin)>>,
+}
+
+fn server_cmd(port: u16, dir: &std::path::Path) -> String {
+    format!(
+        "redis-server --port {port} --bind 127.0.0.1 --cluster-enabled yes \
+         --cluster-config-file nodes.conf --cluster-node-timeout {NODE_TIMEOUT_MS} \
+         --appendonly yes --appendfsync everysec --save '' --dir '{}'",
+        dir.join(port.to_string()).display()
+    )
+}
+
+/// Whether `redis-server` is installed; prints why a test is skipped if not.
+pub fn available() -> bool {
+    let ok = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+        && Command::new("redis-cli")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !ok {
+        eprintln!(
+            "SKIPPED: Redis Cluster tests need redis-server and redis-cli (Debian packages \
+             redis-server, redis-tools; scripts/test installs them)"
+        );
+    }
+    ok
+}
+
+fn port_free(p: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", p)).is_ok()
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+static SHARED: OnceLock<Option<Cluster>> = OnceLock::new();
+
+/// One cluster shared by the tests of a test binary that do not break it (no
+/// failover); `None` (after a message) without `redis-server`.
+pub fn shared() -> Option<&'static Cluster> {
+    SHARED
+        .get_or_init(|| available().then(Cluster::start))
+        .as_ref()
+}
+
+impl Cluster {
+    /// Starts a fresh cluster (panics if it cannot: call [`available`] first).
+    pub fn start() -> Cluster {
+        let mut rng = rand::rng();
+        let base = (0..50)
+            .map(|_| rng.random_range(21000u16..21900))
+            .find(|b| (0..6).all(|i| port_free(b + i) && port_free(b + i + 10000)))
+            .expect("six free ports (and bus ports) in 21000-21999");
+        let ports: Vec<u16> = (0..6).map(|i| base + i).collect();
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let mut script = String::from("pids=''\n");
+        for p in &ports {
+            let d = dir.join(p.to_string());
+            std::fs::create_dir_all(&d).expect("node dir");
+            script.push_str(&format!(
+                "{} >/dev/null 2>&1 & pids=\"$pids $!\"\n",
+                server_cmd(*p, &dir)
+            ));
+        }
+        script.push_str(&format!(
+            "read _; kill -9 $pids 2>/dev/null; wait; rm -rf '{}'\n",
+            dir.display()
+        ));
+        let mut shell = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh");
+        let stdin = shell.stdin.take();
+        let me = Cluster {
+            ports,
+            dir,
+            shell,
+            stdin,
+            restarted: std::sync::Mutex::new(Vec::new()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for p in &me.ports {
+            while std::net::TcpStream::connect(("127.0.0.1", *p)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let nodes: Vec<String> = me.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli --cluster create");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        me.wait_healthy(Duration::from_secs(30));
+        me
+    }
+
+    /// Seed URLs (every node).
+    pub fn seeds(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// Ports of the nodes that are masters now (alive), in port order.
+    pub fn masters(&self) -> Vec<u16> {
+        self.ports
+            .iter()
+            .copied()
+            .filter(|p| cli(*p, &["role"]).lines().next() == Some("master"))
+            .collect()
+    }
+
+    /// The port of the master serving `key`'s slot now.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let slot: u16 = cli(self.ports[0], &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .expect("slot");
+        for p in self.masters() {
+            for line in cli(p, &["cluster", "nodes"]).lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() < 9 || !f[2].contains("myself") || !f[2].contains("master") {
+                    continue;
+                }
+                for range in &f[8..] {
+                    let (a, b) = range.split_once('-').unwrap_or((range, range));
+                    if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
+                        if (a..=b).contains(&slot) {
+                            return p;
+                        }
+                    }
+                }
+            }
+        }
+        panic!("no master serves slot {slot}");
+    }
+
+    /// Kills (SIGKILL: a crash) the node on `port`.
+    pub fn kill(&self, port: u16) {
+        let info = cli(port, &["info", "server"]);
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .expect("process_id")
+            .trim()
+            .to_owned();
+        let status = Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the node on `port` again (after [`Cluster::kill`]), with its data and
+    /// cluster config: it rejoins the cluster (a former master as a replica of the
+    /// node that replaced it).
+    pub fn restart(&self, port: u16) {
+        let script = format!(
+            "{} >/dev/null 2>&1 & pid=$!; read _; kill -9 $pid",
+            server_cmd(port, &self.dir)
+        );
+        let mut shell = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh");
+        let stdin = shell.stdin.take().expect("stdin");
+        self.restarted.lock().unwrap().push((shell, stdin));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not restart");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the live nodes agree that every slot is served by a master and
+    /// every live replica is in sync with its master.
+    pub fn wait_healthy(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let live: Vec<u16> = self
+                .ports
+                .iter()
+                .copied()
+                .filter(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+                .collect();
+            let ok = live.iter().all(|p| {
+                let info = cli(*p, &["cluster", "info"]);
+                let repl = cli(*p, &["info", "replication"]);
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    && (repl.contains("role:master") || repl.contains("master_link_status:up"))
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become healthy"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs one command on the node on `port` (redis-cli), for checks.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        cli(port, args)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (mut shell, mut stdin) in self.restarted.lock().unwrap().drain(..) {
+            let _ = stdin.write_all(b"\n");
+            drop(stdin);
+            let _ = shell.wait();
+        }
+        if let Some(mut s) = self.stdin.take() {
+            let _ = s.write_all(b"\n");
+        }
+        let _ = self.shell.wait();
+    }
+}

@@ -1,0 +1,528 @@
+//! maskline on a real Redis Cluster (3 masters, 3 replicas on loopback; see
+//! `tests/cluster_support`): several relays on one cluster, and what clients see
+//! when a master dies mid-load. The store contract itself runs on the cluster in
+//! `store_contract.rs` (`redis_cluster::*`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_support;
+mod cluster_support;
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use api_support::*;
+use cluster_support::Cluster;
+use maskline::bindings::{now_ms, Created, NewBinding, NumberSpec, PoolSpec};
+use maskline::numbers::{NumberHasher, Sealer, E164};
+use maskline::store::redis::{RedisOptions, RedisStore};
+use maskline::store::{BindingStore, StoreError};
+use serde_json::json;
+
+fn hasher() -> NumberHasher {
+    NumberHasher::new(&[9u8; 32]).unwrap()
+}
+
+async fn relay(c: &Cluster, sealer: &Sealer, options: RedisOptions) -> Arc<RedisStore> {
+    Arc::new(
+        RedisStore::connect_cluster(&c.seeds(), hasher(), sealer.clone(), options)
+            .await
+            .unwrap(),
+    )
+}
+
+fn e164(s: &str) -> E164 {
+    E164::parse(s).unwrap()
+}
+
+fn numbers(n: usize, prefix: &str) -> Vec<String> {
+    let mut set = HashSet::new();
+    while set.len() < n {
+        set.insert(common::random_e164(prefix));
+    }
+    let mut v: Vec<String> = set.into_iter().collect();
+    v.sort();
+    v
+}
+
+/// Two relays (two store instances, each its own connections) allocate from one
+/// pool at once, while both run the reaper: the AXB invariant holds (no party gets
+/// the same X twice), no number goes over its cap, and the pool fills exactly,
+/// checked afterwards from the store's own data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_allocate_concurrently_and_keep_the_invariant() {
+    let Some(cluster) = cluster_support::shared() else {
+        return;
+    };
+    let sealer = Sealer::random();
+    let relays = [
+        relay(cluster, &sealer, RedisOptions::default()).await,
+        relay(cluster, &sealer, RedisOptions::default()).await,
+    ];
+    let pool = common::unique("two");
+    let cap = 3u32;
+    relays[0]
+        .create_pool(PoolSpec {
+            name: pool.clone(),
+            country: 86,
+            grace_s: 3600,
+            cooling_s: 3600,
+            max_bindings_per_number: cap,
+            allow_foreign_parties: false,
+            extensions: false,
+            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
+        })
+        .await
+        .unwrap();
+    let xs = numbers(8, "+86170");
+    let out = relays[1]
+        .import_numbers(
+            &pool,
+            xs.iter()
+                .map(|x| NumberSpec {
+                    number: e164(x),
+                    area: None,
+                    capabilities: Default::default(),
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.added, 8);
+    let couriers: Vec<String> = numbers(5, "+86139");
+    let stop = Arc::new(AtomicBool::new(false));
+    let reapers: Vec<_> = relays
+        .iter()
+        .map(|r| {
+            let (r, stop) = (r.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    r.reap(now_ms()).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    // 5 couriers × 12 attempts, alternating relays, all at once: more than the
+    // 8 numbers × cap 3 = 24 bindings the pool holds.
+    let mut tasks = Vec::new();
+    for (i, courier) in couriers.iter().enumerate() {
+        for k in 0..12 {
+            let r = relays[(i + k) % 2].clone();
+            let req = NewBinding {
+                pool: pool.clone(),
+                shipment_id: common::unique("S"),
+                party_a: e164(courier),
+                party_b: e164(&common::random_e164("+86137")),
+                expires_at: now_ms() + 600_000,
+                area: None,
+                extension: None,
+            };
+            tasks.push(tokio::spawn(async move {
+                r.create_binding(req, now_ms()).await
+            }));
+        }
+    }
+    let mut made = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Created::New(b)) => made.push(b),
+            Ok(Created::Existing(b)) => panic!("unique shipments, got existing {}", b.id),
+            Err(StoreError::PoolExhausted { .. }) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in reapers {
+        r.await.unwrap();
+    }
+    assert_eq!(made.len(), 24, "the pool fills exactly: 8 numbers × cap 3");
+    // From the store's own data: every binding read back (through either relay),
+    // no (courier, X) twice, no number over its cap.
+    let mut pairs = HashSet::new();
+    let mut per_x: HashMap<String, u32> = HashMap::new();
+    for b in &made {
+        let read = relays[1].get_binding(b.id, now_ms()).await.unwrap();
+        assert_eq!(read.number, b.number);
+        assert!(
+            pairs.insert((read.party_a.clone(), read.number.clone())),
+            "a courier got the same number twice"
+        );
+        *per_x.entry(read.number.to_string()).or_default() += 1;
+    }
+    assert!(per_x.values().all(|n| *n <= cap));
+    let stats = relays[0].pool_stats(&pool, now_ms()).await.unwrap();
+    assert_eq!(stats.live_bindings, 24);
+    assert!(stats
+        .per_number
+        .iter()
+        .all(|n| n.live_bindings <= cap as u64));
+}
+
+/// What one relay's clients saw during the failover.
+#[derive(Default)]
+struct Seen {
+    /// 201s: (number, courier).
+    created: Vec<(String, String)>,
+    /// 503s (each with `Retry-After`).
+    unavailable: usize,
+    /// 201s after the first 503.
+    created_after: usize,
+    /// Slowest answer.
+    slowest: Duration,
+}
+
+/// A master dies (SIGKILL) under allocation load from two relays. Its replica is
+/// promoted; meanwhile the API answers `503` with `Retry-After` and never hangs;
+/// afterwards both relays allocate and route again without a restart. The relay
+/// with `replica_ack = 1` answered `201` only for bindings a replica held, so every
+/// one of them still routes after the failover; for the relay without it the test
+/// prints how many were lost. With `replica_ack = 1` the promoted master has no
+/// replica left, so that relay keeps answering `503` for the pool until the dead
+/// node is back (it rejoins as the new master's replica): it never answers `201`
+/// for a binding only one node holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_dies_mid_load_503_then_recovery_and_acked_bindings_survive() {
+    if !cluster_support::available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let sealer = Sealer::random();
+    let options = |ack| RedisOptions {
+        timeout: Duration::from_millis(500),
+        connections: 1,
+        replica_ack: ack,
+        ..RedisOptions::default()
+    };
+    let stores = [
+        relay(&cluster, &sealer, options(0)).await,
+        relay(&cluster, &sealer, options(1)).await,
+    ];
+    let mut srvs = Vec::new();
+    for s in &stores {
+        srvs.push(start(s.clone() as Arc<dyn BindingStore>).await);
+    }
+    // Two pools whose slots the same master serves: the one we kill.
+    let victim = cluster.masters()[0];
+    let mut pools = Vec::new();
+    for i in 0.. {
+        let name = format!("fo{i}");
+        if cluster.master_of(&format!("{{{name}}}m")) == victim {
+            pools.push(name);
+            if pools.len() == 2 {
+                break;
+            }
+        }
+    }
+    for (srv, pool) in srvs.iter().zip(&pools) {
+        let r = srv
+            .client
+            .post(
+                "/v1/pools",
+                Some(ADMIN),
+                &json!({"name": pool, "country": 86, "cooling_s": 3600,
+                        "max_bindings_per_number": 100_000}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        let entries: Vec<_> = numbers(40, "+86170")
+            .into_iter()
+            .map(|n| json!({ "number": n }))
+            .collect();
+        let r = srv
+            .client
+            .post(
+                &format!("/v1/pools/{pool}/numbers"),
+                Some(ADMIN),
+                &json!({ "numbers": entries }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Vec<Arc<Mutex<Seen>>> = (0..2).map(|_| Arc::default()).collect();
+    let mut load = Vec::new();
+    for (i, srv) in srvs.iter().enumerate() {
+        for _ in 0..4 {
+            let c = srv.client.clone();
+            let (pool, stop, seen) = (pools[i].clone(), stop.clone(), seen[i].clone());
+            load.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let courier = common::random_e164("+86139");
+                    let req = json!({"pool": pool, "shipment_id": common::unique("F"),
+                        "party_a": courier, "party_b": common::random_e164("+86137"),
+                        "ttl_s": 600});
+                    let t = Instant::now();
+                    let r = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        c.post("/v1/bindings", Some(APP), &req),
+                    )
+                    .await
+                    .expect("the API never hangs while a master fails over");
+                    let backoff = {
+                        let mut s = seen.lock().unwrap();
+                        s.slowest = s.slowest.max(t.elapsed());
+                        match r.status {
+                            201 => {
+                                let number = r.json()["number"].as_str().unwrap().to_owned();
+                                s.created.push((number, courier));
+                                if s.unavailable > 0 {
+                                    s.created_after += 1;
+                                }
+                                false
+                            }
+                            503 => {
+                                assert!(
+                                    r.header("retry-after").is_some(),
+                                    "503 without Retry-After"
+                                );
+                                s.unavailable += 1;
+                                true
+                            }
+                            other => panic!("unexpected {other}: {}", r.text()),
+                        }
+                    };
+                    if backoff {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }));
+        }
+    }
+    // Load first, then the crash.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    cluster.kill(victim);
+    let t0 = Instant::now();
+    let mut restarted = false;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let recovered = seen.iter().all(|s| {
+            let s = s.lock().unwrap();
+            s.unavailable > 0 && s.created_after >= 20
+        });
+        // The acknowledging relay needs a replica again: bring the dead node back
+        // once the other relay recovered (the failover is over).
+        if !restarted && seen[0].lock().unwrap().created_after >= 20 {
+            assert_eq!(
+                seen[1].lock().unwrap().created_after,
+                0,
+                "replica_ack = 1 answered 201 while the slot's master had no replica"
+            );
+            cluster.restart(victim);
+            restarted = true;
+        }
+        if recovered {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "no recovery within 40 s of the crash"
+        );
+    }
+    let window = t0.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.await.unwrap();
+    }
+    cluster.wait_healthy(Duration::from_secs(20));
+
+    // Every 201 of the relay with replica_ack = 1 still routes; count the others'.
+    let mut lost = [0usize; 2];
+    for (i, srv) in srvs.iter().enumerate() {
+        let created = seen[i].lock().unwrap().created.clone();
+        for (x, courier) in &created {
+            let r = srv
+                .client
+                .get(
+                    &format!(
+                        "/v1/pools/{}/numbers/{}/route?caller={}",
+                        pools[i],
+                        enc(x),
+                        enc(courier)
+                    ),
+                    Some(OPS),
+                )
+                .await;
+            match r.status {
+                200 => {}
+                404 => lost[i] += 1,
+                other => panic!("route: unexpected {other}: {}", r.text()),
+            }
+        }
+        let s = seen[i].lock().unwrap();
+        eprintln!(
+            "replica_ack={i}: {} bindings answered 201, {} lost after the failover; {} \
+             answers 503; slowest answer {:?}; recovered {:?} after the crash",
+            s.created.len(),
+            lost[i],
+            s.unavailable,
+            s.slowest,
+            window
+        );
+    }
+    assert_eq!(
+        lost[1], 0,
+        "with replica_ack = 1 no acknowledged binding is lost"
+    );
+    // Both relays work without a restart: a new binding, and it routes.
+    for (srv, pool) in srvs.iter().zip(&pools) {
+        let courier = common::random_e164("+86139");
+        let r = srv
+            .client
+            .post(
+                "/v1/bindings",
+                Some(APP),
+                &json!({"pool": pool, "shipment_id": "after", "party_a": courier,
+                        "party_b": common::random_e164("+86137"), "ttl_s": 600}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(srv.client.get("/readyz", None).await.status, 200);
+    }
+    for srv in srvs {
+        srv.stop().await.unwrap();
+    }
+}
+
+/// FNV-1a of a number's digits mod n: the sub-pool the store puts it in
+/// (`src/store/redis/subpools.rs`).
+fn subpool_of_number(digits: &str, n: u32) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in digits.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % n
+}
+
+/// A shipment's home sub-pool: its shipment hash (SHA-256 of pool, 0, id) mod n.
+fn home_of_shipment(pool: &str, shipment: &str, n: u32) -> u32 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(pool.as_bytes());
+    h.update([0u8]);
+    h.update(shipment.as_bytes());
+    let full = h.finalize();
+    let mut sh = [0u8; 8];
+    sh.copy_from_slice(&full[..8]);
+    (u64::from_be_bytes(sh) % u64::from(n)) as u32
+}
+
+/// A pool of 3 sub-pools whose only number lives outside a shipment's home
+/// sub-pool: the shipment falls back (claim recorded at home), and 16 identical
+/// creates racing from two relays still make exactly one binding, which reads,
+/// routes, conflicts and ends like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shipment_falls_back_to_another_sub_pool_once_under_racing_retries() {
+    let Some(cluster) = cluster_support::shared() else {
+        return;
+    };
+    let sealer = Sealer::random();
+    let options = RedisOptions {
+        subpools: 3,
+        ..RedisOptions::default()
+    };
+    let relays = [
+        relay(cluster, &sealer, options.clone()).await,
+        relay(cluster, &sealer, options).await,
+    ];
+    let pool = common::unique("sub");
+    relays[0]
+        .create_pool(PoolSpec {
+            name: pool.clone(),
+            country: 86,
+            grace_s: 3600,
+            cooling_s: 3600,
+            max_bindings_per_number: 100,
+            allow_foreign_parties: false,
+            extensions: false,
+            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
+        })
+        .await
+        .unwrap();
+    let x = numbers(1, "+86170").remove(0);
+    let s = subpool_of_number(&x[1..], 3);
+    relays[1]
+        .import_numbers(
+            &pool,
+            vec![NumberSpec {
+                number: e164(&x),
+                area: None,
+                capabilities: Default::default(),
+            }],
+        )
+        .await
+        .unwrap();
+    let shipment = (0..)
+        .map(|i| format!("FB{i}"))
+        .find(|id| home_of_shipment(&pool, id, 3) != s)
+        .unwrap();
+    let req = NewBinding {
+        pool: pool.clone(),
+        shipment_id: shipment.clone(),
+        party_a: e164(&common::random_e164("+86139")),
+        party_b: e164(&common::random_e164("+86137")),
+        expires_at: now_ms() + 600_000,
+        area: None,
+        extension: None,
+    };
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (r, req) = (relays[i % 2].clone(), req.clone());
+            tokio::spawn(async move { r.create_binding(req, now_ms()).await.unwrap() })
+        })
+        .collect();
+    let (mut new, mut ids) = (0, HashSet::new());
+    for t in tasks {
+        match t.await.unwrap() {
+            Created::New(b) => {
+                new += 1;
+                ids.insert(b.id);
+                assert_eq!(b.number.to_string(), e164(&x).to_string());
+            }
+            Created::Existing(b) => {
+                ids.insert(b.id);
+            }
+        }
+    }
+    assert_eq!((new, ids.len()), (1, 1), "one binding for the shipment");
+    let id = *ids.iter().next().unwrap();
+    for r in &relays {
+        let b = r.get_binding(id, now_ms()).await.unwrap();
+        assert_eq!(b.shipment_id, shipment);
+        let found = r
+            .find_by_shipment(Some(&pool), &shipment, now_ms())
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        let route = r
+            .route(&pool, &e164(&x), &req.party_a, now_ms())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(route.callee, req.party_b);
+    }
+    let mut other = req.clone();
+    other.party_b = e164(&common::random_e164("+86137"));
+    assert!(matches!(
+        relays[1].create_binding(other, now_ms()).await,
+        Err(StoreError::ShipmentConflict { existing }) if existing == id
+    ));
+    assert_eq!(
+        relays[0]
+            .pool_stats(&pool, now_ms())
+            .await
+            .unwrap()
+            .live_bindings,
+        1
+    );
+    relays[1].delete_binding(id, now_ms()).await.unwrap();
+    assert!(relays[0]
+        .route(&pool, &e164(&x), &req.party_a, now_ms())
+        .await
+        .unwrap()
+        .is_none());
+}
