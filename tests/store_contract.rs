@@ -13,6 +13,7 @@
 mod cluster_support;
 mod common;
 mod contract;
+mod sentinel_support;
 
 use std::sync::Arc;
 
@@ -128,9 +129,26 @@ async fn cluster_store(subpools: u32) -> Option<Store> {
     ))
 }
 
+/// A Redis store reaching the shared test master through its sentinel
+/// (`redis+sentinel://`). `None` (skipped, with a message) only without
+/// `redis-server`.
+async fn sentinel_store() -> Option<Store> {
+    let set = sentinel_support::shared()?;
+    Some(Arc::new(
+        RedisStore::connect(
+            &set.url(),
+            NumberHasher::new(&[7u8; 32]).unwrap(),
+            Sealer::random(),
+        )
+        .await
+        .unwrap(),
+    ))
+}
+
 contract_tests!(memory, Some(memory_store().await));
 contract_tests!(redis, Some(redis_store().await));
 contract_tests!(redis_cluster, cluster_store(1).await);
+contract_tests!(redis_sentinel, sentinel_store().await);
 // A pool of 3 sub-pools (3 slots, spread over the cluster's masters). Left out:
 // the cases that pin the *pool-wide* allocation order (least loaded number of the
 // whole pool, area preference across it) and "a pair refused once stays refused":

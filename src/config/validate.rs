@@ -89,7 +89,15 @@ impl Config {
         }
 
         let store = &self.store;
-        if store.backend == Backend::Redis {
+        if store.backend == Backend::Redis
+            && store
+                .redis_url
+                .starts_with(crate::store::redis::conn::SENTINEL_SCHEME)
+        {
+            if let Err(e) = crate::store::redis::conn::SentinelSpec::parse(&store.redis_url) {
+                return Err(ConfigError::field("store.redis_url", e));
+            }
+        } else if store.backend == Backend::Redis {
             if redis::parse_redis_url(&store.redis_url).is_none() {
                 return Err(ConfigError::field(
                     "store.redis_url",

@@ -1,6 +1,8 @@
 //! The connection a [`RedisStore`](super::RedisStore) talks through: one Redis
-//! ([`ConnectionManager`], reconnects by itself) or a Redis Cluster (the `redis`
-//! crate's cluster-async client).
+//! ([`ConnectionManager`], reconnects by itself), a Redis Cluster (the `redis`
+//! crate's cluster-async client), or the master of a Sentinel-monitored set
+//! (`redis+sentinel://`, [`SentinelConn`]: asks the sentinels again after a
+//! failover).
 //!
 //! On a cluster every command goes straight to the master that owns its key's slot
 //! (the client keeps the slot map); `MOVED`/`ASK` replies, a changed topology and a
@@ -34,6 +36,8 @@ pub enum Conn {
     Single(ConnectionManager),
     /// A Redis Cluster: routed by slot.
     Cluster(ClusterConnection),
+    /// The master a set of sentinels names (found again after a failover).
+    Sentinel(SentinelConn),
 }
 
 impl Conn {
@@ -42,6 +46,7 @@ impl Conn {
     pub async fn on_master_of(&mut self, key: &[u8], cmd: Cmd) -> RedisResult<Value> {
         match self {
             Conn::Single(c) => cmd.query_async(c).await,
+            Conn::Sentinel(c) => cmd.query_async(c).await,
             Conn::Cluster(c) => {
                 let route = Route::with_key(key, SlotAddr::Master);
                 c.route_command(
@@ -59,6 +64,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -71,6 +77,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -78,6 +85,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -107,6 +115,8 @@ pub enum Target {
     Single(redis::Client),
     /// A Redis Cluster.
     Cluster(Box<redis::cluster::ClusterClient>),
+    /// The master a set of sentinels names.
+    Sentinel(Box<SentinelSpec>),
 }
 
 impl From<redis::Client> for Target {
@@ -132,6 +142,15 @@ impl Target {
             .max_retry_wait(CLUSTER_RETRY_MAX_MS)
             .build()?;
             Ok(Target::Cluster(Box::new(client)))
+        } else if cfg.redis_url.starts_with(SENTINEL_SCHEME) {
+            let spec = SentinelSpec::parse(&cfg.redis_url).map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "store.redis_url",
+                    e,
+                ))
+            })?;
+            Ok(Target::Sentinel(Box::new(spec)))
         } else {
             Ok(Target::Single(redis::Client::open(cfg.redis_url.as_str())?))
         }
@@ -148,6 +167,14 @@ impl Target {
                 ))
             }
             Target::Single(c) => Ok(Conn::Single(c.get_connection_manager().await?)),
+            Target::Sentinel(spec) => {
+                let response = (!blocking).then_some(Duration::from_secs(2));
+                Ok(Conn::Sentinel(SentinelConn::new(
+                    spec,
+                    Duration::from_secs(2),
+                    response,
+                )?))
+            }
             Target::Cluster(c) => {
                 let mut cfg = redis::cluster::ClusterConfig::new();
                 if blocking {
@@ -157,6 +184,220 @@ impl Target {
                     c.get_async_connection_with_config(cfg).await?,
                 ))
             }
+        }
+    }
+}
+
+/// URL scheme of a Redis reached through Sentinel.
+pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
+
+/// A parsed `redis+sentinel://[:password@]host:port[,host:port...]/master[/db]`.
+#[derive(Clone)]
+pub struct SentinelSpec {
+    /// `redis://host:port` of each sentinel.
+    sentinels: Vec<String>,
+    /// The monitored master's name.
+    master: String,
+    /// Password and database of the data nodes.
+    node: redis::RedisConnectionInfo,
+    db: i64,
+}
+
+impl SentinelSpec {
+    /// Parses a Sentinel URL; the error says what is wrong (never the password).
+    pub fn parse(url: &str) -> Result<SentinelSpec, String> {
+        let rest = url
+            .strip_prefix(SENTINEL_SCHEME)
+            .ok_or_else(|| format!("must start with {SENTINEL_SCHEME}"))?;
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (Some(a), r),
+            None => (None, rest),
+        };
+        let (hosts, path) = rest
+            .split_once('/')
+            .ok_or("name the master after the hosts: redis+sentinel://host:26379/mymaster")?;
+        let mut parts = path.split('/');
+        let master = parts.next().unwrap_or_default();
+        if master.is_empty() {
+            return Err(
+                "name the master after the hosts: redis+sentinel://host:26379/mymaster".into(),
+            );
+        }
+        let mut node = redis::RedisConnectionInfo::default();
+        let mut db = 0;
+        if let Some(d) = parts.next().filter(|d| !d.is_empty()) {
+            db = d.parse().map_err(|_| "the database must be a number")?;
+            node = node.set_db(db);
+        }
+        if let Some(pass) = auth.and_then(|a| a.split_once(':').map(|(_, p)| p).or(Some(a))) {
+            if !pass.is_empty() {
+                node = node.set_password(pass);
+            }
+        }
+        let sentinels: Vec<String> = hosts
+            .split(',')
+            .filter(|h| !h.is_empty())
+            .map(|h| format!("redis://{h}"))
+            .collect();
+        if sentinels.is_empty() {
+            return Err("name at least one sentinel host:port".into());
+        }
+        for s in &sentinels {
+            if redis::parse_redis_url(s).is_none() {
+                return Err("a sentinel is not host:port".into());
+            }
+        }
+        Ok(SentinelSpec {
+            sentinels,
+            master: master.to_owned(),
+            node,
+            db,
+        })
+    }
+
+    fn client(&self) -> RedisResult<redis::sentinel::SentinelClient> {
+        redis::sentinel::SentinelClient::build(
+            self.sentinels.clone(),
+            self.master.clone(),
+            Some(
+                redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(self.node.clone()),
+            ),
+            redis::sentinel::SentinelServerType::Master,
+        )
+    }
+}
+
+/// A connection to the master a set of sentinels names, found again after a
+/// failover: the first call asks a sentinel for the master and connects; a call
+/// that fails because the connection broke, timed out or reached a demoted
+/// master (`READONLY`) drops it, so the next call asks the sentinels again.
+/// Clones share the connection.
+#[derive(Clone)]
+pub struct SentinelConn {
+    inner: std::sync::Arc<SentinelInner>,
+}
+
+struct SentinelInner {
+    client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    current: std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    config: redis::AsyncConnectionConfig,
+    db: i64,
+}
+
+impl SentinelConn {
+    /// A connection through `spec`'s sentinels (connects on first use);
+    /// `response`: bound on each reply (`None` for blocking reads).
+    pub fn new(
+        spec: &SentinelSpec,
+        connect: Duration,
+        response: Option<Duration>,
+    ) -> RedisResult<SentinelConn> {
+        Ok(SentinelConn {
+            inner: std::sync::Arc::new(SentinelInner {
+                client: tokio::sync::Mutex::new(spec.client()?),
+                current: std::sync::Mutex::new(None),
+                config: redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(connect))
+                    .set_response_timeout(response),
+                db: spec.db,
+            }),
+        })
+    }
+
+    fn cached(&self) -> Option<redis::aio::MultiplexedConnection> {
+        self.inner.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    async fn master(&self) -> RedisResult<redis::aio::MultiplexedConnection> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let mut client = self.inner.client.lock().await;
+        // Another call may have connected while this one waited.
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let c = client
+            .get_async_connection_with_config(&self.inner.config)
+            .await?;
+        if let Ok(mut cur) = self.inner.current.lock() {
+            *cur = Some(c.clone());
+        }
+        Ok(c)
+    }
+
+    fn check<T>(&self, r: RedisResult<T>) -> RedisResult<T> {
+        if let Err(e) = &r {
+            let lost = e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || matches!(e.code(), Some("READONLY" | "MASTERDOWN" | "LOADING"));
+            if lost {
+                if let Ok(mut cur) = self.inner.current.lock() {
+                    *cur = None;
+                }
+            }
+        }
+        r
+    }
+}
+
+impl ConnectionLike for SentinelConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let r = match self.master().await {
+                Ok(mut c) => c.req_packed_command(cmd).await,
+                Err(e) => Err(e),
+            };
+            self.check(r)
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let r = match self.master().await {
+                Ok(mut c) => c.req_packed_commands(pipeline, offset, count).await,
+                Err(e) => Err(e),
+            };
+            self.check(r)
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.db
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_urls_are_read_and_errors_never_show_the_password() {
+        let s = SentinelSpec::parse("redis+sentinel://:s3cret@10.0.0.1:26379,10.0.0.2:26379/mm/2")
+            .unwrap();
+        assert_eq!(
+            s.sentinels,
+            ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"]
+        );
+        assert_eq!((s.master.as_str(), s.db), ("mm", 2));
+        for bad in [
+            "redis+sentinel://:s3cret@10.0.0.1:26379",
+            "redis+sentinel://:s3cret@10.0.0.1:26379/",
+            "redis+sentinel://:s3cret@/mm",
+            "redis+sentinel://:s3cret@10.0.0.1:26379/mm/x",
+            "redis://:s3cret@10.0.0.1:6379/",
+        ] {
+            let e = SentinelSpec::parse(bad).err().unwrap();
+            assert!(!e.contains("s3cret"), "{bad}: {e}");
         }
     }
 }

@@ -52,6 +52,17 @@ impl RedisStore {
         options: RedisOptions,
     ) -> Result<RedisStore, StoreError> {
         let timeout = options.timeout;
+        if url.starts_with(conn::SENTINEL_SCHEME) {
+            let spec = conn::SentinelSpec::parse(url)
+                .map_err(|e| Invalid::new("redis_url", format!("not a Sentinel URL: {e}")))?;
+            let mut conns = Vec::new();
+            for _ in 0..options.connections.max(1) + usize::from(options.replica_ack > 0) {
+                let c = conn::SentinelConn::new(&spec, timeout, Some(timeout))
+                    .map_err(|e| Invalid::new("redis_url", format!("cannot use this URL: {e}")))?;
+                conns.push(Conn::Sentinel(c));
+            }
+            return Ok(Self::with_conns(conns, false, hasher, sealer, options));
+        }
         let client = redis::Client::open(url)
             .map_err(|e| Invalid::new("redis_url", format!("not a Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()

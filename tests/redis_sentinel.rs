@@ -1,0 +1,155 @@
+//! maskline on a Sentinel-monitored Redis (`redis+sentinel://`; master, replica
+//! and sentinel on loopback, see `tests/sentinel_support`): the store finds the
+//! master through the sentinel, and after the master dies it answers
+//! `Unavailable` (the API's 503) without hanging until the sentinel promotes the
+//! replica, then works again, binding data included, without a restart. The
+//! store contract itself runs through Sentinel in `store_contract.rs`
+//! (`redis_sentinel::*`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod sentinel_support;
+
+use std::time::{Duration, Instant};
+
+use maskline::bindings::{now_ms, Created, NewBinding, NumberSpec, PoolSpec};
+use maskline::numbers::{NumberHasher, Sealer, E164};
+use maskline::store::redis::{RedisOptions, RedisStore};
+use maskline::store::{BindingStore, StoreError};
+
+fn e164(s: &str) -> E164 {
+    E164::parse(s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_is_followed_without_a_restart_and_keeps_replicated_bindings() {
+    if !sentinel_support::available() {
+        return;
+    }
+    let set = sentinel_support::Sentinel::start();
+    let store = RedisStore::connect_with(
+        &set.url(),
+        NumberHasher::new(&[3u8; 32]).unwrap(),
+        Sealer::random(),
+        RedisOptions {
+            timeout: Duration::from_millis(1500),
+            ..RedisOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let pool = common::unique("sent");
+    store
+        .create_pool(PoolSpec {
+            name: pool.clone(),
+            country: 86,
+            grace_s: 3600,
+            cooling_s: 3600,
+            max_bindings_per_number: 200,
+            allow_foreign_parties: false,
+            extensions: false,
+            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
+        })
+        .await
+        .unwrap();
+    let x = common::random_e164("+86171");
+    let out = store
+        .import_numbers(
+            &pool,
+            vec![NumberSpec {
+                number: e164(&x),
+                area: None,
+                capabilities: Default::default(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.added, 1);
+    let (a, b) = (
+        e164(&common::random_e164("+86138")),
+        e164(&common::random_e164("+86139")),
+    );
+    let req = |shipment: &str| NewBinding {
+        pool: pool.clone(),
+        shipment_id: shipment.into(),
+        party_a: a.clone(),
+        party_b: b.clone(),
+        expires_at: now_ms() + 3_600_000,
+        area: None,
+        extension: None,
+    };
+    let Created::New(first) = store.create_binding(req("S1"), now_ms()).await.unwrap() else {
+        panic!("not new");
+    };
+    let vx = e164(&x);
+    let routed = store
+        .route(&pool, &vx, &a, now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(routed.callee, b);
+
+    // The binding reaches the replica before the master dies.
+    let master = set.master().unwrap();
+    assert_eq!(master, set.ports[0]);
+    sentinel_support::cli(master, &["wait", "1", "2000"]);
+    set.kill(master);
+
+    // Every call answers within its timeout; the relay follows the promotion.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut unavailable = 0;
+    let route = loop {
+        let t = Instant::now();
+        let r = store.route(&pool, &vx, &a, now_ms()).await;
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "a call hung for {:?}",
+            t.elapsed()
+        );
+        match r {
+            Ok(Some(route)) => break route,
+            Ok(None) => panic!("the binding was lost in the failover"),
+            Err(StoreError::Unavailable(_)) => unavailable += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+        assert!(Instant::now() < deadline, "no promotion within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(unavailable > 0, "the dead master was never noticed");
+    assert_eq!(route.callee, b);
+    assert_eq!(route.binding_id, first.id);
+    assert_eq!(set.master(), Some(set.ports[1]));
+
+    // Writes go to the promoted replica.
+    let (c, d) = (
+        e164(&common::random_e164("+86137")),
+        e164(&common::random_e164("+86136")),
+    );
+    let again = store
+        .create_binding(
+            NewBinding {
+                party_a: d.clone(),
+                party_b: c.clone(),
+                ..req("S2")
+            },
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, Created::New(_)), "{again:?}");
+    assert_eq!(
+        store
+            .route(&pool, &vx, &c, now_ms())
+            .await
+            .unwrap()
+            .unwrap()
+            .callee,
+        d
+    );
+    store.delete_binding(first.id, now_ms()).await.unwrap();
+    assert!(store
+        .route(&pool, &vx, &a, now_ms())
+        .await
+        .unwrap()
+        .is_none());
+}
