@@ -291,7 +291,15 @@ fn call_over_tcp() {
 
 #[test]
 fn twenty_concurrent_calls() {
-    let r = VoiceRelay::start(Opts::default(), None);
+    // Four engine threads: the 20 calls' Call-IDs spread over them (shard 0 reads
+    // the socket and hands the others their messages), whatever this box's CPUs.
+    let r = VoiceRelay::start(
+        Opts {
+            extra_env: vec![("MASKLINE_SIP_ENGINES", "4".into())],
+            ..Opts::default()
+        },
+        None,
+    );
     let (_, x) = r.bind("demo", "SF-K1", COURIER, CUSTOMER, 3600);
     let (_uac, _uas) = call(
         &r,
