@@ -382,3 +382,88 @@ fn sip_over_tls_is_served() {
     assert!(got.starts_with("SIP/2.0 200 OK"), "{got}");
     assert!(got.contains("Call-ID: tls-1"), "{got}");
 }
+
+/// A trunk whose gateway takes our outbound legs over TLS: the relay connects,
+/// checks the gateway's certificate against the trunk's CA file and name, sends
+/// the B-leg INVITE with TLS Via and Contact, and relays the gateway's answer to
+/// the caller.
+#[test]
+fn outbound_legs_reach_a_tls_gateway() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let gw = rcgen::generate_simple_self_signed(vec!["gw.carrier.test".to_string()]).unwrap();
+    let ca = dir.path().join("gw-ca.pem");
+    std::fs::write(&ca, gw.cert.pem()).unwrap();
+    let r = VoiceRelay::start(
+        Opts {
+            tls: true,
+            transport: "tls",
+            extra_config: format!(
+                "tls_name = \"gw.carrier.test\"\ntls_ca = \"{}\"\n",
+                ca.display()
+            ),
+            ..Opts::default()
+        },
+        None,
+    );
+    let (_, x) = r.bind("demo", "SF-TLS1", COURIER, CUSTOMER, 3600);
+
+    // The gateway: a TLS server with the certificate the trunk trusts.
+    let listener = std::net::TcpListener::bind((CALLEE_IP, r.gateway_port)).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let key = rustls::pki_types::PrivateKeyDer::try_from(gw.signing_key.serialize_der()).unwrap();
+    let sc = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![gw.cert.der().clone()], key)
+        .unwrap();
+    let gateway = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let conn = rustls::ServerConnection::new(std::sync::Arc::new(sc)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut buf = vec![0u8; 8192];
+        let mut got = String::new();
+        while !got.contains("\r\n\r\n") {
+            let n = tls.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed: {got}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let copy: String = got
+            .lines()
+            .filter(|l| {
+                ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                    .iter()
+                    .any(|h| l.starts_with(h))
+            })
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let busy = format!("SIP/2.0 486 Busy Here\r\n{copy}Content-Length: 0\r\n\r\n");
+        tls.write_all(busy.as_bytes()).unwrap();
+        // The relay's ACK for the 486 comes on the same connection.
+        let mut ack = String::new();
+        while !ack.contains("\r\n\r\n") {
+            match tls.read(&mut buf) {
+                Ok(n) if n > 0 => ack.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+        }
+        (got, ack)
+    });
+
+    let ua = RawUa::bind(CALLER_IP);
+    ua.send(r.sip_udp, &ua.invite(&x, COURIER, ""));
+    let answer = ua.final_response().expect("a final answer");
+    assert_eq!(status_of(&answer), 486, "{answer}");
+    let (invite, ack) = gateway.join().unwrap();
+    assert!(invite.starts_with("INVITE sip:"), "{invite}");
+    assert!(invite.contains("Via: SIP/2.0/TLS"), "{invite}");
+    assert!(invite.contains(";transport=tls>"), "{invite}");
+    assert!(
+        invite.contains(&x),
+        "X is the caller the gateway sees: {invite}"
+    );
+    assert!(!invite.contains(COURIER), "{invite}");
+    assert!(ack.starts_with("ACK sip:"), "{ack}");
+}

@@ -90,7 +90,7 @@ pub struct TrunkConfig {
     pub sources: Vec<String>,
     /// Where outbound legs go, `IP:PORT`.
     pub gateway: String,
-    /// `udp` or `tcp` for outbound legs.
+    /// `udp`, `tcp` or `tls` for outbound legs.
     #[serde(default = "default_transport")]
     pub transport: String,
     /// Header that carries the caller: `from` or `pai` (P-Asserted-Identity,
@@ -109,6 +109,14 @@ pub struct TrunkConfig {
     /// Media address advertised in SDP towards this trunk (default `[media] public_ip`).
     #[serde(default)]
     pub media_ip: Option<IpAddr>,
+    /// `transport = "tls"`: the name the gateway's certificate must carry (sent
+    /// as SNI, checked against the certificate).
+    #[serde(default)]
+    pub tls_name: Option<String>,
+    /// `transport = "tls"`: PEM file of the CA certificate(s) trusted to sign the
+    /// gateway's certificate.
+    #[serde(default)]
+    pub tls_ca: Option<String>,
 }
 
 fn default_transport() -> String {
@@ -323,8 +331,33 @@ impl SipConfig {
                     format!("{:?} is not an IP:PORT address", t.gateway),
                 ));
             }
-            if !matches!(t.transport.as_str(), "udp" | "tcp") {
-                return Err(ConfigError::field(f("transport"), "must be udp or tcp"));
+            if !matches!(t.transport.as_str(), "udp" | "tcp" | "tls") {
+                return Err(ConfigError::field(
+                    f("transport"),
+                    "must be udp, tcp or tls",
+                ));
+            }
+            if t.transport == "tls" {
+                if !listen.iter().any(|l| l.tls) {
+                    return Err(ConfigError::field(
+                        f("transport"),
+                        "tls needs a tls: socket in sip.listen (the gateway's requests come back to it)",
+                    ));
+                }
+                let name = t.tls_name.as_deref().unwrap_or_default();
+                if rustls::pki_types::ServerName::try_from(name).is_err() {
+                    return Err(ConfigError::field(
+                        f("tls_name"),
+                        "name the gateway's certificate name (e.g. \"sbc.carrier.example\") for transport = \"tls\"",
+                    ));
+                }
+                let ca = t.tls_ca.as_deref().unwrap_or_default();
+                if let Err(e) = crate::tls::client_config(ca) {
+                    return Err(ConfigError::field(
+                        f("tls_ca"),
+                        format!("a PEM file of the CA certificates to trust for transport = \"tls\": {e}"),
+                    ));
+                }
             }
             if t.transport == "tcp" && !listen.iter().any(|l| l.tcp && !l.tls) {
                 return Err(ConfigError::field(
@@ -400,10 +433,52 @@ mod tests {
             country: 86,
             cps: 10,
             media_ip: None,
+            tls_name: None,
+            tls_ca: None,
         });
         assert_eq!(
             c.validate().unwrap_err().field_name(),
             Some("sip.trunks[0].sources[0]")
         );
+    }
+
+    #[test]
+    fn a_tls_trunk_needs_a_tls_socket_a_name_and_a_ca_file() {
+        let trunk = |name: Option<&str>, ca: Option<&str>| TrunkConfig {
+            name: "t".into(),
+            sources: vec!["10.0.0.0/8".into()],
+            gateway: "10.0.0.9:5061".into(),
+            transport: "tls".into(),
+            caller_header: "pai".into(),
+            called_from: "ruri".into(),
+            country: 86,
+            cps: 10,
+            media_ip: None,
+            tls_name: name.map(str::to_owned),
+            tls_ca: ca.map(str::to_owned),
+        };
+        let mut c = SipConfig::default();
+        c.trunks
+            .push(trunk(Some("sbc.example"), Some("/nonexistent.pem")));
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field_name(), Some("sip.trunks[0].transport"), "{e}");
+        c.listen.push("tls:127.0.0.1:5061".into());
+        let dir = tempfile::tempdir().unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+        c.tls = Some(crate::config::TlsConfig {
+            cert: cert.display().to_string(),
+            key: key.display().to_string(),
+        });
+        c.trunks[0] = trunk(None, Some("/nonexistent.pem"));
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field_name(), Some("sip.trunks[0].tls_name"), "{e}");
+        c.trunks[0] = trunk(Some("sbc.example"), Some("/nonexistent.pem"));
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field_name(), Some("sip.trunks[0].tls_ca"), "{e}");
+        c.trunks[0] = trunk(Some("sbc.example"), Some(&cert.display().to_string()));
+        c.validate().unwrap();
     }
 }

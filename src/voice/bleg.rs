@@ -30,10 +30,10 @@ impl Engine {
         let b_callid = super::shard::b_call_id(self.shards.index);
         let from_tag = maskline_sip::new_tag();
         let contact = {
-            let t = if b_dest.transport == Transport::Tcp {
-                ";transport=tcp"
-            } else {
-                ""
+            let t = match b_dest.transport {
+                Transport::Tcp => ";transport=tcp",
+                Transport::Tls => ";transport=tls",
+                _ => "",
             };
             format!("<sip:{}@{}{}>", call.number.digits(), local, t)
         };

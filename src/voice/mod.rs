@@ -312,7 +312,12 @@ impl Voice {
                     }
                 };
                 rt.block_on(async move {
-                    let transports =
+                    let tls_out = c0
+                        .trunks
+                        .iter()
+                        .filter_map(|t| t.tls.clone().map(|o| (t.gateway, o)))
+                        .collect();
+                    let mut transports =
                         match transport::Transports::bind(&listen, tls, in_tx, tstop_rx).await {
                             Ok(t) => t,
                             Err(e) => {
@@ -320,6 +325,7 @@ impl Voice {
                                 return;
                             }
                         };
+                    transports.set_tls_out(tls_out);
                     let settings = Arc::new(VoiceSettings {
                         udp: transports.udp_addrs.first().copied(),
                         tcp: transports.tcp_addrs.first().copied(),

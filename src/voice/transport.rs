@@ -68,6 +68,8 @@ pub struct Transports {
     conns: ConnMap,
     inbound: mpsc::Sender<Inbound>,
     stop: CancelToken,
+    /// Gateways reached over TLS, by address.
+    tls_out: Arc<HashMap<SocketAddr, super::trunk::TlsOut>>,
 }
 
 const MAX_DATAGRAM: usize = 65_535;
@@ -89,6 +91,7 @@ impl Transports {
             conns: Arc::default(),
             inbound,
             stop,
+            tls_out: Arc::default(),
         };
         for l in listen {
             if l.tls {
@@ -124,6 +127,11 @@ impl Transports {
         Ok(t)
     }
 
+    /// Sets how outbound TLS legs reach each TLS gateway.
+    pub fn set_tls_out(&mut self, gateways: HashMap<SocketAddr, super::trunk::TlsOut>) {
+        self.tls_out = Arc::new(gateways);
+    }
+
     /// The first UDP socket (read by the engine directly).
     pub fn primary_udp(&self) -> Option<Arc<UdpSocket>> {
         self.udp.first().cloned()
@@ -149,11 +157,20 @@ impl Transports {
                     .and_then(|m| m.get(&dest.addr).cloned());
                 match existing {
                     Some(tx) if tx.send(payload.clone()).is_ok() => {}
-                    // Outbound TLS legs are not supported (trunks reach us over TLS;
-                    // we reach gateways over UDP or TCP): nothing to reuse, drop.
-                    _ if dest.transport == Transport::Tls => {
-                        tracing::debug!(peer = %dest.addr, "sip: no TLS connection to answer on");
-                    }
+                    // A TLS gateway of a trunk: connect (verifying its certificate).
+                    _ if dest.transport == Transport::Tls => match self.tls_out.get(&dest.addr) {
+                        Some(out) => {
+                            tokio::spawn(connect_tls_and_send(
+                                self.clone(),
+                                out.clone(),
+                                dest.addr,
+                                payload,
+                            ));
+                        }
+                        None => {
+                            tracing::debug!(peer = %dest.addr, "sip: no TLS connection to answer on");
+                        }
+                    },
                     _ => {
                         tokio::spawn(connect_and_send(self.clone(), dest.addr, payload));
                     }
@@ -248,6 +265,27 @@ async fn connect_and_send(t: Transports, addr: SocketAddr, first: Arc<[u8]>) {
         }
         Ok(Err(e)) => tracing::warn!(error = %e, peer = %addr, "sip: tcp connect failed"),
         Err(_) => tracing::warn!(peer = %addr, "sip: tcp connect timed out"),
+    }
+}
+
+async fn connect_tls_and_send(
+    t: Transports,
+    out: super::trunk::TlsOut,
+    addr: SocketAddr,
+    first: Arc<[u8]>,
+) {
+    let connect = async {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        out.connector.connect(out.name.clone(), stream).await
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE, connect).await {
+        Ok(Ok(stream)) => run_conn(stream, addr, Transport::Tls, t, Some(first)).await,
+        Ok(Err(e)) => {
+            metrics::counter!("maskline_sip_send_errors_total", "transport" => "tls").increment(1);
+            tracing::warn!(error = %e, peer = %addr, "sip: tls connect failed");
+        }
+        Err(_) => tracing::warn!(peer = %addr, "sip: tls connect timed out"),
     }
 }
 

@@ -28,6 +28,25 @@ pub struct Trunk {
     pub cps: DefaultDirectRateLimiter,
     /// Media address advertised towards this trunk.
     pub media_ip: Option<IpAddr>,
+    /// How outbound TLS legs reach the gateway (`transport = "tls"`).
+    pub tls: Option<TlsOut>,
+}
+
+/// The client side of outbound TLS legs to one gateway.
+#[derive(Clone)]
+pub struct TlsOut {
+    /// Trusts only the trunk's configured CA certificates.
+    pub connector: tokio_rustls::TlsConnector,
+    /// The name the gateway's certificate must carry (SNI too).
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for TlsOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsOut")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the numbers of an INVITE cannot be read.
@@ -47,16 +66,25 @@ impl Trunk {
             name: c.name.clone(),
             sources: c.sources.iter().filter_map(|s| Cidr::parse(s)).collect(),
             gateway: c.gateway.parse().ok()?,
-            transport: if c.transport == "tcp" {
-                Transport::Tcp
-            } else {
-                Transport::Udp
+            transport: match c.transport.as_str() {
+                "tcp" => Transport::Tcp,
+                "tls" => Transport::Tls,
+                _ => Transport::Udp,
             },
             caller_from_pai: c.caller_header == "pai",
             called_from_to: c.called_from == "to",
             country: c.country,
             cps: RateLimiter::direct(Quota::per_second(cps)),
             media_ip: c.media_ip,
+            tls: match c.transport.as_str() {
+                "tls" => Some(TlsOut {
+                    connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+                        crate::tls::client_config(c.tls_ca.as_deref()?).ok()?,
+                    )),
+                    name: rustls::pki_types::ServerName::try_from(c.tls_name.clone()?).ok()?,
+                }),
+                _ => None,
+            },
         })
     }
 
@@ -136,6 +164,8 @@ mod tests {
             country: 86,
             cps: 10,
             media_ip: None,
+            tls_name: None,
+            tls_ca: None,
         })
         .unwrap()
     }
