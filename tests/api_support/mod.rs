@@ -431,6 +431,28 @@ mod flaky_impl {
             self.check()?;
             self.inner.pool_stats(pool, now).await
         }
+        async fn set_number_state(
+            &self,
+            pool: &str,
+            number: &E164,
+            state: NumberState,
+        ) -> Result<NumberState, StoreError> {
+            self.check()?;
+            self.inner.set_number_state(pool, number, state).await
+        }
+        async fn pool_overview(&self, pool: &str, now: UnixMs) -> Result<PoolOverview, StoreError> {
+            self.check()?;
+            self.inner.pool_overview(pool, now).await
+        }
+        async fn list_numbers(
+            &self,
+            pool: &str,
+            cursor: Option<&str>,
+            limit: usize,
+        ) -> Result<NumberPage, StoreError> {
+            self.check()?;
+            self.inner.list_numbers(pool, cursor, limit).await
+        }
         async fn create_binding(
             &self,
             req: NewBinding,

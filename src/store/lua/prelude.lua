@@ -26,6 +26,51 @@ local function dec6(s, i)
   return n
 end
 
+-- Ops counters (all under the pool's hash tag; see the store's module docs).
+-- `{p}P`: approximate top-K of parties by live bindings (Space-Saving: a new
+-- party evicts the smallest entry and inherits its count + 1), bounded to TOPK
+-- members whatever the number of bindings.
+local TOPK = 64
+local function top_bump(h, d)
+  local z = P .. 'P'
+  local s = redis.call('ZSCORE', z, h)
+  if d > 0 then
+    if s or redis.call('ZCARD', z) < TOPK then
+      redis.call('ZINCRBY', z, d, h)
+    else
+      local mn = redis.call('ZRANGE', z, '0', '0', 'WITHSCORES')
+      redis.call('ZREM', z, mn[1])
+      redis.call('ZADD', z, fmt(tonumber(mn[2]) + d), h)
+    end
+  elseif s then
+    if tonumber(s) + d <= 0 then
+      redis.call('ZREM', z, h)
+    else
+      redis.call('ZINCRBY', z, d, h)
+    end
+  end
+end
+
+-- `{p}ke`: binding ends by minute (field: minute since the epoch), so cooling
+-- bindings are the ends within the last cooling period (pruned by the overview).
+local function ends_move(from, to)
+  if from then
+    redis.call('HINCRBY', P .. 'ke', fmt(math.floor(from / 60000)), '-1')
+  end
+  if to then
+    redis.call('HINCRBY', P .. 'ke', fmt(math.floor(to / 60000)), '1')
+  end
+end
+
+-- `{p}k<hour>`: per-minute counters of one hour (fields a<min> allocations,
+-- x<min> exhausted answers, L<min> live-binding samples), kept 26 hours.
+local function tally(now, kind)
+  local hour = math.floor(now / 3600000)
+  local k = P .. 'k' .. fmt(hour)
+  redis.call('HINCRBY', k, kind .. fmt(math.floor(now / 60000) % 60), '1')
+  redis.call('PEXPIREAT', k, fmt((hour + 26) * 3600000))
+end
+
 -- Virtual numbers inside records are BCD-packed (two digits a byte, 0xF pads).
 local function bcd_enc(d)
   local b, n = {}, string.len(d)
@@ -167,7 +212,7 @@ local function lkey_of(x, sh, shards)
   return lkey(x, string.byte(sh, 8) % shards)
 end
 
--- Number info "<state a|r><caps 0-3><area>".
+-- Number info "<state a|r|q><caps 0-3><area>" (q: quarantined by ops).
 local function numinfo(x)
   local v = redis.call('HGET', P .. 'n', x)
   if not v then
@@ -180,6 +225,9 @@ local function load_keys(x)
   local state, area = numinfo(x)
   if not state then
     return {}
+  end
+  if state == 'q' then
+    return { P .. 'lq' }
   end
   if state ~= 'a' then
     return { P .. 'lr' }
@@ -221,6 +269,8 @@ local function refresh(x, now, cooling, shards)
         local r = rec_parse(rec_get(sh))
         if r and r.gen == string.sub(mbr, 9, 11) and r.exp <= now then
           strip(r, sh)
+          top_bump(r.ha, -1)
+          top_bump(r.hb, -1)
         end
       end
     end

@@ -9,7 +9,7 @@
 //! | key | type | content | TTL |
 //! |---|---|---|---|
 //! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards foreign ext ext_len` | none |
-//! | `{p}n` | hash | `X` → `<state a/r><caps 0-3><area>` | none |
+//! | `{p}n` | hash | `X` → `<state a/r/q><caps 0-3><area>` (active, retired, quarantined) | none |
 //! | `{p}ld` | zset | active `X` → live bindings (allocation order) | none |
 //! | `{p}la:<area>` | zset | same, for numbers of one area | none |
 //! | `{p}lr` | zset | retired `X` → live bindings | none |
@@ -21,6 +21,11 @@
 //! | `{p}e<X>` | zset | extensions held on `X` → end of the hold (binding end + cooling) | none (trimmed when `X` is a create candidate) |
 //! | `{p}E<X>` | hash | extension → `sh‖gen` of its binding | none (trimmed with `{p}e<X>`) |
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
+//! | `{p}lq` | zset | quarantined `X` → live bindings (state `q` in `{p}n`: out of allocation, live bindings live out) | none |
+//! | `{p}N` | zset | every `X`, score 0: number order for paged lists (rebuilt from `{p}n` if short) | none |
+//! | `{p}P` | zset | party tag → live bindings, **approximate top-64** (Space-Saving: bounded, 0 bytes per binding) | none |
+//! | `{p}ke` | hash | minute → bindings ending in that minute (cooling count = ends in the last cooling period × 2) | none (pruned by the overview) |
+//! | `{p}k<hour>` | hash | per-minute ops counters of one hour: `a<m>` allocations, `x<m>` `pool_exhausted`, `L<m>` live sample | hour + 26 h |
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
 //! | `ml:x` | hash | `X` → pool (untagged, global: the voice/SMS entry point) | none |
 //! | `ml:pseq` | string | pool id counter | none |
@@ -64,6 +69,16 @@
 //! next event (`{p}nx`) is due: by the allocation script first (up to 64 numbers, all
 //! of them before answering "exhausted"), and by [`BindingStore::reap`].
 //!
+//! **Ops counters.** The overview (`overview.lua`) answers from the keys above:
+//! state counts are `ZCARD`s, the live total sums the load indexes (O(numbers),
+//! ~10 ms at 50,000 numbers), quantiles are `ZRANGE` by rank, busiest parties the
+//! top of `{p}P`, allocation counts 24 small hashes. Per binding this costs no
+//! key and no entry: create/delete/update bump bounded structures (`{p}P` holds at
+//! most 64 parties; `{p}ke` one field per minute with an end). The top-K is
+//! approximate: a party evicted and seen again starts from the evicted count, and
+//! a party's counter falls when its binding expires at the next recount of the
+//! number (the reaper, every second).
+//!
 //! **Clocks.** Scripts use the caller's `now`; TTLs (`PXAT`) use Redis' clock. Relays
 //! and Redis must agree on time (NTP): a relay clock ahead of Redis by *d* makes
 //! holds last *d* longer, one behind makes them end *d* early.
@@ -82,6 +97,7 @@ mod codec;
 mod epoch;
 mod extensions;
 mod ops;
+mod opsview;
 mod pools;
 
 use std::collections::HashMap;
@@ -98,7 +114,7 @@ use self::codec::{pack_number, shipment_hash, unpack_number, CodecError};
 use super::{AuditEntry, BindingStore, StoreError};
 use crate::bindings::{
     Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, Invalid, NewBinding,
-    NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
+    NumberPage, NumberSpec, NumberState, PoolOverview, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, Sealer, E164};
 
@@ -155,6 +171,9 @@ struct Scripts {
     reap: Script,
     stats: Script,
     extension: Script,
+    numstate: Script,
+    numbers: Script,
+    overview: Script,
 }
 
 impl Scripts {
@@ -170,6 +189,9 @@ impl Scripts {
             reap: s(include_str!("../lua/reap.lua")),
             stats: s(include_str!("../lua/stats.lua")),
             extension: s(include_str!("../lua/extension.lua")),
+            numstate: s(include_str!("../lua/numstate.lua")),
+            numbers: s(include_str!("../lua/numbers.lua")),
+            overview: s(include_str!("../lua/overview.lua")),
         }
     }
 }
@@ -479,6 +501,28 @@ impl BindingStore for RedisStore {
 
     async fn pool_of_number(&self, number: &E164) -> Result<Option<String>, StoreError> {
         self.pool_of_number_impl(number).await
+    }
+
+    async fn set_number_state(
+        &self,
+        pool: &str,
+        number: &E164,
+        state: NumberState,
+    ) -> Result<NumberState, StoreError> {
+        self.set_number_state_impl(pool, number, state).await
+    }
+
+    async fn pool_overview(&self, pool: &str, now: UnixMs) -> Result<PoolOverview, StoreError> {
+        self.pool_overview_impl(pool, now).await
+    }
+
+    async fn list_numbers(
+        &self,
+        pool: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<NumberPage, StoreError> {
+        self.list_numbers_impl(pool, cursor, limit).await
     }
 
     async fn pool_stats(&self, pool: &str, now: UnixMs) -> Result<PoolStats, StoreError> {
