@@ -63,7 +63,9 @@ pub mod json;
 mod label;
 mod ops;
 mod pools;
+mod poolops;
 mod preface;
+mod console;
 pub mod ratelimit;
 mod refusals;
 mod server;
@@ -302,7 +304,28 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
         get(pools::list).post(pools::create),
     )
     .add("/v1/pools/{pool}", &["GET"], get(pools::stats))
-    .add("/v1/pools/{pool}/numbers", &["POST"], post(pools::import))
+    .add("/v1/pools/{pool}/overview", &["GET"], get(poolops::overview))
+    .add(
+        "/v1/pools/{pool}/numbers",
+        &["GET", "POST"],
+        get(poolops::numbers).post(pools::import),
+    )
+    .add(
+        "/v1/pools/{pool}/numbers/{number}/quarantine",
+        &["POST"],
+        post(poolops::quarantine),
+    )
+    .add(
+        "/v1/pools/{pool}/numbers/{number}/release",
+        &["POST"],
+        post(poolops::release),
+    )
+    .add(
+        "/v1/pools/{pool}/numbers/{number}/retire",
+        &["POST"],
+        post(poolops::retire),
+    )
+    .add("/v1/shipments/{id}", &["GET"], get(poolops::shipment))
     .add(
         "/v1/pools/{pool}/numbers/{number}",
         &["DELETE"],
@@ -331,8 +354,7 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
         &["POST"],
         post(bindings::delivered),
     );
-    let router = r
-        .router
+    let router = console::routes(r.router)
         .fallback(|| async { HttpError::route_not_found() })
         .method_not_allowed_fallback(|| async { HttpError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

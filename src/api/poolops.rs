@@ -1,0 +1,752 @@
+//! The ops console's API (issue "Ops console"): pool overview with sizing advice,
+//! paged number health, quarantine / release / retire with an audited reason,
+//! and shipment lookup with the auditor's audited reveal.
+//!
+//! Nothing here shows a party's number in clear except the reveal, which is
+//! written to the audit log before it is answered (no audit → 503, no reveal).
+//! Number health reads call and SMS records of the last 24 hours with a bounded
+//! scan ([`HEALTH_SCAN`] newest records of each kind), so its cost does not grow
+//! with retention.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+
+use super::auth::{role_name, POOL_READERS, REVEALERS};
+use super::bindings::{fmt_time, parse_number, BindingView};
+use super::error::HttpError;
+use super::{json, AppState, Caller, PathParams, QueryPairs};
+use crate::bindings::{
+    now_ms, validate_pool_name, AllocationBucket, LoadQuantiles, NumberState, PoolOverview,
+    PoolSpec,
+};
+use crate::config::Role;
+use crate::events::{CallQuery, CallRecord, MessageQuery, MessageRecord};
+use crate::store::AuditEntry;
+
+/// Roles that take numbers in and out of service (each change audited).
+pub const NUMBER_OPERATORS: &[Role] = &[Role::Ops, Role::Admin];
+/// Newest records of each kind read for number health.
+pub const HEALTH_SCAN: usize = 20_000;
+/// Default and largest page of `GET /v1/pools/{pool}/numbers`.
+const PAGE_DEFAULT: usize = 50;
+const PAGE_MAX: usize = 500;
+/// Headroom the sizing advice adds on top of the observed need.
+const HEADROOM: f64 = 1.25;
+/// Calls a number needs in 24 h before its answer ratio is judged.
+const SUSPECT_MIN_CALLS: u64 = 5;
+/// A number is suspect below this share of the pool's median answer ratio.
+const SUSPECT_SHARE: f64 = 0.5;
+/// Answered calls shorter than this are "short".
+const SHORT_CALL_MS: u64 = 10_000;
+const DAY_MS: i64 = 86_400_000;
+
+fn pool_in_path(pool: &str) -> Result<(), HttpError> {
+    validate_pool_name(pool).map_err(|e| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            format!("pool: not a pool name: it {}", e.message),
+        )
+        .with_field("pool")
+    })
+}
+
+/// A stated reason: 3 to 500 characters after trimming.
+fn reason(raw: Option<&str>) -> Result<String, HttpError> {
+    let r = raw.map(str::trim).unwrap_or("");
+    if r.is_empty() {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_field",
+            "reason: say why (it is written to the audit log)",
+        )
+        .with_field("reason"));
+    }
+    if r.chars().count() < 3 || r.chars().count() > 500 || r.chars().any(char::is_control) {
+        return Err(HttpError::invalid_field(
+            "reason",
+            "reason: 3 to 500 printable characters",
+        ));
+    }
+    Ok(r.to_owned())
+}
+
+#[derive(Serialize)]
+struct SizingView {
+    /// Live bindings of the busiest party (the pool is exhausted for a party
+    /// that holds every number in service).
+    peak_party_live: u64,
+    /// Its share of the numbers in service (1.0 = exhausted for that party).
+    peak_party_exhaustion: f64,
+    /// Numbers in service the observed load needs, cooling and headroom included.
+    recommended_numbers: u64,
+    /// Numbers in service now (active).
+    in_service: u64,
+    /// Whether to add numbers now.
+    add_now: bool,
+    /// How many to add (0 if none).
+    add: u64,
+    /// Why, in words.
+    reason: String,
+}
+
+fn sizing(o: &PoolOverview) -> SizingView {
+    let peak = o
+        .busiest_parties
+        .first()
+        .map(|p| p.live_bindings)
+        .unwrap_or(0);
+    let in_service = o.active;
+    // Cooling holds per live hold, observed over the pool: a party busy now will
+    // also hold numbers it used recently.
+    let cool_ratio = if o.live_bindings > 0 {
+        o.cooling as f64 / (2.0 * o.live_bindings as f64)
+    } else {
+        0.0
+    };
+    let per_party = (peak as f64 * (1.0 + cool_ratio) * HEADROOM).ceil() as u64;
+    let cap = u64::from(o.spec.max_bindings_per_number.max(1));
+    let by_capacity = ((o.live_bindings as f64 / cap as f64) * HEADROOM).ceil() as u64;
+    let recommended = per_party.max(by_capacity).max(1);
+    let exhaustion = if in_service > 0 {
+        peak as f64 / in_service as f64
+    } else if peak > 0 {
+        1.0
+    } else {
+        0.0
+    };
+    let add = recommended.saturating_sub(in_service);
+    let add_now = add > 0 || o.last_hour.exhausted > 0;
+    let reason = if o.last_hour.exhausted > 0 {
+        format!(
+            "{} requests were refused as pool_exhausted in the last hour",
+            o.last_hour.exhausted
+        )
+    } else if add > 0 {
+        format!(
+            "the busiest party holds {peak} live bindings (+{:.0}% cooling, +{:.0}% headroom): \
+             {recommended} numbers needed, {in_service} in service",
+            cool_ratio * 100.0,
+            (HEADROOM - 1.0) * 100.0
+        )
+    } else {
+        format!("{in_service} numbers in service cover the observed peak ({recommended} needed)")
+    };
+    SizingView {
+        peak_party_live: peak,
+        peak_party_exhaustion: (exhaustion * 1000.0).round() / 1000.0,
+        recommended_numbers: recommended,
+        in_service,
+        add_now,
+        add: add.max(u64::from(add_now && add == 0)),
+        reason,
+    }
+}
+
+#[derive(Serialize)]
+struct NumbersCount {
+    active: u64,
+    draining: u64,
+    retired: u64,
+    quarantined: u64,
+}
+
+#[derive(Serialize)]
+struct PartyView {
+    party: String,
+    live_bindings: u64,
+    exhaustion: f64,
+}
+
+#[derive(Serialize)]
+struct BucketView {
+    start: String,
+    allocations: u64,
+    exhausted: u64,
+    live_sample: Option<u64>,
+}
+
+impl From<&AllocationBucket> for BucketView {
+    fn from(b: &AllocationBucket) -> Self {
+        Self {
+            start: fmt_time(b.start),
+            allocations: b.allocations,
+            exhausted: b.exhausted,
+            live_sample: b.live_sample,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Totals {
+    allocations: u64,
+    exhausted: u64,
+}
+
+#[derive(Serialize)]
+struct OverviewView {
+    pool: PoolSpec,
+    numbers: NumbersCount,
+    live_bindings: u64,
+    cooling: u64,
+    bindings_per_number: LoadQuantiles,
+    busiest_parties: Vec<PartyView>,
+    last_hour: Totals,
+    last_day: Totals,
+    hours: Vec<BucketView>,
+    sizing: SizingView,
+}
+
+/// Publishes the overview as gauges (labels: pool name only).
+fn export_metrics(o: &PoolOverview, s: &SizingView) {
+    let pool = o.spec.name.clone();
+    for (state, n) in [
+        ("active", o.active),
+        ("draining", o.draining),
+        ("retired", o.retired),
+        ("quarantined", o.quarantined),
+    ] {
+        metrics::gauge!("maskline_pool_numbers", "pool" => pool.clone(), "state" => state)
+            .set(n as f64);
+    }
+    metrics::gauge!("maskline_pool_live_bindings", "pool" => pool.clone())
+        .set(o.live_bindings as f64);
+    metrics::gauge!("maskline_pool_cooling_holds", "pool" => pool.clone()).set(o.cooling as f64);
+    for (q, v) in [
+        ("min", o.per_number.min),
+        ("median", o.per_number.median),
+        ("p95", o.per_number.p95),
+        ("max", o.per_number.max),
+    ] {
+        metrics::gauge!("maskline_pool_bindings_per_number", "pool" => pool.clone(), "quantile" => q)
+            .set(v as f64);
+    }
+    metrics::gauge!("maskline_pool_peak_party_exhaustion", "pool" => pool.clone())
+        .set(s.peak_party_exhaustion);
+    metrics::gauge!("maskline_pool_allocations_last_hour", "pool" => pool.clone())
+        .set(o.last_hour.allocations as f64);
+    metrics::gauge!("maskline_pool_exhausted_last_hour", "pool" => pool.clone())
+        .set(o.last_hour.exhausted as f64);
+    metrics::gauge!("maskline_pool_recommended_numbers", "pool" => pool)
+        .set(s.recommended_numbers as f64);
+}
+
+/// `GET /v1/pools/{pool}/overview`
+pub(crate) async fn overview(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams(pool): PathParams<String>,
+    query: QueryPairs,
+) -> Result<Response, HttpError> {
+    caller.require(POOL_READERS)?;
+    pool_in_path(&pool)?;
+    query.only(&[])?;
+    let o = st.store.pool_overview(&pool, now_ms()).await?;
+    let sizing = sizing(&o);
+    export_metrics(&o, &sizing);
+    let in_service = o.active.max(1) as f64;
+    let view = OverviewView {
+        numbers: NumbersCount {
+            active: o.active,
+            draining: o.draining,
+            retired: o.retired,
+            quarantined: o.quarantined,
+        },
+        live_bindings: o.live_bindings,
+        cooling: o.cooling,
+        bindings_per_number: o.per_number,
+        busiest_parties: o
+            .busiest_parties
+            .iter()
+            .map(|p| PartyView {
+                party: format!("party#{}", p.party.get(..8).unwrap_or(&p.party)),
+                live_bindings: p.live_bindings,
+                exhaustion: ((p.live_bindings as f64 / in_service) * 1000.0).round() / 1000.0,
+            })
+            .collect(),
+        last_hour: Totals {
+            allocations: o.last_hour.allocations,
+            exhausted: o.last_hour.exhausted,
+        },
+        last_day: Totals {
+            allocations: o.hours.iter().map(|h| h.allocations).sum(),
+            exhausted: o.hours.iter().map(|h| h.exhausted).sum(),
+        },
+        hours: o.hours.iter().map(BucketView::from).collect(),
+        sizing,
+        pool: o.spec,
+    };
+    Ok(json::respond(StatusCode::OK, &view))
+}
+
+/// Health of one number over the last 24 hours.
+#[derive(Default, Clone)]
+struct Health {
+    calls: u64,
+    answered: u64,
+    short: u64,
+    rejected: u64,
+    texts: u64,
+}
+
+impl Health {
+    fn answer_ratio(&self) -> Option<f64> {
+        (self.calls > 0).then(|| self.answered as f64 / self.calls as f64)
+    }
+}
+
+#[derive(Serialize)]
+struct NumberView {
+    number: String,
+    area: Option<String>,
+    state: NumberState,
+    live_bindings: u64,
+    calls_24h: u64,
+    texts_24h: u64,
+    answer_ratio: Option<f64>,
+    short_call_ratio: Option<f64>,
+    rejections_24h: u64,
+    suspect: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NumberListView {
+    numbers: Vec<NumberView>,
+    next_cursor: Option<String>,
+    pool_median_answer_ratio: Option<f64>,
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn tally(calls: &[CallRecord], texts: &[MessageRecord], pool: &str) -> HashMap<String, Health> {
+    let mut h: HashMap<String, Health> = HashMap::new();
+    for c in calls.iter().filter(|c| c.pool.as_deref() == Some(pool)) {
+        let e = h.entry(c.number.clone()).or_default();
+        e.calls += 1;
+        if c.answer_at.is_some() {
+            e.answered += 1;
+            if c.duration_ms < SHORT_CALL_MS {
+                e.short += 1;
+            }
+        }
+        if c.binding_id.is_none() && c.via.is_none() {
+            e.rejected += 1;
+        }
+    }
+    for t in texts.iter().filter(|t| t.pool.as_deref() == Some(pool)) {
+        let e = h.entry(t.number.clone()).or_default();
+        e.texts += 1;
+        if matches!(t.status.as_str(), "not_forwarded" | "blocked" | "rate_limited") {
+            e.rejected += 1;
+        }
+    }
+    h
+}
+
+/// `GET /v1/pools/{pool}/numbers?cursor=&limit=`: a page of numbers with health.
+pub(crate) async fn numbers(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams(pool): PathParams<String>,
+    query: QueryPairs,
+) -> Result<Response, HttpError> {
+    caller.require(POOL_READERS)?;
+    pool_in_path(&pool)?;
+    query.only(&["cursor", "limit"])?;
+    let limit = match query.get("limit") {
+        None => PAGE_DEFAULT,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=PAGE_MAX).contains(n))
+            .ok_or_else(|| HttpError::invalid_field("limit", format!("limit: 1 to {PAGE_MAX}")))?,
+    };
+    let cursor = match query.get("cursor") {
+        None | Some("") => None,
+        Some(c) if c.len() <= 15 && c.bytes().all(|b| b.is_ascii_digit()) => Some(c),
+        Some(_) => {
+            return Err(HttpError::invalid_field(
+                "cursor",
+                "cursor: the next_cursor of the previous page",
+            ))
+        }
+    };
+    let page = st.store.list_numbers(&pool, cursor, limit).await?;
+    let since = now_ms() - DAY_MS;
+    let calls = st
+        .records
+        .query_calls(&CallQuery {
+            since: Some(since),
+            limit: HEALTH_SCAN,
+            ..Default::default()
+        })
+        .await?;
+    let texts = st
+        .records
+        .query_messages(&MessageQuery {
+            since: Some(since),
+            limit: HEALTH_SCAN,
+            ..Default::default()
+        })
+        .await?;
+    let health = tally(&calls, &texts, &pool);
+    let pool_median = median(
+        health
+            .values()
+            .filter(|h| h.calls >= SUSPECT_MIN_CALLS)
+            .filter_map(Health::answer_ratio)
+            .collect(),
+    );
+    let numbers = page
+        .numbers
+        .into_iter()
+        .map(|n| {
+            let x = n.number.expose().to_owned();
+            let h = health.get(&x).cloned().unwrap_or_default();
+            let ratio = h.answer_ratio();
+            let suspect = match (ratio, pool_median) {
+                (Some(r), Some(m)) if h.calls >= SUSPECT_MIN_CALLS && m > 0.0 => {
+                    r < m * SUSPECT_SHARE
+                }
+                _ => false,
+            };
+            let evidence = suspect.then(|| {
+                format!(
+                    "answer ratio {:.0}% over {} calls in 24 h against a pool median of {:.0}%",
+                    ratio.unwrap_or(0.0) * 100.0,
+                    h.calls,
+                    pool_median.unwrap_or(0.0) * 100.0
+                )
+            });
+            NumberView {
+                // Virtual numbers are ours: shown in clear.
+                number: x,
+                area: n.area,
+                state: n.state,
+                live_bindings: n.live_bindings,
+                calls_24h: h.calls,
+                texts_24h: h.texts,
+                answer_ratio: ratio.map(round3),
+                short_call_ratio: (h.answered > 0)
+                    .then(|| round3(h.short as f64 / h.answered as f64)),
+                rejections_24h: h.rejected,
+                suspect,
+                evidence,
+            }
+        })
+        .collect();
+    Ok(json::respond(
+        StatusCode::OK,
+        &NumberListView {
+            numbers,
+            next_cursor: page.next,
+            pool_median_answer_ratio: pool_median.map(round3),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StateChange {
+    number: String,
+    state: NumberState,
+    previous: NumberState,
+}
+
+/// Writes an audit entry; a failure refuses the act (503), never skips the log.
+async fn audit(st: &AppState, entry: AuditEntry) -> Result<(), HttpError> {
+    st.store.append_audit(entry).await.map_err(|e| {
+        tracing::warn!(error = %e, "audit write failed; act refused");
+        HttpError::from(e)
+    })
+}
+
+async fn change_state(
+    st: AppState,
+    caller: Caller,
+    pool: String,
+    number: String,
+    headers: HeaderMap,
+    body: Body,
+    to: NumberState,
+) -> Result<Response, HttpError> {
+    caller.require(NUMBER_OPERATORS)?;
+    pool_in_path(&pool)?;
+    json::require_json(&headers)?;
+    let bytes = json::read_body(&headers, body, st.max_body, st.body_timeout).await?;
+    let req: ReasonBody = json::parse(&bytes)?;
+    let why = reason(req.reason.as_deref())?;
+    let country = st.store.get_pool(&pool).await?.country;
+    let x = parse_number(&number, "number", Some(country))?;
+    let action = match to {
+        NumberState::Active => "number.release",
+        NumberState::Quarantined => "number.quarantine",
+        NumberState::Retired => "number.retire",
+    };
+    let now = now_ms();
+    // Audit first: a change that cannot be recorded does not happen.
+    audit(
+        &st,
+        AuditEntry {
+            at: now,
+            actor: caller.name.to_string(),
+            role: role_name(caller.role).to_owned(),
+            action: action.into(),
+            target: x.expose().to_owned(),
+            pool: Some(pool.clone()),
+            reason: Some(why),
+        },
+    )
+    .await?;
+    let previous = st.store.set_number_state(&pool, &x, to).await?;
+    tracing::info!(number = %x, action, "number state changed (audited)");
+    Ok(json::respond(
+        StatusCode::OK,
+        &StateChange {
+            number: x.expose().to_owned(),
+            state: to,
+            previous,
+        },
+    ))
+}
+
+/// `POST /v1/pools/{pool}/numbers/{number}/quarantine` `{"reason"}`
+pub(crate) async fn quarantine(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams((pool, number)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    change_state(
+        st,
+        caller,
+        pool,
+        number,
+        headers,
+        body,
+        NumberState::Quarantined,
+    )
+    .await
+}
+
+/// `POST /v1/pools/{pool}/numbers/{number}/release` `{"reason"}`
+pub(crate) async fn release(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams((pool, number)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    change_state(st, caller, pool, number, headers, body, NumberState::Active).await
+}
+
+/// `POST /v1/pools/{pool}/numbers/{number}/retire` `{"reason"}`
+pub(crate) async fn retire(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams((pool, number)): PathParams<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    change_state(st, caller, pool, number, headers, body, NumberState::Retired).await
+}
+
+#[derive(Serialize)]
+struct ShipmentView {
+    shipment_id: String,
+    revealed: bool,
+    bindings: Vec<BindingView>,
+    calls: Vec<CallRecord>,
+    messages: Vec<MessageRecord>,
+}
+
+/// Records listed per shipment.
+const SHIPMENT_RECORDS: usize = 200;
+
+/// `GET /v1/shipments/{id}[?reveal=true&reason=...]`: bindings (all pools) and
+/// records of a shipment; parties masked unless an auditor reveals with a reason.
+pub(crate) async fn shipment(
+    State(st): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+    query: QueryPairs,
+) -> Result<Response, HttpError> {
+    caller.require(POOL_READERS)?;
+    query.only(&["reveal", "reason"])?;
+    if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "id: a shipment id, 1 to 64 printable characters",
+        )
+        .with_field("id"));
+    }
+    let reveal = match query.get("reveal") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(HttpError::invalid_field(
+                "reveal",
+                "reveal: must be true or false",
+            ))
+        }
+    };
+    let why = if reveal {
+        caller.require(REVEALERS)?;
+        Some(reason(query.get("reason"))?)
+    } else {
+        if query.get("reason").is_some() {
+            return Err(HttpError::invalid_field(
+                "reason",
+                "reason: only with reveal=true",
+            ));
+        }
+        None
+    };
+    let now = now_ms();
+    let bindings = st.store.find_by_shipment(None, &id, now).await?;
+    let calls = st
+        .records
+        .query_calls(&CallQuery {
+            shipment_id: Some(id.clone()),
+            limit: SHIPMENT_RECORDS,
+            ..Default::default()
+        })
+        .await?;
+    let messages = st
+        .records
+        .query_messages(&MessageQuery {
+            shipment_id: Some(id.clone()),
+            limit: SHIPMENT_RECORDS,
+            ..Default::default()
+        })
+        .await?;
+    if bindings.is_empty() && calls.is_empty() && messages.is_empty() {
+        return Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "shipment_not_found",
+            "no live binding and no record has this shipment id",
+        ));
+    }
+    if let Some(why) = why {
+        // Audit first: a disclosure that cannot be recorded does not happen.
+        audit(
+            &st,
+            AuditEntry {
+                at: now,
+                actor: caller.name.to_string(),
+                role: role_name(caller.role).to_owned(),
+                action: "shipment.read_unmasked".into(),
+                target: id.clone(),
+                pool: bindings.first().map(|b| b.pool.clone()),
+                reason: Some(why),
+            },
+        )
+        .await?;
+        tracing::info!("shipment read unmasked (audited)");
+    }
+    let view = ShipmentView {
+        shipment_id: id,
+        revealed: reveal,
+        bindings: bindings
+            .iter()
+            .map(|b| BindingView::new(b, reveal))
+            .collect(),
+        calls,
+        messages,
+    };
+    let mut resp = json::respond(StatusCode::OK, &view);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::bindings::PartyLoad;
+
+    fn overview(active: u64, live: u64, cooling: u64, peak: u64, exhausted: u64) -> PoolOverview {
+        PoolOverview {
+            spec: PoolSpec {
+                name: "p".into(),
+                country: 86,
+                grace_s: 0,
+                cooling_s: 0,
+                max_bindings_per_number: 1000,
+                allow_foreign_parties: false,
+                extensions: false,
+                extension_len: 4,
+            },
+            active,
+            draining: 0,
+            retired: 0,
+            quarantined: 0,
+            live_bindings: live,
+            cooling,
+            per_number: LoadQuantiles::default(),
+            busiest_parties: vec![PartyLoad {
+                party: "00".into(),
+                live_bindings: peak,
+            }],
+            hours: vec![],
+            last_hour: AllocationBucket {
+                exhausted,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn sizing_covers_the_busiest_party_with_cooling_and_headroom() {
+        // Peak party holds 80 live; cooling doubles each live hold's footprint.
+        let s = sizing(&overview(100, 1000, 2000, 80, 0));
+        assert_eq!(s.recommended_numbers, 200); // 80 * 2 * 1.25
+        assert!(s.add_now);
+        assert_eq!(s.add, 100);
+        let s = sizing(&overview(300, 1000, 2000, 80, 0));
+        assert!(!s.add_now, "{}", s.reason);
+        assert_eq!(s.add, 0);
+        // Refusals in the last hour mean "add now" whatever the estimate.
+        let s = sizing(&overview(300, 1000, 2000, 80, 3));
+        assert!(s.add_now && s.add >= 1, "{}", s.reason);
+    }
+
+    #[test]
+    fn reasons_are_required_and_bounded() {
+        assert_eq!(reason(None).unwrap_err().code, "missing_field");
+        assert_eq!(reason(Some("  ")).unwrap_err().code, "missing_field");
+        assert_eq!(reason(Some("no")).unwrap_err().code, "invalid_field");
+        assert_eq!(reason(Some("spam reports")).unwrap(), "spam reports");
+    }
+}
