@@ -77,6 +77,9 @@ macro_rules! contract_tests {
             expired_extension_routes_nowhere_without_reaping,
             extension_length_is_validated,
             concurrent_extension_creates_fill_a_number_exactly,
+            quarantined_number_takes_no_new_bindings_and_returns_to_service,
+            overview_counts_from_counters,
+            numbers_are_paged_in_number_order,
         );
     };
     (@cases $backend:ident, $make:expr; $($case:ident),* $(,)?) => {
