@@ -58,14 +58,14 @@ pub mod auth;
 mod bindings;
 mod calls;
 mod conn;
+mod console;
 pub mod error;
 pub mod json;
 mod label;
 mod ops;
-mod pools;
 mod poolops;
+mod pools;
 mod preface;
-mod console;
 pub mod ratelimit;
 mod refusals;
 mod server;
@@ -304,7 +304,11 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
         get(pools::list).post(pools::create),
     )
     .add("/v1/pools/{pool}", &["GET"], get(pools::stats))
-    .add("/v1/pools/{pool}/overview", &["GET"], get(poolops::overview))
+    .add(
+        "/v1/pools/{pool}/overview",
+        &["GET"],
+        get(poolops::overview),
+    )
     .add(
         "/v1/pools/{pool}/numbers",
         &["GET", "POST"],

@@ -114,7 +114,9 @@ pub(crate) async fn audit(
     query: QueryPairs,
 ) -> Result<Response, HttpError> {
     caller.require(AUDIT_READERS)?;
-    query.only(&["limit", "actor", "action", "pool", "since", "until", "format"])?;
+    query.only(&[
+        "limit", "actor", "action", "pool", "since", "until", "format",
+    ])?;
     let limit = match query.get("limit") {
         None => AUDIT_DEFAULT,
         Some(s) => s

@@ -358,7 +358,10 @@ fn tally(calls: &[CallRecord], texts: &[MessageRecord], pool: &str) -> HashMap<S
     for t in texts.iter().filter(|t| t.pool.as_deref() == Some(pool)) {
         let e = h.entry(t.number.clone()).or_default();
         e.texts += 1;
-        if matches!(t.status.as_str(), "not_forwarded" | "blocked" | "rate_limited") {
+        if matches!(
+            t.status.as_str(),
+            "not_forwarded" | "blocked" | "rate_limited"
+        ) {
             e.rejected += 1;
         }
     }
@@ -511,6 +514,10 @@ async fn change_state(
         NumberState::Quarantined => "number.quarantine",
         NumberState::Retired => "number.retire",
     };
+    // Only changes that can happen are audited: the number must be in this pool.
+    if st.store.pool_of_number(&x).await?.as_deref() != Some(pool.as_str()) {
+        return Err(crate::store::StoreError::NumberNotFound.into());
+    }
     let now = now_ms();
     // Audit first: a change that cannot be recorded does not happen.
     audit(
@@ -577,7 +584,16 @@ pub(crate) async fn retire(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
-    change_state(st, caller, pool, number, headers, body, NumberState::Retired).await
+    change_state(
+        st,
+        caller,
+        pool,
+        number,
+        headers,
+        body,
+        NumberState::Retired,
+    )
+    .await
 }
 
 #[derive(Serialize)]

@@ -43,7 +43,10 @@ pub async fn quarantined_number_takes_no_new_bindings_and_returns_to_service(s: 
         .unwrap();
     s.retire_number(&p, &q).await.unwrap();
     let o = s.pool_overview(&p, now_ms()).await.unwrap();
-    assert_eq!((o.active, o.quarantined, o.draining, o.retired), (1, 0, 1, 0));
+    assert_eq!(
+        (o.active, o.quarantined, o.draining, o.retired),
+        (1, 0, 1, 0)
+    );
     assert!(matches!(
         s.set_number_state(&p, &vnums(1)[0], NumberState::Quarantined)
             .await,
@@ -67,7 +70,10 @@ pub async fn overview_counts_from_counters(s: Store) {
     assert_exhausted(&bind_err(&s, req(&p, &courier, &party())).await, &p);
     bind(&s, &p, &party(), &party()).await;
     let o = s.pool_overview(&p, now_ms()).await.unwrap();
-    assert_eq!((o.active, o.draining, o.retired, o.quarantined), (3, 0, 0, 0));
+    assert_eq!(
+        (o.active, o.draining, o.retired, o.quarantined),
+        (3, 0, 0, 0)
+    );
     assert_eq!(o.live_bindings, 4);
     assert_eq!(
         (o.per_number.min, o.per_number.median, o.per_number.max),

@@ -79,7 +79,11 @@ impl State {
         let minute = now.div_euclid(60_000);
         pool.samples.insert(minute, o.live_bindings);
         let keep = minute - 25 * 60;
-        while pool.samples.first_key_value().is_some_and(|(m, _)| *m < keep) {
+        while pool
+            .samples
+            .first_key_value()
+            .is_some_and(|(m, _)| *m < keep)
+        {
             pool.samples.pop_first();
         }
         let hour = now.div_euclid(HOUR_MS);
@@ -145,7 +149,11 @@ impl State {
             })
             .collect();
         let next = (page.len() > limit)
-            .then(|| numbers.last().map(|n| n.number.expose().get(1..).unwrap_or("").to_owned()))
+            .then(|| {
+                numbers
+                    .last()
+                    .map(|n| n.number.expose().get(1..).unwrap_or("").to_owned())
+            })
             .flatten();
         Ok(NumberPage { numbers, next })
     }

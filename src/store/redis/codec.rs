@@ -361,6 +361,9 @@ mod tests {
             parse_number_info(b"a3").unwrap(),
             (NumberState::Active, true, true, None)
         );
-        assert_eq!(parse_number_info(b"q0").unwrap().0, NumberState::Quarantined);
+        assert_eq!(
+            parse_number_info(b"q0").unwrap().0,
+            NumberState::Quarantined
+        );
     }
 }

@@ -112,7 +112,10 @@ impl RedisStore {
         }
         let hour0 = (now.div_euclid(HOUR_MS) - 23) * HOUR_MS;
         for h in 0..24 {
-            let live = r.get(i + 2).and_then(int).ok_or_else(|| corrupt("sample"))?;
+            let live = r
+                .get(i + 2)
+                .and_then(int)
+                .ok_or_else(|| corrupt("sample"))?;
             o.hours.push(AllocationBucket {
                 start: hour0 + h * HOUR_MS,
                 allocations: n(i, "allocations")?,
