@@ -187,6 +187,7 @@ fn good_request(path: &str, method: &str) -> (String, Option<Value>) {
             body(json!({"id": "m1", "status": "delivered"})),
         ),
         ("/v1/pools", "POST") => (path.into(), body(json!({"name": "fresh", "country": 86}))),
+        ("/v1/pools/{pool}/numbers", "GET") => (format!("{path}?limit=1"), None),
         ("/v1/pools/{pool}/numbers", _) => (
             path.into(),
             body(json!({"numbers": [{"number": "+8617000000109"}, {"number": 5}]})),
@@ -211,7 +212,6 @@ fn good_request(path: &str, method: &str) -> (String, Option<Value>) {
             "/v1/shipments/OA1?reveal=true&reason=customer%20complaint".into(),
             None,
         ),
-        ("/v1/pools/{pool}/numbers", "GET") => (format!("{path}?limit=1"), None),
         _ => (path.into(), None),
     }
 }

@@ -197,13 +197,14 @@ async function numbersTable(pool, box, cursor) {
       n.state !== 'quarantined' && n.state !== 'retired' ? el('button', { type: 'button', class: 'secondary', 'data-action': 'quarantine', on: { click: act(n, 'quarantine') } }, 'Quarantine') : null,
       n.state !== 'active' ? el('button', { type: 'button', class: 'secondary', 'data-action': 'release', on: { click: act(n, 'release') } }, 'Return to service') : null,
       n.state !== 'retired' ? el('button', { type: 'button', class: 'secondary', 'data-action': 'retire', on: { click: act(n, 'retire') } }, 'Retire') : null)));
-  box.replaceChildren(
+  box.replaceChildren(...[
     el('h2', {}, 'Numbers'),
     el('form', { class: 'row' }, el('label', {}, 'Reason for changes', reason)), msg,
     el('div', { class: 'scroll' }, el('table', {},
       el('tr', {}, ['number', 'area', 'state', 'live', 'calls 24h', 'texts 24h', 'answered', 'short calls', 'rejections', 'health', 'actions'].map((h) => el('th', {}, h))),
       rows)),
-    page.next_cursor ? el('button', { type: 'button', id: 'next-page', on: { click: () => numbersTable(pool, box, page.next_cursor) } }, 'Next page') : null);
+    page.next_cursor ? el('button', { type: 'button', id: 'next-page', on: { click: () => numbersTable(pool, box, page.next_cursor) } }, 'Next page') : null,
+  ].filter(Boolean));
 }
 
 // ------------------------------------------------------------------ shipment
