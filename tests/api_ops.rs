@@ -382,3 +382,58 @@ async fn console_is_served_with_a_strict_csp() {
     }
     srv.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn grafana_dashboard_uses_metrics_the_relay_exports() {
+    let srv = start(memory()).await;
+    let c = &srv.client;
+    let pool = common::unique("graf");
+    pool_with_numbers(c, &pool, &[&common::random_e164("+86170")]).await;
+    let r = c
+        .post(
+            "/v1/bindings",
+            Some(APP),
+            &bind(
+                &pool,
+                "G1",
+                &common::random_e164("+86139"),
+                &common::random_e164("+86137"),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        c.get(&format!("/v1/pools/{pool}/overview"), Some(OPS))
+            .await
+            .status,
+        200
+    );
+    let exported = c.get("/metrics", None).await.text();
+    assert!(exported.contains(&format!("maskline_pool_live_bindings{{pool=\"{pool}\"}} 1")));
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/grafana/maskline-pools.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut names = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let e = t["expr"].as_str().unwrap();
+            for part in e.split("maskline_").skip(1) {
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                names.push(format!("maskline_{name}"));
+            }
+        }
+    }
+    assert!(names.len() > 8);
+    for n in names {
+        assert!(exported.contains(&n), "{n} is not exported");
+    }
+    srv.stop().await.unwrap();
+}

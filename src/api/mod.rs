@@ -140,6 +140,8 @@ pub struct Api {
     refusals: Arc<refusals::Refusals>,
     summary_every: Duration,
     sms: Arc<std::sync::OnceLock<crate::sms::Gateway>>,
+    /// The store whose pools `serve` publishes as gauges (when metrics are on).
+    pool_metrics: Option<Arc<dyn BindingStore>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -191,6 +193,7 @@ impl Api {
         };
         let refusals = Arc::new(refusals::Refusals::default());
         let sms = Arc::new(std::sync::OnceLock::new());
+        let pool_metrics = metrics.as_ref().map(|_| store.clone());
         let state = AppState(Arc::new(Inner {
             store,
             records,
@@ -220,6 +223,7 @@ impl Api {
             refusals,
             summary_every: refusals::SUMMARY_EVERY,
             sms,
+            pool_metrics,
         })
     }
 
@@ -257,8 +261,14 @@ impl Api {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ApiError> {
         let summaries = tokio::spawn(self.refusals.clone().run(self.summary_every));
+        let gauges = self
+            .pool_metrics
+            .map(|store| tokio::spawn(poolops::publish_metrics(store)));
         let result = server::serve(self.router, self.tls, self.limits, listener, shutdown).await;
         summaries.abort();
+        if let Some(g) = gauges {
+            g.abort();
+        }
         self.refusals.summarize();
         result
     }

@@ -236,6 +236,34 @@ fn export_metrics(o: &PoolOverview, s: &SizingView) {
         .set(s.recommended_numbers as f64);
 }
 
+/// How often [`publish_metrics`] refreshes the pool gauges (and the live samples
+/// behind the console's charts).
+pub const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Publishes every pool's overview as Prometheus gauges, every [`METRICS_EVERY`],
+/// until dropped; each pass also samples the live total for the charts. A failed
+/// pass is logged at DEBUG and retried on the next tick.
+pub(crate) async fn publish_metrics(store: std::sync::Arc<dyn crate::store::BindingStore>) {
+    let mut tick = tokio::time::interval(METRICS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let pools = match store.list_pools().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(error = %e, "pool metrics: cannot list pools");
+                continue;
+            }
+        };
+        for p in pools {
+            match store.pool_overview(&p.name, now_ms()).await {
+                Ok(o) => export_metrics(&o, &sizing(&o)),
+                Err(e) => tracing::debug!(error = %e, "pool metrics: overview failed"),
+            }
+        }
+    }
+}
+
 /// `GET /v1/pools/{pool}/overview`
 pub(crate) async fn overview(
     State(st): State<AppState>,
