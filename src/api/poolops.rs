@@ -56,9 +56,10 @@ fn pool_in_path(pool: &str) -> Result<(), HttpError> {
     })
 }
 
-/// A stated reason: 3 to 500 characters after trimming.
+/// A stated reason: 3 to 500 characters, not only spaces (kept trimmed).
 fn reason(raw: Option<&str>) -> Result<String, HttpError> {
-    let r = raw.map(str::trim).unwrap_or("");
+    let raw = raw.unwrap_or("");
+    let r = raw.trim();
     if r.is_empty() {
         return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
@@ -67,7 +68,7 @@ fn reason(raw: Option<&str>) -> Result<String, HttpError> {
         )
         .with_field("reason"));
     }
-    if r.chars().count() < 3 || r.chars().count() > 500 || r.chars().any(char::is_control) {
+    if !(3..=500).contains(&raw.chars().count()) {
         return Err(HttpError::invalid_field(
             "reason",
             "reason: 3 to 500 printable characters",
@@ -646,11 +647,11 @@ pub(crate) async fn shipment(
 ) -> Result<Response, HttpError> {
     caller.require(POOL_READERS)?;
     query.only(&["reveal", "reason"])?;
-    if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
+    if crate::bindings::validate_shipment_id(&id).is_err() {
         return Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "invalid_path",
-            "id: a shipment id, 1 to 64 printable characters",
+            "id: a shipment id, 1 to 128 printable ASCII characters without spaces",
         )
         .with_field("id"));
     }
@@ -791,6 +792,10 @@ mod tests {
         assert_eq!(reason(None).unwrap_err().code, "missing_field");
         assert_eq!(reason(Some("  ")).unwrap_err().code, "missing_field");
         assert_eq!(reason(Some("no")).unwrap_err().code, "invalid_field");
+        assert_eq!(
+            reason(Some(&"x".repeat(501))).unwrap_err().code,
+            "invalid_field"
+        );
         assert_eq!(reason(Some("spam reports")).unwrap(), "spam reports");
     }
 }
