@@ -9,8 +9,10 @@ mod common;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_support::*;
+use maskline::events::{CallRecord, MemoryRecords, RecordStore};
 use maskline::numbers::{NumberHasher, Sealer};
 use maskline::store::redis::RedisStore;
 use maskline::store::BindingStore;
@@ -435,5 +437,80 @@ async fn grafana_dashboard_uses_metrics_the_relay_exports() {
     for n in names {
         assert!(exported.contains(&n), "{n} is not exported");
     }
+    srv.stop().await.unwrap();
+}
+
+fn call(pool: &str, x: &str, answered_ms: Option<u64>, shipment: Option<&str>) -> CallRecord {
+    let now = maskline::bindings::now_ms();
+    CallRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        binding_id: Some(uuid::Uuid::now_v7().to_string()),
+        shipment_id: shipment.map(str::to_owned),
+        pool: Some(pool.to_owned()),
+        number: x.to_owned(),
+        direction: None,
+        caller: "+86 139****0001".into(),
+        callee: Some("+86 137****0002".into()),
+        trunk: "t1".into(),
+        invite_at: now - 60_000,
+        ringing_at: None,
+        answer_at: answered_ms.map(|_| now - 50_000),
+        end_at: now - 1_000,
+        duration_ms: answered_ms.unwrap_or(0),
+        end_reason: if answered_ms.is_some() {
+            "completed"
+        } else {
+            "no_answer"
+        }
+        .into(),
+        sip_status: if answered_ms.is_some() { 200 } else { 480 },
+        hangup_by: None,
+        via: None,
+        ivr: None,
+    }
+}
+
+#[tokio::test]
+async fn a_number_whose_answer_ratio_collapses_is_suspect_with_evidence() {
+    let records = Arc::new(MemoryRecords::new(10_000, Duration::from_secs(86_400 * 30)));
+    let srv = start_with_records(memory(), records.clone()).await;
+    let c = &srv.client;
+    let pool = common::unique("health");
+    let xs: Vec<String> = (0..4).map(|i| format!("+861700009000{i}")).collect();
+    let refs: Vec<&str> = xs.iter().map(String::as_str).collect();
+    pool_with_numbers(c, &pool, &refs).await;
+    for (i, x) in xs.iter().enumerate() {
+        // Numbers 0-2 answer 8 of 10 calls; number 3 answers 1 of 10 (spam-flagged).
+        let answered = if i == 3 { 1 } else { 8 };
+        for k in 0..10 {
+            let a = (k < answered).then_some(if k == 0 { 4_000 } else { 60_000 });
+            records
+                .append_call(&call(&pool, x, a, Some("SH-R")))
+                .await
+                .unwrap();
+        }
+    }
+    let r = c
+        .get(&format!("/v1/pools/{pool}/numbers?limit=10"), Some(OPS))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["pool_median_answer_ratio"], 0.8);
+    let rows = v["numbers"].as_array().unwrap();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["calls_24h"], 10, "{row}");
+        assert_eq!(row["suspect"], i == 3, "{row}");
+    }
+    assert_eq!(rows[0]["answer_ratio"], 0.8);
+    assert_eq!(rows[0]["short_call_ratio"], 0.125); // 1 of 8 answered under 10 s
+    assert_eq!(rows[3]["answer_ratio"], 0.1);
+    let ev = rows[3]["evidence"].as_str().unwrap();
+    assert!(ev.contains("10%") && ev.contains("80%"), "{ev}");
+
+    // The shipment's call records come with the lookup, masked as recorded.
+    let r = c.get("/v1/shipments/SH-R", Some(OPS)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["calls"].as_array().unwrap().len(), 40);
+    assert!(r.json()["bindings"].as_array().unwrap().is_empty());
     srv.stop().await.unwrap();
 }

@@ -80,6 +80,7 @@ macro_rules! contract_tests {
             quarantined_number_takes_no_new_bindings_and_returns_to_service,
             overview_counts_from_counters,
             numbers_are_paged_in_number_order,
+            expired_bindings_leave_the_overview,
         );
     };
     (@cases $backend:ident, $make:expr; $($case:ident),* $(,)?) => {

@@ -116,3 +116,27 @@ pub async fn numbers_are_paged_in_number_order(s: Store) {
         Err(StoreError::PoolNotFound(_))
     ));
 }
+
+pub async fn expired_bindings_leave_the_overview(s: Store) {
+    let (p, _) = pool_with(&s, 2, |_| {}).await;
+    let courier = party();
+    for _ in 0..2 {
+        let mut r = req(&p, &courier, &party());
+        r.expires_at = now_ms() + 300;
+        bind_new(&s, r).await;
+    }
+    let o = s.pool_overview(&p, now_ms()).await.unwrap();
+    assert_eq!(o.live_bindings, 2);
+    assert_eq!(o.busiest_parties[0].live_bindings, 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    s.reap(now_ms()).await.unwrap();
+    let o = s.pool_overview(&p, now_ms()).await.unwrap();
+    assert_eq!(o.live_bindings, 0);
+    assert!(
+        o.busiest_parties.iter().all(|b| b.live_bindings == 0),
+        "{o:?}"
+    );
+    // The two ended bindings cool (both parties each): counted at minute
+    // resolution, so at most 4.
+    assert!(o.cooling <= 4, "{o:?}");
+}
