@@ -27,26 +27,50 @@ local function dec6(s, i)
 end
 
 -- Ops counters (all under the pool's hash tag; see the store's module docs).
--- `{p}P`: approximate top-K of parties by live bindings (Space-Saving: a new
--- party evicts the smallest entry and inherits its count + 1), bounded to TOPK
--- members whatever the number of bindings.
-local TOPK = 64
-local function top_bump(h, d)
-  local z = P .. 'P'
-  local s = redis.call('ZSCORE', z, h)
-  if d > 0 then
-    if s or redis.call('ZCARD', z) < TOPK then
-      redis.call('ZINCRBY', z, d, h)
-    else
-      local mn = redis.call('ZRANGE', z, '0', '0', 'WITHSCORES')
-      redis.call('ZREM', z, mn[1])
-      redis.call('ZADD', z, fmt(tonumber(mn[2]) + d), h)
+-- Live bindings per party, approximately and in fixed memory: `{p}Q` is a
+-- count-min sketch (4 rows x 65,536 u16 counters = 512 KiB a pool, indexed by
+-- the party tag's bytes, which are uniformly random), and `{p}P` keeps the TOPK
+-- parties with the highest estimates. An estimate is never below the true count
+-- (collisions only add), so the busiest parties shown err on the safe side.
+local TOPK = 32
+local CMS_W = 65536
+local function cms_add(h, d)
+  local args = { P .. 'Q', 'OVERFLOW', 'SAT' }
+  for r = 0, 3 do
+    local idx = string.byte(h, 2 * r + 1) * 256 + string.byte(h, 2 * r + 2)
+    args[#args + 1] = 'INCRBY'
+    args[#args + 1] = 'u16'
+    args[#args + 1] = '#' .. fmt(r * CMS_W + idx)
+    args[#args + 1] = fmt(d)
+  end
+  local v = redis.call('BITFIELD', unpack(args))
+  local m = v[1]
+  for i = 2, 4 do
+    if v[i] < m then
+      m = v[i]
     end
-  elseif s then
-    if tonumber(s) + d <= 0 then
+  end
+  return m
+end
+
+local function top_bump(h, d)
+  local est = cms_add(h, d)
+  local z = P .. 'P'
+  if redis.call('ZSCORE', z, h) then
+    if est <= 0 then
       redis.call('ZREM', z, h)
     else
-      redis.call('ZINCRBY', z, d, h)
+      redis.call('ZADD', z, fmt(est), h)
+    end
+  elseif d > 0 and est > 0 then
+    if redis.call('ZCARD', z) < TOPK then
+      redis.call('ZADD', z, fmt(est), h)
+    else
+      local mn = redis.call('ZRANGE', z, '0', '0', 'WITHSCORES')
+      if est > tonumber(mn[2]) then
+        redis.call('ZREM', z, mn[1])
+        redis.call('ZADD', z, fmt(est), h)
+      end
     end
   end
 end

@@ -23,7 +23,8 @@
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
 //! | `{p}lq` | zset | quarantined `X` → live bindings (state `q` in `{p}n`: out of allocation, live bindings live out) | none |
 //! | `{p}N` | zset | every `X`, score 0: number order for paged lists (rebuilt from `{p}n` if short) | none |
-//! | `{p}P` | zset | party tag → live bindings, **approximate top-64** (Space-Saving: bounded, 0 bytes per binding) | none |
+//! | `{p}Q` | string | count-min sketch of live bindings per party tag: 4 rows × 65,536 `u16` counters (512 KiB a pool, 0 bytes per binding) | none |
+//! | `{p}P` | zset | party tag → its sketch estimate, the 32 highest (busiest parties) | none |
 //! | `{p}ke` | hash | minute → bindings ending in that minute (cooling count = ends in the last cooling period × 2) | none (pruned by the overview) |
 //! | `{p}k<hour>` | hash | per-minute ops counters of one hour: `a<m>` allocations, `x<m>` `pool_exhausted`, `L<m>` live sample | hour + 26 h |
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
@@ -73,11 +74,15 @@
 //! state counts are `ZCARD`s, the live total sums the load indexes (O(numbers),
 //! ~10 ms at 50,000 numbers), quantiles are `ZRANGE` by rank, busiest parties the
 //! top of `{p}P`, allocation counts 24 small hashes. Per binding this costs no
-//! key and no entry: create/delete/update bump bounded structures (`{p}P` holds at
-//! most 64 parties; `{p}ke` one field per minute with an end). The top-K is
-//! approximate: a party evicted and seen again starts from the evicted count, and
-//! a party's counter falls when its binding expires at the next recount of the
-//! number (the reaper, every second).
+//! key and no entry: create/delete/update bump bounded structures (the sketch
+//! `{p}Q` is 512 KiB a pool whatever its size, `{p}P` holds 32 parties, `{p}ke`
+//! one field per minute with an end). Per-party counts are estimates that never
+//! fall below the truth: at 1,000,000 live bindings (2,000,000 holds) a counter
+//! row averages ~30 collisions, and the minimum of 4 rows adds ~20 to a courier's
+//! true count (measured: `loadtest/README.md`, "Ops overview"). A party's count
+//! falls when its binding is deleted, handed over, or expires (at the next
+//! recount of the number: the reaper, every second). An exact per-party index
+//! would cost ~100 bytes a party (see above).
 //!
 //! **Clocks.** Scripts use the caller's `now`; TTLs (`PXAT`) use Redis' clock. Relays
 //! and Redis must agree on time (NTP): a relay clock ahead of Redis by *d* makes
