@@ -28,10 +28,11 @@ end
 
 -- Ops counters (all under the pool's hash tag; see the store's module docs).
 -- Live bindings per party, approximately and in fixed memory: `{p}Q` is a
--- count-min sketch (4 rows x 65,536 u16 counters = 512 KiB a pool, indexed by
--- the party tag's bytes, which are uniformly random), and `{p}P` keeps the TOPK
--- parties with the highest estimates. An estimate is never below the true count
--- (collisions only add), so the busiest parties shown err on the safe side.
+-- count-min sketch (4 rows x 65,536 u16 counters, indexed by the party tag's
+-- bytes, which are uniformly random, then the total as a u32: 512 KiB a pool),
+-- read with the count-mean-min estimator (each row's counter minus that row's
+-- average noise, the median of the rows, at most the smallest counter), and
+-- `{p}P` keeps the TOPK parties with the highest estimates.
 local TOPK = 32
 local CMS_W = 65536
 local function cms_add(h, d)
@@ -43,12 +44,23 @@ local function cms_add(h, d)
     args[#args + 1] = '#' .. fmt(r * CMS_W + idx)
     args[#args + 1] = fmt(d)
   end
+  args[#args + 1] = 'INCRBY'
+  args[#args + 1] = 'u32'
+  args[#args + 1] = fmt(4 * CMS_W * 16)
+  args[#args + 1] = fmt(d)
   local v = redis.call('BITFIELD', unpack(args))
-  local m = v[1]
-  for i = 2, 4 do
-    if v[i] < m then
-      m = v[i]
+  local n = v[5]
+  local est, mn = {}, v[1]
+  for i = 1, 4 do
+    if v[i] < mn then
+      mn = v[i]
     end
+    est[i] = v[i] - (n - v[i]) / (CMS_W - 1)
+  end
+  table.sort(est)
+  local m = math.floor((est[2] + est[3]) / 2 + 0.5)
+  if m > mn then
+    m = mn
   end
   return m
 end
