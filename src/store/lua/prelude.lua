@@ -103,8 +103,9 @@ end
 local function tally(now, kind)
   local hour = math.floor(now / 3600000)
   local k = P .. 'k' .. fmt(hour)
-  redis.call('HINCRBY', k, kind .. fmt(math.floor(now / 60000) % 60), '1')
-  redis.call('PEXPIREAT', k, fmt((hour + 26) * 3600000))
+  if redis.call('HINCRBY', k, kind .. fmt(math.floor(now / 60000) % 60), '1') == 1 then
+    redis.call('PEXPIREAT', k, fmt((hour + 26) * 3600000))
+  end
 end
 
 -- Virtual numbers inside records are BCD-packed (two digits a byte, 0xF pads).
