@@ -119,6 +119,7 @@ redis.call('ZADD', lkey_of(x, sh, m.shards), fmt(exp), sh .. gen)
 for _, z in ipairs(load_keys(x)) do
   redis.call('ZINCRBY', z, '1', x)
 end
+live_add(1)
 redis.call('ZADD', P .. 'nx', 'LT', fmt(exp), x)
 tally(now, 'a')
 ends_move(nil, exp)

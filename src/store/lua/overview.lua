@@ -1,5 +1,5 @@
--- The ops overview of a pool at `now`, from counters only (cost: O(numbers) for
--- the live total, O(log n) per quantile, O(minutes of the cooling period) for
+-- The ops overview of a pool at `now`, from counters only (cost: O(1) for the
+-- live total, O(log n) per quantile, O(minutes of the cooling period) for
 -- cooling; never a scan of bindings). Also samples the live total into the
 -- current hour's counters (field L<minute>), for the console's charts.
 -- KEYS[1] pool meta. ARGV: P now.
@@ -24,7 +24,15 @@ local active = redis.call('ZCARD', P .. 'ld')
 local retired_all = redis.call('ZCARD', P .. 'lr')
 local draining = redis.call('ZCOUNT', P .. 'lr', '(0', '+inf')
 local quarantined = redis.call('ZCARD', P .. 'lq')
-local live = total(P .. 'ld') + total(P .. 'lr') + total(P .. 'lq')
+-- The running total kept by create and recounts; summed once (O(numbers)) for a
+-- pool that predates it.
+local live = redis.call('HGET', P .. 't', 'live')
+if live then
+  live = tonumber(live)
+else
+  live = total(P .. 'ld') + total(P .. 'lr') + total(P .. 'lq')
+  redis.call('HSET', P .. 't', 'live', fmt(live))
+end
 
 -- Cooling: bindings that ended within the last cooling period (x2 parties),
 -- plus parties replaced by a handover.

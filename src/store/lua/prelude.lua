@@ -87,6 +87,15 @@ local function top_bump(h, d)
   end
 end
 
+-- `{p}t` field `live`: the pool's running live total, the overview's O(1) count.
+-- Started by the first overview (which sums the load indexes once); until then
+-- there is nothing to keep.
+local function live_add(d)
+  if redis.call('HEXISTS', P .. 't', 'live') == 1 then
+    redis.call('HINCRBY', P .. 't', 'live', fmt(d))
+  end
+end
+
 -- `{p}ke`: binding ends by minute (field: minute since the epoch), so cooling
 -- bindings are the ends within the last cooling period (pruned by the overview).
 local function ends_move(from, to)
@@ -340,6 +349,9 @@ local function refresh(x, now, cooling, shards)
     local old = tonumber(redis.call('ZSCORE', zs[1], x) or '0')
     if old > live then
       gone = old - live
+    end
+    if old ~= live then
+      live_add(live - old)
     end
     for _, z in ipairs(zs) do
       redis.call('ZADD', z, fmt(live), x)

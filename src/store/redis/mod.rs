@@ -25,6 +25,7 @@
 //! | `{p}N` | zset | every `X`, score 0: number order for paged lists (rebuilt from `{p}n` if short) | none |
 //! | `{p}Q` | string | count-min sketch of live bindings per party tag: 4 rows × 65,536 `u16` counters, then the total (`u32`): 512 KiB a pool, 0 bytes per binding | none |
 //! | `{p}P` | zset | party tag → its sketch estimate, the 32 highest (busiest parties) | none |
+//! | `{p}t` | hash | `live`: the pool's running live total (kept by create and recounts from the first overview on) | none |
 //! | `{p}ke` | hash | minute → bindings ending in that minute (cooling count = ends in the last cooling period × 2) | none (pruned by the overview) |
 //! | `{p}k<hour>` | hash | per-minute ops counters of one hour: `a<m>` allocations, `x<m>` `pool_exhausted`, `L<m>` live sample | hour + 26 h |
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
@@ -71,8 +72,9 @@
 //! of them before answering "exhausted"), and by [`BindingStore::reap`].
 //!
 //! **Ops counters.** The overview (`overview.lua`) answers from the keys above:
-//! state counts are `ZCARD`s, the live total sums the load indexes (O(numbers),
-//! ~10 ms at 50,000 numbers), quantiles are `ZRANGE` by rank, busiest parties the
+//! state counts are `ZCARD`s, the live total is a running counter (`{p}t`,
+//! summed from the load indexes once, by the first overview), quantiles are
+//! `ZRANGE` by rank, busiest parties the
 //! top of `{p}P`, allocation counts 24 small hashes. Per binding this costs no
 //! key and no entry: create/delete/update bump bounded structures (the sketch
 //! `{p}Q` is 512 KiB a pool whatever its size, `{p}P` holds 32 parties, `{p}ke`
