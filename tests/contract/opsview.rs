@@ -92,7 +92,10 @@ pub async fn overview_counts_from_counters(s: Store) {
     assert_eq!(o.busiest_parties[0].live_bindings, 2);
     // Creations after the first overview are counted in (the running total).
     bind(&s, &p, &party(), &party()).await;
-    assert_eq!(s.pool_overview(&p, now_ms()).await.unwrap().live_bindings, 4);
+    assert_eq!(
+        s.pool_overview(&p, now_ms()).await.unwrap().live_bindings,
+        4
+    );
     let _ = xs;
 }
 
