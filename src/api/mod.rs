@@ -69,6 +69,8 @@ mod preface;
 pub mod ratelimit;
 mod refusals;
 mod server;
+mod shipments;
+mod sizing;
 mod sms;
 
 pub use auth::{key_hash, Caller};
@@ -339,7 +341,7 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
         &["POST"],
         post(poolops::retire),
     )
-    .add("/v1/shipments/{id}", &["GET"], get(poolops::shipment))
+    .add("/v1/shipments/{id}", &["GET"], get(shipments::shipment))
     .add(
         "/v1/pools/{pool}/numbers/{number}",
         &["DELETE"],

@@ -1,6 +1,7 @@
 //! The ops console's API (issue "Ops console"): pool overview with sizing advice,
 //! paged number health, quarantine / release / retire with an audited reason,
-//! and shipment lookup with the auditor's audited reveal.
+//! (the sizing advice is in `sizing.rs`, shipment lookup with the auditor's
+//! audited reveal in `shipments.rs`).
 //!
 //! Nothing here shows a party's number in clear except the reveal, which is
 //! written to the audit log before it is answered (no audit → 503, no reveal).
@@ -12,13 +13,14 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{role_name, POOL_READERS, REVEALERS};
-use super::bindings::{fmt_time, parse_number, BindingView};
+use super::auth::{role_name, POOL_READERS};
+use super::bindings::{fmt_time, parse_number};
 use super::error::HttpError;
+use super::sizing::{sizing, SizingView};
 use super::{json, AppState, Caller, PathParams, QueryPairs};
 use crate::bindings::{
     now_ms, validate_pool_name, AllocationBucket, LoadQuantiles, NumberState, PoolOverview,
@@ -35,8 +37,6 @@ pub const HEALTH_SCAN: usize = 20_000;
 /// Default and largest page of `GET /v1/pools/{pool}/numbers`.
 const PAGE_DEFAULT: usize = 50;
 const PAGE_MAX: usize = 500;
-/// Headroom the sizing advice adds on top of the observed need.
-const HEADROOM: f64 = 1.25;
 /// Calls a number needs in 24 h before its answer ratio is judged.
 const SUSPECT_MIN_CALLS: u64 = 5;
 /// A number is suspect below this share of the pool's median answer ratio.
@@ -57,7 +57,7 @@ fn pool_in_path(pool: &str) -> Result<(), HttpError> {
 }
 
 /// A stated reason: 3 to 500 characters, not only spaces (kept trimmed).
-fn reason(raw: Option<&str>) -> Result<String, HttpError> {
+pub(super) fn reason(raw: Option<&str>) -> Result<String, HttpError> {
     let raw = raw.unwrap_or("");
     let r = raw.trim();
     if r.is_empty() {
@@ -75,78 +75,6 @@ fn reason(raw: Option<&str>) -> Result<String, HttpError> {
         ));
     }
     Ok(r.to_owned())
-}
-
-#[derive(Serialize)]
-struct SizingView {
-    /// Live bindings of the busiest party (the pool is exhausted for a party
-    /// that holds every number in service).
-    peak_party_live: u64,
-    /// Its share of the numbers in service (1.0 = exhausted for that party).
-    peak_party_exhaustion: f64,
-    /// Numbers in service the observed load needs, cooling and headroom included.
-    recommended_numbers: u64,
-    /// Numbers in service now (active).
-    in_service: u64,
-    /// Whether to add numbers now.
-    add_now: bool,
-    /// How many to add (0 if none).
-    add: u64,
-    /// Why, in words.
-    reason: String,
-}
-
-fn sizing(o: &PoolOverview) -> SizingView {
-    let peak = o
-        .busiest_parties
-        .first()
-        .map(|p| p.live_bindings)
-        .unwrap_or(0);
-    let in_service = o.active;
-    // Cooling holds per live hold, observed over the pool: a party busy now will
-    // also hold numbers it used recently.
-    let cool_ratio = if o.live_bindings > 0 {
-        o.cooling as f64 / (2.0 * o.live_bindings as f64)
-    } else {
-        0.0
-    };
-    let per_party = (peak as f64 * (1.0 + cool_ratio) * HEADROOM).ceil() as u64;
-    let cap = u64::from(o.spec.max_bindings_per_number.max(1));
-    let by_capacity = ((o.live_bindings as f64 / cap as f64) * HEADROOM).ceil() as u64;
-    let recommended = per_party.max(by_capacity).max(1);
-    let exhaustion = if in_service > 0 {
-        peak as f64 / in_service as f64
-    } else if peak > 0 {
-        1.0
-    } else {
-        0.0
-    };
-    let add = recommended.saturating_sub(in_service);
-    let add_now = add > 0 || o.last_hour.exhausted > 0;
-    let reason = if o.last_hour.exhausted > 0 {
-        format!(
-            "{} requests were refused as pool_exhausted in the last hour",
-            o.last_hour.exhausted
-        )
-    } else if add > 0 {
-        format!(
-            "the busiest party holds {peak} live bindings (+{:.0}% cooling, +{:.0}% headroom): \
-             {recommended} numbers needed, {in_service} in service",
-            cool_ratio * 100.0,
-            (HEADROOM - 1.0) * 100.0
-        )
-    } else {
-        format!("{in_service} numbers in service cover the observed peak ({recommended} needed)")
-    };
-    SizingView {
-        peak_party_live: peak,
-        peak_party_exhaustion: (exhaustion * 1000.0).round() / 1000.0,
-        recommended_numbers: recommended,
-        in_service,
-        add_now,
-        add: add.max(u64::from(add_now && add == 0)),
-        reason,
-    }
 }
 
 #[derive(Serialize)]
@@ -514,7 +442,7 @@ struct StateChange {
 }
 
 /// Writes an audit entry; a failure refuses the act (503), never skips the log.
-async fn audit(st: &AppState, entry: AuditEntry) -> Result<(), HttpError> {
+pub(super) async fn audit(st: &AppState, entry: AuditEntry) -> Result<(), HttpError> {
     st.store.append_audit(entry).await.map_err(|e| {
         tracing::warn!(error = %e, "audit write failed; act refused");
         HttpError::from(e)
@@ -625,167 +553,10 @@ pub(crate) async fn retire(
     .await
 }
 
-#[derive(Serialize)]
-struct ShipmentView {
-    shipment_id: String,
-    revealed: bool,
-    bindings: Vec<BindingView>,
-    calls: Vec<CallRecord>,
-    messages: Vec<MessageRecord>,
-}
-
-/// Records listed per shipment.
-const SHIPMENT_RECORDS: usize = 200;
-
-/// `GET /v1/shipments/{id}[?reveal=true&reason=...]`: bindings (all pools) and
-/// records of a shipment; parties masked unless an auditor reveals with a reason.
-pub(crate) async fn shipment(
-    State(st): State<AppState>,
-    caller: Caller,
-    PathParams(id): PathParams<String>,
-    query: QueryPairs,
-) -> Result<Response, HttpError> {
-    caller.require(POOL_READERS)?;
-    query.only(&["reveal", "reason"])?;
-    if crate::bindings::validate_shipment_id(&id).is_err() {
-        return Err(HttpError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_path",
-            "id: a shipment id, 1 to 128 printable ASCII characters without spaces",
-        )
-        .with_field("id"));
-    }
-    let reveal = match query.get("reveal") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(HttpError::invalid_field(
-                "reveal",
-                "reveal: must be true or false",
-            ))
-        }
-    };
-    let why = if reveal {
-        caller.require(REVEALERS)?;
-        Some(reason(query.get("reason"))?)
-    } else {
-        if query.get("reason").is_some() {
-            return Err(HttpError::invalid_field(
-                "reason",
-                "reason: only with reveal=true",
-            ));
-        }
-        None
-    };
-    let now = now_ms();
-    let bindings = st.store.find_by_shipment(None, &id, now).await?;
-    let calls = st
-        .records
-        .query_calls(&CallQuery {
-            shipment_id: Some(id.clone()),
-            limit: SHIPMENT_RECORDS,
-            ..Default::default()
-        })
-        .await?;
-    let messages = st
-        .records
-        .query_messages(&MessageQuery {
-            shipment_id: Some(id.clone()),
-            limit: SHIPMENT_RECORDS,
-            ..Default::default()
-        })
-        .await?;
-    if bindings.is_empty() && calls.is_empty() && messages.is_empty() {
-        return Err(HttpError::new(
-            StatusCode::NOT_FOUND,
-            "shipment_not_found",
-            "no live binding and no record has this shipment id",
-        ));
-    }
-    if let Some(why) = why {
-        // Audit first: a disclosure that cannot be recorded does not happen.
-        audit(
-            &st,
-            AuditEntry {
-                at: now,
-                actor: caller.name.to_string(),
-                role: role_name(caller.role).to_owned(),
-                action: "shipment.read_unmasked".into(),
-                target: id.clone(),
-                pool: bindings.first().map(|b| b.pool.clone()),
-                reason: Some(why),
-            },
-        )
-        .await?;
-        tracing::info!("shipment read unmasked (audited)");
-    }
-    let view = ShipmentView {
-        shipment_id: id,
-        revealed: reveal,
-        bindings: bindings
-            .iter()
-            .map(|b| BindingView::new(b, reveal))
-            .collect(),
-        calls,
-        messages,
-    };
-    let mut resp = json::respond(StatusCode::OK, &view);
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::bindings::PartyLoad;
-
-    fn overview(active: u64, live: u64, cooling: u64, peak: u64, exhausted: u64) -> PoolOverview {
-        PoolOverview {
-            spec: PoolSpec {
-                name: "p".into(),
-                country: 86,
-                grace_s: 0,
-                cooling_s: 0,
-                max_bindings_per_number: 1000,
-                allow_foreign_parties: false,
-                extensions: false,
-                extension_len: 4,
-            },
-            active,
-            draining: 0,
-            retired: 0,
-            quarantined: 0,
-            live_bindings: live,
-            cooling,
-            per_number: LoadQuantiles::default(),
-            busiest_parties: vec![PartyLoad {
-                party: "00".into(),
-                live_bindings: peak,
-            }],
-            hours: vec![],
-            last_hour: AllocationBucket {
-                exhausted,
-                ..Default::default()
-            },
-        }
-    }
-
-    #[test]
-    fn sizing_covers_the_busiest_party_with_cooling_and_headroom() {
-        // Peak party holds 80 live; cooling doubles each live hold's footprint.
-        let s = sizing(&overview(100, 1000, 2000, 80, 0));
-        assert_eq!(s.recommended_numbers, 200); // 80 * 2 * 1.25
-        assert!(s.add_now);
-        assert_eq!(s.add, 100);
-        let s = sizing(&overview(300, 1000, 2000, 80, 0));
-        assert!(!s.add_now, "{}", s.reason);
-        assert_eq!(s.add, 0);
-        // Refusals in the last hour mean "add now" whatever the estimate.
-        let s = sizing(&overview(300, 1000, 2000, 80, 3));
-        assert!(s.add_now && s.add >= 1, "{}", s.reason);
-    }
 
     #[test]
     fn reasons_are_required_and_bounded() {
