@@ -261,6 +261,20 @@ pub enum NumberState {
     Active,
     /// Draining: no new bindings, existing ones live out.
     Retired,
+    /// Taken out of service by ops (e.g. flagged as spam): no new bindings,
+    /// existing ones live out; ops may return it to service.
+    Quarantined,
+}
+
+impl NumberState {
+    /// The name used in the API, CLI and audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NumberState::Active => "active",
+            NumberState::Retired => "retired",
+            NumberState::Quarantined => "quarantined",
+        }
+    }
 }
 
 /// Result of importing numbers.
@@ -281,7 +295,7 @@ pub struct NumberLoad {
     pub number: E164,
     /// Area tag, if any.
     pub area: Option<String>,
-    /// Active or retired.
+    /// Active, retired or quarantined.
     pub state: NumberState,
     /// Live bindings on it now.
     pub live_bindings: u64,
@@ -316,6 +330,83 @@ pub struct PoolStats {
     pub per_number: Vec<NumberLoad>,
     /// Busiest parties, at most 10, busiest first.
     pub busiest_parties: Vec<PartyLoad>,
+}
+
+/// Bindings per number over the numbers in service: min, median, p95, max.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LoadQuantiles {
+    /// Fewest live bindings on a number.
+    pub min: u64,
+    /// Median.
+    pub median: u64,
+    /// 95th percentile.
+    pub p95: u64,
+    /// Most live bindings on a number.
+    pub max: u64,
+}
+
+/// Allocations and `pool_exhausted` answers of a pool in one time bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AllocationBucket {
+    /// Start of the bucket (ms since epoch).
+    pub start: UnixMs,
+    /// Bindings created.
+    pub allocations: u64,
+    /// Creations refused with `pool_exhausted`.
+    pub exhausted: u64,
+    /// Live bindings last sampled in this bucket (`None`: no sample).
+    pub live_sample: Option<u64>,
+}
+
+/// The ops overview of a pool, from running counters (no scan of bindings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolOverview {
+    /// The pool's settings.
+    pub spec: PoolSpec,
+    /// Numbers taking new bindings.
+    pub active: u64,
+    /// Retired numbers that still carry live bindings.
+    pub draining: u64,
+    /// Retired numbers without live bindings.
+    pub retired: u64,
+    /// Numbers ops took out of service.
+    pub quarantined: u64,
+    /// Live bindings.
+    pub live_bindings: u64,
+    /// (party, number) holds in their cooling period.
+    pub cooling: u64,
+    /// Bindings per active number.
+    pub per_number: LoadQuantiles,
+    /// Busiest parties (opaque ids), busiest first, at most 10. Redis: an
+    /// approximate top-K (see the store docs); memory store: exact.
+    pub busiest_parties: Vec<PartyLoad>,
+    /// Per-hour buckets of the last 24 hours, oldest first (the last one is the
+    /// current hour).
+    pub hours: Vec<AllocationBucket>,
+    /// Allocations and exhausted answers in the last 60 minutes.
+    pub last_hour: AllocationBucket,
+}
+
+/// One number in a paged number list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberRow {
+    /// The virtual number.
+    pub number: E164,
+    /// Area tag.
+    pub area: Option<String>,
+    /// State.
+    pub state: NumberState,
+    /// Live bindings now (as of its last recount).
+    pub live_bindings: u64,
+}
+
+/// A page of a pool's numbers, in number order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberPage {
+    /// The numbers of this page.
+    pub numbers: Vec<NumberRow>,
+    /// Where the next page starts (`None`: this was the last page).
+    pub next: Option<String>,
 }
 
 /// Unique id of a binding (UUID v7: sorts by creation time).

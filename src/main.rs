@@ -83,6 +83,20 @@ enum Command {
         #[command(subcommand)]
         command: cli::pool::PoolCommand,
     },
+    /// Shipment lookup on a running relay (ops, admin, auditor key).
+    Shipment {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(subcommand)]
+        command: cli::ops::ShipmentCommand,
+    },
+    /// The audit log of a running relay (admin or auditor key).
+    Audit {
+        #[command(flatten)]
+        remote: cli::Remote,
+        #[command(flatten)]
+        args: cli::ops::AuditArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,6 +142,12 @@ fn main() -> ExitCode {
         } => key_new(role.into(), name),
         Command::Pool { remote, command } => {
             cli::pool::run(remote, command).map_err(anyhow::Error::from)
+        }
+        Command::Shipment { remote, command } => {
+            cli::ops::shipment(remote, command).map_err(anyhow::Error::from)
+        }
+        Command::Audit { remote, args } => {
+            cli::ops::audit(remote, args).map_err(anyhow::Error::from)
         }
     };
     match result {

@@ -187,6 +187,7 @@ fn good_request(path: &str, method: &str) -> (String, Option<Value>) {
             body(json!({"id": "m1", "status": "delivered"})),
         ),
         ("/v1/pools", "POST") => (path.into(), body(json!({"name": "fresh", "country": 86}))),
+        ("/v1/pools/{pool}/numbers", "GET") => (format!("{path}?limit=1"), None),
         ("/v1/pools/{pool}/numbers", _) => (
             path.into(),
             body(json!({"numbers": [{"number": "+8617000000109"}, {"number": 5}]})),
@@ -203,6 +204,14 @@ fn good_request(path: &str, method: &str) -> (String, Option<Value>) {
             ),
         ),
         ("/v1/bindings/{id}", "PATCH") => (path.into(), body(json!({"expires_at": in_an_hour()}))),
+        (p, "POST") if p.starts_with("/v1/pools/{pool}/numbers/{number}/") => (
+            path.into(),
+            body(json!({"reason": "spam reports from handset apps"})),
+        ),
+        ("/v1/shipments/{id}", _) => (
+            "/v1/shipments/OA1?reveal=true&reason=customer%20complaint".into(),
+            None,
+        ),
         _ => (path.into(), None),
     }
 }
@@ -284,6 +293,12 @@ async fn every_answer_of_every_operation_is_documented() {
             json_ct,
             body.clone(),
         );
+        if path == "/v1/shipments/{id}" {
+            for q in ["reveal=true", "reveal=maybe", "reason=x"] {
+                add(format!("/v1/shipments/OA1?{q}"), Some(AUDITOR), None, None);
+                add(format!("/v1/shipments/OA1?{q}"), Some(OPS), None, None);
+            }
+        }
         if path == "/v1/bindings/{id}" && method == "GET" {
             for q in ["reveal=true", "reveal=1", "reveal=maybe"] {
                 add(format!("{good}?{q}"), Some(AUDITOR), None, None);

@@ -162,6 +162,7 @@ async fn no_party_number_is_stored_in_any_form() {
         role: "auditor".into(),
         action: "binding.read_unmasked".into(),
         target: b1.id.to_string(),
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -321,6 +321,7 @@ pub(crate) async fn get(
             role: role_name(caller.role).to_owned(),
             action: "binding.read_unmasked".into(),
             target: id.to_string(),
+            ..Default::default()
         })
         .await
         .map_err(|e| {

@@ -58,15 +58,19 @@ pub mod auth;
 mod bindings;
 mod calls;
 mod conn;
+mod console;
 pub mod error;
 pub mod json;
 mod label;
 mod ops;
+mod poolops;
 mod pools;
 mod preface;
 pub mod ratelimit;
 mod refusals;
 mod server;
+mod shipments;
+mod sizing;
 mod sms;
 
 pub use auth::{key_hash, Caller};
@@ -138,6 +142,8 @@ pub struct Api {
     refusals: Arc<refusals::Refusals>,
     summary_every: Duration,
     sms: Arc<std::sync::OnceLock<crate::sms::Gateway>>,
+    /// The store whose pools `serve` publishes as gauges (when metrics are on).
+    pool_metrics: Option<Arc<dyn BindingStore>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -189,6 +195,7 @@ impl Api {
         };
         let refusals = Arc::new(refusals::Refusals::default());
         let sms = Arc::new(std::sync::OnceLock::new());
+        let pool_metrics = metrics.as_ref().map(|_| store.clone());
         let state = AppState(Arc::new(Inner {
             store,
             records,
@@ -218,6 +225,7 @@ impl Api {
             refusals,
             summary_every: refusals::SUMMARY_EVERY,
             sms,
+            pool_metrics,
         })
     }
 
@@ -255,8 +263,14 @@ impl Api {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ApiError> {
         let summaries = tokio::spawn(self.refusals.clone().run(self.summary_every));
+        let gauges = self
+            .pool_metrics
+            .map(|store| tokio::spawn(poolops::publish_metrics(store)));
         let result = server::serve(self.router, self.tls, self.limits, listener, shutdown).await;
         summaries.abort();
+        if let Some(g) = gauges {
+            g.abort();
+        }
         self.refusals.summarize();
         result
     }
@@ -302,7 +316,32 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
         get(pools::list).post(pools::create),
     )
     .add("/v1/pools/{pool}", &["GET"], get(pools::stats))
-    .add("/v1/pools/{pool}/numbers", &["POST"], post(pools::import))
+    .add(
+        "/v1/pools/{pool}/overview",
+        &["GET"],
+        get(poolops::overview),
+    )
+    .add(
+        "/v1/pools/{pool}/numbers",
+        &["GET", "POST"],
+        get(poolops::numbers).post(pools::import),
+    )
+    .add(
+        "/v1/pools/{pool}/numbers/{number}/quarantine",
+        &["POST"],
+        post(poolops::quarantine),
+    )
+    .add(
+        "/v1/pools/{pool}/numbers/{number}/release",
+        &["POST"],
+        post(poolops::release),
+    )
+    .add(
+        "/v1/pools/{pool}/numbers/{number}/retire",
+        &["POST"],
+        post(poolops::retire),
+    )
+    .add("/v1/shipments/{id}", &["GET"], get(shipments::shipment))
     .add(
         "/v1/pools/{pool}/numbers/{number}",
         &["DELETE"],
@@ -331,8 +370,7 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
         &["POST"],
         post(bindings::delivered),
     );
-    let router = r
-        .router
+    let router = console::routes(r.router)
         .fallback(|| async { HttpError::route_not_found() })
         .method_not_allowed_fallback(|| async { HttpError::method_not_allowed() })
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::auth::AUDIT_READERS;
-use super::bindings::fmt_time;
+use super::bindings::{fmt_time, parse_time};
 use super::error::{HttpError, STORE_RETRY_AFTER_S};
 use super::{json, AppState, Caller, QueryPairs};
 use crate::store::{StoreError, DATA_LOST};
@@ -74,6 +74,10 @@ struct AuditView {
     role: String,
     action: String,
     target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -84,15 +88,35 @@ struct AuditList {
 /// Default and largest `limit` of `GET /v1/audit`.
 const AUDIT_DEFAULT: usize = 100;
 const AUDIT_MAX: usize = 1000;
+/// Newest entries searched when filters are given (bounded scan).
+const AUDIT_SCAN: usize = 10_000;
 
-/// `GET /v1/audit?limit=N`: newest entries first.
+/// One CSV field, quoted when needed; a leading formula character is defused so
+/// a spreadsheet never runs it.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// `GET /v1/audit?limit=N&actor=&action=&pool=&since=&until=&format=json|csv`:
+/// newest entries first. Filters search the newest [`AUDIT_SCAN`] entries.
 pub(crate) async fn audit(
     State(st): State<AppState>,
     caller: Caller,
     query: QueryPairs,
 ) -> Result<Response, HttpError> {
     caller.require(AUDIT_READERS)?;
-    query.only(&["limit"])?;
+    query.only(&[
+        "limit", "actor", "action", "pool", "since", "until", "format",
+    ])?;
     let limit = match query.get("limit") {
         None => AUDIT_DEFAULT,
         Some(s) => s
@@ -101,18 +125,78 @@ pub(crate) async fn audit(
             .filter(|n| (1..=AUDIT_MAX).contains(n))
             .ok_or_else(|| HttpError::invalid_field("limit", format!("limit: 1 to {AUDIT_MAX}")))?,
     };
-    let entries = st
+    let csv = match query.get("format") {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(HttpError::invalid_field("format", "format: json or csv")),
+    };
+    let since = query
+        .get("since")
+        .map(|s| parse_time(s, "since"))
+        .transpose()?;
+    let until = query
+        .get("until")
+        .map(|s| parse_time(s, "until"))
+        .transpose()?;
+    let (actor, action, pool) = (query.get("actor"), query.get("action"), query.get("pool"));
+    let filtered = actor.is_some() || action.is_some() || pool.is_some() || since.is_some();
+    let scan = if filtered || until.is_some() {
+        AUDIT_SCAN
+    } else {
+        limit
+    };
+    let entries: Vec<AuditView> = st
         .store
-        .read_audit(limit)
+        .read_audit(scan)
         .await?
         .into_iter()
+        .filter(|e| {
+            actor.is_none_or(|a| e.actor == a)
+                && action.is_none_or(|a| e.action == a)
+                && pool.is_none_or(|p| e.pool.as_deref() == Some(p))
+                && since.is_none_or(|t| e.at >= t)
+                && until.is_none_or(|t| e.at < t)
+        })
+        .take(limit)
         .map(|e| AuditView {
             at: fmt_time(e.at),
             actor: e.actor,
             role: e.role,
             action: e.action,
             target: e.target,
+            pool: e.pool,
+            reason: e.reason,
         })
         .collect();
-    Ok(json::respond(StatusCode::OK, &AuditList { entries }))
+    if !csv {
+        return Ok(json::respond(StatusCode::OK, &AuditList { entries }));
+    }
+    let mut out = String::from("at,actor,role,action,target,pool,reason\r\n");
+    for e in &entries {
+        let row = [
+            e.at.as_str(),
+            &e.actor,
+            &e.role,
+            &e.action,
+            &e.target,
+            e.pool.as_deref().unwrap_or(""),
+            e.reason.as_deref().unwrap_or(""),
+        ]
+        .map(csv_field)
+        .join(",");
+        out.push_str(&row);
+        out.push_str("\r\n");
+    }
+    let mut resp = out.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"maskline-audit.csv\""),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }

@@ -1,4 +1,5 @@
-//! Ops commands that talk to a running relay over its HTTP API (`maskline pool ...`).
+//! Ops commands that talk to a running relay over its HTTP API (`maskline pool ...`,
+//! `maskline shipment show`, `maskline audit`).
 //!
 //! Owns the connection options (`--url`, `--key`, `--config`), the small hyper 1
 //! client that sends one request and reads the whole answer, and the error type the
@@ -9,7 +10,9 @@
 //! The API key is held in [`ApiKey`], whose `Debug` is redacted, and is sent as a
 //! sensitive header: it is never printed.
 
+pub mod ops;
 pub mod pool;
+mod table;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

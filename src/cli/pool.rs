@@ -1,4 +1,5 @@
-//! `maskline pool list|stats|create|import|retire`: pool administration through
+//! `maskline pool list|stats|create|import|retire` (and the ops console's
+//! `ls|show|quarantine|release`, in [`super::ops`]): pool administration through
 //! the relay's `/v1/pools` API.
 //!
 //! Answers are printed as the server's JSON, pretty; `import` prints a summary line
@@ -56,12 +57,54 @@ pub enum PoolCommand {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
-    /// Retire a number: no new bindings, existing ones live out (admin key).
+    /// Retire a number: no new bindings, existing ones live out (admin key; with
+    /// --reason an ops key may, and the change is audited).
     Retire {
         /// Pool name.
         pool: String,
         /// The virtual number, E.164 (`+8617000000001`).
         number: String,
+        /// Why (written to the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The pools at a glance: numbers, live bindings, busiest party, sizing.
+    Ls {
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One pool: overview, sizing advice, busiest parties, numbers with health.
+    Show {
+        /// Pool name.
+        pool: String,
+        /// Numbers listed (1 to 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print the server's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quarantine a number (e.g. flagged as spam): no new bindings, existing ones
+    /// live out (ops or admin key; audited).
+    Quarantine {
+        /// Pool name.
+        pool: String,
+        /// The virtual number.
+        number: String,
+        /// Why (required; written to the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Return a quarantined or retired number to service (ops or admin key; audited).
+    Release {
+        /// Pool name.
+        pool: String,
+        /// The virtual number.
+        number: String,
+        /// Why (required; written to the audit log).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -218,19 +261,46 @@ pub fn run(remote: Remote, command: PoolCommand) -> Result<(), CliError> {
             let Some((format, bytes)) = import else {
                 return Err(CliError::Usage("import: nothing read".into()));
             };
-            let answer = relay.send(
-                Method::POST,
-                &format!("/v1/pools/{}/numbers", segment(&pool)),
-                Some((format.media_type(), bytes)),
-            )?;
-            let answer = answer.json()?;
+            let answer = match format {
+                Format::Csv => {
+                    let text = String::from_utf8(bytes)
+                        .map_err(|_| CliError::Usage("the CSV file is not UTF-8".into()))?;
+                    super::ops::import_csv(&relay, &pool, &text)?
+                }
+                Format::Json => relay
+                    .send(
+                        Method::POST,
+                        &format!("/v1/pools/{}/numbers", segment(&pool)),
+                        Some((format.media_type(), bytes)),
+                    )?
+                    .json()?,
+            };
             println!("{}", import_summary(&answer)?);
             match answer.get("errors").and_then(serde_json::Value::as_array) {
                 Some(errors) if !errors.is_empty() => Err(CliError::Rejected(errors.len())),
                 _ => Ok(()),
             }
         }
-        PoolCommand::Retire { pool, number } => {
+        PoolCommand::Ls { json } => super::ops::pool_ls(&relay, json),
+        PoolCommand::Show { pool, limit, json } => {
+            super::ops::pool_show(&relay, &pool, limit, json)
+        }
+        PoolCommand::Quarantine {
+            pool,
+            number,
+            reason,
+        } => super::ops::set_state(&relay, &pool, &number, "quarantine", &reason),
+        PoolCommand::Release {
+            pool,
+            number,
+            reason,
+        } => super::ops::set_state(&relay, &pool, &number, "release", &reason),
+        PoolCommand::Retire {
+            pool,
+            number,
+            reason: Some(reason),
+        } => super::ops::set_state(&relay, &pool, &number, "retire", &reason),
+        PoolCommand::Retire { pool, number, .. } => {
             relay.send(
                 Method::DELETE,
                 &format!(

@@ -35,6 +35,12 @@
 //! - `mark_delivered`: `expires_at = now + pool.grace_s`, state `Delivered`.
 //! - `delete_binding`: the binding ends now; its parties start cooling on X.
 //! - `retire_number`: the number takes no new bindings; live ones continue.
+//! - `set_number_state`: `Quarantined` and `Retired` take the number out of
+//!   allocation (live bindings live out), `Active` puts it back; answers the
+//!   previous state.
+//! - `pool_overview` answers from running counters, never a scan of bindings;
+//!   `list_numbers` pages in number order (`cursor` = the last number of the
+//!   previous page, digits).
 //! - Counters (`PoolStats`) are exact for live bindings at `now`.
 //! - Extensions: a request with `extension: Some(len)` gets a `len`-digit
 //!   extension on its X, allocated in the same atomic step as the binding, unique
@@ -48,7 +54,7 @@ use async_trait::async_trait;
 
 use crate::bindings::{
     Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, Invalid, NewBinding,
-    NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
+    NumberPage, NumberSpec, NumberState, PoolOverview, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::E164;
 
@@ -114,8 +120,8 @@ impl StoreError {
     }
 }
 
-/// One audited disclosure (an unmasked read by an auditor).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One audited act: an unmasked read by an auditor, or an ops change of a number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditEntry {
     /// When.
     pub at: UnixMs,
@@ -125,8 +131,12 @@ pub struct AuditEntry {
     pub role: String,
     /// What was done, e.g. `binding.read_unmasked`.
     pub action: String,
-    /// What was read, e.g. the binding id (never a number).
+    /// What was read, e.g. the binding id (never a party's number).
     pub target: String,
+    /// The pool concerned, if any.
+    pub pool: Option<String>,
+    /// Why, as the actor stated it (required for reveals and number changes).
+    pub reason: Option<String>,
 }
 
 /// The store interface shared by the memory and Redis implementations.
@@ -148,6 +158,23 @@ pub trait BindingStore: Send + Sync + 'static {
     ) -> Result<ImportOutcome, StoreError>;
     /// Retires (drains) a number.
     async fn retire_number(&self, pool: &str, number: &E164) -> Result<(), StoreError>;
+    /// Sets a number's state (quarantine, release, retire); answers the previous one.
+    async fn set_number_state(
+        &self,
+        pool: &str,
+        number: &E164,
+        state: NumberState,
+    ) -> Result<NumberState, StoreError>;
+    /// The ops overview of a pool at `now` (counters; no scan of bindings).
+    async fn pool_overview(&self, pool: &str, now: UnixMs) -> Result<PoolOverview, StoreError>;
+    /// A page of at most `limit` numbers after `cursor` (digits of the last number
+    /// of the previous page), in number order.
+    async fn list_numbers(
+        &self,
+        pool: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<NumberPage, StoreError>;
     /// The pool a virtual number belongs to (the voice/SMS entry point).
     async fn pool_of_number(&self, number: &E164) -> Result<Option<String>, StoreError>;
     /// Statistics of a pool at `now`.

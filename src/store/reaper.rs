@@ -95,6 +95,29 @@ mod tests {
         ) -> Result<crate::bindings::PoolStats, StoreError> {
             unimplemented!()
         }
+        async fn set_number_state(
+            &self,
+            _: &str,
+            _: &crate::numbers::E164,
+            _: crate::bindings::NumberState,
+        ) -> Result<crate::bindings::NumberState, StoreError> {
+            unimplemented!()
+        }
+        async fn pool_overview(
+            &self,
+            _: &str,
+            _: i64,
+        ) -> Result<crate::bindings::PoolOverview, StoreError> {
+            unimplemented!()
+        }
+        async fn list_numbers(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: usize,
+        ) -> Result<crate::bindings::NumberPage, StoreError> {
+            unimplemented!()
+        }
         async fn create_binding(
             &self,
             _: crate::bindings::NewBinding,

@@ -294,6 +294,32 @@ pub async fn start_with(
     }
 }
 
+/// Starts the API with the default test config and `records` as the call and SMS
+/// record store.
+pub async fn start_with_records(
+    store: Arc<dyn BindingStore>,
+    records: Arc<dyn maskline::events::RecordStore>,
+) -> TestServer {
+    let api = Api::with_records(&config(), store, records, Some(metrics())).unwrap();
+    let routes = api.routes().to_vec();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(api.serve(listener, async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        client: Client {
+            addr,
+            tls: None,
+            h2: false,
+        },
+        routes,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
 /// Starts the API with the default test config.
 pub async fn start(store: Arc<dyn BindingStore>) -> TestServer {
     start_with(config(), store, None).await
@@ -430,6 +456,28 @@ mod flaky_impl {
         async fn pool_stats(&self, pool: &str, now: UnixMs) -> Result<PoolStats, StoreError> {
             self.check()?;
             self.inner.pool_stats(pool, now).await
+        }
+        async fn set_number_state(
+            &self,
+            pool: &str,
+            number: &E164,
+            state: NumberState,
+        ) -> Result<NumberState, StoreError> {
+            self.check()?;
+            self.inner.set_number_state(pool, number, state).await
+        }
+        async fn pool_overview(&self, pool: &str, now: UnixMs) -> Result<PoolOverview, StoreError> {
+            self.check()?;
+            self.inner.pool_overview(pool, now).await
+        }
+        async fn list_numbers(
+            &self,
+            pool: &str,
+            cursor: Option<&str>,
+            limit: usize,
+        ) -> Result<NumberPage, StoreError> {
+            self.check()?;
+            self.inner.list_numbers(pool, cursor, limit).await
         }
         async fn create_binding(
             &self,

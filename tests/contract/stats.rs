@@ -116,6 +116,7 @@ pub async fn audit_reads_newest_first(s: Store) {
             role: "auditor".into(),
             action: "binding.read_unmasked".into(),
             target: (*target).into(),
+            ..Default::default()
         })
         .await
         .unwrap();

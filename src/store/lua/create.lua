@@ -93,6 +93,7 @@ if not x and redis.call('ZCOUNT', P .. 'nx', '-inf', fmt(now)) > 0 then
   x = choose()
 end
 if not x then
+  tally(now, 'x')
   return { 'e', 'exhausted' }
 end
 
@@ -100,6 +101,7 @@ local ext = ''
 if elen > 0 then
   ext = take_ext(x)
   if not ext then
+    tally(now, 'x')
     return { 'e', 'exhausted' }
   end
 end
@@ -117,5 +119,10 @@ redis.call('ZADD', lkey_of(x, sh, m.shards), fmt(exp), sh .. gen)
 for _, z in ipairs(load_keys(x)) do
   redis.call('ZINCRBY', z, '1', x)
 end
+live_add(1)
 redis.call('ZADD', P .. 'nx', 'LT', fmt(exp), x)
+tally(now, 'a')
+ends_move(nil, exp)
+top_bump(ha, 1)
+top_bump(hb, 1)
 return { 'n', rec, m.pid }

@@ -9,6 +9,7 @@ for i = 2, #ARGV, 3 do
   local x, caps, area = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('HSETNX', P .. 'n', x, 'a' .. caps .. area) == 1 then
     redis.call('ZADD', P .. 'ld', '0', x)
+    redis.call('ZADD', P .. 'N', '0', x)
     if area ~= '' then
       redis.call('ZADD', P .. 'la:' .. area, '0', x)
     end

@@ -26,6 +26,97 @@ local function dec6(s, i)
   return n
 end
 
+-- Ops counters (all under the pool's hash tag; see the store's module docs).
+-- Live bindings per party, approximately and in fixed memory: `{p}Q` is a
+-- count-min sketch (4 rows x 65,536 u16 counters, indexed by the party tag's
+-- bytes, which are uniformly random, then the total as a u32: 512 KiB a pool),
+-- read with the count-mean-min estimator (each row's counter minus that row's
+-- average noise, the median of the rows, at most the smallest counter), and
+-- `{p}P` keeps the TOPK parties with the highest estimates.
+local TOPK = 32
+local CMS_W = 65536
+local function cms_add(h, d)
+  local args = { P .. 'Q', 'OVERFLOW', 'SAT' }
+  for r = 0, 3 do
+    local idx = string.byte(h, 2 * r + 1) * 256 + string.byte(h, 2 * r + 2)
+    args[#args + 1] = 'INCRBY'
+    args[#args + 1] = 'u16'
+    args[#args + 1] = '#' .. fmt(r * CMS_W + idx)
+    args[#args + 1] = fmt(d)
+  end
+  args[#args + 1] = 'INCRBY'
+  args[#args + 1] = 'u32'
+  args[#args + 1] = fmt(4 * CMS_W * 16)
+  args[#args + 1] = fmt(d)
+  local v = redis.call('BITFIELD', unpack(args))
+  local n = v[5]
+  local est, mn = {}, v[1]
+  for i = 1, 4 do
+    if v[i] < mn then
+      mn = v[i]
+    end
+    est[i] = v[i] - (n - v[i]) / (CMS_W - 1)
+  end
+  table.sort(est)
+  local m = math.floor((est[2] + est[3]) / 2 + 0.5)
+  if m > mn then
+    m = mn
+  end
+  return m
+end
+
+local function top_bump(h, d)
+  local est = cms_add(h, d)
+  local z = P .. 'P'
+  if redis.call('ZSCORE', z, h) then
+    if est <= 0 then
+      redis.call('ZREM', z, h)
+    else
+      redis.call('ZADD', z, fmt(est), h)
+    end
+  elseif d > 0 and est > 0 then
+    if redis.call('ZCARD', z) < TOPK then
+      redis.call('ZADD', z, fmt(est), h)
+    else
+      local mn = redis.call('ZRANGE', z, '0', '0', 'WITHSCORES')
+      if est > tonumber(mn[2]) then
+        redis.call('ZREM', z, mn[1])
+        redis.call('ZADD', z, fmt(est), h)
+      end
+    end
+  end
+end
+
+-- `{p}t` field `live`: the pool's running live total, the overview's O(1) count.
+-- Started by the first overview (which sums the load indexes once); until then
+-- there is nothing to keep.
+local function live_add(d)
+  if redis.call('HEXISTS', P .. 't', 'live') == 1 then
+    redis.call('HINCRBY', P .. 't', 'live', fmt(d))
+  end
+end
+
+-- `{p}ke`: binding ends by minute (field: minute since the epoch), so cooling
+-- bindings are the ends within the last cooling period (pruned by the overview).
+local function ends_move(from, to)
+  if from then
+    redis.call('HINCRBY', P .. 'ke', fmt(math.floor(from / 60000)), '-1')
+  end
+  if to then
+    redis.call('HINCRBY', P .. 'ke', fmt(math.floor(to / 60000)), '1')
+  end
+end
+
+-- `{p}k<hour>`: per-minute counters of one hour (fields a<min> allocations,
+-- x<min> exhausted answers, L<min> live-binding samples), kept 26 hours.
+local function tally(now, kind)
+  local hour = math.floor(now / 3600000)
+  local k = P .. 'k' .. fmt(hour)
+  if redis.call('HINCRBY', k, kind .. fmt(math.floor(now / 60000) % 60), '1') == 1 then
+    redis.call('PEXPIREAT', k, fmt((hour + 26) * 3600000))
+  end
+end
+
 -- Virtual numbers inside records are BCD-packed (two digits a byte, 0xF pads).
 local function bcd_enc(d)
   local b, n = {}, string.len(d)
@@ -167,7 +258,7 @@ local function lkey_of(x, sh, shards)
   return lkey(x, string.byte(sh, 8) % shards)
 end
 
--- Number info "<state a|r><caps 0-3><area>".
+-- Number info "<state a|r|q><caps 0-3><area>" (q: quarantined by ops).
 local function numinfo(x)
   local v = redis.call('HGET', P .. 'n', x)
   if not v then
@@ -180,6 +271,9 @@ local function load_keys(x)
   local state, area = numinfo(x)
   if not state then
     return {}
+  end
+  if state == 'q' then
+    return { P .. 'lq' }
   end
   if state ~= 'a' then
     return { P .. 'lr' }
@@ -221,6 +315,8 @@ local function refresh(x, now, cooling, shards)
         local r = rec_parse(rec_get(sh))
         if r and r.gen == string.sub(mbr, 9, 11) and r.exp <= now then
           strip(r, sh)
+          top_bump(r.ha, -1)
+          top_bump(r.hb, -1)
         end
       end
     end
@@ -253,6 +349,9 @@ local function refresh(x, now, cooling, shards)
     local old = tonumber(redis.call('ZSCORE', zs[1], x) or '0')
     if old > live then
       gone = old - live
+    end
+    if old ~= live then
+      live_add(live - old)
     end
     for _, z in ipairs(zs) do
       redis.call('ZADD', z, fmt(live), x)

@@ -13,8 +13,9 @@ if string.sub(v, 1, 1) == 'r' then
 end
 redis.call('HSET', P .. 'n', x, 'r' .. string.sub(v, 2))
 local area = string.sub(v, 3)
-local load = redis.call('ZSCORE', P .. 'ld', x) or '0'
+local load = redis.call('ZSCORE', P .. 'ld', x) or redis.call('ZSCORE', P .. 'lq', x) or '0'
 redis.call('ZREM', P .. 'ld', x)
+redis.call('ZREM', P .. 'lq', x)
 if area ~= '' then
   redis.call('ZREM', P .. 'la:' .. area, x)
 end

@@ -11,6 +11,7 @@
 //! the first 8 bytes (hex) of a keyed hash under a per-store random key, so even
 //! the memory store never reveals a party through statistics.
 
+mod opsview;
 mod pool;
 mod state;
 #[cfg(test)]
@@ -23,7 +24,7 @@ use rand::RngCore;
 
 use crate::bindings::{
     Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, NewBinding,
-    NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
+    NumberPage, NumberSpec, NumberState, PoolOverview, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, E164};
 use crate::store::{AuditEntry, BindingStore, StoreError};
@@ -113,6 +114,28 @@ impl BindingStore for MemoryStore {
 
     async fn pool_stats(&self, pool: &str, now: UnixMs) -> Result<PoolStats, StoreError> {
         self.write().pool_stats(pool, now, &self.hasher)
+    }
+
+    async fn set_number_state(
+        &self,
+        pool: &str,
+        number: &E164,
+        state: NumberState,
+    ) -> Result<NumberState, StoreError> {
+        self.write().set_number_state(pool, number, state)
+    }
+
+    async fn pool_overview(&self, pool: &str, now: UnixMs) -> Result<PoolOverview, StoreError> {
+        self.write().pool_overview(pool, now, &self.hasher)
+    }
+
+    async fn list_numbers(
+        &self,
+        pool: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<NumberPage, StoreError> {
+        self.read().list_numbers(pool, cursor, limit)
     }
 
     async fn create_binding(&self, req: NewBinding, now: UnixMs) -> Result<Created, StoreError> {

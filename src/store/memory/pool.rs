@@ -16,7 +16,7 @@
 //! A binding is "ended" for these indexes when it is deleted, when a party is
 //! handed over (for that party), or when it is reaped after expiry.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::bindings::{
     extension_space, Binding, BindingId, Capabilities, NumberState, PoolSpec, UnixMs,
@@ -52,6 +52,10 @@ pub(super) struct Pool {
     pub(super) expiry: BTreeSet<(UnixMs, BindingId)>,
     /// X → extension → its holder and the end of the hold (end + cooling).
     exts: HashMap<E164, HashMap<String, ExtHold>>,
+    /// Ops counters: minute → [allocations, `pool_exhausted` answers] (25 hours).
+    pub(super) tally: BTreeMap<i64, [u64; 2]>,
+    /// Ops samples: minute → live bindings seen by an overview (25 hours).
+    pub(super) samples: BTreeMap<i64, u64>,
 }
 
 /// Who holds an extension on X and until when.
@@ -81,6 +85,8 @@ impl Pool {
             party_live: HashMap::new(),
             expiry: BTreeSet::new(),
             exts: HashMap::new(),
+            tally: BTreeMap::new(),
+            samples: BTreeMap::new(),
         }
     }
 
@@ -110,6 +116,29 @@ impl Pool {
             rec.state = NumberState::Retired;
         }
         true
+    }
+
+    /// Sets the state of `x`; its previous state, `None` if it is not in the pool.
+    pub(super) fn set_state(&mut self, x: &E164, state: NumberState) -> Option<NumberState> {
+        let old = self.numbers.get(x)?.state;
+        self.unindex(x);
+        if let Some(rec) = self.numbers.get_mut(x) {
+            rec.state = state;
+        }
+        self.index(x);
+        Some(old)
+    }
+
+    /// Counts an allocation (`kind` 0) or a `pool_exhausted` answer (1) at `now`.
+    pub(super) fn count(&mut self, now: UnixMs, kind: usize) {
+        let minute = now.div_euclid(60_000);
+        if let Some(c) = self.tally.entry(minute).or_default().get_mut(kind) {
+            *c += 1;
+        }
+        let keep = minute - 25 * 60;
+        while self.tally.first_key_value().is_some_and(|(m, _)| *m < keep) {
+            self.tally.pop_first();
+        }
     }
 
     /// Removes `x` from the allocation indexes (before its load changes).

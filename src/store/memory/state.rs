@@ -32,14 +32,14 @@ use crate::store::{AuditEntry, StoreError};
 pub const AUDIT_CAPACITY: usize = 10_000;
 
 /// How many parties `pool_stats` lists.
-const BUSIEST_PARTIES: usize = 10;
+pub(super) const BUSIEST_PARTIES: usize = 10;
 
 /// Everything the memory store knows.
 #[derive(Default)]
 pub(super) struct State {
     pub(super) pools: HashMap<String, Pool>,
     /// Which pool each virtual number belongs to.
-    number_pool: HashMap<E164, String>,
+    pub(super) number_pool: HashMap<E164, String>,
     /// Bindings not yet reaped (live, or expired and awaiting the reaper).
     pub(super) bindings: HashMap<BindingId, Binding>,
     /// Newest first.
@@ -229,7 +229,14 @@ impl State {
             )
             .ok_or_else(|| StoreError::PoolExhausted {
                 pool: req.pool.clone(),
-            })?;
+            });
+        let number = match number {
+            Ok(n) => n,
+            Err(e) => {
+                pool.count(now, 1);
+                return Err(e);
+            }
+        };
         let id = Uuid::now_v7();
         let extension = match req.extension {
             Some(len) => Some(
@@ -241,8 +248,11 @@ impl State {
                     probe(),
                     now,
                 )
-                .ok_or_else(|| StoreError::PoolExhausted {
-                    pool: req.pool.clone(),
+                .ok_or_else(|| {
+                    pool.count(now, 1);
+                    StoreError::PoolExhausted {
+                        pool: req.pool.clone(),
+                    }
                 })?,
             ),
             None => None,
@@ -260,6 +270,7 @@ impl State {
             extension,
         };
         pool.link(&binding);
+        pool.count(now, 0);
         self.bindings.insert(binding.id, binding.clone());
         Ok(Created::New(binding))
     }

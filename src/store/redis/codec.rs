@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::bindings::{BindingId, BindingState, UnixMs};
+use crate::bindings::{BindingId, BindingState, NumberState, UnixMs};
 use crate::numbers::{NumberHasher, E164};
 
 /// Bytes of a party's keyed hash used in keys and records ("tag"). 64 bits: the
@@ -258,21 +258,24 @@ pub fn unpack_number(b: &[u8]) -> Result<E164, CodecError> {
     E164::parse(&s).map_err(|_| CodecError::Malformed("packed number"))
 }
 
-/// Decodes number info `<state a|r><caps 0-3><area>`: (retired, voice, sms, area).
-pub fn parse_number_info(v: &[u8]) -> Result<(bool, bool, bool, Option<String>), CodecError> {
+/// Decodes number info `<state a|r|q><caps 0-3><area>`: (state, voice, sms, area).
+pub fn parse_number_info(
+    v: &[u8],
+) -> Result<(NumberState, bool, bool, Option<String>), CodecError> {
     let bad = || CodecError::Malformed("number info");
     if v.len() < 2 {
         return Err(bad());
     }
-    let retired = match v[0] {
-        b'a' => false,
-        b'r' => true,
+    let state = match v[0] {
+        b'a' => NumberState::Active,
+        b'r' => NumberState::Retired,
+        b'q' => NumberState::Quarantined,
         _ => return Err(bad()),
     };
     let caps = v[1].checked_sub(b'0').filter(|c| *c <= 3).ok_or_else(bad)?;
     let area = std::str::from_utf8(&v[2..]).map_err(|_| bad())?;
     Ok((
-        retired,
+        state,
         caps & 1 != 0,
         caps & 2 != 0,
         (!area.is_empty()).then(|| area.to_owned()),
@@ -352,8 +355,15 @@ mod tests {
         assert!(parse_route(&v[..21]).is_err());
         assert_eq!(
             parse_number_info(b"r1sh").unwrap(),
-            (true, true, false, Some("sh".into()))
+            (NumberState::Retired, true, false, Some("sh".into()))
         );
-        assert_eq!(parse_number_info(b"a3").unwrap(), (false, true, true, None));
+        assert_eq!(
+            parse_number_info(b"a3").unwrap(),
+            (NumberState::Active, true, true, None)
+        );
+        assert_eq!(
+            parse_number_info(b"q0").unwrap().0,
+            NumberState::Quarantined
+        );
     }
 }

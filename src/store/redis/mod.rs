@@ -11,7 +11,7 @@
 //! | key | type | content | TTL |
 //! |---|---|---|---|
 //! | `{p}m` | hash | pool settings: `country grace_s cooling_s cap pid shards foreign ext ext_len` | none |
-//! | `{p}n` | hash | `X` → `<state a/r><caps 0-3><area>` | none |
+//! | `{p}n` | hash | `X` → `<state a/r/q><caps 0-3><area>` (active, retired, quarantined) | none |
 //! | `{p}ld` | zset | active `X` → live bindings (allocation order) | none |
 //! | `{p}la:<area>` | zset | same, for numbers of one area | none |
 //! | `{p}lr` | zset | retired `X` → live bindings | none |
@@ -25,6 +25,13 @@
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
 //! | `{p}f` | hash | sub-pools only, in a shipment's home sub-pool: `sh` → the sub-pool it was created in instead (`claim.lua`) | none |
 //! | `{p}w` | string | with `replica_ack`: a write a retry makes before `WAIT` | 60 s |
+//! | `{p}lq` | zset | quarantined `X` → live bindings (state `q` in `{p}n`: out of allocation, live bindings live out) | none |
+//! | `{p}N` | zset | every `X`, score 0: number order for paged lists (rebuilt from `{p}n` if short) | none |
+//! | `{p}Q` | string | count-min sketch of live bindings per party tag: 4 rows × 65,536 `u16` counters, then the total (`u32`): 512 KiB a pool, 0 bytes per binding | none |
+//! | `{p}P` | zset | party tag → its sketch estimate, the 32 highest (busiest parties) | none |
+//! | `{p}t` | hash | `live`: the pool's running live total (kept by create and recounts from the first overview on) | none |
+//! | `{p}ke` | hash | minute → bindings ending in that minute (cooling count = ends in the last cooling period × 2) | none (pruned by the overview) |
+//! | `{p}k<hour>` | hash | per-minute ops counters of one hour: `a<m>` allocations, `x<m>` `pool_exhausted`, `L<m>` live sample | hour + 26 h |
 //! | `ml:pools` / `ml:pid` | hash | pool name ↔ pool id (untagged, global) | none |
 //! | `ml:x` | hash | `X` → pool (untagged, global: the voice/SMS entry point) | none |
 //! | `ml:pseq` | string | pool id counter | none |
@@ -118,6 +125,23 @@
 //! next event (`{p}nx`) is due: by the allocation script first (up to 64 numbers, all
 //! of them before answering "exhausted"), and by [`BindingStore::reap`].
 //!
+//! **Ops counters.** The overview (`overview.lua`) answers from the keys above:
+//! state counts are `ZCARD`s, the live total is a running counter (`{p}t`,
+//! summed from the load indexes once, by the first overview), quantiles are
+//! `ZRANGE` by rank, busiest parties the
+//! top of `{p}P`, allocation counts 24 small hashes. Per binding this costs no
+//! key and no entry: create/delete/update bump bounded structures (the sketch
+//! `{p}Q` is 512 KiB a pool whatever its size, `{p}P` holds 32 parties, `{p}ke`
+//! one field per minute with an end). Per-party counts are count-mean-min
+//! estimates: at 1,000,000 live bindings (2,000,000 holds) a counter averages ~30
+//! other holds, which the estimator subtracts (each row's counter minus the
+//! row's mean noise, median of the 4 rows, capped by the smallest counter); a
+//! courier holding 100 is shown within a few of 100 (measured:
+//! `loadtest/README.md`, "Ops overview"). A party's count
+//! falls when its binding is deleted, handed over, or expires (at the next
+//! recount of the number: the reaper, every second). An exact per-party index
+//! would cost ~100 bytes a party (see above).
+//!
 //! **Clocks.** Scripts use the caller's `now`; TTLs (`PXAT`) use Redis' clock. Relays
 //! and Redis must agree on time (NTP): a relay clock ahead of Redis by *d* makes
 //! holds last *d* longer, one behind makes them end *d* early.
@@ -140,6 +164,7 @@ mod create;
 mod epoch;
 mod extensions;
 mod ops;
+mod opsview;
 mod pools;
 pub mod subpools;
 
@@ -158,7 +183,7 @@ use self::codec::{pack_number, shipment_hash, unpack_number, CodecError};
 use super::{AuditEntry, BindingStore, StoreError};
 use crate::bindings::{
     Binding, BindingId, BindingPatch, Created, ExtensionRoute, ImportOutcome, NewBinding,
-    NumberSpec, PoolSpec, PoolStats, Route, UnixMs,
+    NumberPage, NumberSpec, NumberState, PoolOverview, PoolSpec, PoolStats, Route, UnixMs,
 };
 use crate::numbers::{NumberHasher, Sealer, E164};
 
@@ -230,6 +255,9 @@ struct Scripts {
     reap: Script,
     stats: Script,
     extension: Script,
+    numstate: Script,
+    numbers: Script,
+    overview: Script,
 }
 
 impl Scripts {
@@ -251,6 +279,9 @@ impl Scripts {
             reap: s(include_str!("../lua/reap.lua")),
             stats: s(include_str!("../lua/stats.lua")),
             extension: s(include_str!("../lua/extension.lua")),
+            numstate: s(include_str!("../lua/numstate.lua")),
+            numbers: s(include_str!("../lua/numbers.lua")),
+            overview: s(include_str!("../lua/overview.lua")),
         }
     }
 }
@@ -539,6 +570,28 @@ impl BindingStore for RedisStore {
 
     async fn pool_of_number(&self, number: &E164) -> Result<Option<String>, StoreError> {
         self.pool_of_number_impl(number).await
+    }
+
+    async fn set_number_state(
+        &self,
+        pool: &str,
+        number: &E164,
+        state: NumberState,
+    ) -> Result<NumberState, StoreError> {
+        self.set_number_state_impl(pool, number, state).await
+    }
+
+    async fn pool_overview(&self, pool: &str, now: UnixMs) -> Result<PoolOverview, StoreError> {
+        self.pool_overview_impl(pool, now).await
+    }
+
+    async fn list_numbers(
+        &self,
+        pool: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<NumberPage, StoreError> {
+        self.list_numbers_impl(pool, cursor, limit).await
     }
 
     async fn pool_stats(&self, pool: &str, now: UnixMs) -> Result<PoolStats, StoreError> {

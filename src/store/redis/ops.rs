@@ -218,26 +218,29 @@ impl RedisStore {
     }
 
     pub(super) async fn append_audit_impl(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        let _: String = self
-            .query(
-                redis::cmd("XADD")
-                    .arg(AUDIT)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(AUDIT_MAXLEN)
-                    .arg("*")
-                    .arg("at")
-                    .arg(entry.at)
-                    .arg("actor")
-                    .arg(&entry.actor)
-                    .arg("role")
-                    .arg(&entry.role)
-                    .arg("action")
-                    .arg(&entry.action)
-                    .arg("target")
-                    .arg(&entry.target),
-            )
-            .await?;
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(AUDIT)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(AUDIT_MAXLEN)
+            .arg("*")
+            .arg("at")
+            .arg(entry.at)
+            .arg("actor")
+            .arg(&entry.actor)
+            .arg("role")
+            .arg(&entry.role)
+            .arg("action")
+            .arg(&entry.action)
+            .arg("target")
+            .arg(&entry.target);
+        if let Some(pool) = &entry.pool {
+            cmd.arg("pool").arg(pool);
+        }
+        if let Some(reason) = &entry.reason {
+            cmd.arg("reason").arg(reason);
+        }
+        let _: String = self.query(&cmd).await?;
         Ok(())
     }
 
@@ -270,6 +273,8 @@ impl RedisStore {
                     }
                 }
             }
+            let pool = m.remove(&b"pool"[..]);
+            let reason = m.remove(&b"reason"[..]);
             let mut take = |k: &[u8]| m.remove(k).unwrap_or_default();
             out.push(AuditEntry {
                 at: take(b"at").parse().map_err(|_| corrupt("audit time"))?,
@@ -277,6 +282,8 @@ impl RedisStore {
                 role: take(b"role"),
                 action: take(b"action"),
                 target: take(b"target"),
+                pool,
+                reason,
             });
         }
         Ok(out)

@@ -275,7 +275,7 @@ impl RedisStore {
                 };
                 let x = bytes(x).ok_or_else(|| corrupt("number"))?;
                 let x = std::str::from_utf8(x).map_err(|_| corrupt("number"))?;
-                let (retired, _, _, area) =
+                let (state, _, _, area) =
                     parse_number_info(bytes(info).ok_or_else(|| corrupt("number info"))?)?;
                 let live = int(live).ok_or_else(|| corrupt("live count"))?.max(0) as u64;
                 if live > 0 {
@@ -284,11 +284,7 @@ impl RedisStore {
                 per_number.push(NumberLoad {
                     number: E164::parse(&format!("+{x}")).map_err(|_| corrupt("number"))?,
                     area,
-                    state: if retired {
-                        NumberState::Retired
-                    } else {
-                        NumberState::Active
-                    },
+                    state,
                     live_bindings: live,
                 });
             }
@@ -302,7 +298,7 @@ impl RedisStore {
         let busiest_parties = self.busiest(&live_numbers, now).await?;
         let retired = per_number
             .iter()
-            .filter(|n| n.state == NumberState::Retired)
+            .filter(|n| n.state != NumberState::Active)
             .count() as u64;
         Ok(PoolStats {
             spec,

@@ -237,6 +237,7 @@ fn audit_ring_keeps_the_newest_entries() {
             role: "auditor".into(),
             action: "binding.read_unmasked".into(),
             target: i.to_string(),
+            ..Default::default()
         });
     }
     let all = st.read_audit(usize::MAX);
