@@ -177,7 +177,7 @@ impl RedisStore {
             more |= page.next.is_some();
             rows.extend(page.numbers);
         }
-        rows.sort_by(|a, b| digits(&a.number).cmp(&digits(&b.number)));
+        rows.sort_by(|a, b| digits(&a.number).cmp(digits(&b.number)));
         more |= rows.len() > limit;
         rows.truncate(limit);
         let next = if more {
@@ -266,7 +266,7 @@ fn merge_overviews(mut a: PoolOverview, b: PoolOverview) -> PoolOverview {
             None => parties.push(pl),
         }
     }
-    parties.sort_by(|x, y| y.live_bindings.cmp(&x.live_bindings));
+    parties.sort_by_key(|p| std::cmp::Reverse(p.live_bindings));
     parties.truncate(10);
     a.busiest_parties = parties;
     for (h, g) in a.hours.iter_mut().zip(b.hours) {
