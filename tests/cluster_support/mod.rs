@@ -210,6 +210,46 @@ impl Cluster {
         }
     }
 
+    /// Adds a fresh, empty node as a replica of the master on `master` (after a
+    /// failover left that master without one). Unlike restarting the dead node, a
+    /// fresh node never held slots, so no client can be sent to it for data.
+    pub fn add_replica(&self, master: u16) -> u16 {
+        let port = (22000u16..22900)
+            .find(|p| port_free(*p) && port_free(p + 10000))
+            .expect("a free port (and bus port) in 22000-22899");
+        std::fs::create_dir_all(self.dir.join(port.to_string())).expect("node dir");
+        let script = format!(
+            "{} >/dev/null 2>&1 & pid=$!; read _; kill -9 $pid",
+            server_cmd(port, &self.dir)
+        );
+        let mut shell = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh");
+        let stdin = shell.stdin.take().expect("stdin");
+        self.restarted.lock().unwrap().push((shell, stdin));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let id = cli(master, &["cluster", "myid"]).trim().to_owned();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "add-node"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{master}"))
+            .args(["--cluster-slave", "--cluster-master-id", &id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli --cluster add-node");
+        assert!(status.success(), "redis-cli --cluster add-node failed");
+        port
+    }
+
     /// Starts the node on `port` again (after [`Cluster::kill`]), with its data and
     /// cluster config: it rejoins the cluster (a former master as a replica of the
     /// node that replaced it).

@@ -70,9 +70,9 @@ impl Sentinel {
     pub fn start() -> Sentinel {
         let mut rng = rand::rng();
         let base = (0..50)
-            .map(|_| rng.random_range(22000u16..22900))
+            .map(|_| rng.random_range(23000u16..23900))
             .find(|b| (0..3).all(|i| port_free(b + i)))
-            .expect("three free ports in 22000-22999");
+            .expect("three free ports in 23000-23999");
         let ports = [base, base + 1, base + 2];
         let dir = tempfile::tempdir().expect("temp dir").keep();
         let conf = dir.join("sentinel.conf");

@@ -123,6 +123,5 @@ live_add(1)
 redis.call('ZADD', P .. 'nx', 'LT', fmt(exp), x)
 tally(now, 'a')
 ends_move(nil, exp)
-top_bump(ha, 1)
-top_bump(hb, 1)
+top_bump({ ha, hb }, 1)
 return { 'n', rec, m.pid }

@@ -16,6 +16,5 @@ redis.call('HDEL', KEYS[2], sh)
 redis.call('ZADD', lkey_of(r.x, sh, m.shards), fmt(now), sh .. r.gen)
 refresh(r.x, now, m.cooling, m.shards)
 ends_move(r.exp, now)
-top_bump(r.ha, -1)
-top_bump(r.hb, -1)
+top_bump({ r.ha, r.hb }, -1)
 return { 'o' }

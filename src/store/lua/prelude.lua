@@ -35,38 +35,54 @@ end
 -- `{p}P` keeps the TOPK parties with the highest estimates.
 local TOPK = 32
 local CMS_W = 65536
-local function cms_add(h, d)
+-- Adds `d` to each party's counters (one BITFIELD for all of them) and returns
+-- their estimates, in order.
+local function cms_add(hs, d)
   local args = { P .. 'Q', 'OVERFLOW', 'SAT' }
-  for r = 0, 3 do
-    local idx = string.byte(h, 2 * r + 1) * 256 + string.byte(h, 2 * r + 2)
-    args[#args + 1] = 'INCRBY'
-    args[#args + 1] = 'u16'
-    args[#args + 1] = '#' .. fmt(r * CMS_W + idx)
-    args[#args + 1] = fmt(d)
+  for _, h in ipairs(hs) do
+    for r = 0, 3 do
+      local idx = string.byte(h, 2 * r + 1) * 256 + string.byte(h, 2 * r + 2)
+      args[#args + 1] = 'INCRBY'
+      args[#args + 1] = 'u16'
+      args[#args + 1] = '#' .. fmt(r * CMS_W + idx)
+      args[#args + 1] = fmt(d)
+    end
   end
   args[#args + 1] = 'INCRBY'
   args[#args + 1] = 'u32'
   args[#args + 1] = fmt(4 * CMS_W * 16)
-  args[#args + 1] = fmt(d)
+  args[#args + 1] = fmt(d * #hs)
   local v = redis.call('BITFIELD', unpack(args))
-  local n = v[5]
-  local est, mn = {}, v[1]
-  for i = 1, 4 do
-    if v[i] < mn then
-      mn = v[i]
+  local n = v[#v]
+  local out = {}
+  for p = 0, #hs - 1 do
+    local est, mn = {}, v[4 * p + 1]
+    for i = 1, 4 do
+      local c = v[4 * p + i]
+      if c < mn then
+        mn = c
+      end
+      est[i] = c - (n - c) / (CMS_W - 1)
     end
-    est[i] = v[i] - (n - v[i]) / (CMS_W - 1)
+    table.sort(est)
+    local m = math.floor((est[2] + est[3]) / 2 + 0.5)
+    if m > mn then
+      m = mn
+    end
+    out[#out + 1] = m
   end
-  table.sort(est)
-  local m = math.floor((est[2] + est[3]) / 2 + 0.5)
-  if m > mn then
-    m = mn
-  end
-  return m
+  return out
 end
 
-local function top_bump(h, d)
-  local est = cms_add(h, d)
+-- A party enters the busiest list from this many live bindings on: one binding
+-- makes nobody the busiest, and most customers hold one (their creates skip the
+-- list's calls).
+local TOP_MIN = 2
+
+local function top_set(h, est, d)
+  if d > 0 and est < TOP_MIN then
+    return
+  end
   local z = P .. 'P'
   if redis.call('ZSCORE', z, h) then
     if est <= 0 then
@@ -74,7 +90,7 @@ local function top_bump(h, d)
     else
       redis.call('ZADD', z, fmt(est), h)
     end
-  elseif d > 0 and est > 0 then
+  elseif d > 0 then
     if redis.call('ZCARD', z) < TOPK then
       redis.call('ZADD', z, fmt(est), h)
     else
@@ -84,6 +100,14 @@ local function top_bump(h, d)
         redis.call('ZADD', z, fmt(est), h)
       end
     end
+  end
+end
+
+-- Adds `d` live bindings to each party of `hs` (sketch and busiest list).
+local function top_bump(hs, d)
+  local est = cms_add(hs, d)
+  for i, h in ipairs(hs) do
+    top_set(h, est[i], d)
   end
 end
 
@@ -315,8 +339,7 @@ local function refresh(x, now, cooling, shards)
         local r = rec_parse(rec_get(sh))
         if r and r.gen == string.sub(mbr, 9, 11) and r.exp <= now then
           strip(r, sh)
-          top_bump(r.ha, -1)
-          top_bump(r.hb, -1)
+          top_bump({ r.ha, r.hb }, -1)
         end
       end
     end

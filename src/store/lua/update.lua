@@ -58,12 +58,12 @@ local vb = id .. enc6(exp) .. seal_a
 redis.call('SET', rkey(r.x, fa), va, 'PXAT', hold)
 redis.call('SET', rkey(r.x, fb), vb, 'PXAT', hold)
 if fa ~= r.ha then
-  top_bump(r.ha, -1)
-  top_bump(fa, 1)
+  top_bump({ r.ha }, -1)
+  top_bump({ fa }, 1)
 end
 if fb ~= r.hb then
-  top_bump(r.hb, -1)
-  top_bump(fb, 1)
+  top_bump({ r.hb }, -1)
+  top_bump({ fb }, 1)
 end
 if exp ~= r.exp then
   ends_move(r.exp, exp)

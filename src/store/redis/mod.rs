@@ -28,7 +28,7 @@
 //! | `{p}lq` | zset | quarantined `X` → live bindings (state `q` in `{p}n`: out of allocation, live bindings live out) | none |
 //! | `{p}N` | zset | every `X`, score 0: number order for paged lists (rebuilt from `{p}n` if short) | none |
 //! | `{p}Q` | string | count-min sketch of live bindings per party tag: 4 rows × 65,536 `u16` counters, then the total (`u32`): 512 KiB a pool, 0 bytes per binding | none |
-//! | `{p}P` | zset | party tag → its sketch estimate, the 32 highest (busiest parties) | none |
+//! | `{p}P` | zset | party tag → its sketch estimate, the 32 highest among parties with 2 or more live bindings (busiest parties) | none |
 //! | `{p}t` | hash | `live`: the pool's running live total (kept by create and recounts from the first overview on) | none |
 //! | `{p}ke` | hash | minute → bindings ending in that minute (cooling count = ends in the last cooling period × 2) | none (pruned by the overview) |
 //! | `{p}k<hour>` | hash | per-minute ops counters of one hour: `a<m>` allocations, `x<m>` `pool_exhausted`, `L<m>` live sample | hour + 26 h |
