@@ -76,11 +76,12 @@ end
 
 -- A party enters the busiest list from this many live bindings on: one binding
 -- makes nobody the busiest, and most customers hold one (their creates skip the
--- list's calls).
-local TOP_MIN = 2
+-- list's calls). A pool of sub-pools splits a party's bindings over them, so
+-- there every party counts (set by `meta`).
+local top_min = 2
 
 local function top_set(h, est, d)
-  if d > 0 and est < TOP_MIN then
+  if d > 0 and est < top_min then
     return
   end
   local z = P .. 'P'
@@ -401,9 +402,12 @@ local function reap_due(now, cooling, shards, limit)
 end
 
 local function meta(k)
-  local m = redis.call('HMGET', k, 'cooling_s', 'cap', 'grace_s', 'pid', 'shards')
+  local m = redis.call('HMGET', k, 'cooling_s', 'cap', 'grace_s', 'pid', 'shards', 'subpools')
   if not m[1] then
     return nil
+  end
+  if tonumber(m[6] or '1') > 1 then
+    top_min = 1
   end
   return {
     cooling = tonumber(m[1]) * 1000,
