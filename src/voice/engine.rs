@@ -121,6 +121,8 @@ const UDP_BATCH: usize = 64;
 /// trade as the media workers' `COALESCE`). Adds at most this to a message's
 /// handling; an idle engine blocks until the next message as before.
 const COALESCE: Duration = Duration::from_micros(200);
+/// Messages found waiting in one pass from which the engine counts as loaded.
+const COALESCE_FROM: usize = 2;
 const HOUSEKEEPING: Duration = Duration::from_millis(500);
 
 impl Engine {
@@ -176,12 +178,18 @@ impl Engine {
             // Under load: take everything already queued, then sleep COALESCE and
             // yield (the runtime polls its sockets: Redis replies, records) before
             // looking again, instead of waking once per message.
-            if self.take_queued(udp0.as_deref(), &mut buf, &mut inbound, &mut internal) > 0 {
+            let taken = self.take_queued(udp0.as_deref(), &mut buf, &mut inbound, &mut internal);
+            if taken > 0 {
                 self.flush();
                 if self.drained() {
                     break;
                 }
-                std::thread::sleep(COALESCE);
+                // Only under load (several messages were waiting): a lone message
+                // means the next one is far off, and sleeping would only add a
+                // wake-up.
+                if taken >= COALESCE_FROM {
+                    std::thread::sleep(COALESCE);
+                }
                 tokio::task::yield_now().await;
                 continue;
             }
