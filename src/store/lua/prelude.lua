@@ -36,40 +36,37 @@ end
 local TOPK = 32
 local CMS_W = 65536
 -- Adds `d` to each party's counters (one BITFIELD for all of them) and returns
--- their estimates, in order.
+-- their estimates, in order. Offsets and increments go to Redis as Lua numbers
+-- (no strings built per row: this runs on every allocation).
+local CMS_TOTAL = 4 * CMS_W * 16
 local function cms_add(hs, d)
   local args = { P .. 'Q', 'OVERFLOW', 'SAT' }
+  local k = 3
   for _, h in ipairs(hs) do
-    for r = 0, 3 do
-      local idx = string.byte(h, 2 * r + 1) * 256 + string.byte(h, 2 * r + 2)
-      args[#args + 1] = 'INCRBY'
-      args[#args + 1] = 'u16'
-      args[#args + 1] = '#' .. fmt(r * CMS_W + idx)
-      args[#args + 1] = fmt(d)
-    end
+    local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(h, 1, 8)
+    args[k + 1], args[k + 2], args[k + 3], args[k + 4] = 'INCRBY', 'u16', (b1 * 256 + b2) * 16, d
+    args[k + 5], args[k + 6], args[k + 7], args[k + 8] = 'INCRBY', 'u16', (CMS_W + b3 * 256 + b4) * 16, d
+    args[k + 9], args[k + 10], args[k + 11], args[k + 12] = 'INCRBY', 'u16', (2 * CMS_W + b5 * 256 + b6) * 16, d
+    args[k + 13], args[k + 14], args[k + 15], args[k + 16] = 'INCRBY', 'u16', (3 * CMS_W + b7 * 256 + b8) * 16, d
+    k = k + 16
   end
-  args[#args + 1] = 'INCRBY'
-  args[#args + 1] = 'u32'
-  args[#args + 1] = fmt(4 * CMS_W * 16)
-  args[#args + 1] = fmt(d * #hs)
+  args[k + 1], args[k + 2], args[k + 3], args[k + 4] = 'INCRBY', 'u32', CMS_TOTAL, d * #hs
   local v = redis.call('BITFIELD', unpack(args))
   local n = v[#v]
   local out = {}
   for p = 0, #hs - 1 do
-    local est, mn = {}, v[4 * p + 1]
-    for i = 1, 4 do
-      local c = v[4 * p + i]
-      if c < mn then
-        mn = c
-      end
-      est[i] = c - (n - c) / (CMS_W - 1)
-    end
-    table.sort(est)
-    local m = math.floor((est[2] + est[3]) / 2 + 0.5)
+    local c1, c2, c3, c4 = v[4 * p + 1], v[4 * p + 2], v[4 * p + 3], v[4 * p + 4]
+    local mn = math.min(c1, c2, c3, c4)
+    -- Count-mean-min: each counter less its row's mean noise; the median of the
+    -- four is the mean of the middle two (sum less the smallest and largest).
+    local f = (CMS_W - 1)
+    local e1, e2, e3, e4 = c1 - (n - c1) / f, c2 - (n - c2) / f, c3 - (n - c3) / f, c4 - (n - c4) / f
+    local mid = (e1 + e2 + e3 + e4 - math.min(e1, e2, e3, e4) - math.max(e1, e2, e3, e4)) / 2
+    local m = math.floor(mid + 0.5)
     if m > mn then
       m = mn
     end
-    out[#out + 1] = m
+    out[p + 1] = m
   end
   return out
 end
