@@ -205,10 +205,14 @@ fn shutdown_refuses_new_calls_and_ends_live_ones_after_the_drain() {
         .unwrap()
         .success());
     std::thread::sleep(Duration::from_millis(300));
+    // Several new calls (random Call-IDs, so every engine thread owns some): all
+    // refused while the live call drains.
     let ua = RawUa::bind(CALLER_IP);
-    ua.send(r.sip_udp, &ua.invite(&x, COURIER, ""));
-    let resp = ua.final_response().expect("503 while draining");
-    assert_eq!(status_of(&resp), 503, "{resp}");
+    for _ in 0..6 {
+        ua.send(r.sip_udp, &ua.invite(&x, COURIER, ""));
+        let resp = ua.final_response().expect("503 while draining");
+        assert_eq!(status_of(&resp), 503, "{resp}");
+    }
     // The live call is ended by the relay after the drain timeout: the callee gets BYE.
     uas.expect_success(15);
     let bye = uas

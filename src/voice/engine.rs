@@ -300,12 +300,11 @@ impl Engine {
         n
     }
 
-    /// Draining and nothing left: no call here, and for shard 0 (which reads the
-    /// sockets for every shard) none in the other shards either.
+    /// Draining and nothing left in any shard. Every shard keeps running until
+    /// all are done: while one still has calls, new INVITEs of the others' Call-IDs
+    /// must still be answered 503.
     fn drained(&self) -> bool {
-        self.draining
-            && self.calls.is_empty()
-            && (self.shards.index != 0 || self.shards.others_live() == 0)
+        self.draining && self.calls.is_empty() && self.shards.others_live() == 0
     }
 
     /// Sends queued transmissions and handles transaction events.
