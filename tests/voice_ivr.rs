@@ -220,11 +220,25 @@ fn three_wrong_extensions_hear_goodbye_and_the_relay_hangs_up() {
     let (_, x, ext) = bind_ext(&r, "SF-IVR4");
     let mut c = Caller::new(r.sip_udp, STRANGER, &x);
     assert_eq!(c.invite(), 200);
-    for _ in 0..3 {
+    // Each try answers a prompt that has started, as a person would (digits sent
+    // before the re-prompt starts belong to no try; on a loaded box a fixed pause
+    // was not always enough): wait for a new prompt (an RTP marker) each time.
+    let markers = |c: &Caller| c.rtp().iter().filter(|p| p.marker).count();
+    let wait_new_prompt = |c: &Caller, seen: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while markers(c) <= seen {
+            assert!(std::time::Instant::now() < deadline, "no new prompt");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        markers(c)
+    };
+    let mut seen = wait_new_prompt(&c, 0);
+    for try_no in 1..=3 {
+        std::thread::sleep(Duration::from_millis(300));
         c.info_digits(&format!("{}#", a_wrong(&ext)));
-        // Each try answers the re-prompt, as a person would (and as a loaded test
-        // box needs: digits sent before the re-prompt starts belong to no try).
-        std::thread::sleep(Duration::from_millis(1000));
+        if try_no < 3 {
+            seen = wait_new_prompt(&c, seen);
+        }
     }
     c.expect_bye(15);
     assert_eq!(last_prompt(&c.rtp()), padded(&prompt("en", "goodbye")));
