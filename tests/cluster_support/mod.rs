@@ -30,8 +30,8 @@ pub struct Cluster {
     dir: std::path::PathBuf,
     shell: Child,
     stdin: Option<ChildStdin>,
-    /// Nodes started again after [`Cluster::kill`], each under its own shell.
-    restarted: std::sync::Mutex<Vec<(Child, ChildStdin)>>,
+    /// Nodes added after start (replicas for a promoted master), each under its own shell.
+    added: std::sync::Mutex<Vec<(Child, ChildStdin)>>,
 }
 
 fn server_cmd(port: u16, dir: &std::path::Path) -> String {
@@ -126,7 +126,7 @@ impl Cluster {
             dir,
             shell,
             stdin,
-            restarted: std::sync::Mutex::new(Vec::new()),
+            added: std::sync::Mutex::new(Vec::new()),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         for p in &me.ports {
@@ -218,24 +218,7 @@ impl Cluster {
             .find(|p| port_free(*p) && port_free(p + 10000))
             .expect("a free port (and bus port) in 22000-22899");
         std::fs::create_dir_all(self.dir.join(port.to_string())).expect("node dir");
-        let script = format!(
-            "{} >/dev/null 2>&1 & pid=$!; read _; kill -9 $pid",
-            server_cmd(port, &self.dir)
-        );
-        let mut shell = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sh");
-        let stdin = shell.stdin.take().expect("stdin");
-        self.restarted.lock().unwrap().push((shell, stdin));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.spawn_node(port);
         let id = cli(master, &["cluster", "myid"]).trim().to_owned();
         let status = Command::new("redis-cli")
             .args(["--cluster", "add-node"])
@@ -250,10 +233,9 @@ impl Cluster {
         port
     }
 
-    /// Starts the node on `port` again (after [`Cluster::kill`]), with its data and
-    /// cluster config: it rejoins the cluster (a former master as a replica of the
-    /// node that replaced it).
-    pub fn restart(&self, port: u16) {
+    /// Starts a cluster node on `port` (data in its directory under the
+    /// cluster's), killed with the cluster, and waits until it accepts connections.
+    fn spawn_node(&self, port: u16) {
         let script = format!(
             "{} >/dev/null 2>&1 & pid=$!; read _; kill -9 $pid",
             server_cmd(port, &self.dir)
@@ -266,10 +248,10 @@ impl Cluster {
             .spawn()
             .expect("sh");
         let stdin = shell.stdin.take().expect("stdin");
-        self.restarted.lock().unwrap().push((shell, stdin));
+        self.added.lock().unwrap().push((shell, stdin));
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not restart");
+            assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -311,7 +293,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for (mut shell, mut stdin) in self.restarted.lock().unwrap().drain(..) {
+        for (mut shell, mut stdin) in self.added.lock().unwrap().drain(..) {
             let _ = stdin.write_all(b"\n");
             drop(stdin);
             let _ = shell.wait();
