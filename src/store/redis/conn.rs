@@ -49,11 +49,14 @@ impl Conn {
             Conn::Sentinel(c) => cmd.query_async(c).await,
             Conn::Cluster(c) => {
                 let route = Route::with_key(key, SlotAddr::Master);
+                // A server error of a routed command comes back as a value (seen
+                // as `-MOVED`/`-CLUSTERDOWN` mid-failover): make it an `Err`.
                 c.route_command(
                     cmd,
                     RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
                 )
                 .await
+                .and_then(Value::extract_error)
             }
         }
     }

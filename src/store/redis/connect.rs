@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::conn::{self, Conn};
-use super::{corrupt, epoch, int, map_err, subpools, RedisOptions, RedisStore, Scripts};
+use super::{corrupt, epoch, int, subpools, RedisOptions, RedisStore, Scripts};
 use crate::bindings::Invalid;
 use crate::numbers::{NumberHasher, Sealer};
 use crate::store::StoreError;
@@ -175,7 +175,10 @@ impl RedisStore {
         cmd.arg(self.replica_ack).arg(wait_ms);
         let acked = match tokio::time::timeout(self.timeout, c.on_master_of(key, cmd)).await {
             Err(_) => return Err(StoreError::Unavailable("Redis WAIT timed out".into())),
-            Ok(r) => r.map_err(map_err)?,
+            // Any error here leaves the replication unconfirmed, never the data
+            // unreadable: mid-failover the node may have just become a replica
+            // ("WAIT cannot be used with replica instances").
+            Ok(r) => r.map_err(|e| StoreError::Unavailable(format!("Redis WAIT: {e}")))?,
         };
         match int(&acked) {
             Some(n) if n >= i64::from(self.replica_ack) => Ok(()),
