@@ -81,6 +81,7 @@ macro_rules! contract_tests {
             concurrent_extension_creates_fill_a_number_exactly,
             quarantined_number_takes_no_new_bindings_and_returns_to_service,
             overview_counts_from_counters,
+            overview_stays_exact_over_many_updates,
             numbers_are_paged_in_number_order,
             expired_bindings_leave_the_overview,
         );

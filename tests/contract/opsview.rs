@@ -146,3 +146,26 @@ pub async fn expired_bindings_leave_the_overview(s: Store) {
     // resolution, so at most 4.
     assert!(o.cooling <= 4, "{o:?}");
 }
+
+/// Many allocations and ends (more than the Redis store's batch of queued counter
+/// updates, 128): the overview is still exact — live total, allocations of the
+/// hour, and the two busy couriers' counts, busiest first.
+pub async fn overview_stays_exact_over_many_updates(s: Store) {
+    let (p, _) = pool_with(&s, 160, |_| {}).await;
+    let (c1, c2) = (party(), party());
+    let mut ids = Vec::new();
+    for _ in 0..150 {
+        ids.push(bind(&s, &p, &c1, &party()).await.id);
+    }
+    for _ in 0..20 {
+        bind(&s, &p, &c2, &party()).await;
+    }
+    for id in &ids[..10] {
+        s.delete_binding(*id, now_ms()).await.unwrap();
+    }
+    let o = s.pool_overview(&p, now_ms()).await.unwrap();
+    assert_eq!(o.live_bindings, 160);
+    assert_eq!(o.last_hour.allocations, 170);
+    let busiest: Vec<u64> = o.busiest_parties.iter().map(|b| b.live_bindings).collect();
+    assert_eq!(&busiest[..2], &[140, 20], "{busiest:?}");
+}

@@ -119,9 +119,7 @@ redis.call('ZADD', lkey_of(x, sh, m.shards), fmt(exp), sh .. gen)
 for _, z in ipairs(load_keys(x)) do
   redis.call('ZINCRBY', z, '1', x)
 end
-live_add(1)
 redis.call('ZADD', P .. 'nx', 'LT', fmt(exp), x)
-tally(now, 'a')
-ends_move(nil, exp)
-top_bump({ ha, hb }, 1)
+-- The live total, allocation tally, ends per minute and both parties' counts.
+enqueue('c' .. ha .. hb .. ARGV[2] .. ':' .. ARGV[5])
 return { 'n', rec, m.pid }
