@@ -301,6 +301,46 @@ async fn ports_run_out_and_come_back_when_sessions_drop() {
     assert!(again.is_some(), "ports were not freed");
 }
 
+/// A call's ports are reused by a later call (the pair stays bound, parked with
+/// its worker): packets the first call's phone still sends never reach the
+/// second call's callee, and the second call's own media flows from its first
+/// packet.
+#[tokio::test]
+async fn a_reused_pair_never_forwards_the_previous_calls_late_packets() {
+    // Four pairs, two workers: sessions alternate workers, so the third session
+    // takes the pairs the first one parked.
+    let relay = relay(42600, 4, Duration::from_secs(30));
+    let (a, b, c) = (phone().await, phone().await, phone().await);
+    let (s1, pa, _) = setup(&relay, &sdp(port_of(&a), ""), &sdp(port_of(&b), ""));
+    let first = rtp(0, 1, 0xaaaa_0001);
+    assert_eq!(deliver(&a, pa, &b, &first).await.0, first);
+    drop(s1);
+    // The phone of the ended call keeps sending for a while.
+    for seq in 2..40u16 {
+        a.send_to(&rtp(0, seq, 0xaaaa_0001), relay_addr(pa))
+            .await
+            .unwrap();
+    }
+    // Its worker parks the pair a moment later.
+    for _ in 0..100 {
+        if relay.stats().free_port_pairs == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _s2 = relay.allocate(Advertise::default()).unwrap();
+    // The same phone (same address) is A of the next call on the same ports.
+    let (_s3, pa3, _) = setup(&relay, &sdp(port_of(&a), ""), &sdp(port_of(&c), ""));
+    assert_eq!(pa3, pa, "the third session reuses the first one's pair");
+    let fresh = rtp(0, 1000, 0xcccc_0003);
+    let (got, _) = deliver(&a, pa, &c, &fresh).await;
+    assert_eq!(
+        u16::from_be_bytes([got[2], got[3]]),
+        1000,
+        "the new callee got a packet of the ended call"
+    );
+}
+
 #[tokio::test]
 async fn reinvite_with_a_new_address_repoints_the_stream() {
     let relay = relay(42600, 8, Duration::from_secs(30));

@@ -1,24 +1,32 @@
 //! The port pool: which RTP/RTCP port pairs (even RTP port, RTCP = RTP + 1) are
 //! free, and the sockets bound on them. A pair the forwarding worker is done with
-//! comes back *with its two sockets still bound* (up to [`MAX_CACHED`] pairs), so
-//! the next call takes them without `socket`/`bind`/`close` (four system calls and
-//! a kernel socket allocation per socket; measured at about a tenth of the CPU of
-//! a call's set-up). The worker drains whatever the previous call's peers sent
-//! before it reads a reused pair for its new call. Pairs are handed out least
-//! recently released first, so late packets of an ended call have had the
-//! longest time to stop. The pool's lock is taken on allocation and release only,
-//! never per packet.
+//! stays *bound and registered in that worker's epoll set* (up to [`MAX_CACHED`]
+//! pairs over all workers), parked: the worker reads and drops whatever still
+//! arrives on it. The next call the same worker takes reuses it without
+//! `socket`/`bind`/`close` and without `epoll_ctl` (four system calls and a kernel
+//! socket allocation per socket, and two `epoll_ctl`s: measured at about a tenth
+//! of the CPU of a call's set-up). Pairs are handed out least recently released
+//! first, so late packets of an ended call have had the longest time to stop; a
+//! pair parked for less than [`QUIET`] is drained once more before its new call
+//! reads it. The pool's lock is taken on allocation and release only, never per
+//! packet.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::MediaError;
 
-/// Most released pairs kept bound for reuse (two descriptors each); past it a
-/// released pair's sockets are closed.
+/// Most released pairs kept bound for reuse (two descriptors each), over all
+/// workers; past it a released pair's sockets are closed.
 pub(super) const MAX_CACHED: usize = 4096;
+
+/// A pair parked for less than this may still hold its previous call's packets
+/// that its worker has not read yet (the worker looks at its sockets at least
+/// every 100 ms): the worker drains it before the new call reads it.
+pub(super) const QUIET: Duration = Duration::from_millis(250);
 
 /// Free RTP ports (even; RTCP is the next odd port).
 #[derive(Debug)]
@@ -28,8 +36,9 @@ pub(super) struct PortPool {
 
 #[derive(Debug, Default)]
 struct Free {
-    /// Released pairs whose sockets are still bound, oldest first.
-    bound: VecDeque<LegSockets>,
+    /// Per worker: released pairs still bound and in that worker's epoll set,
+    /// oldest first.
+    parked: Vec<VecDeque<LegSockets>>,
     /// Ports without sockets, oldest first.
     ports: VecDeque<u16>,
 }
@@ -40,18 +49,20 @@ pub(super) struct LegSockets {
     pub port: u16,
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
-    /// Bound for an earlier call: may hold that call's late packets.
-    pub reused: bool,
+    /// Parked since (bound for an earlier call and still in the epoll set of the
+    /// worker it came back from); `None` for a pair bound now.
+    pub parked: Option<Instant>,
 }
 
 impl PortPool {
-    /// Every even port of `lo..=hi` whose odd neighbour is also in range.
-    pub fn new(lo: u16, hi: u16) -> PortPool {
+    /// Every even port of `lo..=hi` whose odd neighbour is also in range, for
+    /// `workers` forwarding workers.
+    pub fn new(lo: u16, hi: u16, workers: usize) -> PortPool {
         let first = lo.saturating_add(lo % 2);
         let ports = (first..hi).step_by(2).collect();
         PortPool {
             free: Mutex::new(Free {
-                bound: VecDeque::new(),
+                parked: (0..workers.max(1)).map(|_| VecDeque::new()).collect(),
                 ports,
             }),
         }
@@ -60,19 +71,29 @@ impl PortPool {
     pub fn free_pairs(&self) -> usize {
         self.free
             .lock()
-            .map(|f| f.bound.len() + f.ports.len())
+            .map(|f| f.parked.iter().map(VecDeque::len).sum::<usize>() + f.ports.len())
             .unwrap_or(0)
     }
 
-    /// A pair on `ip`: a released one still bound if there is one, else a port
-    /// from the pool bound now. Ports that cannot be bound (another process holds
-    /// them) go to the back of the pool and the next one is tried.
-    pub fn bind(&self, ip: IpAddr) -> Result<LegSockets, MediaError> {
+    /// A pair on `ip` for worker `worker`: one parked with that worker if there is
+    /// one, else a port from the pool bound now, else (ports exhausted) a pair
+    /// parked with another worker, closed and bound again. Ports that cannot be
+    /// bound (another process holds them) go to the back of the pool and the next
+    /// one is tried.
+    pub fn bind(&self, ip: IpAddr, worker: usize) -> Result<LegSockets, MediaError> {
         let mut tries = {
             let mut free = self.free.lock().map_err(|_| MediaError::PortsExhausted)?;
-            if let Some(mut s) = free.bound.pop_front() {
-                s.reused = true;
+            if let Some(s) = free.parked.get_mut(worker).and_then(VecDeque::pop_front) {
                 return Ok(s);
+            }
+            if free.ports.is_empty() {
+                // Closing takes the sockets out of the other worker's epoll set.
+                let stolen = free.parked.iter_mut().find_map(VecDeque::pop_front);
+                if let Some(s) = stolen {
+                    let port = s.port;
+                    drop(s);
+                    free.ports.push_back(port);
+                }
             }
             free.ports.len()
         };
@@ -101,16 +122,22 @@ impl PortPool {
         }
     }
 
-    /// Returns a pair with its sockets, kept bound while fewer than
-    /// [`MAX_CACHED`] are.
-    pub fn recycle(&self, sockets: LegSockets) {
+    /// Returns a pair from worker `worker`, still in its epoll set: parked there
+    /// while fewer than [`MAX_CACHED`] pairs are parked, else closed (which takes
+    /// it out of the epoll set).
+    pub fn park(&self, mut sockets: LegSockets, worker: usize) {
         if let Ok(mut free) = self.free.lock() {
-            if free.bound.len() < MAX_CACHED {
-                free.bound.push_back(sockets);
-            } else {
-                let port = sockets.port;
-                drop(sockets);
-                free.ports.push_back(port);
+            let parked: usize = free.parked.iter().map(VecDeque::len).sum();
+            match free.parked.get_mut(worker) {
+                Some(q) if parked < MAX_CACHED => {
+                    sockets.parked = Some(Instant::now());
+                    q.push_back(sockets);
+                }
+                _ => {
+                    let port = sockets.port;
+                    drop(sockets);
+                    free.ports.push_back(port);
+                }
             }
         }
     }
@@ -125,7 +152,7 @@ fn bind_pair(ip: IpAddr, port: u16) -> io::Result<LegSockets> {
         port,
         rtp,
         rtcp,
-        reused: false,
+        parked: None,
     })
 }
 
@@ -136,32 +163,48 @@ mod tests {
 
     #[test]
     fn pairs_are_even_and_in_range() {
-        let p = PortPool::new(41001, 41006);
+        let p = PortPool::new(41001, 41006, 1);
         assert_eq!(p.free_pairs(), 2); // 41002/3, 41004/5
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let a = p.bind(ip).unwrap();
+        let a = p.bind(ip, 0).unwrap();
         assert_eq!(a.port % 2, 0);
-        let b = p.bind(ip).unwrap();
-        assert!(matches!(p.bind(ip), Err(MediaError::PortsExhausted)));
+        let b = p.bind(ip, 0).unwrap();
+        assert!(matches!(p.bind(ip, 0), Err(MediaError::PortsExhausted)));
         let port = a.port;
         drop(a);
         p.release(port);
-        let c = p.bind(ip).unwrap();
+        let c = p.bind(ip, 0).unwrap();
         assert_eq!(c.port, port);
         assert_ne!(b.port, c.port);
     }
 
     #[test]
-    fn a_recycled_pair_comes_back_bound_and_marked_reused() {
-        let p = PortPool::new(41011, 41016);
+    fn a_parked_pair_comes_back_bound_to_its_own_worker() {
+        let p = PortPool::new(41011, 41016, 2);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let a = p.bind(ip).unwrap();
-        assert!(!a.reused);
+        let a = p.bind(ip, 1).unwrap();
+        assert!(a.parked.is_none());
         let (port, addr) = (a.port, a.rtp.local_addr().unwrap());
-        p.recycle(a);
+        p.park(a, 1);
         assert_eq!(p.free_pairs(), 2);
-        let again = p.bind(ip).unwrap();
-        assert_eq!((again.port, again.reused), (port, true));
+        // Worker 0 gets a fresh port; worker 1 its parked pair, sockets and all.
+        let other = p.bind(ip, 0).unwrap();
+        assert_ne!(other.port, port);
+        let again = p.bind(ip, 1).unwrap();
+        assert_eq!(again.port, port);
+        assert!(again.parked.is_some());
         assert_eq!(again.rtp.local_addr().unwrap(), addr);
+    }
+
+    #[test]
+    fn with_ports_exhausted_another_workers_parked_pair_is_bound_again() {
+        let p = PortPool::new(41021, 41024, 2); // one pair
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = p.bind(ip, 0).unwrap();
+        let port = a.port;
+        p.park(a, 0);
+        let b = p.bind(ip, 1).unwrap();
+        assert_eq!((b.port, b.parked), (port, None));
+        assert!(matches!(p.bind(ip, 0), Err(MediaError::PortsExhausted)));
     }
 }

@@ -125,13 +125,14 @@ impl MediaRelay {
     /// port pool. Callable from inside or outside a Tokio runtime.
     pub fn start(cfg: MediaConfig) -> Result<MediaRelay, MediaError> {
         let (lo, hi) = cfg.ports;
-        let pool = Arc::new(PortPool::new(lo, hi));
+        let pool = Arc::new(PortPool::new(lo, hi, cfg.workers.max(1)));
         let counters = Arc::new(Counters::default());
         let mut workers = Vec::new();
         for n in 0..cfg.workers.max(1) {
             let (tx, rx) = std_mpsc::channel();
             let waker = Arc::new(Waker::new()?);
             let worker = Worker::new(
+                n,
                 waker.clone(),
                 rx,
                 pool.clone(),
@@ -159,8 +160,10 @@ impl MediaRelay {
     /// A session for one call: one port pair per leg.
     pub fn allocate(&self, adv: Advertise) -> Result<MediaSession, MediaError> {
         let s = &self.shared;
-        let a = s.pool.bind(s.cfg.bind_ip)?;
-        let b = match s.pool.bind(s.cfg.bind_ip) {
+        let id = s.next_id.fetch_add(1, Ordering::Relaxed);
+        let w = (id as usize) % s.workers.len();
+        let a = s.pool.bind(s.cfg.bind_ip, w)?;
+        let b = match s.pool.bind(s.cfg.bind_ip, w) {
             Ok(b) => b,
             Err(e) => {
                 let port = a.port;
@@ -170,9 +173,8 @@ impl MediaRelay {
             }
         };
         let ports = [a.port, b.port];
-        let id = s.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(32);
-        let worker = &s.workers[(id as usize) % s.workers.len()];
+        let worker = &s.workers[w];
         if let Err(cmd) = worker.post(Command::Add(Box::new(NewSession {
             id,
             legs: [a, b],

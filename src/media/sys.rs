@@ -59,12 +59,6 @@ impl Epoll {
         Ok(())
     }
 
-    pub(super) fn remove(&self, fd: RawFd) {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: as above; failure (fd not registered) is harmless.
-        unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
-    }
-
     /// Waits up to `timeout_ms`; returns the ready tokens' count (see [`Epoll::token`]).
     pub(super) fn wait(&mut self, timeout_ms: i32) -> io::Result<usize> {
         // SAFETY: the buffer holds events.len() entries.

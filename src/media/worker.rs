@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 
 use super::counters::{Counters, Local};
 use super::ivr::Ivr;
-use super::ports::{LegSockets, PortPool};
+use super::ports::{LegSockets, PortPool, QUIET};
 use super::prompt::{Prompt, G711};
 use super::rewrite::Target;
 use super::rtcp;
@@ -165,7 +165,13 @@ struct Session {
 
 /// One forwarding thread's state.
 pub(super) struct Worker {
+    /// This worker's index (its parked pairs in the pool).
+    me: usize,
     epoll: Epoll,
+    /// Per file descriptor in the epoll set (the event token is the descriptor):
+    /// `slot << 2 | leg << 1 | kind`, plus one; 0 for a parked socket, whose
+    /// packets are read and dropped.
+    by_fd: Vec<u64>,
     waker: Arc<Waker>,
     rx: Receiver<Command>,
     sessions: Vec<Option<Session>>,
@@ -182,6 +188,7 @@ pub(super) struct Worker {
 
 impl Worker {
     pub(super) fn new(
+        me: usize,
         waker: Arc<Waker>,
         rx: Receiver<Command>,
         pool: Arc<PortPool>,
@@ -191,7 +198,9 @@ impl Worker {
         let epoll = Epoll::new(256)?;
         epoll.add(waker.raw(), WAKER_TOKEN)?;
         Ok(Worker {
+            me,
             epoll,
+            by_fd: Vec::new(),
             waker,
             rx,
             sessions: Vec::new(),
@@ -317,20 +326,39 @@ impl Worker {
         };
         for (l, state) in sess.legs.iter().enumerate() {
             for kind in [RTP, RTCP] {
-                if state.sock.reused {
-                    // Whatever the pair's previous call still sent is not ours.
-                    while matches!(self.batch.recv(state.fd(kind)), Ok(n) if n > 0) {}
+                let fd = state.fd(kind);
+                match state.sock.parked {
+                    // Parked here: already in the epoll set. Whatever the pair's
+                    // previous call sent lately is not ours.
+                    Some(since) => {
+                        if now.saturating_duration_since(since) < QUIET {
+                            while self.batch.recv(fd).is_ok_and(|n| n == BATCH) {}
+                        }
+                    }
+                    None => {
+                        if let Err(e) = self.epoll.add_edge(fd, fd as u64) {
+                            tracing::error!(error = %e, "media worker: epoll_ctl failed");
+                        }
+                    }
                 }
                 let token = ((slot as u64) << 2) | ((l as u64) << 1) | kind as u64;
-                if let Err(e) = self.epoll.add_edge(state.fd(kind), token) {
-                    tracing::error!(error = %e, "media worker: epoll_ctl failed");
-                }
+                self.set_token(fd, token + 1);
             }
         }
         if let Some(s) = self.sessions.get_mut(slot) {
             *s = Some(sess);
         }
         self.index.insert(new.id, slot);
+    }
+
+    fn set_token(&mut self, fd: RawFd, token: u64) {
+        let Ok(i) = usize::try_from(fd) else {
+            return;
+        };
+        if self.by_fd.len() <= i {
+            self.by_fd.resize(i + 1, 0);
+        }
+        self.by_fd[i] = token;
     }
 
     fn session_mut(&mut self, id: u64) -> Option<&mut Session> {
@@ -418,13 +446,14 @@ impl Worker {
         };
         self.playing.retain(|s| *s != slot);
         self.free_slots.push(slot);
+        // Parked: still bound and in the epoll set, its packets dropped from now
+        // on (or closed by the pool, which takes it out of the set).
         for state in &sess.legs {
-            self.epoll.remove(state.fd(RTP));
-            self.epoll.remove(state.fd(RTCP));
+            self.set_token(state.fd(RTP), 0);
+            self.set_token(state.fd(RTCP), 0);
         }
-        // Out of the epoll set, the pair goes back to the pool still bound.
         for state in sess.legs {
-            self.pool.recycle(state.sock);
+            self.pool.park(state.sock, self.me);
         }
     }
 
@@ -447,7 +476,16 @@ impl Worker {
 
     /// Reads one batch from the socket behind `token` and forwards what passes;
     /// returns how many datagrams it read.
-    fn forward_batch(&mut self, token: u64, now: Instant, counts: &mut Local) -> usize {
+    fn forward_batch(&mut self, fd: u64, now: Instant, counts: &mut Local) -> usize {
+        let token = match usize::try_from(fd).ok().and_then(|i| self.by_fd.get(i)) {
+            Some(&t) if t > 0 => t - 1,
+            _ => {
+                // A parked socket: late packets of an ended call.
+                let n = RawFd::try_from(fd).map_or(0, |fd| self.batch.recv(fd).unwrap_or(0));
+                counts.no_session += n as u64;
+                return n;
+            }
+        };
         let slot = (token >> 2) as usize;
         let from = ((token >> 1) & 1) as usize;
         let kind = (token & 1) as usize;
@@ -538,7 +576,7 @@ mod tests {
             port: 0,
             rtp: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
             rtcp: std::net::UdpSocket::bind("127.0.0.1:0").unwrap(),
-            reused: false,
+            parked: None,
         };
         let t: SocketAddr = sdp.parse().unwrap();
         let mut l = LegState {

@@ -340,6 +340,21 @@ impl Caller {
         self.received.lock().unwrap().clone()
     }
 
+    /// Every packet, once none has arrived for 300 ms (at most 5 s): the end of a
+    /// prompt may still be on its way when the BYE that follows it is read.
+    pub fn settled_rtp(&self) -> Vec<Rtp> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut n = self.rtp().len();
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.rtp().len();
+            if now == n || Instant::now() > deadline {
+                return self.rtp();
+            }
+            n = now;
+        }
+    }
+
     /// Waits until `n` packets arrived (at most `secs`).
     pub fn wait_rtp(&self, n: usize, secs: u64) -> Vec<Rtp> {
         let deadline = Instant::now() + Duration::from_secs(secs);
