@@ -241,7 +241,10 @@ fn three_wrong_extensions_hear_goodbye_and_the_relay_hangs_up() {
         }
     }
     c.expect_bye(15);
-    assert_eq!(last_prompt(&c.settled_rtp()), padded(&prompt("en", "goodbye")));
+    assert_eq!(
+        last_prompt(&c.settled_rtp()),
+        padded(&prompt("en", "goodbye"))
+    );
     let calls = r.wait_calls(&format!("?number=%2B{}", &x[1..]), 1);
     assert_eq!(calls[0]["ivr"], "wrong_extension");
     assert_eq!(calls[0]["end_reason"], "wrong_extension");
@@ -256,7 +259,10 @@ fn no_digits_time_out_to_goodbye() {
     let mut c = Caller::new(r.sip_udp, STRANGER, &x);
     assert_eq!(c.invite(), 200);
     c.expect_bye(20);
-    assert_eq!(last_prompt(&c.settled_rtp()), padded(&prompt("en", "goodbye")));
+    assert_eq!(
+        last_prompt(&c.settled_rtp()),
+        padded(&prompt("en", "goodbye"))
+    );
     let calls = r.wait_calls(&format!("?number=%2B{}", &x[1..]), 1);
     assert_eq!(calls[0]["ivr"], "no_digits");
 }
@@ -372,7 +378,10 @@ fn a_caller_without_route_hears_the_announcement_instead_of_a_bare_rejection() {
     let mut c = Caller::new(r.sip_udp, STRANGER, x);
     assert_eq!(c.invite(), 200);
     c.expect_bye(20);
-    assert_eq!(last_prompt(&c.settled_rtp()), padded(&prompt("en", "not_serving")));
+    assert_eq!(
+        last_prompt(&c.settled_rtp()),
+        padded(&prompt("en", "not_serving"))
+    );
     let calls = r.wait_calls(&format!("?number=%2B{}", &x[1..]), 1);
     assert_eq!(calls[0]["ivr"], "no_route");
     assert_eq!(calls[0]["end_reason"], "no_binding");

@@ -13,8 +13,11 @@
 //! (`scripts/test` installs it, so CI always runs them).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use crate::common::redis_procs as procs;
+pub use procs::cli;
+use procs::port_free;
+
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -43,41 +46,9 @@ fn server_cmd(port: u16, dir: &std::path::Path) -> String {
     )
 }
 
-/// Whether `redis-server` is installed; prints why a test is skipped if not.
+/// Whether `redis-server` and `redis-cli` are installed (says why a test is skipped).
 pub fn available() -> bool {
-    let ok = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-        && Command::new("redis-cli")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    if !ok {
-        eprintln!(
-            "SKIPPED: Redis Cluster tests need redis-server and redis-cli (Debian packages \
-             redis-server, redis-tools; scripts/test installs them)"
-        );
-    }
-    ok
-}
-
-fn port_free(p: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", p)).is_ok()
-}
-
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    procs::available("Redis Cluster")
 }
 
 static SHARED: OnceLock<Option<Cluster>> = OnceLock::new();
@@ -193,21 +164,7 @@ impl Cluster {
 
     /// Kills (SIGKILL: a crash) the node on `port`.
     pub fn kill(&self, port: u16) {
-        let info = cli(port, &["info", "server"]);
-        let pid = info
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .expect("process_id")
-            .trim()
-            .to_owned();
-        let status = Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        procs::kill(port);
     }
 
     /// Adds a fresh, empty node as a replica of the master on `master` (after a

@@ -7,6 +7,8 @@
 //! so: a missing server is never a silent skip.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod redis_procs;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;

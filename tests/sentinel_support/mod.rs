@@ -7,7 +7,10 @@
 //! are skipped with a message (`scripts/test` installs it, so CI runs them).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
+use crate::common::redis_procs as procs;
+pub use procs::cli;
+use procs::port_free;
+
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -22,21 +25,6 @@ pub struct Sentinel {
     stdin: Option<ChildStdin>,
 }
 
-fn port_free(p: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", p)).is_ok()
-}
-
-/// What `redis-cli -p port args...` prints.
-pub fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 static SHARED: OnceLock<Option<Sentinel>> = OnceLock::new();
 
 /// One set shared by the tests of a test binary that do not fail it over.
@@ -48,21 +36,7 @@ pub fn shared() -> Option<&'static Sentinel> {
 
 /// Whether `redis-server` and `redis-cli` are installed (says why a test is skipped).
 pub fn available() -> bool {
-    let ok = ["redis-server", "redis-cli"].iter().all(|b| {
-        Command::new(b)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    });
-    if !ok {
-        eprintln!(
-            "SKIPPED: Sentinel tests need redis-server and redis-cli (Debian packages \
-             redis-server, redis-tools; scripts/test installs them)"
-        );
-    }
-    ok
+    procs::available("Sentinel")
 }
 
 impl Sentinel {
@@ -157,21 +131,7 @@ impl Sentinel {
     /// Kills the server on `port` (SIGKILL, as a power loss) and waits until it
     /// no longer accepts connections.
     pub fn kill(&self, port: u16) {
-        let info = cli(port, &["info", "server"]);
-        let pid = info
-            .lines()
-            .find_map(|l| l.strip_prefix("process_id:"))
-            .expect("process_id")
-            .trim()
-            .to_owned();
-        let status = Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        procs::kill(port);
     }
 }
 
