@@ -333,6 +333,9 @@ fn serve(path: Option<&Path>) -> Result<()> {
             for a in &voice.udp_addrs {
                 println!("sip listening on udp:{a}");
             }
+            for (k, a) in voice.engine_udp_addrs.iter().enumerate() {
+                println!("sip engine {} listening on udp:{a}", k + 1);
+            }
             for a in &voice.tcp_addrs {
                 println!("sip listening on tcp:{a}");
             }

@@ -318,6 +318,74 @@ fn twenty_concurrent_calls() {
         .all(|c| c["duration_ms"].as_u64().unwrap() >= 1500));
 }
 
+/// `sip.engine_port_base`: each engine but the first has its own UDP socket,
+/// named in the Via and Contact of the B legs it places. The callee's gateway
+/// answers there, so those calls' responses never pass through engine 0; the
+/// calls complete as with one socket.
+#[test]
+fn engines_with_their_own_sockets_carry_their_calls() {
+    let r = VoiceRelay::start(
+        Opts {
+            extra_env: vec![
+                ("MASKLINE_SIP_ENGINES", "4".into()),
+                ("MASKLINE_SIP_ENGINE_PORT_BASE", "0".into()),
+            ],
+            ..Opts::default()
+        },
+        None,
+    );
+    let engine_ports: Vec<u16> = r
+        .relay
+        .banner
+        .iter()
+        .filter_map(|l| l.split_once(" listening on udp:"))
+        .filter(|(head, _)| head.starts_with("sip engine "))
+        .map(|(_, a)| a.parse::<std::net::SocketAddr>().unwrap().port())
+        .collect();
+    assert_eq!(engine_ports.len(), 3, "{:?}", r.relay.banner);
+    let (_, x) = r.bind("demo", "SF-K2", COURIER, CUSTOMER, 3600);
+    let (_uac, uas) = call(
+        &r,
+        &scenario("uas.xml", &[]),
+        &scenario("uac.xml", &vars(COURIER, &x, "1000")),
+        20,
+        50,
+        false,
+        60,
+    );
+    let calls = r.wait_calls("?shipment_id=SF-K2", 20);
+    assert!(calls.iter().all(|c| c["end_reason"] == "completed"));
+    // Every B-leg INVITE names the socket of the engine that placed it.
+    let mut seen = std::collections::BTreeSet::new();
+    for inv in uas.received().iter().filter(|m| m.starts_with("INVITE ")) {
+        let via = inv
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("via:"))
+            .unwrap();
+        let port: u16 = via
+            .split_whitespace()
+            .nth(2)
+            .and_then(|hp| hp.split(';').next())
+            .and_then(|hp| hp.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{via}"));
+        assert!(
+            port == r.sip_udp.port() || engine_ports.contains(&port),
+            "{via}"
+        );
+        let contact = inv
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("contact:"))
+            .unwrap();
+        assert!(contact.contains(&format!(":{port}")), "{contact} vs {via}");
+        seen.insert(port);
+    }
+    assert!(
+        seen.iter().any(|p| engine_ports.contains(p)),
+        "no call was placed from an engine socket: {seen:?}"
+    );
+}
+
 #[test]
 fn redis_backed_call_and_record() {
     let redis = common::OwnRedis::start();

@@ -37,6 +37,7 @@
 //! | `MASKLINE_SIP_CALLS_PER_CALLER_PER_MIN` | `sip.calls_per_caller_per_min` |
 //! | `MASKLINE_SIP_DRAIN_TIMEOUT_S` | `sip.drain_timeout_s` |
 //! | `MASKLINE_SIP_ENGINES` | `sip.engines` |
+//! | `MASKLINE_SIP_ENGINE_PORT_BASE` | `sip.engine_port_base` |
 //! | `MASKLINE_MEDIA_PORTS` | `media.ports` (`FIRST-LAST`) |
 //! | `MASKLINE_MEDIA_BIND_IP`, `MASKLINE_MEDIA_PUBLIC_IP` | `media.bind_ip`, `media.public_ip` |
 //! | `MASKLINE_MEDIA_TIMEOUT_S`, `MASKLINE_MEDIA_WORKERS` | `media.timeout_s`, `media.workers` |
@@ -123,6 +124,7 @@ pub const VARS: &[(&str, &str)] = &[
     ),
     ("MASKLINE_SIP_DRAIN_TIMEOUT_S", "sip.drain_timeout_s"),
     ("MASKLINE_SIP_ENGINES", "sip.engines"),
+    ("MASKLINE_SIP_ENGINE_PORT_BASE", "sip.engine_port_base"),
     ("MASKLINE_MEDIA_PORTS", "media.ports"),
     ("MASKLINE_MEDIA_BIND_IP", "media.bind_ip"),
     ("MASKLINE_MEDIA_PUBLIC_IP", "media.public_ip"),
@@ -363,6 +365,9 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
                 config.sip.drain_timeout_s = number(var, field, value)?
             }
             "MASKLINE_SIP_ENGINES" => config.sip.engines = number(var, field, value)?,
+            "MASKLINE_SIP_ENGINE_PORT_BASE" => {
+                config.sip.engine_port_base = Some(number(var, field, value)?)
+            }
             "MASKLINE_SIP_TLS_CERT" | "MASKLINE_SIP_TLS_KEY" => {
                 let tls = config.sip.tls.get_or_insert_with(|| TlsConfig {
                     cert: String::new(),

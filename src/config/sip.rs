@@ -42,6 +42,13 @@ pub struct SipConfig {
     /// SIP engine threads (each owns the calls whose Call-ID hashes to it);
     /// 0 = one per CPU, at most 4. At most 16.
     pub engines: u16,
+    /// Own UDP sockets for the engines: engine `k` (from 1) also listens on the
+    /// first UDP listen IP at port `engine_port_base + k - 1` (0: any free port),
+    /// names it in its Via and Contact and sends its requests from it, so the
+    /// responses and in-dialog requests of its calls reach it without passing
+    /// through engine 0. Unset: every engine uses the listen socket (only it must
+    /// be reachable). Open these ports to the carrier, as the listen port.
+    pub engine_port_base: Option<u16>,
     /// `[[sip.trunks]]`.
     pub trunks: Vec<TrunkConfig>,
     /// `[sip.ivr]`: IVR, announcements, default parties.
@@ -74,6 +81,7 @@ impl Default for SipConfig {
             calls_per_caller_per_min: 10,
             drain_timeout_s: 30,
             engines: 0,
+            engine_port_base: None,
             trunks: Vec::new(),
             ivr: Default::default(),
         }
@@ -287,6 +295,21 @@ impl SipConfig {
                 "sip.engines",
                 "must be between 0 (one per CPU) and 16",
             ));
+        }
+        if let Some(base) = self.engine_port_base {
+            if !listen.iter().any(|l| !l.tls && !l.tcp) {
+                return Err(ConfigError::field(
+                    "sip.engine_port_base",
+                    "engine sockets are UDP: add a udp: listen socket",
+                ));
+            }
+            let last = u32::from(base) + self.engine_count() as u32 - 1;
+            if base != 0 && last > u32::from(u16::MAX) {
+                return Err(ConfigError::field(
+                    "sip.engine_port_base",
+                    format!("engine ports {base}..{last} pass 65535"),
+                ));
+            }
         }
         if self.calls_per_caller_per_min == 0 {
             return Err(ConfigError::field(

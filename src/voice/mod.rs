@@ -188,6 +188,8 @@ pub struct Voice {
     pub tcp_addrs: Vec<SocketAddr>,
     /// Bound TLS addresses.
     pub tls_addrs: Vec<SocketAddr>,
+    /// Engine sockets (`sip.engine_port_base`), engine 1 first.
+    pub engine_udp_addrs: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     stop_transports: watch::Sender<bool>,
     engine: tokio::sync::oneshot::Receiver<()>,
@@ -280,6 +282,7 @@ impl Voice {
             live: (0..engines).map(|_| AtomicUsize::new(0)).collect(),
         };
         let (host, reject_untrusted) = (cfg.host.clone(), cfg.unknown_source == "reject");
+        let engine_port_base = cfg.engine_port_base;
         let (no_binding_status, no_answer, max_call, drain) = (
             cfg.no_binding_status,
             Duration::from_secs(cfg.no_answer_timeout_s),
@@ -347,7 +350,27 @@ impl Voice {
             field: "sip".into(),
             message: "the SIP engine thread ended during start-up".into(),
         })??;
-        for (i, queue) in queues.enumerate() {
+        // Engine sockets, bound before any engine thread starts so that a port in
+        // use fails the start-up with its name.
+        let mut own_socks = Vec::new();
+        let mut engine_udp_addrs = Vec::new();
+        if let (Some(base), Some(listen_udp)) = (engine_port_base, transports.udp_addrs.first()) {
+            for k in 1..engines {
+                let port = if base == 0 {
+                    0
+                } else {
+                    base.saturating_add(k as u16 - 1)
+                };
+                let addr = SocketAddr::new(listen_udp.ip(), port);
+                let sock = std::net::UdpSocket::bind(addr).map_err(|e| {
+                    VoiceError::Bind(format!("udp:{addr} (sip.engine_port_base)"), e)
+                })?;
+                engine_udp_addrs.push(sock.local_addr()?);
+                own_socks.push(Some(sock));
+            }
+        }
+        own_socks.resize_with(engines.saturating_sub(1), || None);
+        for ((i, queue), own) in queues.enumerate().zip(own_socks) {
             let index = i + 1;
             let (c, settings, transports) = (common.clone(), settings.clone(), transports.clone());
             let others_tx = others_tx.clone();
@@ -355,14 +378,35 @@ impl Voice {
                 .name(format!("sip-engine-{index}"))
                 .spawn(move || {
                     match engine_runtime() {
-                        Ok(rt) => rt.block_on(run_shard(
-                            index,
-                            c,
-                            settings,
-                            transports,
-                            queue,
-                            std::future::ready(()),
-                        )),
+                        Ok(rt) => rt.block_on(async move {
+                            let (settings, transports) = match own {
+                                None => (settings, transports),
+                                Some(sock) => {
+                                    let addr = sock.local_addr().ok();
+                                    match transports.with_own_udp(sock) {
+                                        Ok(t) => {
+                                            let mut s = (*settings).clone();
+                                            s.udp = addr.or(s.udp);
+                                            (Arc::new(s), t)
+                                        }
+                                        Err(e) => {
+                                            tracing::error!(error = %e, shard = index,
+                                                "sip: engine socket unusable; the engine uses the listen socket");
+                                            (settings, transports)
+                                        }
+                                    }
+                                }
+                            };
+                            run_shard(
+                                index,
+                                c,
+                                settings,
+                                transports,
+                                queue,
+                                std::future::ready(()),
+                            )
+                            .await
+                        }),
                         Err(e) => {
                             tracing::error!(error = %e, shard = index, "sip: engine thread failed")
                         }
@@ -375,6 +419,7 @@ impl Voice {
             udp_addrs: transports.udp_addrs.clone(),
             tcp_addrs: transports.tcp_addrs.clone(),
             tls_addrs: transports.tls_addrs.clone(),
+            engine_udp_addrs,
             stop: stop_tx,
             stop_transports: tstop_tx,
             engine: done_rx,

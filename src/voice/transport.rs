@@ -58,7 +58,12 @@ type ConnMap = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Arc<[u8]>>>>>
 /// The bound sockets and live TCP connections.
 #[derive(Debug, Clone)]
 pub struct Transports {
+    /// UDP sockets; the first is read by the engine itself and sends (see
+    /// [`Transports::with_own_udp`]).
     udp: Vec<Arc<UdpSocket>>,
+    /// With an engine socket: the listen socket, which sends the responses (a
+    /// caller expects them from where it sent its request).
+    reply_udp: Option<Arc<UdpSocket>>,
     /// Bound UDP and TCP addresses (for Via/Contact and the start-up banner).
     pub udp_addrs: Vec<SocketAddr>,
     /// Bound TCP listener addresses.
@@ -85,6 +90,7 @@ impl Transports {
         let stop = CancelToken(stop);
         let mut t = Transports {
             udp: Vec::new(),
+            reply_udp: None,
             udp_addrs: Vec::new(),
             tcp_addrs: Vec::new(),
             tls_addrs: Vec::new(),
@@ -132,6 +138,23 @@ impl Transports {
         self.tls_out = Arc::new(gateways);
     }
 
+    /// These transports for an engine with its own UDP socket (`sip.engine_port_base`):
+    /// it is read by that engine and sends its requests; responses still leave
+    /// from the listen socket. Call inside the engine's runtime (the socket
+    /// registers with its reactor).
+    pub fn with_own_udp(&self, own: std::net::UdpSocket) -> std::io::Result<Transports> {
+        own.set_nonblocking(true)?;
+        let own = UdpSocket::from_std(own)?;
+        set_buffers(&own, SOCKET_BUFFER);
+        let mut t = self.clone();
+        t.reply_udp = t.udp.first().cloned();
+        match t.udp.first_mut() {
+            Some(first) => *first = Arc::new(own),
+            None => t.udp.push(Arc::new(own)),
+        }
+        Ok(t)
+    }
+
     /// The first UDP socket (read by the engine directly).
     pub fn primary_udp(&self) -> Option<Arc<UdpSocket>> {
         self.udp.first().cloned()
@@ -142,7 +165,13 @@ impl Transports {
     pub fn send(&self, dest: Destination, payload: Arc<[u8]>) {
         match dest.transport {
             Transport::Udp => {
-                let Some(sock) = self.udp.first() else { return };
+                let sock = match &self.reply_udp {
+                    Some(listen) if payload.starts_with(b"SIP/2.0 ") => listen,
+                    _ => match self.udp.first() {
+                        Some(s) => s,
+                        None => return,
+                    },
+                };
                 if let Err(e) = sock.try_send_to(&payload, dest.addr) {
                     metrics::counter!("maskline_sip_send_errors_total", "transport" => "udp")
                         .increment(1);

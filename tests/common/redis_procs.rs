@@ -1,0 +1,64 @@
+//! Helpers for tests that run their own `redis-server` processes (a cluster, a
+//! sentinel set): free ports, `redis-cli`, whether the tools are installed, and a
+//! SIGKILL that waits until the server is gone. Used by `cluster_support` and
+//! `sentinel_support`, so neither repeats them.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Whether nothing listens on loopback port `p`.
+pub fn port_free(p: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", p)).is_ok()
+}
+
+/// What `redis-cli -p port args...` prints.
+pub fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether `redis-server` and `redis-cli` are installed; if not, says which
+/// tests (`what`) are skipped and how to get them.
+pub fn available(what: &str) -> bool {
+    let ok = ["redis-server", "redis-cli"].iter().all(|b| {
+        Command::new(b)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !ok {
+        eprintln!(
+            "SKIPPED: {what} tests need redis-server and redis-cli (Debian packages \
+             redis-server, redis-tools; scripts/test installs them)"
+        );
+    }
+    ok
+}
+
+/// Kills the server on `port` (SIGKILL, as a power loss) and waits until it no
+/// longer accepts connections.
+pub fn kill(port: u16) {
+    let info = cli(port, &["info", "server"]);
+    let pid = info
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .expect("process_id")
+        .trim()
+        .to_owned();
+    let status = Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
