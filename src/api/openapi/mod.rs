@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document served at `GET /v1/openapi.json`, generated with
+//! The OpenAPI document served at `GET /v1/openapi.json`, generated with
 //! `utoipa` from the code so it cannot drift: each handler carries a
 //! `#[utoipa::path]` (its path, method, parameters, body and every status it can
 //! answer), and the request and response types it reads and writes derive
@@ -7,7 +7,7 @@
 //!
 //! This module owns the document's frame (info, tags, the bearer security scheme),
 //! the list of operations, the error answers they share ([`responses`]) and
-//! serialising the document (once, on first use). `tests/api_openapi.rs` checks
+//! serialising the document (once, on first use) as OpenAPI 3.0.3. `tests/api_openapi.rs` checks
 //! it against the router and against the server's answers.
 
 use std::sync::OnceLock;
@@ -122,8 +122,81 @@ pub fn document() -> Result<&'static str, OpenApiError> {
     }
     let mut doc = serde_json::to_value(ApiDoc::openapi())?;
     camel_case_links(&mut doc);
+    as_openapi_30(&mut doc);
     let json = serde_json::to_string(&doc)?;
     Ok(JSON.get_or_init(|| json))
+}
+
+/// The OpenAPI version the document is published as.
+pub const OPENAPI_VERSION: &str = "3.0.3";
+
+/// Publishes utoipa's OpenAPI 3.1 document as OpenAPI 3.0.3, the version the
+/// contract has always had: under 3.1 (JSON Schema 2020-12) an `integer` also
+/// admits `3.0`, which the server's typed parsing refuses (and clients generated
+/// from 3.0 expect integers to be integral). The two differ here only in how
+/// nullability is written: `type: [T, "null"]` and `oneOf: [{type: null}, S]`
+/// become `nullable: true`; and in the license's SPDX `identifier` (3.1 only).
+fn as_openapi_30(doc: &mut serde_json::Value) {
+    use serde_json::Value;
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Object(map) => {
+                map.values_mut().for_each(walk);
+                // type: [T, "null"] -> type: T, nullable: true
+                if let Some(Value::Array(types)) = map.get("type") {
+                    let nullable = types.iter().any(|t| t == "null");
+                    let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                    if let [single] = rest.as_slice() {
+                        map.insert("type".into(), single.clone());
+                    } else {
+                        map.insert("type".into(), Value::Array(rest));
+                    }
+                    if nullable {
+                        map.insert("nullable".into(), Value::Bool(true));
+                    }
+                }
+                // oneOf: [{type: null}, S] -> S, nullable: true
+                let null_or_one = match map.get("oneOf") {
+                    Some(Value::Array(items)) if items.len() == 2 => {
+                        let is_null = |i: &Value| i.get("type").is_some_and(|t| t == "null");
+                        match items.as_slice() {
+                            [a, b] if is_null(a) => Some(b.clone()),
+                            [a, b] if is_null(b) => Some(a.clone()),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some(Value::Object(inner)) = null_or_one {
+                    map.remove("oneOf");
+                    if inner.contains_key("$ref") {
+                        // No siblings beside a $ref in 3.0.
+                        map.insert("allOf".into(), Value::Array(vec![Value::Object(inner)]));
+                    } else {
+                        for (k, val) in inner {
+                            map.entry(k).or_insert(val);
+                        }
+                    }
+                    map.insert("nullable".into(), Value::Bool(true));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(paths) = doc.get_mut("paths") {
+        walk(paths);
+    }
+    if let Some(components) = doc.get_mut("components") {
+        walk(components);
+    }
+    if let Some(license) = doc
+        .pointer_mut("/info/license")
+        .and_then(|l| l.as_object_mut())
+    {
+        license.remove("identifier");
+    }
+    doc["openapi"] = serde_json::Value::from(OPENAPI_VERSION);
 }
 
 /// Renames the fields of every response link to the spec's camelCase
@@ -228,6 +301,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_document_is_openapi_30() {
+        let json = document().unwrap();
+        let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(doc["openapi"], OPENAPI_VERSION);
+        // No 3.1 nullability left: type arrays, `type: null`, identifier.
+        assert!(
+            !json.contains("\"type\":[") && !json.contains("\"null\""),
+            "{json}"
+        );
+        assert!(doc["info"]["license"].get("identifier").is_none());
+        // What was nullable still is.
+        let calls = &doc["components"]["schemas"]["CallRecord"]["properties"];
+        assert_eq!(calls["binding_id"]["nullable"], true);
+        assert_eq!(calls["binding_id"]["type"], "string");
+        assert_eq!(calls["direction"]["nullable"], true);
+        assert_eq!(calls["hangup_by"]["nullable"], true);
+        assert!(calls["via"].get("nullable").is_none());
     }
 
     #[test]
