@@ -170,29 +170,39 @@ pub fn validate_new_binding(req: &NewBinding, now: UnixMs) -> Result<(), Invalid
 }
 
 /// A pool's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// The API's `Pool`: these doc comments are its descriptions in the OpenAPI document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Pool)]
 pub struct PoolSpec {
-    /// Unique name, also the Redis hash tag.
+    /// Unique pool name.
+    // Also the Redis hash tag of the pool's keys.
     pub name: String,
-    /// Country calling code (e.g. 86) used to read national-format input.
+    /// Country calling code (e.g. 86): the pool's numbers are of it, and
+    /// national-format input is read in it.
     pub country: u16,
-    /// Grace after delivery, seconds (default 72 h).
+    /// Seconds a delivered binding stays live (grace after delivery; default 72 h).
     pub grace_s: u64,
-    /// Cooling after a binding ends, seconds (default 24 h).
+    /// Seconds a number rests before it may pair the same parties again (cooling
+    /// after a binding ends; default 24 h).
     pub cooling_s: u64,
     /// Cap on live bindings per number (default 200).
+    #[schema(format = Int64)]
     pub max_bindings_per_number: u32,
-    /// Whether parties may have numbers of other countries than `country` (default
-    /// false). Virtual numbers of the pool must always be of `country`.
+    /// Whether parties (courier, customer) may have numbers of other countries
+    /// than `country` (default false). Virtual numbers of the pool must always be
+    /// of `country`.
     #[serde(default)]
+    #[schema(required = true)]
     pub allow_foreign_parties: bool,
-    /// Whether new bindings get an extension on their X unless the request says
-    /// otherwise (default false).
+    /// Whether new bindings get an extension unless the request says otherwise
+    /// (default false).
     #[serde(default)]
+    #[schema(required = true)]
     pub extensions: bool,
-    /// Digits of an extension, 1–6 (default 4): an X serves at most
-    /// `10^extension_len` live and cooling extensions.
+    /// Digits of an extension, 1 to 6 (default 4); a number serves at most
+    /// 10^extension_len live and cooling extensions.
     #[serde(default = "default_extension_len")]
+    #[schema(required = true, minimum = 1, maximum = 6)]
     pub extension_len: u8,
 }
 
@@ -254,7 +264,7 @@ pub struct NumberSpec {
 }
 
 /// Lifecycle state of a virtual number in its pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NumberState {
     /// Takes new bindings.
@@ -333,7 +343,7 @@ pub struct PoolStats {
 }
 
 /// Bindings per number over the numbers in service: min, median, p95, max.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LoadQuantiles {
     /// Fewest live bindings on a number.
     pub min: u64,
@@ -413,7 +423,7 @@ pub struct NumberPage {
 pub type BindingId = Uuid;
 
 /// Whether a binding is running normally or has been marked delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BindingState {
     /// Created, not yet delivered.

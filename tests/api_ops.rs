@@ -512,5 +512,9 @@ async fn a_number_whose_answer_ratio_collapses_is_suspect_with_evidence() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["calls"].as_array().unwrap().len(), 40);
     assert!(r.json()["bindings"].as_array().unwrap().is_empty());
+    // As GET /v1/calls shows them (the document's CallRecord): RFC 3339 times.
+    let call = &r.json()["calls"][0];
+    assert!(call["invite_at"].as_str().unwrap().ends_with('Z'), "{call}");
+    assert!(call["end_at"].is_string(), "{call}");
     srv.stop().await.unwrap();
 }

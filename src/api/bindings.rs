@@ -3,7 +3,8 @@
 //!
 //! Parties are masked in every answer, except an auditor's
 //! `GET /v1/bindings/{id}?reveal=true`, which is audited (written to the store's audit
-//! log) before the answer leaves; if the audit write fails, so does the read.
+//! log) before the answer leaves; if the audit write fails, so does the read. How a
+//! binding is shown, and the answers that carry one, are in `binding_view.rs`.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -12,13 +13,25 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::auth::{role_name, BINDING_READERS, BINDING_WRITERS, REVEALERS};
+pub(crate) use super::binding_view::BindingView;
+use super::binding_view::{
+    CreateConflict, CreateUnavailable, CreatedBinding, DeliveredBinding, ListPoolNotFound,
+    ReassignConflict, UpdatedBinding,
+};
 use super::error::HttpError;
+use super::openapi::responses::{
+    BadInput, BindingNotFound, BodyErrors, Forbidden, Internal, KeyedErrors, NotJson, PoolNotFound,
+    RateLimited, Unauthorized,
+};
+use super::openapi::roles;
+use super::params::BindingPath;
 use super::{json, no_content, AppState, Caller, PathParams, QueryPairs, METRIC_BINDINGS_CREATED};
 use crate::bindings::{
     datetime_to_ms, ms_to_datetime, now_ms, validate_area, validate_expiry, validate_shipment_id,
-    Binding, BindingId, BindingPatch, BindingState, Created, NewBinding, PoolSpec, UnixMs,
+    BindingId, BindingPatch, Created, NewBinding, PoolSpec, UnixMs,
 };
 use crate::numbers::E164;
 use crate::store::AuditEntry;
@@ -94,72 +107,72 @@ fn check_party_country(spec: &PoolSpec, field: &str, party: &E164) -> Result<(),
     ))
 }
 
-/// A binding as the API shows it.
-#[derive(Debug, Serialize)]
-pub(crate) struct BindingView {
-    id: BindingId,
-    pool: String,
-    shipment_id: String,
-    number: String,
-    party_a: String,
-    party_b: String,
-    expires_at: String,
-    state: BindingState,
-    /// The extension on `number` (printed waybills), if the binding has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extension: Option<String>,
-    /// What a phone dials to reach the courier through the extension:
-    /// `tel:<number>,<extension>` (the comma is a pause before the digits).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dial_string: Option<String>,
-}
-
-/// The `tel:` URI that dials `number` and then keys `extension` after a pause.
-pub(crate) fn dial_string(number: &E164, extension: &str) -> String {
-    format!("tel:{},{}", number.expose(), extension)
-}
-
-impl BindingView {
-    /// Masked parties unless `reveal` (an audited auditor read).
-    pub(crate) fn new(b: &Binding, reveal: bool) -> Self {
-        let party = |n: &E164| {
-            if reveal {
-                n.expose().to_owned()
-            } else {
-                n.masked()
-            }
-        };
-        Self {
-            id: b.id,
-            pool: b.pool.clone(),
-            shipment_id: b.shipment_id.clone(),
-            // The virtual number is ours, not a person's: shown in clear.
-            number: b.number.expose().to_owned(),
-            party_a: party(&b.party_a),
-            party_b: party(&b.party_b),
-            expires_at: fmt_time(b.expires_at),
-            state: b.state,
-            extension: b.extension.clone(),
-            dial_string: b.extension.as_ref().map(|e| dial_string(&b.number, e)),
-        }
-    }
-}
-
-#[derive(Deserialize)]
+/// Exactly one of `expires_at` and `ttl_s` (neither or both: 400 `invalid_field`).
+/// Optional fields may be omitted; `null` is refused. Rules the schema cannot
+/// state, refused with 400 `invalid_field`: `expires_at` must be in the future and
+/// at most 366 days ahead; the parties must differ and, unless the pool has
+/// `allow_foreign_parties`, be of the pool's country.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreateBinding, example = json!({
+    "pool": "demo",
+    "shipment_id": "SF1234567890",
+    "party_a": "+8613800138000",
+    "party_b": "+8613900139000",
+    "ttl_s": 86400
+}))]
 struct CreateBody {
+    /// Pool name.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     pool: String,
+    /// Idempotency key within the pool: 1 to 128 printable ASCII characters, no
+    /// spaces.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     shipment_id: String,
+    /// Courier.
+    /// A phone number: E.164 (`+8613800138000`), or with `00` for `+`, or in
+    /// national format for the pool's country; spaces, `-`, `.`, `(` and `)` are
+    /// ignored. At most 32 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[ ().-]*(\+[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|0[ ().-]*0[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|[0-9]([ ().-]*[0-9]){4,14})[ ().-]*$"
+    )]
     party_a: String,
+    /// Customer.
+    /// A phone number: E.164 (`+8613800138000`), or with `00` for `+`, or in
+    /// national format for the pool's country; spaces, `-`, `.`, `(` and `)` are
+    /// ignored. At most 32 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[ ().-]*(\+[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|0[ ().-]*0[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|[0-9]([ ().-]*[0-9]){4,14})[ ().-]*$"
+    )]
     party_b: String,
+    /// RFC 3339; in the future and at most 366 days ahead.
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(nullable = false, format = DateTime)]
     expires_at: Option<String>,
+    /// Seconds from now, 1 to 31622400 (366 days).
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(nullable = false, minimum = 1, maximum = 31622400)]
     ttl_s: Option<u64>,
+    /// Preferred area tag of the virtual number: 1 to 32 letters, digits, `_` or
+    /// `-`.
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_-]+$"
+    )]
     area: Option<String>,
-    /// Ask for an extension on X (default: the pool's `extensions` setting).
+    /// Ask for an extension on the virtual number (printed waybills: any phone can
+    /// call the number and key the extension). Default: the pool's `extensions`
+    /// setting. An extension binding needs a number with a free extension; none
+    /// left is `409 pool_exhausted`.
     #[serde(default)]
+    #[schema(nullable = false)]
     extension: Option<bool>,
 }
 
@@ -179,6 +192,35 @@ fn creation_outcome(r: &Result<Created, HttpError>) -> &'static str {
 }
 
 /// `POST /v1/bindings`
+#[utoipa::path(
+    post,
+    path = "/v1/bindings",
+    operation_id = "createBinding",
+    tag = "bindings",
+    summary = "Create a binding (idempotent per pool and shipment).",
+    description = roles(
+        BINDING_WRITERS,
+        "\n\nA `503 store_unavailable` does not mean the binding was not created: when the store \
+         stalls past its call timeout, the creation may still commit afterwards. Retry the same \
+         request (same pool, shipment id and parties) after `Retry-After`: it answers `200` with \
+         the binding that was committed, or `201` if none was. Retries never create a second \
+         binding for a shipment.",
+    ),
+    request_body = CreateBody,
+    responses(
+        CreatedBinding,
+        BadInput,
+        Unauthorized,
+        Forbidden,
+        PoolNotFound,
+        CreateConflict,
+        BodyErrors,
+        NotJson,
+        RateLimited,
+        Internal,
+        CreateUnavailable,
+    ),
+)]
 pub(crate) async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -286,10 +328,30 @@ pub(crate) fn parse_uuid(s: &str) -> Option<BindingId> {
 }
 
 /// `GET /v1/bindings/{id}[?reveal=true]`
+#[utoipa::path(
+    get,
+    path = "/v1/bindings/{id}",
+    operation_id = "getBinding",
+    tag = "bindings",
+    summary = "A live binding. With `reveal=true` (auditor only) the parties are shown in clear \
+               and the read is written to the audit log first.",
+    description = roles(BINDING_READERS, ""),
+    params(
+        BindingPath,
+        ("reveal" = Option<bool>, Query,
+            description = "Show parties unmasked (auditor only; audited): `true` or `false`."),
+    ),
+    responses(
+        (status = 200, description = "The binding.", body = BindingView),
+        BadInput,
+        KeyedErrors,
+        BindingNotFound,
+    ),
+)]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams(id): PathParams<String>,
+    PathParams(BindingPath { id }): PathParams<BindingPath>,
     query: QueryPairs,
 ) -> Result<Response, HttpError> {
     caller.require(BINDING_READERS)?;
@@ -335,12 +397,33 @@ pub(crate) async fn get(
     Ok(resp)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct BindingList {
     bindings: Vec<BindingView>,
 }
 
 /// `GET /v1/bindings?shipment_id=...[&pool=...]`
+#[utoipa::path(
+    get,
+    path = "/v1/bindings",
+    operation_id = "findBindings",
+    tag = "bindings",
+    summary = "Live bindings of a shipment.",
+    description = roles(BINDING_READERS, ""),
+    params(
+        ("shipment_id" = String, Query, min_length = 1, max_length = 128, pattern = "^[!-~]+$",
+            example = "SF1234567890",
+            description = "The shipment id: 1 to 128 printable ASCII characters, no spaces."),
+        ("pool" = Option<String>, Query, min_length = 1, max_length = 64,
+            pattern = "^[A-Za-z0-9_-]+$", example = "demo", description = "Only this pool."),
+    ),
+    responses(
+        (status = 200, description = "Bindings (parties masked).", body = BindingList),
+        BadInput,
+        KeyedErrors,
+        ListPoolNotFound,
+    ),
+)]
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -367,22 +450,84 @@ pub(crate) async fn list(
     Ok(json::respond(StatusCode::OK, &BindingList { bindings }))
 }
 
-#[derive(Deserialize)]
+/// At least one field. `null` is refused. Rules the schema cannot state, refused
+/// with 400 `invalid_field`: `expires_at` must be in the future and at most 366
+/// days ahead; a new party must differ from the other one and, unless the pool has
+/// `allow_foreign_parties`, be of the pool's country.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PatchBinding, example = json!({"party_a": "+8613800138001"}))]
 struct PatchBody {
+    /// New courier.
+    /// A phone number: E.164 (`+8613800138000`), or with `00` for `+`, or in
+    /// national format for the pool's country; spaces, `-`, `.`, `(` and `)` are
+    /// ignored. At most 32 characters.
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[ ().-]*(\+[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|0[ ().-]*0[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|[0-9]([ ().-]*[0-9]){4,14})[ ().-]*$"
+    )]
     party_a: Option<String>,
+    /// New customer.
+    /// A phone number: E.164 (`+8613800138000`), or with `00` for `+`, or in
+    /// national format for the pool's country; spaces, `-`, `.`, `(` and `)` are
+    /// ignored. At most 32 characters.
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[ ().-]*(\+[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|0[ ().-]*0[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|[0-9]([ ().-]*[0-9]){4,14})[ ().-]*$"
+    )]
     party_b: Option<String>,
+    /// RFC 3339; in the future and at most 366 days ahead.
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(nullable = false, format = DateTime)]
     expires_at: Option<String>,
 }
 
+/// Sets `minProperties: 1` on `PatchBinding` (utoipa 5.5's `min_properties`
+/// attribute writes `maxProperties` instead).
+pub(crate) struct PatchMinProperties;
+
+impl utoipa::Modify for PatchMinProperties {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let schema = doc
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut(PatchBody::name().as_ref()));
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(o))) = schema {
+            o.min_properties = Some(1);
+        }
+    }
+}
+
 /// `PATCH /v1/bindings/{id}`
+#[utoipa::path(
+    patch,
+    path = "/v1/bindings/{id}",
+    operation_id = "updateBinding",
+    tag = "bindings",
+    summary = "Reassign a party (courier handover) and/or change expiry.",
+    description = roles(BINDING_WRITERS, ""),
+    params(BindingPath),
+    request_body = PatchBody,
+    responses(
+        UpdatedBinding,
+        BadInput,
+        KeyedErrors,
+        BindingNotFound,
+        ReassignConflict,
+        BodyErrors,
+        NotJson,
+    ),
+)]
 pub(crate) async fn update(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams(id): PathParams<String>,
+    PathParams(BindingPath { id }): PathParams<BindingPath>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
@@ -443,10 +588,20 @@ pub(crate) async fn update(
 }
 
 /// `POST /v1/bindings/{id}/delivered`
+#[utoipa::path(
+    post,
+    path = "/v1/bindings/{id}/delivered",
+    operation_id = "markDelivered",
+    tag = "bindings",
+    summary = "Mark delivered: expiry becomes now + the pool's grace.",
+    description = roles(BINDING_WRITERS, ""),
+    params(BindingPath),
+    responses(DeliveredBinding, BadInput, KeyedErrors, BindingNotFound),
+)]
 pub(crate) async fn delivered(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams(id): PathParams<String>,
+    PathParams(BindingPath { id }): PathParams<BindingPath>,
 ) -> Result<Response, HttpError> {
     caller.require(BINDING_WRITERS)?;
     let id = binding_id(&id)?;
@@ -455,10 +610,25 @@ pub(crate) async fn delivered(
 }
 
 /// `DELETE /v1/bindings/{id}`
+#[utoipa::path(
+    delete,
+    path = "/v1/bindings/{id}",
+    operation_id = "deleteBinding",
+    tag = "bindings",
+    summary = "End a binding now (its parties start cooling on the number).",
+    description = roles(BINDING_WRITERS, ""),
+    params(BindingPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        BadInput,
+        KeyedErrors,
+        BindingNotFound,
+    ),
+)]
 pub(crate) async fn delete(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams(id): PathParams<String>,
+    PathParams(BindingPath { id }): PathParams<BindingPath>,
 ) -> Result<Response, HttpError> {
     caller.require(BINDING_WRITERS)?;
     let id = binding_id(&id)?;

@@ -6,9 +6,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
+use utoipa::openapi::schema::SchemaType;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::ToSchema;
+
 use super::auth::BINDING_READERS;
 use super::bindings::{fmt_time, parse_time};
 use super::error::HttpError;
+use super::openapi::responses::{BadInput, KeyedErrors};
+use super::openapi::roles;
 use super::{json, AppState, Caller, QueryPairs};
 use crate::events::{CallQuery, CallRecord, Direction};
 use crate::numbers::E164;
@@ -17,29 +23,75 @@ use crate::numbers::E164;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-#[derive(Serialize)]
-struct CallView {
+/// A call record as the API shows it (numbers masked).
+#[derive(Serialize, ToSchema)]
+#[schema(as = CallRecord)]
+pub(crate) struct CallView {
+    /// Record id (UUID v7).
     id: String,
+    /// Binding that routed the call.
     binding_id: Option<String>,
     shipment_id: Option<String>,
     pool: Option<String>,
+    /// The dialled virtual number (E.164).
     number: String,
+    #[schema(inline)]
     direction: Option<Direction>,
+    /// Caller, masked (+86 138****5678).
     caller: String,
+    /// Callee, masked.
     callee: Option<String>,
     trunk: String,
+    #[schema(format = DateTime)]
     invite_at: String,
+    #[schema(format = DateTime)]
     ringing_at: Option<String>,
+    #[schema(format = DateTime)]
     answer_at: Option<String>,
+    #[schema(format = DateTime)]
     end_at: String,
+    /// Answered time.
     duration_ms: u64,
+    /// completed, no_binding, unknown_number, busy, declined, no_answer, cancelled,
+    /// failed, rate_limited, store_unavailable, media_timeout, max_duration,
+    /// callee_timeout, ports_exhausted, shutdown.
     end_reason: String,
+    /// Final status towards the caller.
     sip_status: u16,
+    #[schema(schema_with = hangup_by)]
     hangup_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = via)]
     via: Option<String>,
+    /// Outcome of the IVR when the relay answered the call itself: `extension`,
+    /// `default_party`, `wrong_extension`, `no_digits`, `not_serving`, `no_route`,
+    /// `caller_hung_up`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     ivr: Option<String>,
+}
+
+/// `hangup_by`: who hung up an answered call (null otherwise).
+fn hangup_by() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([
+            serde_json::json!("caller"),
+            serde_json::json!("callee"),
+            serde_json::json!("relay"),
+            serde_json::Value::Null,
+        ]))
+}
+
+/// `via`: how the callee was found, when not by the caller's own binding.
+fn via() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["extension", "default_party"]))
+        .description(Some(
+            "How the callee was found when not by the caller's own binding: an extension \
+             keyed in the IVR, or the number's default party (AXN).",
+        ))
 }
 
 impl From<CallRecord> for CallView {
@@ -68,12 +120,48 @@ impl From<CallRecord> for CallView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CallList {
     calls: Vec<CallView>,
 }
 
 /// `GET /v1/calls?binding_id=&shipment_id=&number=&since=&until=&limit=`
+#[utoipa::path(
+    get,
+    path = "/v1/calls",
+    operation_id = "listCalls",
+    tag = "records",
+    summary = "Call records through the voice relay, newest first (numbers masked).",
+    description = roles(
+        BINDING_READERS,
+        "Every call that reached the relay from a trusted trunk leaves one record: answered, \
+         rejected (no binding, unknown number, rate limited, store unavailable), cancelled, \
+         busy, not answered. Kept 30 days (Redis Stream; the memory store keeps the newest \
+         100,000). Party numbers are masked; the virtual number is shown as is.",
+    ),
+    params(
+        ("binding_id" = Option<String>, Query, format = Uuid,
+            pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+            description = "Binding id: a UUID in its hyphenated form."),
+        ("shipment_id" = Option<String>, Query, min_length = 1, max_length = 128,
+            pattern = "^[!-~]+$", example = "SF1234567890",
+            description = "Only calls of this shipment (1 to 128 characters): 1 to 128 \
+                printable ASCII characters, no spaces."),
+        ("number" = Option<String>, Query, pattern = r"^\+[1-9][0-9]{7,14}$",
+            description = "Only calls to this virtual number (E.164)."),
+        ("since" = Option<String>, Query, format = DateTime,
+            description = "Only calls whose INVITE arrived at or after this time (RFC 3339)."),
+        ("until" = Option<String>, Query, format = DateTime,
+            description = "Only calls whose INVITE arrived before this time (RFC 3339)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "How many records, 1 to 1000 (default 100)."),
+    ),
+    responses(
+        (status = 200, description = "Records.", body = CallList),
+        BadInput,
+        KeyedErrors,
+    ),
+)]
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,

@@ -216,24 +216,30 @@ impl From<StoreError> for HttpError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
+    #[schema(inline)]
+    error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorDetail<'a> {
+    #[schema(example = "pool_exhausted")]
     code: &'a str,
     message: &'a str,
+    /// The input field at fault, e.g. `party_a` or `numbers[3].number`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     field: Option<&'a str>,
 }
 
 impl HttpError {
     /// The JSON body of this error.
     pub fn body_json(&self) -> String {
-        let body = Body {
-            error: Inner {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),

@@ -11,32 +11,64 @@ use serde::Serialize;
 
 use super::auth::BINDING_WRITERS;
 use super::error::HttpError;
+use super::openapi::responses::{BadInput, BindingNotFound, KeyedErrors};
+use super::openapi::roles;
+use super::params::LabelPath;
 use super::{json, AppState, Caller, PathParams};
 use crate::bindings::{now_ms, BindingId};
 use crate::label;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Label)]
 struct LabelView {
+    #[schema(value_type = String, format = Uuid)]
     binding_id: BindingId,
     shipment_id: String,
-    /// The customer's national number, at least six digits hidden.
+    /// The customer's national number with at least 6 digits hidden.
+    #[schema(example = "139******01")]
     customer: String,
-    /// The virtual number, grouped for print.
+    /// The virtual number (national, grouped).
+    #[schema(example = "171 0000 1234")]
     number: String,
+    /// Present when the binding has an extension.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "5821")]
     extension: Option<String>,
-    /// The whole printed line (`171 0000 1234 转 5821`).
+    /// The line to print.
+    #[schema(example = "171 0000 1234 转 5821")]
     printed: String,
+    #[schema(example = "tel:+8617100001234,5821")]
     dial_string: String,
-    /// The QR code of `dial_string`, an SVG document.
+    /// SVG document: a QR code of `dial_string`.
     qr_svg: String,
 }
 
 /// `GET /v1/bindings/{id}/label`
+#[utoipa::path(
+    get,
+    path = "/v1/bindings/{id}/label",
+    operation_id = "getLabel",
+    tag = "bindings",
+    summary = "What a waybill prints: the customer's number with at least 6 digits hidden, the \
+               virtual number and extension as printed, the tel: dial string and its QR code \
+               (SVG).",
+    description = roles(
+        BINDING_WRITERS,
+        "Which digits stay visible is `[api] label_keep_first` / `label_keep_last` (default 3 \
+         and 2: `139******01`); at least 6 digits are always hidden.",
+    ),
+    params(LabelPath),
+    responses(
+        (status = 200, description = "The label.", body = LabelView),
+        BadInput,
+        KeyedErrors,
+        BindingNotFound,
+    ),
+)]
 pub(crate) async fn get(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams(id): PathParams<String>,
+    PathParams(LabelPath { id }): PathParams<LabelPath>,
 ) -> Result<Response, HttpError> {
     // Labels are printed by the platform that ships (role app; admin too).
     caller.require(BINDING_WRITERS)?;

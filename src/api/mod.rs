@@ -55,14 +55,19 @@ use crate::config::ApiConfig;
 use crate::store::BindingStore;
 
 pub mod auth;
+mod binding_view;
 mod bindings;
 mod calls;
 mod conn;
 mod console;
 pub mod error;
+mod import;
 pub mod json;
 mod label;
+pub mod openapi;
 mod ops;
+mod overview;
+mod params;
 mod poolops;
 mod pools;
 mod preface;
@@ -265,7 +270,7 @@ impl Api {
         let summaries = tokio::spawn(self.refusals.clone().run(self.summary_every));
         let gauges = self
             .pool_metrics
-            .map(|store| tokio::spawn(poolops::publish_metrics(store)));
+            .map(|store| tokio::spawn(overview::publish_metrics(store)));
         let result = server::serve(self.router, self.tls, self.limits, listener, shutdown).await;
         summaries.abort();
         if let Some(g) = gauges {
@@ -319,12 +324,12 @@ fn build_router(state: AppState) -> (Router, Vec<(&'static str, &'static [&'stat
     .add(
         "/v1/pools/{pool}/overview",
         &["GET"],
-        get(poolops::overview),
+        get(overview::overview),
     )
     .add(
         "/v1/pools/{pool}/numbers",
         &["GET", "POST"],
-        get(poolops::numbers).post(pools::import),
+        get(poolops::numbers).post(import::import),
     )
     .add(
         "/v1/pools/{pool}/numbers/{number}/quarantine",

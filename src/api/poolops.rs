@@ -1,7 +1,7 @@
-//! The ops console's API (issue "Ops console"): pool overview with sizing advice,
-//! paged number health, quarantine / release / retire with an audited reason,
-//! (the sizing advice is in `sizing.rs`, shipment lookup with the auditor's
-//! audited reveal in `shipments.rs`).
+//! The ops console's API (issue "Ops console"): paged number health, quarantine /
+//! release / retire with an audited reason (the pool overview is in `overview.rs`,
+//! its sizing advice in `sizing.rs`, shipment lookup with the auditor's audited
+//! reveal in `shipments.rs`).
 //!
 //! Nothing here shows a party's number in clear except the reveal, which is
 //! written to the audit log before it is answered (no audit → 503, no reveal).
@@ -17,15 +17,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+use utoipa::ToSchema;
+
 use super::auth::{role_name, POOL_READERS};
-use super::bindings::{fmt_time, parse_number};
+use super::bindings::parse_number;
 use super::error::HttpError;
-use super::sizing::{sizing, SizingView};
-use super::{json, AppState, Caller, PathParams, QueryPairs};
-use crate::bindings::{
-    now_ms, validate_pool_name, AllocationBucket, LoadQuantiles, NumberState, PoolOverview,
-    PoolSpec,
+use super::openapi::responses::{
+    BadInput, BodyErrors, KeyedErrors, NotJson, PoolNotFound, PoolOrNumberNotFound,
 };
+use super::openapi::roles;
+use super::params::{PoolNumberPath, PoolPath};
+use super::{json, AppState, Caller, PathParams, QueryPairs};
+use crate::bindings::{now_ms, validate_pool_name, NumberState};
 use crate::config::Role;
 use crate::events::{CallQuery, CallRecord, MessageQuery, MessageRecord};
 use crate::store::AuditEntry;
@@ -45,7 +48,7 @@ const SUSPECT_SHARE: f64 = 0.5;
 const SHORT_CALL_MS: u64 = 10_000;
 const DAY_MS: i64 = 86_400_000;
 
-fn pool_in_path(pool: &str) -> Result<(), HttpError> {
+pub(super) fn pool_in_path(pool: &str) -> Result<(), HttpError> {
     validate_pool_name(pool).map_err(|e| {
         HttpError::new(
             StatusCode::BAD_REQUEST,
@@ -77,170 +80,6 @@ pub(super) fn reason(raw: Option<&str>) -> Result<String, HttpError> {
     Ok(r.to_owned())
 }
 
-#[derive(Serialize)]
-struct NumbersCount {
-    active: u64,
-    draining: u64,
-    retired: u64,
-    quarantined: u64,
-}
-
-#[derive(Serialize)]
-struct PartyView {
-    party: String,
-    live_bindings: u64,
-    exhaustion: f64,
-}
-
-#[derive(Serialize)]
-struct BucketView {
-    start: String,
-    allocations: u64,
-    exhausted: u64,
-    live_sample: Option<u64>,
-}
-
-impl From<&AllocationBucket> for BucketView {
-    fn from(b: &AllocationBucket) -> Self {
-        Self {
-            start: fmt_time(b.start),
-            allocations: b.allocations,
-            exhausted: b.exhausted,
-            live_sample: b.live_sample,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Totals {
-    allocations: u64,
-    exhausted: u64,
-}
-
-#[derive(Serialize)]
-struct OverviewView {
-    pool: PoolSpec,
-    numbers: NumbersCount,
-    live_bindings: u64,
-    cooling: u64,
-    bindings_per_number: LoadQuantiles,
-    busiest_parties: Vec<PartyView>,
-    last_hour: Totals,
-    last_day: Totals,
-    hours: Vec<BucketView>,
-    sizing: SizingView,
-}
-
-/// Publishes the overview as gauges (labels: pool name only).
-fn export_metrics(o: &PoolOverview, s: &SizingView) {
-    let pool = o.spec.name.clone();
-    for (state, n) in [
-        ("active", o.active),
-        ("draining", o.draining),
-        ("retired", o.retired),
-        ("quarantined", o.quarantined),
-    ] {
-        metrics::gauge!("maskline_pool_numbers", "pool" => pool.clone(), "state" => state)
-            .set(n as f64);
-    }
-    metrics::gauge!("maskline_pool_live_bindings", "pool" => pool.clone())
-        .set(o.live_bindings as f64);
-    metrics::gauge!("maskline_pool_cooling_holds", "pool" => pool.clone()).set(o.cooling as f64);
-    for (q, v) in [
-        ("min", o.per_number.min),
-        ("median", o.per_number.median),
-        ("p95", o.per_number.p95),
-        ("max", o.per_number.max),
-    ] {
-        metrics::gauge!("maskline_pool_bindings_per_number", "pool" => pool.clone(), "quantile" => q)
-            .set(v as f64);
-    }
-    metrics::gauge!("maskline_pool_peak_party_exhaustion", "pool" => pool.clone())
-        .set(s.peak_party_exhaustion);
-    metrics::gauge!("maskline_pool_allocations_last_hour", "pool" => pool.clone())
-        .set(o.last_hour.allocations as f64);
-    metrics::gauge!("maskline_pool_exhausted_last_hour", "pool" => pool.clone())
-        .set(o.last_hour.exhausted as f64);
-    metrics::gauge!("maskline_pool_recommended_numbers", "pool" => pool)
-        .set(s.recommended_numbers as f64);
-}
-
-/// How often [`publish_metrics`] refreshes the pool gauges (and the live samples
-/// behind the console's charts).
-pub const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Publishes every pool's overview as Prometheus gauges, every [`METRICS_EVERY`],
-/// until dropped; each pass also samples the live total for the charts. A failed
-/// pass is logged at DEBUG and retried on the next tick.
-pub(crate) async fn publish_metrics(store: std::sync::Arc<dyn crate::store::BindingStore>) {
-    let mut tick = tokio::time::interval(METRICS_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let pools = match store.list_pools().await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::debug!(error = %e, "pool metrics: cannot list pools");
-                continue;
-            }
-        };
-        for p in pools {
-            match store.pool_overview(&p.name, now_ms()).await {
-                Ok(o) => export_metrics(&o, &sizing(&o)),
-                Err(e) => tracing::debug!(error = %e, "pool metrics: overview failed"),
-            }
-        }
-    }
-}
-
-/// `GET /v1/pools/{pool}/overview`
-pub(crate) async fn overview(
-    State(st): State<AppState>,
-    caller: Caller,
-    PathParams(pool): PathParams<String>,
-    query: QueryPairs,
-) -> Result<Response, HttpError> {
-    caller.require(POOL_READERS)?;
-    pool_in_path(&pool)?;
-    query.only(&[])?;
-    let o = st.store.pool_overview(&pool, now_ms()).await?;
-    let sizing = sizing(&o);
-    export_metrics(&o, &sizing);
-    let in_service = o.active.max(1) as f64;
-    let view = OverviewView {
-        numbers: NumbersCount {
-            active: o.active,
-            draining: o.draining,
-            retired: o.retired,
-            quarantined: o.quarantined,
-        },
-        live_bindings: o.live_bindings,
-        cooling: o.cooling,
-        bindings_per_number: o.per_number,
-        busiest_parties: o
-            .busiest_parties
-            .iter()
-            .map(|p| PartyView {
-                party: format!("party#{}", p.party.get(..8).unwrap_or(&p.party)),
-                live_bindings: p.live_bindings,
-                exhaustion: ((p.live_bindings as f64 / in_service) * 1000.0).round() / 1000.0,
-            })
-            .collect(),
-        last_hour: Totals {
-            allocations: o.last_hour.allocations,
-            exhausted: o.last_hour.exhausted,
-        },
-        last_day: Totals {
-            allocations: o.hours.iter().map(|h| h.allocations).sum(),
-            exhausted: o.hours.iter().map(|h| h.exhausted).sum(),
-        },
-        hours: o.hours.iter().map(BucketView::from).collect(),
-        sizing,
-        pool: o.spec,
-    };
-    Ok(json::respond(StatusCode::OK, &view))
-}
-
 /// Health of one number over the last 24 hours.
 #[derive(Default, Clone)]
 struct Health {
@@ -257,26 +96,38 @@ impl Health {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct NumberView {
+    /// Virtual number (ours; in clear).
     number: String,
+    #[schema(required = true)]
     area: Option<String>,
+    #[schema(inline)]
     state: NumberState,
     live_bindings: u64,
     calls_24h: u64,
     texts_24h: u64,
+    #[schema(required = true)]
     answer_ratio: Option<f64>,
+    /// Answered calls under 10 s / answered calls.
+    #[schema(required = true)]
     short_call_ratio: Option<f64>,
+    /// Calls no binding routed and texts not forwarded.
     rejections_24h: u64,
     suspect: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     evidence: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = NumberList)]
 struct NumberListView {
+    #[schema(inline, max_items = 500)]
     numbers: Vec<NumberView>,
+    #[schema(required = true)]
     next_cursor: Option<String>,
+    #[schema(required = true)]
     pool_median_answer_ratio: Option<f64>,
 }
 
@@ -326,10 +177,37 @@ fn tally(calls: &[CallRecord], texts: &[MessageRecord], pool: &str) -> HashMap<S
 }
 
 /// `GET /v1/pools/{pool}/numbers?cursor=&limit=`: a page of numbers with health.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}/numbers",
+    operation_id = "listNumbers",
+    tag = "pools",
+    summary = "A page of the pool's numbers with their health over the last 24 hours.",
+    description = roles(
+        POOL_READERS,
+        "Numbers in number order; pass `next_cursor` as `cursor` for the next page. Health \
+         comes from the newest 20,000 call and SMS records of the last 24 hours (a bounded \
+         scan). A number whose answer ratio is under half the pool's median (5 calls or more) \
+         is `suspect`, with the evidence.",
+    ),
+    params(
+        PoolPath,
+        ("cursor" = Option<String>, Query, max_length = 15, pattern = "^[0-9]*$",
+            description = "`next_cursor` of the previous page (digits)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500,
+            description = "Numbers per page, 1 to 500 (default 50)."),
+    ),
+    responses(
+        (status = 200, description = "A page of numbers.", body = NumberListView),
+        BadInput,
+        KeyedErrors,
+        PoolNotFound,
+    ),
+)]
 pub(crate) async fn numbers(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams(pool): PathParams<String>,
+    PathParams(PoolPath { pool }): PathParams<PoolPath>,
     query: QueryPairs,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_READERS)?;
@@ -427,18 +305,40 @@ pub(crate) async fn numbers(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Reason)]
 struct ReasonBody {
+    /// Why (written to the audit log).
     #[serde(default)]
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 3,
+        max_length = 500,
+        pattern = r"\S"
+    )]
     reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = NumberStateChange)]
 struct StateChange {
     number: String,
+    #[schema(inline)]
     state: NumberState,
+    #[schema(inline)]
     previous: NumberState,
+}
+
+/// The description of a number state change: who may, and the audit.
+fn audited_change() -> String {
+    roles(
+        NUMBER_OPERATORS,
+        "The reason is required; the change is written to the audit log (who, when, why) \
+         before it is made: if the audit log cannot be written the answer is 503 and nothing \
+         changes.",
+    )
 }
 
 /// Writes an audit entry; a failure refuses the act (503), never skips the log.
@@ -503,10 +403,31 @@ async fn change_state(
 }
 
 /// `POST /v1/pools/{pool}/numbers/{number}/quarantine` `{"reason"}`
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/numbers/{number}/quarantine",
+    operation_id = "quarantineNumber",
+    tag = "pools",
+    summary = "Quarantine a number: no new bindings, existing ones live out (e.g. flagged as spam).",
+    description = audited_change(),
+    params(PoolNumberPath),
+    request_body(content(
+        (ReasonBody = "application/json",
+            example = json!({"reason": "answer ratio collapsed; flagged as spam"})),
+    )),
+    responses(
+        (status = 200, description = "The new and the previous state.", body = StateChange),
+        BadInput,
+        KeyedErrors,
+        PoolOrNumberNotFound,
+        BodyErrors,
+        NotJson,
+    ),
+)]
 pub(crate) async fn quarantine(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams((pool, number)): PathParams<(String, String)>,
+    PathParams(PoolNumberPath { pool, number }): PathParams<PoolNumberPath>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
@@ -523,10 +444,31 @@ pub(crate) async fn quarantine(
 }
 
 /// `POST /v1/pools/{pool}/numbers/{number}/release` `{"reason"}`
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/numbers/{number}/release",
+    operation_id = "releaseNumber",
+    tag = "pools",
+    summary = "Return a quarantined or retired number to service.",
+    description = audited_change(),
+    params(PoolNumberPath),
+    request_body(content(
+        (ReasonBody = "application/json",
+            example = json!({"reason": "answer ratio collapsed; flagged as spam"})),
+    )),
+    responses(
+        (status = 200, description = "The new and the previous state.", body = StateChange),
+        BadInput,
+        KeyedErrors,
+        PoolOrNumberNotFound,
+        BodyErrors,
+        NotJson,
+    ),
+)]
 pub(crate) async fn release(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams((pool, number)): PathParams<(String, String)>,
+    PathParams(PoolNumberPath { pool, number }): PathParams<PoolNumberPath>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {
@@ -534,10 +476,31 @@ pub(crate) async fn release(
 }
 
 /// `POST /v1/pools/{pool}/numbers/{number}/retire` `{"reason"}`
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/numbers/{number}/retire",
+    operation_id = "retireNumberAudited",
+    tag = "pools",
+    summary = "Retire a number: no new bindings, existing ones live out.",
+    description = audited_change(),
+    params(PoolNumberPath),
+    request_body(content(
+        (ReasonBody = "application/json",
+            example = json!({"reason": "answer ratio collapsed; flagged as spam"})),
+    )),
+    responses(
+        (status = 200, description = "The new and the previous state.", body = StateChange),
+        BadInput,
+        KeyedErrors,
+        PoolOrNumberNotFound,
+        BodyErrors,
+        NotJson,
+    ),
+)]
 pub(crate) async fn retire(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams((pool, number)): PathParams<(String, String)>,
+    PathParams(PoolNumberPath { pool, number }): PathParams<PoolNumberPath>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, HttpError> {

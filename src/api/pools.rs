@@ -1,31 +1,34 @@
-//! `/v1/pools`: create and list pools, statistics, number import (JSON or CSV),
-//! retiring a number, and the route troubleshooting view.
-//!
-//! Imports never fail as a whole for one bad entry: each bad entry is reported by
-//! index (JSON) or line number (CSV, the header is line 1) and the rest are imported.
+//! `/v1/pools`: create and list pools, statistics, retiring a number, and the route
+//! troubleshooting view (number import is in `import.rs`).
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::{POOL_READERS, POOL_WRITERS};
 use super::bindings::{fmt_time, parse_number};
 use super::error::HttpError;
+use super::openapi::responses::{
+    error, shared_responses, BadInput, BodyErrors, KeyedErrors, NotJson, PoolNotFound,
+    PoolOrNumberNotFound,
+};
+use super::openapi::roles;
+use super::params::{PoolNumberPath, PoolPath};
 use super::{json, no_content, AppState, Caller, PathParams, QueryPairs};
 use crate::bindings::{
-    now_ms, validate_area, validate_pool_name, Capabilities, NumberSpec, NumberState, PoolSpec,
-    DEFAULT_COOLING_S, DEFAULT_EXTENSION_LEN, DEFAULT_GRACE_S, DEFAULT_MAX_BINDINGS_PER_NUMBER,
+    now_ms, validate_pool_name, NumberState, PoolSpec, DEFAULT_COOLING_S, DEFAULT_EXTENSION_LEN,
+    DEFAULT_GRACE_S, DEFAULT_MAX_BINDINGS_PER_NUMBER,
 };
-use crate::numbers::E164;
 
 /// Longest grace or cooling accepted (a year), so typos do not pin numbers forever.
 const MAX_PERIOD_S: u64 = 366 * 24 * 3600;
 
 /// Refuses a pool name in a path that no pool can have (400 `invalid_path`,
 /// without echoing it).
-fn pool_in_path(pool: &str) -> Result<(), HttpError> {
+pub(super) fn pool_in_path(pool: &str) -> Result<(), HttpError> {
     validate_pool_name(pool).map_err(|e| {
         HttpError::new(
             StatusCode::BAD_REQUEST,
@@ -36,26 +39,94 @@ fn pool_in_path(pool: &str) -> Result<(), HttpError> {
     })
 }
 
-#[derive(Deserialize)]
+/// Optional fields may be omitted; `null` is refused (400 `invalid_field`) like any
+/// other wrong type.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "sh-express",
+    "country": 86,
+    "grace_s": 259200,
+    "cooling_s": 86400,
+    "max_bindings_per_number": 200,
+    "allow_foreign_parties": false
+}))]
 struct CreatePool {
+    /// 1 to 64 letters, digits, `_` or `-`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
     name: String,
+    /// Country calling code: every virtual number of the pool must be of this
+    /// country (others are import errors), national-format numbers are read in it,
+    /// and parties must be of it unless allow_foreign_parties.
+    #[schema(minimum = 1, maximum = 999)]
     country: u16,
+    /// Seconds a delivered binding stays live, 0 to 31622400 (366 days).
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(nullable = false, maximum = 31622400, default = json!(DEFAULT_GRACE_S))]
     grace_s: Option<u64>,
+    /// Seconds a number rests before it may pair the same parties again, 0 to
+    /// 31622400 (366 days).
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(nullable = false, maximum = 31622400, default = json!(DEFAULT_COOLING_S))]
     cooling_s: Option<u64>,
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(
+        nullable = false,
+        minimum = 1,
+        maximum = 4294967295u64,
+        format = Int64,
+        default = json!(DEFAULT_MAX_BINDINGS_PER_NUMBER)
+    )]
     max_bindings_per_number: Option<u32>,
+    /// Whether parties (courier, customer) may have numbers of other countries.
+    /// When false, a party of another country is refused with 400 invalid_field
+    /// naming party_a or party_b.
     #[serde(default, deserialize_with = "json::non_null")]
+    #[schema(nullable = false, default = false)]
     allow_foreign_parties: Option<bool>,
+    /// Whether new bindings get an extension on their number unless the request
+    /// says otherwise.
     #[serde(default)]
+    #[schema(nullable = false, default = false)]
     extensions: Option<bool>,
+    /// Digits of an extension (1 to 6).
     #[serde(default)]
+    #[schema(nullable = false, minimum = 1, maximum = 6, default = json!(DEFAULT_EXTENSION_LEN))]
     extension_len: Option<u8>,
 }
 
+shared_responses! {
+    /// 409 of `POST /v1/pools`.
+    PoolExists { "409" => error("A pool with that name exists (`pool_exists`).") }
+    /// 400 of `GET /v1/pools/{pool}`.
+    InvalidPoolPath { "400" => error("The path's pool is not a pool name (`invalid_path`).") }
+    /// 404 of the route view.
+    NoRoute {
+        "404" => error("No live binding routes it (`no_route`), or no such pool (`pool_not_found`).")
+    }
+}
+
 /// `POST /v1/pools`
+#[utoipa::path(
+    post,
+    path = "/v1/pools",
+    operation_id = "createPool",
+    tag = "pools",
+    summary = "Create a pool.",
+    description = roles(POOL_WRITERS, ""),
+    request_body = CreatePool,
+    responses(
+        (status = 201, description = "Created.", body = PoolSpec, links(
+            ("PoolStats" = (operation_id = "poolStats", parameters(("pool" = "$response.body#/name")))),
+            ("ImportNumbers" = (operation_id = "importNumbers", parameters(("pool" = "$response.body#/name")))),
+        )),
+        BadInput,
+        KeyedErrors,
+        PoolExists,
+        BodyErrors,
+        NotJson,
+    ),
+)]
 pub(crate) async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -106,12 +177,21 @@ pub(crate) async fn create(
     Ok(json::respond(StatusCode::CREATED, &spec))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PoolList {
     pools: Vec<PoolSpec>,
 }
 
 /// `GET /v1/pools`
+#[utoipa::path(
+    get,
+    path = "/v1/pools",
+    operation_id = "listPools",
+    tag = "pools",
+    summary = "List pools.",
+    description = roles(POOL_READERS, ""),
+    responses((status = 200, description = "Pools.", body = PoolList), KeyedErrors),
+)]
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -121,37 +201,59 @@ pub(crate) async fn list(
     Ok(json::respond(StatusCode::OK, &PoolList { pools }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct NumberLoadView {
+    /// Virtual number (ours; in clear).
     number: String,
     area: Option<String>,
+    #[schema(inline)]
     state: NumberState,
     live_bindings: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct PartyLoadView {
+    /// Opaque id (keyed hash prefix), never a number.
     party: String,
     live_bindings: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = PoolStats)]
 struct StatsView {
     pool: PoolSpec,
     numbers: u64,
     active: u64,
     retired: u64,
     live_bindings: u64,
+    /// (party, number) holds in their cooling period.
     cooling: u64,
+    #[schema(inline)]
     per_number: Vec<NumberLoadView>,
+    #[schema(inline)]
     busiest_parties: Vec<PartyLoadView>,
 }
 
 /// `GET /v1/pools/{pool}`
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}",
+    operation_id = "poolStats",
+    tag = "pools",
+    summary = "Pool statistics.",
+    description = roles(POOL_READERS, ""),
+    params(PoolPath),
+    responses(
+        (status = 200, description = "Statistics.", body = StatsView),
+        InvalidPoolPath,
+        KeyedErrors,
+        PoolNotFound,
+    ),
+)]
 pub(crate) async fn stats(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams(pool): PathParams<String>,
+    PathParams(PoolPath { pool }): PathParams<PoolPath>,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_READERS)?;
     pool_in_path(&pool)?;
@@ -186,320 +288,26 @@ pub(crate) async fn stats(
     Ok(json::respond(StatusCode::OK, &view))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportBody {
-    numbers: Vec<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NumberEntry {
-    number: String,
-    #[serde(default, deserialize_with = "json::non_null")]
-    area: Option<String>,
-    #[serde(default, deserialize_with = "json::non_null")]
-    voice: Option<bool>,
-    #[serde(default, deserialize_with = "json::non_null")]
-    sms: Option<bool>,
-}
-
-/// Where an import entry came from: JSON index or CSV line.
-#[derive(Debug, Clone, Copy)]
-enum Origin {
-    Index(usize),
-    Line(usize),
-}
-
-#[derive(Debug, Serialize)]
-struct ImportErrorView {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    line: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    index: Option<usize>,
-    message: String,
-}
-
-impl ImportErrorView {
-    fn new(origin: Origin, message: String) -> Self {
-        match origin {
-            Origin::Index(i) => Self {
-                line: None,
-                index: Some(i),
-                message,
-            },
-            Origin::Line(l) => Self {
-                line: Some(l),
-                index: None,
-                message,
-            },
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ImportView {
-    added: u64,
-    skipped: u64,
-    errors: Vec<ImportErrorView>,
-}
-
-/// Builds a spec from raw fields, or a message for the entry.
-fn number_spec(
-    number: &str,
-    area: Option<&str>,
-    voice: Option<bool>,
-    sms: Option<bool>,
-    country: u16,
-) -> Result<NumberSpec, String> {
-    let number = E164::parse_lenient(number, Some(country)).map_err(|e| format!("number: {e}"))?;
-    let area = match area.map(str::trim) {
-        None | Some("") => None,
-        Some(a) => {
-            validate_area(a, "area").map_err(|e| e.to_string())?;
-            Some(a.to_owned())
-        }
-    };
-    let capabilities = Capabilities {
-        voice: voice.unwrap_or(true),
-        sms: sms.unwrap_or(true),
-    };
-    Ok(NumberSpec {
-        number,
-        area,
-        capabilities,
-    })
-}
-
-/// Reads a CSV boolean (`true/false/1/0/yes/no`, empty = default).
-fn csv_bool(s: &str, field: &str) -> Result<Option<bool>, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "" => Ok(None),
-        "true" | "1" | "yes" | "y" => Ok(Some(true)),
-        "false" | "0" | "no" | "n" => Ok(Some(false)),
-        _ => Err(format!("{field}: must be true or false")),
-    }
-}
-
-/// Splits one CSV line (commas; fields may be wrapped in double quotes, `""` inside
-/// quotes is a quote).
-fn csv_fields(line: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            if c == '"' {
-                if chars.peek() == Some(&'"') {
-                    cur.push('"');
-                    chars.next();
-                } else {
-                    quoted = false;
-                }
-            } else {
-                cur.push(c);
-            }
-        } else if c == '"' && at_start {
-            quoted = true;
-            at_start = false;
-        } else if c == ',' {
-            out.push(std::mem::take(&mut cur));
-            at_start = true;
-        } else {
-            cur.push(c);
-            if !c.is_whitespace() {
-                at_start = false;
-            }
-        }
-    }
-    if quoted {
-        return Err("unterminated quote".into());
-    }
-    out.push(cur);
-    Ok(out.into_iter().map(|f| f.trim().to_owned()).collect())
-}
-
-/// Parsed CSV: entries with their line numbers, and per-line errors.
-type Parsed = (Vec<(Origin, NumberSpec)>, Vec<ImportErrorView>);
-
-fn parse_csv(text: &str, country: u16) -> Result<Parsed, HttpError> {
-    let mut lines = text
-        .split('\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (header_line, header) = lines.next().ok_or_else(|| {
-        HttpError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_csv",
-            "empty CSV: expected a header line 'number,area[,voice,sms]'",
-        )
-    })?;
-    let header = csv_fields(header.trim_start_matches('\u{feff}')).map_err(|e| {
-        HttpError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_csv",
-            format!("line {header_line}: {e}"),
-        )
-    })?;
-    let mut col = [None::<usize>; 4]; // number, area, voice, sms
-    for (i, name) in header.iter().enumerate() {
-        let slot = match name.to_ascii_lowercase().as_str() {
-            "number" => 0,
-            "area" => 1,
-            "voice" => 2,
-            "sms" => 3,
-            _ => {
-                return Err(HttpError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_csv",
-                    format!(
-                        "line {header_line}: unknown column {}; expected number,area[,voice,sms]",
-                        i + 1
-                    ),
-                ))
-            }
-        };
-        if col[slot].replace(i).is_some() {
-            return Err(HttpError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_csv",
-                format!("line {header_line}: column '{name}' appears twice"),
-            ));
-        }
-    }
-    let [Some(c_number), c_area, c_voice, c_sms] = col else {
-        return Err(HttpError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_csv",
-            format!("line {header_line}: header must name a 'number' column"),
-        ));
-    };
-    let mut specs = Vec::new();
-    let mut errors = Vec::new();
-    for (line_no, line) in lines {
-        let origin = Origin::Line(line_no);
-        let entry = csv_fields(line).and_then(|f| {
-            if f.len() != header.len() {
-                return Err(format!(
-                    "expected {} fields, found {}",
-                    header.len(),
-                    f.len()
-                ));
-            }
-            let get = |c: Option<usize>| c.and_then(|c| f.get(c)).map(String::as_str);
-            let voice = match get(c_voice) {
-                Some(v) => csv_bool(v, "voice")?,
-                None => None,
-            };
-            let sms = match get(c_sms) {
-                Some(v) => csv_bool(v, "sms")?,
-                None => None,
-            };
-            number_spec(
-                get(Some(c_number)).unwrap_or(""),
-                get(c_area),
-                voice,
-                sms,
-                country,
-            )
-        });
-        match entry {
-            Ok(spec) => specs.push((origin, spec)),
-            Err(m) => errors.push(ImportErrorView::new(origin, m)),
-        }
-    }
-    Ok((specs, errors))
-}
-
-fn parse_json_import(bytes: &[u8], country: u16) -> Result<Parsed, HttpError> {
-    let body: ImportBody = json::parse(bytes)?;
-    let mut specs = Vec::new();
-    let mut errors = Vec::new();
-    for (i, v) in body.numbers.into_iter().enumerate() {
-        let origin = Origin::Index(i);
-        let entry = json::parse_value::<NumberEntry>(v)
-            .map_err(|e| e.message)
-            .and_then(|e| number_spec(&e.number, e.area.as_deref(), e.voice, e.sms, country));
-        match entry {
-            Ok(spec) => specs.push((origin, spec)),
-            Err(m) => errors.push(ImportErrorView::new(origin, m)),
-        }
-    }
-    Ok((specs, errors))
-}
-
-/// `POST /v1/pools/{pool}/numbers` (JSON or `text/csv`)
-pub(crate) async fn import(
-    State(st): State<AppState>,
-    caller: Caller,
-    PathParams(pool): PathParams<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, HttpError> {
-    caller.require(POOL_WRITERS)?;
-    pool_in_path(&pool)?;
-    let media = json::media_type(&headers);
-    let csv = match media.as_deref() {
-        None => false,
-        Some(m) if json::is_json(m) => false,
-        Some("text/csv") => true,
-        Some(_) => {
-            return Err(HttpError::unsupported_media_type(
-                "application/json or text/csv",
-            ))
-        }
-    };
-    let bytes = json::read_body(&headers, body, st.max_body, st.body_timeout).await?;
-    let country = st.store.get_pool(&pool).await?.country;
-    let (entries, mut errors) = if csv {
-        let text = std::str::from_utf8(&bytes).map_err(|_| {
-            HttpError::new(StatusCode::BAD_REQUEST, "invalid_csv", "CSV must be UTF-8")
-        })?;
-        parse_csv(text, country)?
-    } else {
-        parse_json_import(&bytes, country)?
-    };
-    // The pool's virtual numbers are all of its country.
-    let (entries, foreign): (Vec<_>, Vec<_>) = entries
-        .into_iter()
-        .partition(|(_, n)| n.number.country_code() == country.to_string());
-    for (origin, _) in foreign {
-        errors.push(ImportErrorView::new(
-            origin,
-            format!("number: not of this pool's country (+{country})"),
-        ));
-    }
-    let (origins, specs): (Vec<Origin>, Vec<NumberSpec>) = entries.into_iter().unzip();
-    let outcome = st.store.import_numbers(&pool, specs).await?;
-    for (i, message) in outcome.errors {
-        let origin = origins.get(i).copied().unwrap_or(Origin::Index(i));
-        errors.push(ImportErrorView::new(origin, message));
-    }
-    errors.sort_by_key(|e| e.line.or(e.index).unwrap_or(0));
-    tracing::info!(
-        added = outcome.added,
-        skipped = outcome.skipped,
-        errors = errors.len(),
-        "numbers imported"
-    );
-    Ok(json::respond(
-        StatusCode::OK,
-        &ImportView {
-            added: outcome.added,
-            skipped: outcome.skipped,
-            errors,
-        },
-    ))
-}
-
 /// `DELETE /v1/pools/{pool}/numbers/{number}`: retire (drain) a number.
+#[utoipa::path(
+    delete,
+    path = "/v1/pools/{pool}/numbers/{number}",
+    operation_id = "retireNumber",
+    tag = "pools",
+    summary = "Retire (drain) a number: no new bindings, live ones continue.",
+    description = roles(POOL_WRITERS, ""),
+    params(PoolNumberPath),
+    responses(
+        (status = 204, description = "Retired."),
+        BadInput,
+        KeyedErrors,
+        PoolOrNumberNotFound,
+    ),
+)]
 pub(crate) async fn retire(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams((pool, number)): PathParams<(String, String)>,
+    PathParams(PoolNumberPath { pool, number }): PathParams<PoolNumberPath>,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_WRITERS)?;
     pool_in_path(&pool)?;
@@ -510,20 +318,49 @@ pub(crate) async fn retire(
     Ok(no_content())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Route)]
 struct RouteView {
     binding_id: uuid::Uuid,
     pool: String,
     number: String,
+    /// Masked.
     callee: String,
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
 /// `GET /v1/pools/{pool}/numbers/{number}/route?caller=...`
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}/numbers/{number}/route",
+    operation_id = "route",
+    tag = "pools",
+    summary = "Where a call or text from `caller` to this number would go (callee masked).",
+    description = roles(POOL_READERS, ""),
+    params(
+        PoolNumberPath,
+        ("caller" = String, Query,
+            min_length = 1,
+            max_length = 32,
+            pattern = r"^[ ().-]*(\+[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|0[ ().-]*0[ ().-]*[1-9]([ ().-]*[0-9]){7,14}|[0-9]([ ().-]*[0-9]){4,14})[ ().-]*$",
+            example = "+8613800138000",
+            description = "The calling party (URL-encode the `+` as `%2B`; a leading space is read \
+                as `+`). A phone number: E.164 (`+8613800138000`), or with `00` for `+`, or in \
+                national format for the pool's country; spaces, `-`, `.`, `(` and `)` are \
+                ignored. At most 32 characters."),
+    ),
+    responses(
+        (status = 200, description = "The route.", body = RouteView),
+        BadInput,
+        KeyedErrors,
+        NoRoute,
+    ),
+)]
 pub(crate) async fn route(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams((pool, number)): PathParams<(String, String)>,
+    PathParams(PoolNumberPath { pool, number }): PathParams<PoolNumberPath>,
     query: QueryPairs,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_READERS)?;
@@ -561,49 +398,5 @@ pub(crate) async fn route(
             "no_route",
             "no live binding routes this caller on this number",
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn csv_reports_bad_lines_by_number() {
-        let text = "number,area,voice,sms\r\n+8613800000001,sh,true,false\n\nnot-a-number,sh,,\n\"+86 138 0000 0003\",\"bj\",1,1\n13800000004,gz,maybe,1\n";
-        let (ok, errs) = parse_csv(text, 86).unwrap();
-        assert_eq!(ok.len(), 2);
-        assert_eq!(ok[0].1.number.expose(), "+8613800000001");
-        assert!(!ok[0].1.capabilities.sms);
-        assert_eq!(ok[1].1.number.expose(), "+8613800000003");
-        assert_eq!(ok[1].1.area.as_deref(), Some("bj"));
-        let lines: Vec<_> = errs.iter().map(|e| e.line.unwrap()).collect();
-        assert_eq!(lines, vec![4, 6]);
-        assert!(errs[1].message.contains("voice"));
-    }
-
-    #[test]
-    fn csv_header_is_checked() {
-        assert_eq!(parse_csv("", 86).unwrap_err().code, "invalid_csv");
-        assert_eq!(parse_csv("area\nsh\n", 86).unwrap_err().code, "invalid_csv");
-        assert_eq!(
-            parse_csv("number,colour\n+8613800000001,red\n", 86)
-                .unwrap_err()
-                .code,
-            "invalid_csv"
-        );
-        let (ok, errs) = parse_csv("number\n+8613800000001\n", 86).unwrap();
-        assert_eq!((ok.len(), errs.len()), (1, 0));
-    }
-
-    #[test]
-    fn json_import_reports_bad_entries_by_index() {
-        let body = br#"{"numbers":[{"number":"+8613800000001","area":"sh"},{"number":5},{"number":"13800000002","colour":"x"},{"number":"13800000003"}]}"#;
-        let (ok, errs) = parse_json_import(body, 86).unwrap();
-        assert_eq!(ok.len(), 2);
-        assert_eq!(ok[1].1.number.expose(), "+8613800000003");
-        let idx: Vec<_> = errs.iter().map(|e| e.index.unwrap()).collect();
-        assert_eq!(idx, vec![1, 2]);
     }
 }

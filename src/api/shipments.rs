@@ -8,22 +8,39 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
+use utoipa::ToSchema;
+
 use super::auth::{role_name, POOL_READERS, REVEALERS};
 use super::bindings::BindingView;
+use super::calls::CallView;
 use super::error::HttpError;
+use super::openapi::responses::{error, shared_responses, BadInput, KeyedErrors};
+use super::openapi::roles;
+use super::params::ShipmentPath;
 use super::poolops::{audit, reason};
+use super::sms::MessageView;
 use super::{json, AppState, Caller, PathParams, QueryPairs};
 use crate::bindings::now_ms;
-use crate::events::{CallQuery, CallRecord, MessageQuery, MessageRecord};
+use crate::events::{CallQuery, MessageQuery};
 use crate::store::AuditEntry;
 
-#[derive(Serialize)]
+/// A shipment's live bindings and its call and SMS records, shown as
+/// `GET /v1/calls` and `GET /v1/messages` show them.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Shipment)]
 struct ShipmentView {
     shipment_id: String,
     revealed: bool,
     bindings: Vec<BindingView>,
-    calls: Vec<CallRecord>,
-    messages: Vec<MessageRecord>,
+    calls: Vec<CallView>,
+    messages: Vec<MessageView>,
+}
+
+shared_responses! {
+    /// 404 of the shipment lookup.
+    ShipmentNotFound {
+        "404" => error("No live binding and no record has this id (`shipment_not_found`).")
+    }
 }
 
 /// Records listed per shipment.
@@ -31,10 +48,38 @@ const SHIPMENT_RECORDS: usize = 200;
 
 /// `GET /v1/shipments/{id}[?reveal=true&reason=...]`: bindings (all pools) and
 /// records of a shipment; parties masked unless an auditor reveals with a reason.
+#[utoipa::path(
+    get,
+    path = "/v1/shipments/{id}",
+    operation_id = "getShipment",
+    tag = "records",
+    summary = "Shipment lookup: its live bindings (all pools) and its call and SMS records, \
+               parties masked.",
+    description = roles(
+        POOL_READERS,
+        "`reveal=true` (auditor only, with a `reason`) shows the parties in clear; the reveal \
+         is written to the audit log before the answer (no audit, 503 and no reveal). `reason` \
+         is accepted only with `reveal=true`, and required with it (400 `missing_field` / \
+         `invalid_field` naming `reason`).",
+    ),
+    params(
+        ShipmentPath,
+        ("reveal" = Option<bool>, Query,
+            description = "`true` to show parties in clear (auditor; audited)."),
+        ("reason" = Option<String>, Query, min_length = 3, max_length = 500, pattern = r"\S",
+            description = "Why (required with `reveal=true`; 3 to 500 characters)."),
+    ),
+    responses(
+        (status = 200, description = "The shipment.", body = ShipmentView),
+        BadInput,
+        KeyedErrors,
+        ShipmentNotFound,
+    ),
+)]
 pub(crate) async fn shipment(
     State(st): State<AppState>,
     caller: Caller,
-    PathParams(id): PathParams<String>,
+    PathParams(ShipmentPath { id }): PathParams<ShipmentPath>,
     query: QueryPairs,
 ) -> Result<Response, HttpError> {
     caller.require(POOL_READERS)?;
@@ -118,8 +163,8 @@ pub(crate) async fn shipment(
             .iter()
             .map(|b| BindingView::new(b, reveal))
             .collect(),
-        calls,
-        messages,
+        calls: calls.into_iter().map(CallView::from).collect(),
+        messages: messages.into_iter().map(MessageView::from).collect(),
     };
     let mut resp = json::respond(StatusCode::OK, &view);
     resp.headers_mut()

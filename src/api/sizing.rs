@@ -10,14 +10,15 @@ use crate::bindings::PoolOverview;
 /// Headroom the sizing advice adds on top of the observed need.
 const HEADROOM: f64 = 1.25;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct SizingView {
     /// Live bindings of the busiest party (the pool is exhausted for a party
     /// that holds every number in service).
     peak_party_live: u64,
     /// Its share of the numbers in service (1.0 = exhausted for that party).
     pub(super) peak_party_exhaustion: f64,
-    /// Numbers in service the observed load needs, cooling and headroom included.
+    /// Numbers in service needed for the busiest party plus its cooling holds,
+    /// with 25% headroom (and for the per-number cap).
     pub(super) recommended_numbers: u64,
     /// Numbers in service now (active).
     in_service: u64,

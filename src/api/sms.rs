@@ -14,9 +14,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::ToSchema;
+
 use super::auth::BINDING_READERS;
 use super::bindings::fmt_time;
 use super::error::HttpError;
+use super::openapi::responses::{
+    error, error_retry_after, shared_responses, BadInput, BodyErrors, Internal, KeyedErrors,
+};
+use super::openapi::roles;
 use super::{json, AppState, Caller, QueryPairs};
 use crate::events::{Direction, MessageQuery, MessageRecord};
 use crate::numbers::E164;
@@ -84,12 +91,64 @@ fn unavailable(e: SmsError) -> HttpError {
     HttpError::store_unavailable()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = SmsAccepted)]
 struct Accepted {
     status: &'static str,
 }
 
+shared_responses! {
+    /// The errors both webhooks share, but 408, 413 and 500.
+    WebhookErrors {
+        "400" => error("Invalid body (`invalid_json`, `invalid_field`)."),
+        "401" => error(
+            "Missing, stale or wrong signature (`unauthorized`). A request without both \
+             signature headers gets this first, whether SMS runs or not.",
+        ),
+        "404" => error(
+            "The relay runs without SMS or without an inbound secret (`sms_disabled`).",
+        ),
+        "503" => error_retry_after(
+            "Store or queue unavailable (`store_unavailable`): not taken, send it again after \
+             `Retry-After`.",
+            None,
+        ),
+    }
+}
+
 /// `POST /v1/sms/inbound`
+#[utoipa::path(
+    post,
+    path = "/v1/sms/inbound",
+    operation_id = "smsInbound",
+    tag = "sms",
+    summary = "A text from a CPaaS provider (signed webhook).",
+    description = "The provider posts each text to a virtual number here. It is routed like a \
+        call (`route(X, sender)`), numbers in the body are masked, and it is queued for the \
+        bound party, who receives it from X. A provider message id (`id`) makes retries safe: \
+        a text with an id seen before is taken once.",
+    security(),
+    params(
+        ("X-Maskline-Timestamp" = String, Header, pattern = "^[0-9]+$",
+            description = "Unix time (seconds) of signing; refused outside \
+                `sms.http.replay_window_s`."),
+        ("X-Maskline-Signature" = String, Header,
+            description = "Hex HMAC-SHA256 with `sms.http.inbound_secret` over \
+                `<timestamp>.<raw body>` (a `sha256=` prefix is accepted)."),
+    ),
+    request_body(content(
+        (InboundForm = "application/json"),
+        (InboundForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, body = Accepted, description = "Taken: the outcome is durable. \
+            `status`: `queued`, `duplicate`, `not_forwarded` (no live binding; the configured \
+            auto-reply is queued), `blocked`, `rate_limited`."),
+        WebhookErrors,
+        BodyErrors,
+        Internal,
+    ),
+)]
 pub(crate) async fn inbound(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -129,6 +188,35 @@ pub(crate) async fn inbound(
 }
 
 /// `POST /v1/sms/receipts`
+#[utoipa::path(
+    post,
+    path = "/v1/sms/receipts",
+    operation_id = "smsReceipt",
+    tag = "sms",
+    summary = "A delivery receipt from a CPaaS provider (signed webhook).",
+    description = "`id` is the provider id returned by the outbound POST. The text's record \
+        becomes `delivered`, or `failed` with the provider's reason.",
+    security(),
+    params(
+        ("X-Maskline-Timestamp" = String, Header, pattern = "^[0-9]+$",
+            description = "Unix time (seconds) of signing; refused outside \
+                `sms.http.replay_window_s`."),
+        ("X-Maskline-Signature" = String, Header,
+            description = "Hex HMAC-SHA256 with `sms.http.inbound_secret` over \
+                `<timestamp>.<raw body>` (a `sha256=` prefix is accepted)."),
+    ),
+    request_body(content(
+        (ReceiptForm = "application/json"),
+        (ReceiptForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, body = Accepted,
+            description = "Taken: the outcome is durable. `status`: `recorded`, or `unknown_id`."),
+        WebhookErrors,
+        BodyErrors,
+        Internal,
+    ),
+)]
 pub(crate) async fn receipts(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -154,26 +242,64 @@ pub(crate) async fn receipts(
     ))
 }
 
-#[derive(Serialize)]
-struct MessageView {
+/// A message record as the API shows it (numbers masked).
+#[derive(Serialize, ToSchema)]
+#[schema(as = MessageRecord)]
+pub(crate) struct MessageView {
+    /// Text id (UUID v7).
     id: String,
+    /// Binding that routed it.
     binding_id: Option<String>,
+    /// Its shipment.
     shipment_id: Option<String>,
+    /// Pool of the virtual number.
     pool: Option<String>,
+    /// The virtual number X (E.164).
     number: String,
+    #[schema(inline)]
     direction: Option<Direction>,
+    /// Sender, masked.
     sender: String,
+    /// Recipient, masked.
     recipient: Option<String>,
+    /// `http` or `smpp:<link>`.
     carrier_in: String,
+    /// Carrier it went out on.
     carrier_out: Option<String>,
+    /// SMS parts of the forwarded text (GSM 7-bit 160/153, UCS-2 70/67).
     segments: u32,
+    /// Phone numbers masked in the body.
     numbers_masked: u32,
+    #[schema(schema_with = message_status)]
     status: String,
+    /// Why (`no_binding`, `unknown_number`, `blocked_keyword`, `too_long`, `sender`,
+    /// `pool`, a carrier error, ...).
     reason: Option<String>,
+    #[schema(format = DateTime)]
     received_at: String,
+    /// Time of this status.
+    #[schema(format = DateTime)]
     updated_at: String,
+    /// Delivery attempts.
     attempts: u32,
+    /// Sealed body (base64), only when the pool keeps bodies.
     body_sealed: Option<String>,
+}
+
+/// `status` of a message record.
+fn message_status() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([
+            "queued",
+            "submitted",
+            "delivered",
+            "failed",
+            "expired",
+            "not_forwarded",
+            "blocked",
+            "rate_limited",
+        ]))
 }
 
 impl From<MessageRecord> for MessageView {
@@ -201,12 +327,46 @@ impl From<MessageRecord> for MessageView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MessageList {
     messages: Vec<MessageView>,
 }
 
 /// `GET /v1/messages?binding_id=&shipment_id=&number=&since=&limit=`
+#[utoipa::path(
+    get,
+    path = "/v1/messages",
+    operation_id = "listMessages",
+    tag = "records",
+    summary = "Message (SMS) records through the relay, newest first (numbers masked).",
+    description = roles(
+        BINDING_READERS,
+        "One entry per text: its latest status (`queued`, `submitted`, `delivered`, `failed`, \
+         `expired`, `not_forwarded`, `blocked`, `rate_limited`) and why. Party numbers are \
+         masked; the virtual number is shown as is. Bodies are not kept unless the pool enables \
+         it (`[sms.pools.<name>] store_bodies`), and then only sealed (`body_sealed`).",
+    ),
+    params(
+        ("binding_id" = Option<String>, Query, format = Uuid,
+            pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+            description = "Binding id: a UUID in its hyphenated form."),
+        ("shipment_id" = Option<String>, Query, min_length = 1, max_length = 128,
+            pattern = "^[!-~]+$", example = "SF1234567890",
+            description = "Only texts of this shipment (1 to 128 characters): 1 to 128 \
+                printable ASCII characters, no spaces."),
+        ("number" = Option<String>, Query, pattern = r"^\+[1-9][0-9]{7,14}$",
+            description = "Only texts to this virtual number (E.164)."),
+        ("since" = Option<String>, Query, format = DateTime,
+            description = "Only texts received at or after this time (RFC 3339)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "How many records, 1 to 1000 (default 100)."),
+    ),
+    responses(
+        (status = 200, description = "Records.", body = MessageList),
+        BadInput,
+        KeyedErrors,
+    ),
+)]
 pub(crate) async fn list(
     State(st): State<AppState>,
     caller: Caller,

@@ -31,7 +31,7 @@ pub mod messages;
 pub use messages::{MessageQuery, MessageRecord, MESSAGES_STREAM};
 
 /// Who called whom, in shipment terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Party A (courier) called party B (customer).

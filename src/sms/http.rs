@@ -95,21 +95,26 @@ pub fn verify(
 }
 
 /// An inbound text as the provider posts it.
-#[derive(Debug, Deserialize)]
+// The API's `SmsInbound`: these doc comments are its OpenAPI descriptions.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = SmsInbound)]
 pub struct InboundForm {
-    /// Sender.
+    /// Sender, E.164.
     pub from: String,
-    /// The virtual number.
+    /// The virtual number, E.164.
     pub to: String,
     /// Body.
     pub text: String,
-    /// Provider message id.
+    /// Provider message id (duplicates are taken once).
     #[serde(default)]
+    #[schema(nullable = false, max_length = 128)]
     pub id: Option<String>,
 }
 
 /// A delivery receipt as the provider posts it.
-#[derive(Debug, Deserialize)]
+// The API's `SmsReceipt`: these doc comments are its OpenAPI descriptions.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = SmsReceipt)]
 pub struct ReceiptForm {
     /// The provider id from our outbound POST's answer.
     pub id: String,
@@ -117,6 +122,7 @@ pub struct ReceiptForm {
     pub status: String,
     /// Provider's error text.
     #[serde(default)]
+    #[schema(nullable = false)]
     pub error: Option<String>,
 }
 
