@@ -8,7 +8,9 @@
 #
 # For each rate and each relay it prints: calls attempted, failed, failed %, the
 # relay's CPU (user+sys from /proc) in ms per call, and for maskline the added
-# post-dial delay (INVITE in -> B-leg INVITE out) p50/p99 from its own histogram.
+# post-dial delay (INVITE in -> B-leg INVITE out) p50/p99 from its own histogram,
+# and the SIP messages per call one engine thread read and another handled.
+# Env: MASKLINE_SIP_ENGINES, MASKLINE_SIP_ENGINE_PORT_BASE pass through to maskline.
 # Needs: sipp (sip-tester), kamailio + kamailio-redis-modules, redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,6 +95,7 @@ cpu_ms() { # user+sys ms of a process and its threads/children
 }
 kam_pids() { pgrep -f "$WORK/kamailio.cfg" | tr '\n' ' '; }
 pdd() { curl -s $API/metrics | grep '^maskline_call_setup_seconds_bucket' || true; }
+handoffs() { curl -s $API/metrics | awk '/^maskline_sip_shard_handoffs_total/ {print $2}' | head -1; }
 
 printf "%-9s %6s %8s %7s %8s %10s %s\n" relay cps calls failed "fail%" "cpu_ms/call" "pdd(ms) p50/p99"
 for rate in $RATES; do
@@ -101,7 +104,7 @@ for rate in $RATES; do
     n=$((rate * SECS))
     sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" > /dev/null 2>&1 || true
     sleep 0.3
-    if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); else pids=$(kam_pids); fi
+    if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); h0=$(handoffs); else pids=$(kam_pids); fi
     c0=$(cpu_ms $pids)
     if [ -n "${PERF:-}" ] && [ $relay = maskline ]; then
       perf record -F 499 -g -o "$WORK/perf.data" -p $MLPID -- sleep $SECS >/dev/null 2>&1 &
@@ -151,6 +154,8 @@ def q(p):
 print(f"{q(0.5)} / {q(0.99)}" if n else "-")
 PY
 )
+      h1=$(handoffs)
+      extra="$extra; hand-offs/call $(awk -v a="${h0:-0}" -v b="${h1:-0}" -v t=$total 'BEGIN{printf "%.2f", t ? (b-a)/t : 0}')"
     fi
     awk -v r=$relay -v c=$rate -v t=$total -v f=$fail -v cpu=$((c1 - c0)) -v e="$extra" \
       'BEGIN{printf "%-9s %6d %8d %7d %7.2f%% %10.3f %s\n", r, c, t, f, (t?100*f/t:0), (t?cpu/t:0), e}'

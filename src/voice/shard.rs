@@ -32,6 +32,9 @@ pub struct Shards {
     peers: Arc<[mpsc::Sender<Inbound>]>,
     /// Live calls per shard (for the `maskline_live_calls` gauge).
     live: Arc<[AtomicUsize]>,
+    /// `maskline_sip_shard_handoffs_total`: messages read by one engine and
+    /// handled by another.
+    handoffs: metrics::Counter,
 }
 
 impl Shards {
@@ -41,7 +44,12 @@ impl Shards {
         peers: Arc<[mpsc::Sender<Inbound>]>,
         live: Arc<[AtomicUsize]>,
     ) -> Self {
-        Self { index, peers, live }
+        Self {
+            index,
+            peers,
+            live,
+            handoffs: metrics::counter!("maskline_sip_shard_handoffs_total"),
+        }
     }
 
     /// How many engines there are.
@@ -79,6 +87,8 @@ impl Shards {
         };
         if peer.try_send(m).is_err() {
             metrics::counter!("maskline_sip_shard_overflow_total").increment(1);
+        } else {
+            self.handoffs.increment(1);
         }
     }
 
