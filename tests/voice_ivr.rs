@@ -214,6 +214,51 @@ fn a_wrong_then_right_extension_over_sip_info_connects() {
     assert_eq!(calls[0]["via"], "extension");
 }
 
+/// Waits (at most 10 s) until the caller has heard more prompt starts (RTP
+/// markers) than `seen`; returns how many it has heard.
+fn wait_new_prompt(c: &Caller, seen: usize) -> usize {
+    let markers = |c: &Caller| c.rtp().iter().filter(|p| p.marker).count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while markers(c) <= seen {
+        assert!(std::time::Instant::now() < deadline, "no new prompt");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    markers(c)
+}
+
+/// Callers key "extension#" from habit. An extension is looked up as soon as it
+/// has the pool's length, so the `#` that follows a wrong one is not a second,
+/// empty try: after "wrong#", "#" and another wrong extension the caller hears
+/// "invalid extension" again, not goodbye.
+#[test]
+fn a_hash_after_a_complete_extension_is_not_another_try() {
+    let r = ivr_relay("", "");
+    let (_, x, ext) = bind_ext(&r, "SF-IVR7");
+    let mut c = Caller::new(r.sip_udp, STRANGER, &x);
+    assert_eq!(c.invite(), 200);
+    let mut seen = wait_new_prompt(&c, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    c.info_digits(&a_wrong(&ext));
+    seen = wait_new_prompt(&c, seen);
+    // A late "#" of the first try (here well after its re-prompt started).
+    std::thread::sleep(Duration::from_millis(300));
+    c.info_digits("#");
+    std::thread::sleep(Duration::from_millis(300));
+    c.info_digits(&a_wrong(&ext));
+    wait_new_prompt(&c, seen);
+    std::thread::sleep(Duration::from_millis(400));
+    let heard = last_prompt(&c.rtp());
+    let invalid = padded(&prompt("en", "invalid_extension"));
+    let n = heard.len().min(invalid.len());
+    assert!(n >= 800, "too little of the prompt heard: {n} bytes");
+    assert_eq!(
+        heard[..n],
+        invalid[..n],
+        "the second wrong extension must be re-prompted, not the last try"
+    );
+    c.bye();
+}
+
 #[test]
 fn three_wrong_extensions_hear_goodbye_and_the_relay_hangs_up() {
     let r = ivr_relay("", "");
@@ -223,15 +268,6 @@ fn three_wrong_extensions_hear_goodbye_and_the_relay_hangs_up() {
     // Each try answers a prompt that has started, as a person would (digits sent
     // before the re-prompt starts belong to no try; on a loaded box a fixed pause
     // was not always enough): wait for a new prompt (an RTP marker) each time.
-    let markers = |c: &Caller| c.rtp().iter().filter(|p| p.marker).count();
-    let wait_new_prompt = |c: &Caller, seen: usize| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while markers(c) <= seen {
-            assert!(std::time::Instant::now() < deadline, "no new prompt");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        markers(c)
-    };
     let mut seen = wait_new_prompt(&c, 0);
     for try_no in 1..=3 {
         std::thread::sleep(Duration::from_millis(300));

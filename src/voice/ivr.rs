@@ -49,6 +49,9 @@ pub struct IvrCall {
     /// Digits of the pool's extensions; `None` for an announcement only.
     ext_len: Option<u8>,
     digits: String,
+    /// The last extension was complete at its length, before any `#`: a `#` that
+    /// follows ends it (callers key "extension#" from habit), not a new empty try.
+    hash_ends_last: bool,
     tries: u8,
     pub(super) phase: Phase,
     b_offer: Vec<u8>,
@@ -154,6 +157,7 @@ impl Engine {
             prompts,
             ext_len,
             digits: String::new(),
+            hash_ends_last: false,
             tries: 0,
             phase: Phase::Collecting,
             b_offer: la.b_offer,
@@ -304,7 +308,8 @@ impl Engine {
         let (Some(ivr), Some(media)) = (call.ivr.as_mut(), call.media.as_mut()) else {
             return;
         };
-        if ivr.phase != Phase::Collecting {
+        let ends_last = std::mem::take(&mut ivr.hash_ends_last);
+        if ivr.phase != Phase::Collecting || (d == '#' && ends_last && ivr.digits.is_empty()) {
             return;
         }
         // Barge-in: the first digit ends the prompt (digits right after the
@@ -324,6 +329,7 @@ impl Engine {
                 let len = ivr.digits.len();
                 let full = ivr.ext_len.is_some_and(|l| len >= usize::from(l));
                 if full || len >= usize::from(crate::bindings::MAX_EXTENSION_LEN) {
+                    ivr.hash_ends_last = true;
                     self.look_up(id);
                 } else {
                     self.rearm(id, inter);
