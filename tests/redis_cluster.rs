@@ -550,3 +550,120 @@ async fn a_shipment_falls_back_to_another_sub_pool_once_under_racing_retries() {
         .unwrap()
         .is_none());
 }
+
+/// A shipment whose home sub-pool has no number falls back to a sub-pool that
+/// has one *for its parties*: of two sub-pools tied on load, the first in order
+/// holds only a number the courier already has, the second a free one. The
+/// courier's shipment gets the free number, not "exhausted".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fallback_sub_pool_has_a_number_for_the_parties() {
+    let Some(cluster) = cluster_support::shared() else {
+        return;
+    };
+    let sealer = Sealer::random();
+    let options = RedisOptions {
+        subpools: 3,
+        ..RedisOptions::default()
+    };
+    let store = relay(cluster, &sealer, options).await;
+    let pool = common::unique("fbp");
+    store
+        .create_pool(PoolSpec {
+            name: pool.clone(),
+            country: 86,
+            grace_s: 3600,
+            cooling_s: 3600,
+            max_bindings_per_number: 100,
+            allow_foreign_parties: false,
+            extensions: false,
+            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
+        })
+        .await
+        .unwrap();
+    // Home of the courier's second shipment: sub-pool `home`, with no number. One
+    // number in each of the two others, `first` (tried first on a tie: the next
+    // after `home`) and `second`.
+    let shipment = |home: u32, tag: &str| {
+        (0..)
+            .map(|i| format!("{tag}{i}"))
+            .find(|id| home_of_shipment(&pool, id, 3) == home)
+            .unwrap()
+    };
+    let home = 0;
+    let (first, second) = (1, 2);
+    let number_in = |k: u32| {
+        (0..)
+            .map(|i| format!("+861700{:07}", 1000 + i))
+            .find(|x| subpool_of_number(&x[1..], 3) == k)
+            .unwrap()
+    };
+    let (x1, x2) = (number_in(first), number_in(second));
+    let spec = |x: &str| NumberSpec {
+        number: e164(x),
+        area: None,
+        capabilities: Default::default(),
+    };
+    store
+        .import_numbers(&pool, vec![spec(&x1), spec(&x2)])
+        .await
+        .unwrap();
+    let req = |ship: String, a: &str, b: &str| NewBinding {
+        pool: pool.clone(),
+        shipment_id: ship,
+        party_a: e164(a),
+        party_b: e164(b),
+        expires_at: now_ms() + 600_000,
+        area: None,
+        extension: None,
+    };
+    let courier = common::random_e164("+86139");
+    let created = |c: Created| match c {
+        Created::New(b) => b,
+        other => panic!("expected a new binding: {other:?}"),
+    };
+    // The courier holds x1 (a shipment at home in `first`); someone else holds x2:
+    // both numbers carry one binding.
+    let b1 = created(
+        store
+            .create_binding(
+                req(
+                    shipment(first, "A"),
+                    &courier,
+                    &common::random_e164("+86137"),
+                ),
+                now_ms(),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(b1.number.to_string(), e164(&x1).to_string());
+    let b2 = created(
+        store
+            .create_binding(
+                req(
+                    shipment(second, "B"),
+                    &common::random_e164("+86139"),
+                    &common::random_e164("+86137"),
+                ),
+                now_ms(),
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(b2.number.to_string(), e164(&x2).to_string());
+    // The courier's next shipment, at home in the empty sub-pool.
+    let b3 = created(
+        store
+            .create_binding(
+                req(
+                    shipment(home, "C"),
+                    &courier,
+                    &common::random_e164("+86137"),
+                ),
+                now_ms(),
+            )
+            .await
+            .expect("a number is free for the courier in a third sub-pool"),
+    );
+    assert_eq!(b3.number.to_string(), e164(&x2).to_string());
+}

@@ -168,6 +168,7 @@ contract_tests!(@cases redis_cluster_subpools, cluster_store(3).await;
     pool_spec_is_validated,
     import_counts_added_skipped_and_errors,
     pool_of_number_finds_the_pool,
+    a_party_never_gets_the_same_number_twice,
     courier_exhausts_pool_exactly,
     per_number_cap_exhausts_pool,
     retired_number_takes_no_new_bindings_but_keeps_routing,
@@ -201,13 +202,7 @@ contract_tests!(@cases redis_cluster_subpools, cluster_store(3).await;
     extension_length_is_validated,
     concurrent_extension_creates_fill_a_number_exactly,
     numbers_are_paged_in_number_order,
-    // Left out: `a_party_never_gets_the_same_number_twice` needs the courier's
-    // third binding on the one number left in a 3-number pool; over sub-pools a
-    // shipment falls back once, to the sub-pool with the least loaded number (all
-    // tied at 1 there), which may be one whose number the courier holds: then
-    // "exhausted" although a third sub-pool has room (the documented limit in
-    // `src/store/redis/subpools.rs`; failed a clean CI-like run);
-    // `overview_counts_from_counters` pins the exact median of the
+    // Left out: `overview_counts_from_counters` pins the exact median of the
     // bindings per number (over sub-pools the overview gives the largest of the
     // sub-pools' medians, an upper bound, see `src/store/redis/opsview.rs`);
     // `quarantined_number_takes_no_new_bindings_and_returns_to_service` pins the

@@ -1,7 +1,9 @@
 -- Allocates a number and creates a binding, or returns the identical live one.
 -- KEYS[1] pool meta, KEYS[2] the record's shard hash.
 -- ARGV: P now sh gen exp shipment tA tB routeValueA routeValueB area pid recordHead
--- extLen ('' or 0 = no extension) extStart extStep
+-- extLen ('' or 0 = no extension) extStart extStep [probe]
+-- With ARGV[17] = 'probe' nothing is created: {'p', '1'} if a number is free for
+-- the parties here, else {'p', '0'} (a sub-pooled shipment's fallback choice).
 -- (the caller builds the route values and the record head; the script checks that
 -- its pool id is still `pid`). An extension is probed from extStart by extStep
 -- (coprime to 10, so every extension is visited) among those free on X.
@@ -91,6 +93,9 @@ if not x and redis.call('ZCOUNT', P .. 'nx', '-inf', fmt(now)) > 0 then
   -- Counts may still include expired bindings: make them exact, then retry.
   reap_due(now, m.cooling, m.shards, '-1')
   x = choose()
+end
+if ARGV[17] == 'probe' then
+  return { 'p', x and '1' or '0' }
 end
 if not x then
   tally(now, 'x')

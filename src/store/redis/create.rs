@@ -39,7 +39,16 @@ impl RedisStore {
                 gen[0] = k as u8;
             }
             r = self
-                .create_at(&mut conn, &req, now, sh, gen, &subpools::tag(pool, k), n)
+                .create_at(
+                    &mut conn,
+                    &req,
+                    now,
+                    sh,
+                    gen,
+                    &subpools::tag(pool, k),
+                    n,
+                    false,
+                )
                 .await?;
             match (at(&r, 0)?, r.get(1).and_then(bytes)) {
                 (b"e", Some(b"moved")) => {
@@ -51,7 +60,28 @@ impl RedisStore {
                         .ok_or_else(|| corrupt("moved reply"))?;
                 }
                 (b"e", Some(b"exhausted")) if n > 1 && k == home && !claimed => {
-                    let Some(j) = self.fallback(pool, home, n).await? else {
+                    // The least loaded sub-pool that has a number for these
+                    // parties (asked, not written): the claim is for good.
+                    let mut pick = None;
+                    for j in self.fallback_order(pool, home, n).await? {
+                        let probe = self
+                            .create_at(
+                                &mut conn,
+                                &req,
+                                now,
+                                sh,
+                                gen,
+                                &subpools::tag(pool, j),
+                                n,
+                                true,
+                            )
+                            .await?;
+                        if probe.get(1).and_then(bytes) == Some(b"1") {
+                            pick = Some(j);
+                            break;
+                        }
+                    }
+                    let Some(j) = pick else {
                         break;
                     };
                     claimed = true;
@@ -136,7 +166,8 @@ impl RedisStore {
     }
 
     /// Runs the create script in the sub-pool tagged `t` (of `n`), refreshing the
-    /// cached pool id once if the script finds another.
+    /// cached pool id once if the script finds another. `probe`: only ask whether
+    /// a number is free there for the parties (`{'p', '1'|'0'}`).
     #[allow(clippy::too_many_arguments)]
     async fn create_at(
         &self,
@@ -147,6 +178,7 @@ impl RedisStore {
         gen: [u8; 3],
         t: &str,
         n: u32,
+        probe: bool,
     ) -> Result<Vec<Value>, StoreError> {
         let script = if n > 1 {
             &self.scripts.create_sub
@@ -158,7 +190,10 @@ impl RedisStore {
             let Some(pid) = self.pool_pid(&req.pool, fresh).await? else {
                 return Err(StoreError::PoolNotFound(req.pool.clone()));
             };
-            let (keys, args) = self.create_args(req, now, sh, gen, pid, t);
+            let (keys, mut args) = self.create_args(req, now, sh, gen, pid, t);
+            if probe {
+                args.push(b"probe".to_vec());
+            }
             let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
             let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
             let r = self.eval_on(conn, script, &keys, &args).await?;

@@ -16,8 +16,10 @@
 //!   index of the sub-pool holding it, so reads and changes by id go straight there.
 //! - **Allocation**: a shipment's *home* sub-pool is `sh mod n` (`sh`: the shipment
 //!   hash). The create script runs there first. Only when it answers "exhausted"
-//!   does the relay pick another sub-pool (the one whose least-loaded active number
-//!   is least loaded) and record it in the home sub-pool with `claim.lua`
+//!   does the relay pick another sub-pool — of those whose create script, asked
+//!   without writing (`probe`), has a number free for the parties, the one whose
+//!   least-loaded active number is least loaded — and record it in the home
+//!   sub-pool with `claim.lua`
 //!   (`{p}f`: `sh` → sub-pool; written once, and only while no live binding of the
 //!   shipment is in the home sub-pool); then creates there. The create script of a
 //!   multi-sub-pool pool first checks `{home}f` (`subpool_guard.lua`) and answers
@@ -33,7 +35,8 @@
 //! never changed (a second relay's `HSETNX` loses and follows the first).
 //!
 //! **Limits.** A shipment that falls back is pinned to its claimed sub-pool for
-//! good: if that one is exhausted too the answer is "exhausted", even if a third
+//! good: if that one is exhausted too (another create took its free number
+//! between the probe and the create) the answer is "exhausted", even if a third
 //! sub-pool had room (moving the claim would need to know, atomically, that the
 //! claimed sub-pool holds no binding: a cross-slot read). Claims are kept (one
 //! field of ~30 bytes per shipment that ever fell back; falling back only happens
@@ -142,14 +145,15 @@ impl RedisStore {
         Ok(tag(pool, of_gen(gen, n)))
     }
 
-    /// The sub-pool to fall back to from `home` (of `n`): the one whose least loaded
-    /// active number carries the fewest live bindings; `None` if none has one.
-    pub(super) async fn fallback(
+    /// The sub-pools to fall back to from `home` (of `n`), in the order to try
+    /// them: by the live bindings of their least loaded active number, fewest
+    /// first; those without an active number are left out.
+    pub(super) async fn fallback_order(
         &self,
         pool: &str,
         home: u32,
         n: u32,
-    ) -> Result<Option<u32>, StoreError> {
+    ) -> Result<Vec<u32>, StoreError> {
         let others: Vec<u32> = (1..n).map(|d| (home + d) % n).collect();
         let firsts = futures::future::join_all(others.iter().map(|k| async move {
             let mut cmd = redis::cmd("ZRANGE");
@@ -160,7 +164,7 @@ impl RedisStore {
             self.query::<Value>(&cmd).await
         }))
         .await;
-        let mut best: Option<(f64, u32)> = None;
+        let mut order: Vec<(f64, u32)> = Vec::new();
         for (k, first) in others.iter().zip(firsts) {
             let load = items(first?)?.get(1).and_then(|v| match v {
                 Value::Double(d) => Some(*d),
@@ -169,12 +173,12 @@ impl RedisStore {
                     .and_then(|t| t.parse::<f64>().ok()),
             });
             if let Some(load) = load {
-                if best.is_none_or(|(b, _)| load < b) {
-                    best = Some((load, *k));
-                }
+                order.push((load, *k));
             }
         }
-        Ok(best.map(|(_, k)| k))
+        // Stable: equal loads keep the order after `home`.
+        order.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(order.into_iter().map(|(_, k)| k).collect())
     }
 
     /// Records in `pool`'s sub-pool `home` that shipment `sh` is created in sub-pool
