@@ -61,7 +61,10 @@ impl RedisStore {
                 }
                 (b"e", Some(b"exhausted")) if n > 1 && k == home && !claimed => {
                     // The least loaded sub-pool that has a number for these
-                    // parties (asked, not written): the claim is for good.
+                    // parties (asked, not written): the claim is for good. Any
+                    // answer but "no number" qualifies: a racing relay may have
+                    // created this very binding there ('x'), which the create
+                    // there then returns.
                     let mut pick = None;
                     for j in self.fallback_order(pool, home, n).await? {
                         let probe = self
@@ -76,7 +79,8 @@ impl RedisStore {
                                 true,
                             )
                             .await?;
-                        if probe.get(1).and_then(bytes) == Some(b"1") {
+                        let no_room = at(&probe, 0)? == b"p" && at(&probe, 1)? == b"0";
+                        if !no_room {
                             pick = Some(j);
                             break;
                         }
