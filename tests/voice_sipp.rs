@@ -384,6 +384,20 @@ fn engines_with_their_own_sockets_carry_their_calls() {
         seen.iter().any(|p| engine_ports.contains(p)),
         "no call was placed from an engine socket: {seen:?}"
     );
+    // SIPp's caller sends every request to the listen socket (it ignores our
+    // Contact), so engine 0 hands the other engines' INVITEs, ACKs and BYEs over,
+    // and counts them; the B legs' responses come straight to the engines.
+    let metrics = r.metrics();
+    let handoffs: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("maskline_sip_shard_handoffs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no hand-off counter in {metrics}"));
+    assert!(
+        (1.0..=60.0).contains(&handoffs),
+        "at most the caller's 3 requests for each of 20 calls may be handed over \
+         (with one socket the callee's responses would add ~3 a call): {handoffs}"
+    );
 }
 
 #[test]
