@@ -607,63 +607,36 @@ async fn the_fallback_sub_pool_has_a_number_for_the_parties() {
         .import_numbers(&pool, vec![spec(&x1), spec(&x2)])
         .await
         .unwrap();
-    let req = |ship: String, a: &str, b: &str| NewBinding {
-        pool: pool.clone(),
-        shipment_id: ship,
-        party_a: e164(a),
-        party_b: e164(b),
-        expires_at: now_ms() + 600_000,
-        area: None,
-        extension: None,
+    // Creates a new binding for `ship`, or says why not.
+    let bind = |ship: String, a: String| {
+        let store = store.clone();
+        let req = NewBinding {
+            pool: pool.clone(),
+            shipment_id: ship,
+            party_a: e164(&a),
+            party_b: e164(&common::random_e164("+86137")),
+            expires_at: now_ms() + 600_000,
+            area: None,
+            extension: None,
+        };
+        async move {
+            match store.create_binding(req, now_ms()).await? {
+                Created::New(b) => Ok(b),
+                other => panic!("expected a new binding: {other:?}"),
+            }
+        }
     };
     let courier = common::random_e164("+86139");
-    let created = |c: Created| match c {
-        Created::New(b) => b,
-        other => panic!("expected a new binding: {other:?}"),
-    };
     // The courier holds x1 (a shipment at home in `first`); someone else holds x2:
     // both numbers carry one binding.
-    let b1 = created(
-        store
-            .create_binding(
-                req(
-                    shipment(first, "A"),
-                    &courier,
-                    &common::random_e164("+86137"),
-                ),
-                now_ms(),
-            )
-            .await
-            .unwrap(),
-    );
+    let b1 = bind(shipment(first, "A"), courier.clone()).await.unwrap();
     assert_eq!(b1.number.to_string(), e164(&x1).to_string());
-    let b2 = created(
-        store
-            .create_binding(
-                req(
-                    shipment(second, "B"),
-                    &common::random_e164("+86139"),
-                    &common::random_e164("+86137"),
-                ),
-                now_ms(),
-            )
-            .await
-            .unwrap(),
-    );
+    let b2 = bind(shipment(second, "B"), common::random_e164("+86139"))
+        .await
+        .unwrap();
     assert_eq!(b2.number.to_string(), e164(&x2).to_string());
     // The courier's next shipment, at home in the empty sub-pool.
-    let b3 = created(
-        store
-            .create_binding(
-                req(
-                    shipment(home, "C"),
-                    &courier,
-                    &common::random_e164("+86137"),
-                ),
-                now_ms(),
-            )
-            .await
-            .expect("a number is free for the courier in a third sub-pool"),
-    );
+    let b3: Result<_, StoreError> = bind(shipment(home, "C"), courier).await;
+    let b3 = b3.expect("a number is free for the courier in a third sub-pool");
     assert_eq!(b3.number.to_string(), e164(&x2).to_string());
 }

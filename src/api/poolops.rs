@@ -402,119 +402,65 @@ async fn change_state(
     ))
 }
 
-/// `POST /v1/pools/{pool}/numbers/{number}/quarantine` `{"reason"}`
-#[utoipa::path(
-    post,
-    path = "/v1/pools/{pool}/numbers/{number}/quarantine",
-    operation_id = "quarantineNumber",
-    tag = "pools",
-    summary = "Quarantine a number: no new bindings, existing ones live out (e.g. flagged as spam).",
-    description = audited_change(),
-    params(PoolNumberPath),
-    request_body(content(
-        (ReasonBody = "application/json",
-            example = json!({"reason": "answer ratio collapsed; flagged as spam"})),
-    )),
-    responses(
-        (status = 200, description = "The new and the previous state.", body = StateChange),
-        BadInput,
-        KeyedErrors,
-        PoolOrNumberNotFound,
-        BodyErrors,
-        NotJson,
-    ),
-)]
-pub(crate) async fn quarantine(
-    State(st): State<AppState>,
-    caller: Caller,
-    PathParams(PoolNumberPath { pool, number }): PathParams<PoolNumberPath>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, HttpError> {
-    change_state(
-        st,
-        caller,
-        pool,
-        number,
-        headers,
-        body,
-        NumberState::Quarantined,
-    )
-    .await
+/// One audited state change of a number: its own route and documented operation,
+/// all handled by [`change_state`].
+macro_rules! state_change {
+    ($name:ident, $path:tt, $op:tt, $summary:tt, $state:expr) => {
+        #[doc = concat!("`POST ", $path, "` `{\"reason\"}`")]
+        #[utoipa::path(
+            post,
+            path = $path,
+            operation_id = $op,
+            tag = "pools",
+            summary = $summary,
+            description = audited_change(),
+            params(PoolNumberPath),
+            request_body(content(
+                (ReasonBody = "application/json",
+                    example = json!({"reason": "answer ratio collapsed; flagged as spam"})),
+            )),
+            responses(
+                (status = 200, description = "The new and the previous state.", body = StateChange),
+                BadInput,
+                KeyedErrors,
+                PoolOrNumberNotFound,
+                BodyErrors,
+                NotJson,
+            ),
+        )]
+        pub(crate) async fn $name(
+            State(st): State<AppState>,
+            caller: Caller,
+            PathParams(PoolNumberPath { pool, number }): PathParams<PoolNumberPath>,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Result<Response, HttpError> {
+            change_state(st, caller, pool, number, headers, body, $state).await
+        }
+    };
 }
 
-/// `POST /v1/pools/{pool}/numbers/{number}/release` `{"reason"}`
-#[utoipa::path(
-    post,
-    path = "/v1/pools/{pool}/numbers/{number}/release",
-    operation_id = "releaseNumber",
-    tag = "pools",
-    summary = "Return a quarantined or retired number to service.",
-    description = audited_change(),
-    params(PoolNumberPath),
-    request_body(content(
-        (ReasonBody = "application/json",
-            example = json!({"reason": "answer ratio collapsed; flagged as spam"})),
-    )),
-    responses(
-        (status = 200, description = "The new and the previous state.", body = StateChange),
-        BadInput,
-        KeyedErrors,
-        PoolOrNumberNotFound,
-        BodyErrors,
-        NotJson,
-    ),
-)]
-pub(crate) async fn release(
-    State(st): State<AppState>,
-    caller: Caller,
-    PathParams(PoolNumberPath { pool, number }): PathParams<PoolNumberPath>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, HttpError> {
-    change_state(st, caller, pool, number, headers, body, NumberState::Active).await
-}
-
-/// `POST /v1/pools/{pool}/numbers/{number}/retire` `{"reason"}`
-#[utoipa::path(
-    post,
-    path = "/v1/pools/{pool}/numbers/{number}/retire",
-    operation_id = "retireNumberAudited",
-    tag = "pools",
-    summary = "Retire a number: no new bindings, existing ones live out.",
-    description = audited_change(),
-    params(PoolNumberPath),
-    request_body(content(
-        (ReasonBody = "application/json",
-            example = json!({"reason": "answer ratio collapsed; flagged as spam"})),
-    )),
-    responses(
-        (status = 200, description = "The new and the previous state.", body = StateChange),
-        BadInput,
-        KeyedErrors,
-        PoolOrNumberNotFound,
-        BodyErrors,
-        NotJson,
-    ),
-)]
-pub(crate) async fn retire(
-    State(st): State<AppState>,
-    caller: Caller,
-    PathParams(PoolNumberPath { pool, number }): PathParams<PoolNumberPath>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, HttpError> {
-    change_state(
-        st,
-        caller,
-        pool,
-        number,
-        headers,
-        body,
-        NumberState::Retired,
-    )
-    .await
-}
+state_change!(
+    quarantine,
+    "/v1/pools/{pool}/numbers/{number}/quarantine",
+    "quarantineNumber",
+    "Quarantine a number: no new bindings, existing ones live out (e.g. flagged as spam).",
+    NumberState::Quarantined
+);
+state_change!(
+    release,
+    "/v1/pools/{pool}/numbers/{number}/release",
+    "releaseNumber",
+    "Return a quarantined or retired number to service.",
+    NumberState::Active
+);
+state_change!(
+    retire,
+    "/v1/pools/{pool}/numbers/{number}/retire",
+    "retireNumberAudited",
+    "Retire a number: no new bindings, existing ones live out.",
+    NumberState::Retired
+);
 
 #[cfg(test)]
 mod tests {

@@ -71,27 +71,13 @@ impl Cluster {
             .expect("six free ports (and bus ports) in 21000-21999");
         let ports: Vec<u16> = (0..6).map(|i| base + i).collect();
         let dir = tempfile::tempdir().expect("temp dir").keep();
-        let mut script = String::from("pids=''\n");
+        let mut servers = Vec::new();
         for p in &ports {
-            let d = dir.join(p.to_string());
-            std::fs::create_dir_all(&d).expect("node dir");
-            script.push_str(&format!(
-                "{} >/dev/null 2>&1 & pids=\"$pids $!\"\n",
-                server_cmd(*p, &dir)
-            ));
+            std::fs::create_dir_all(dir.join(p.to_string())).expect("node dir");
+            servers.push(server_cmd(*p, &dir));
         }
-        script.push_str(&format!(
-            "read _; kill -9 $pids 2>/dev/null; wait; rm -rf '{}'\n",
-            dir.display()
-        ));
-        let mut shell = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sh");
-        let stdin = shell.stdin.take();
+        let (shell, stdin) = procs::spawn_group(&servers, Some(&dir));
+        let stdin = Some(stdin);
         let me = Cluster {
             ports,
             dir,
@@ -193,19 +179,8 @@ impl Cluster {
     /// Starts a cluster node on `port` (data in its directory under the
     /// cluster's), killed with the cluster, and waits until it accepts connections.
     fn spawn_node(&self, port: u16) {
-        let script = format!(
-            "{} >/dev/null 2>&1 & pid=$!; read _; kill -9 $pid",
-            server_cmd(port, &self.dir)
-        );
-        let mut shell = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sh");
-        let stdin = shell.stdin.take().expect("stdin");
-        self.added.lock().unwrap().push((shell, stdin));
+        let shell = procs::spawn_group(&[server_cmd(port, &self.dir)], None);
+        self.added.lock().unwrap().push(shell);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not start");

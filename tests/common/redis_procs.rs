@@ -5,8 +5,33 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
+
+/// Starts `commands` (shell command lines, output discarded) in the background
+/// under one `sh` that SIGKILLs them all — and removes `cleanup`, if given — when
+/// its stdin closes: drop the returned stdin (then wait on the child), or let the
+/// test process end.
+pub fn spawn_group(commands: &[String], cleanup: Option<&Path>) -> (Child, ChildStdin) {
+    let mut script = String::from("pids=''\n");
+    for c in commands {
+        script.push_str(&format!("{c} >/dev/null 2>&1 & pids=\"$pids $!\"\n"));
+    }
+    script.push_str("read _; kill -9 $pids 2>/dev/null; wait\n");
+    if let Some(dir) = cleanup {
+        script.push_str(&format!("rm -rf '{}'\n", dir.display()));
+    }
+    let mut shell = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sh");
+    let stdin = shell.stdin.take().expect("stdin");
+    (shell, stdin)
+}
 
 /// Whether nothing listens on loopback port `p`.
 pub fn port_free(p: u16) -> bool {

@@ -11,7 +11,7 @@ use crate::common::redis_procs as procs;
 pub use procs::cli;
 use procs::port_free;
 
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -67,32 +67,19 @@ impl Sentinel {
         let server = |p: u16, extra: &str| {
             format!(
                 "redis-server --port {p} --bind 127.0.0.1 --save '' --appendonly no \
-                 --dir '{}' --dbfilename {p}.rdb {extra} >/dev/null 2>&1 & pids=\"$pids $!\"\n",
+                 --dir '{}' --dbfilename {p}.rdb {extra}",
                 dir.display()
             )
         };
-        let mut script = String::from("pids=''\n");
-        script.push_str(&server(ports[0], ""));
-        script.push_str(&server(
-            ports[1],
-            &format!("--replicaof 127.0.0.1 {}", ports[0]),
-        ));
-        script.push_str(&format!(
-            "redis-server '{}' --sentinel >/dev/null 2>&1 & pids=\"$pids $!\"\n",
-            conf.display()
-        ));
-        script.push_str(&format!(
-            "read _; kill -9 $pids 2>/dev/null; wait; rm -rf '{}'\n",
-            dir.display()
-        ));
-        let mut shell = Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sh");
-        let stdin = shell.stdin.take();
+        let (shell, stdin) = procs::spawn_group(
+            &[
+                server(ports[0], ""),
+                server(ports[1], &format!("--replicaof 127.0.0.1 {}", ports[0])),
+                format!("redis-server '{}' --sentinel", conf.display()),
+            ],
+            Some(&dir),
+        );
+        let stdin = Some(stdin);
         let me = Sentinel {
             ports,
             shell,

@@ -9,13 +9,16 @@
 //! node's `INFO cpu`; and the masters' memory per live binding (`INFO memory`).
 //! `loadtest/cluster/run.sh` runs it against 1 and 3 masters.
 
+#[path = "../numbers.rs"]
+mod numbers;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use maskline::bindings::{now_ms, Capabilities, Created, NewBinding, NumberSpec, PoolSpec};
+use maskline::bindings::{now_ms, Created, NewBinding, PoolSpec};
 use maskline::numbers::{NumberHasher, Sealer, E164};
 use maskline::store::redis::{RedisOptions, RedisStore};
 use maskline::store::BindingStore;
@@ -223,24 +226,7 @@ async fn main() -> Result<()> {
     // Room for every binding in every sub-pool (numbers split by hash) plus slack.
     let numbers =
         ((args.n + args.raw).div_ceil(args.cap as usize) * 5 / 4 + 8) * args.subpools as usize;
-    let xs: Vec<E164> = (0..numbers)
-        .map(|i| E164::parse(&format!("+8617{:03}{:07}", run % 1000, i)))
-        .collect::<Result<_, _>>()?;
-    for chunk in xs.chunks(5000) {
-        store
-            .import_numbers(
-                &pool,
-                chunk
-                    .iter()
-                    .map(|x| NumberSpec {
-                        number: x.clone(),
-                        area: None,
-                        capabilities: Capabilities::default(),
-                    })
-                    .collect(),
-            )
-            .await?;
-    }
+    numbers::import(store.as_ref(), &pool, u64::from(run), numbers).await?;
     println!(
         "pool {pool}: {} sub-pools, {numbers} numbers, cap {}; {} bindings, {} in flight",
         args.subpools, args.cap, args.n, args.c

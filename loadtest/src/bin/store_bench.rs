@@ -17,13 +17,16 @@
 //! as real ones do) and a fresh customer per binding. Everything lives in a fresh pool
 //! `sb-<random>`; `--keep` leaves it in Redis (default: the run's keys are deleted).
 
+#[path = "../numbers.rs"]
+mod numbers;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use maskline::bindings::{now_ms, Capabilities, Created, NewBinding, NumberSpec, PoolSpec};
+use maskline::bindings::{now_ms, Created, NewBinding, PoolSpec};
 use maskline::numbers::{NumberHasher, Sealer, E164};
 use maskline::store::redis::{RedisOptions, RedisStore};
 use maskline::store::{BindingStore, StoreError};
@@ -148,24 +151,7 @@ async fn main() -> Result<()> {
         .await?;
     let total = args.n + args.creates;
     let numbers = total.div_ceil(args.cap as usize) + total.div_ceil(args.cap as usize) / 50 + 1;
-    let xs: Vec<E164> = (0..numbers)
-        .map(|i| E164::parse(&format!("+8617{:03}{:07}", run % 1000, i)))
-        .collect::<Result<_, _>>()?;
-    for chunk in xs.chunks(5000) {
-        store
-            .import_numbers(
-                &pool,
-                chunk
-                    .iter()
-                    .map(|x| NumberSpec {
-                        number: x.clone(),
-                        area: None,
-                        capabilities: Capabilities::default(),
-                    })
-                    .collect(),
-            )
-            .await?;
-    }
+    let xs = numbers::import(store.as_ref(), &pool, u64::from(run), numbers).await?;
     println!(
         "pool {pool}: {numbers} numbers, cap {} per number; {} bindings to load",
         args.cap, args.n
