@@ -106,7 +106,12 @@ for rate in $RATES; do
     sleep 0.3
     if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); h0=$(handoffs); else pids=$(kam_pids); fi
     c0=$(cpu_ms $pids)
-    if [ -n "${PERF:-}" ] && [ $relay = maskline ]; then
+    if [ "${PERF:-}" = stat ]; then
+      # System calls and context switches per call, by kind (either relay).
+      perf stat -x, -o "$WORK/stat_${relay}_${rate}.txt" -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_sendto,syscalls:sys_enter_sendmmsg,syscalls:sys_enter_recvfrom,syscalls:sys_enter_recvmmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_clock_nanosleep,syscalls:sys_enter_writev,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_futex \
+        -p "$(echo $pids | tr ' ' ',')" -- sleep $SECS >/dev/null 2>&1 &
+      PERFPID=$!
+    elif [ -n "${PERF:-}" ] && [ $relay = maskline ]; then
       perf record -F 499 -g -o "$WORK/perf.data" -p $MLPID -- sleep $SECS >/dev/null 2>&1 &
       PERFPID=$!
     fi
@@ -114,7 +119,10 @@ for rate in $RATES; do
       -r $rate -m $n -l $((rate * 4)) -nostdin -trace_err -error_file uac_${relay}_${rate}.err -trace_stat -stf uac_${relay}_${rate}.csv -fd 1 \
       -timeout $((SECS * 3 + 30))s > uac.out 2>&1) || true
     c1=$(cpu_ms $pids)
-    if [ -n "${PERF:-}" ] && [ $relay = maskline ]; then
+    if [ "${PERF:-}" = stat ]; then
+      wait $PERFPID || true
+      awk -F, -v n=$((rate * SECS)) -v r=$relay '$3 != "" && $1 ~ /^[0-9.]+$/ {printf "  %s %-34s %8.2f per call\n", r, $3, $1 / n}' "$WORK/stat_${relay}_${rate}.txt"
+    elif [ -n "${PERF:-}" ] && [ $relay = maskline ]; then
       wait $PERFPID || true
       perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio -g none \
         > /tmp/maskline-voice-perf.txt 2>&1 || true

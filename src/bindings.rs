@@ -517,6 +517,12 @@ pub struct Route {
     pub callee: E164,
     /// Binding expiry.
     pub expires_at: UnixMs,
+    /// The binding's shipment, when the lookup read it (the call record's
+    /// `shipment_id`, without another store read after the call).
+    pub shipment_id: Option<String>,
+    /// Whether the caller is the binding's party A (the courier), when known:
+    /// the call record's direction.
+    pub caller_is_a: Option<bool>,
 }
 
 /// Where a call keyed with an extension on X goes.

@@ -66,6 +66,7 @@ impl Target {
 pub(super) struct OriginState {
     pub session_id: u64,
     pub version: u64,
+    /// The last body sent without its `o=` line.
     last: String,
 }
 
@@ -122,13 +123,44 @@ pub(super) fn rewrite(
 
     desc.set_origin("-", addr)
         .map_err(|e| MediaError::BadSdp(e.to_string()))?;
-    let mut body = with_origin(&mut desc, origin.session_id, origin.version);
-    if body != origin.last {
-        origin.version += 1;
-        body = with_origin(&mut desc, origin.session_id, origin.version);
-        origin.last.clone_from(&body);
+    // Written once, with the next version; if everything but `o=` is what this leg
+    // got last time, the version goes back to the last one (patched in place).
+    let next = origin.version + 1;
+    let mut body = with_origin(&mut desc, origin.session_id, next);
+    let o = origin_line(&body);
+    let changed = origin.version == 0
+        || body.len() - o.len() != origin.last.len()
+        || !(body[..o.start] == origin.last[..o.start] && body[o.end..] == origin.last[o.start..]);
+    if changed {
+        origin.version = next;
+        origin.last.clear();
+        origin.last.push_str(&body[..o.start]);
+        origin.last.push_str(&body[o.end..]);
+    } else {
+        let line = body[o.clone()].replacen(
+            &format!(" {} {next} ", origin.session_id),
+            &format!(" {} {} ", origin.session_id, origin.version),
+            1,
+        );
+        body.replace_range(o, &line);
     }
     Ok((body.into_bytes(), target))
+}
+
+/// Byte range of the `o=` line (with its line end) in a serialized body.
+fn origin_line(body: &str) -> std::ops::Range<usize> {
+    let start = if body.starts_with("o=") {
+        Some(0)
+    } else {
+        body.find("\no=").map(|i| i + 1)
+    };
+    match start {
+        Some(s) => {
+            let end = body[s..].find('\n').map_or(body.len(), |e| s + e + 1);
+            s..end
+        }
+        None => 0..0,
+    }
 }
 
 fn with_origin(desc: &mut SessionDescription, id: u64, version: u64) -> String {

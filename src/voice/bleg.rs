@@ -43,7 +43,7 @@ impl Engine {
         )
         .via(
             transport_name(b_dest.transport),
-            &local.to_string(),
+            local,
             &maskline_sip::new_branch(),
         )
         .max_forwards(max_forwards)

@@ -21,7 +21,7 @@ use maskline_sip::Message;
 use super::engine::Engine;
 use super::router::Decision;
 use crate::bindings::now_ms;
-use crate::events::CallRecord;
+use crate::events::{CallRecord, Direction};
 use crate::media::{Advertise, Leg, MediaError, MediaSession};
 use crate::numbers::E164;
 
@@ -281,6 +281,14 @@ impl Engine {
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.record.binding_id = Some(route.binding_id.to_string());
                     c.record.pool = Some(route.pool.clone());
+                    c.record.shipment_id = route.shipment_id.clone();
+                    c.record.direction = route.caller_is_a.map(|a| {
+                        if a {
+                            Direction::CourierToCustomer
+                        } else {
+                            Direction::CustomerToCourier
+                        }
+                    });
                 }
                 (route.callee, None)
             }

@@ -140,7 +140,7 @@ impl Engine {
             call.ack_awaits_answer = true;
         } else {
             let ack = dialog
-                .ack(transport_name(call.b_dest.transport), &local.to_string())
+                .ack(transport_name(call.b_dest.transport), local)
                 .ok()
                 .and_then(|b| b.build().ok());
             if let Some(ack) = ack {
@@ -366,7 +366,7 @@ impl Engine {
         let Some(dialog) = call.b_dialog.as_ref() else {
             return;
         };
-        let Ok(mut b) = dialog.ack(transport_name(dest.transport), &local) else {
+        let Ok(mut b) = dialog.ack(transport_name(dest.transport), local) else {
             return;
         };
         if let Some(sdp) = body {

@@ -426,6 +426,7 @@ impl Engine {
         match result {
             Ok(ExtensionRoute::Live(route)) => {
                 call.record.binding_id = Some(route.binding_id.to_string());
+                call.record.shipment_id = route.shipment_id.clone();
                 call.record.via = Some("extension".into());
                 if let Some(i) = call.ivr.as_mut() {
                     i.outcome = Some("extension");

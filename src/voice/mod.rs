@@ -93,11 +93,28 @@ pub struct VoiceSettings {
     pub max_call_duration: Duration,
     /// How long live calls may finish on shutdown.
     pub drain_timeout: Duration,
+    /// [`VoiceSettings::local`] for UDP, TCP and TLS, formatted once (every
+    /// message we build writes it); set by [`VoiceSettings::refresh_local`].
+    local: [String; 3],
 }
 
 impl VoiceSettings {
     /// `host:port` we put in Via and Contact for a leg on `transport`.
-    pub fn local(&self, transport: Transport) -> String {
+    pub fn local(&self, transport: Transport) -> &str {
+        let i = match transport {
+            Transport::Tls => 2,
+            Transport::Tcp => 1,
+            _ => 0,
+        };
+        self.local.get(i).map_or("127.0.0.1:5060", String::as_str)
+    }
+
+    /// Formats [`VoiceSettings::local`] again after the addresses changed.
+    pub fn refresh_local(&mut self) {
+        self.local = [Transport::Udp, Transport::Tcp, Transport::Tls].map(|t| self.format_local(t));
+    }
+
+    fn format_local(&self, transport: Transport) -> String {
         let addr = match transport {
             Transport::Tls => self.tls.or(self.tcp).or(self.udp),
             Transport::Tcp => self.tcp.or(self.udp),
@@ -329,7 +346,7 @@ impl Voice {
                             }
                         };
                     transports.set_tls_out(tls_out);
-                    let settings = Arc::new(VoiceSettings {
+                    let mut settings = VoiceSettings {
                         udp: transports.udp_addrs.first().copied(),
                         tcp: transports.tcp_addrs.first().copied(),
                         tls: transports.tls_addrs.first().copied(),
@@ -339,7 +356,10 @@ impl Voice {
                         no_answer_timeout: no_answer,
                         max_call_duration: max_call,
                         drain_timeout: drain,
-                    });
+                        local: Default::default(),
+                    };
+                    settings.refresh_local();
+                    let settings = Arc::new(settings);
                     let _ = ready_tx.send(Ok((transports.clone(), settings.clone())));
                     let others = async move { while others_rx.recv().await.is_some() {} };
                     run_shard(0, c0, settings, transports, q0, others).await;
@@ -387,6 +407,7 @@ impl Voice {
                                         Ok(t) => {
                                             let mut s = (*settings).clone();
                                             s.udp = addr.or(s.udp);
+                                            s.refresh_local();
                                             (Arc::new(s), t)
                                         }
                                         Err(e) => {

@@ -1,6 +1,8 @@
 //! Call records, written off the call path: the engine hands a finished call's
-//! record to this task, which adds the shipment and the direction (one store read
-//! by binding id, concurrently for a batch) and appends the batch to the
+//! record to this task, which adds the shipment and the direction where the route
+//! lookup did not already give them (one store read by binding id, concurrently
+//! for a batch: IVR calls, and routes read from an older store) and appends the
+//! batch to the
 //! [`RecordStore`] in one round trip, retrying a store outage a few times before
 //! giving up (counted in `maskline_call_records_dropped_total`).
 
@@ -23,6 +25,9 @@ async fn enrich(
     mut record: CallRecord,
     caller: Option<E164>,
 ) -> CallRecord {
+    if record.shipment_id.is_some() && record.direction.is_some() {
+        return record;
+    }
     if let Some(id) = record
         .binding_id
         .as_deref()

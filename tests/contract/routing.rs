@@ -12,6 +12,17 @@ pub async fn route_goes_both_ways_and_nowhere_else(s: Store) {
     assert_eq!(r.pool, p);
     assert_eq!(r.callee, b);
     assert_eq!(r.expires_at, bd.expires_at);
+    // The same lookup names the shipment and the caller's side (the call record's
+    // shipment and direction).
+    assert_eq!(
+        (r.shipment_id.as_deref(), r.caller_is_a),
+        (Some(bd.shipment_id.as_str()), Some(true))
+    );
+    let back = s.route(&p, &x, &b, now_ms()).await.unwrap().unwrap();
+    assert_eq!(
+        (back.shipment_id.as_deref(), back.caller_is_a),
+        (Some(bd.shipment_id.as_str()), Some(false))
+    );
     assert_eq!(callee(&s, &p, &x, &b).await, Some(a.clone()));
     assert_eq!(callee(&s, &p, &x, &party()).await, None, "stranger");
     let other = if x == xs[0] { &xs[1] } else { &xs[0] };
@@ -44,6 +55,12 @@ pub async fn reassign_courier_keeps_number_and_reroutes_at_once(s: Store) {
     assert_eq!(s.get_binding(bd.id, now_ms()).await.unwrap(), up);
     assert_eq!(callee(&s, &p, &x, &a2).await, Some(b.clone()));
     assert_eq!(callee(&s, &p, &x, &b).await, Some(a2.clone()));
+    let new_courier = s.route(&p, &x, &a2, now_ms()).await.unwrap().unwrap();
+    assert_eq!(
+        new_courier.caller_is_a,
+        Some(true),
+        "the new courier is party A"
+    );
     assert_eq!(
         callee(&s, &p, &x, &a).await,
         None,

@@ -415,6 +415,8 @@ impl State {
             pool: b.pool.clone(),
             callee: callee.clone(),
             expires_at: b.expires_at,
+            shipment_id: Some(b.shipment_id.clone()),
+            caller_is_a: Some(*caller == b.party_a),
         })
     }
 
@@ -438,6 +440,8 @@ impl State {
                 pool: b.pool.clone(),
                 callee: b.party_a.clone(),
                 expires_at: b.expires_at,
+                shipment_id: Some(b.shipment_id.clone()),
+                caller_is_a: None,
             }),
             Err(_) => ExtensionRoute::Ended,
         }

@@ -56,6 +56,8 @@ impl RedisStore {
                     pool: pool.to_owned(),
                     callee: self.open(pool, rv.sealed)?,
                     expires_at: rec.expires,
+                    shipment_id: Some(rec.shipment),
+                    caller_is_a: None,
                 }))
             }
             b"d" => Ok(ExtensionRoute::Ended),

@@ -264,6 +264,8 @@ struct Scripts {
     numstate: Script,
     numbers: Script,
     overview: Script,
+    /// The call path's lookup (no prelude: two reads).
+    route: Script,
 }
 
 impl Scripts {
@@ -288,6 +290,7 @@ impl Scripts {
             numstate: s(include_str!("../lua/numstate.lua")),
             numbers: s(include_str!("../lua/numbers.lua")),
             overview: s(include_str!("../lua/overview.lua")),
+            route: Script::new(include_str!("../lua/route.lua")),
         }
     }
 }
@@ -459,6 +462,7 @@ impl RedisStore {
         for script in [
             &s.create,
             &s.create_sub,
+            &s.route,
             &s.claim,
             &s.get,
             &s.update,

@@ -136,18 +136,34 @@ impl RedisStore {
         now: UnixMs,
     ) -> Result<Option<Route>, StoreError> {
         let t = self.tag_of_number(pool, number).await?;
-        let key = route_key(&t, number, &party_tag(&self.hasher, caller));
-        let v: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(key)).await?;
-        let Some(v) = v else { return Ok(None) };
-        let rv = parse_route(&v)?;
+        let tag = party_tag(&self.hasher, caller);
+        let key = route_key(&t, number, &tag);
+        // One round trip: the route value and the binding's record (for the call
+        // record's shipment and direction).
+        let r = self
+            .eval(&self.scripts.route, &[&key], &[prefix(&t).as_bytes()])
+            .await?;
+        let Some(v) = r.first().and_then(bytes) else {
+            return Ok(None);
+        };
+        let rv = parse_route(v)?;
         if rv.until <= now || rv.sealed.is_empty() {
             return Ok(None);
         }
+        // The record of the same binding (same generation) names the shipment and
+        // whether the caller is party A; a missing or newer record only loses that.
+        let rec = r
+            .get(1)
+            .and_then(bytes)
+            .and_then(|raw| parse_record(raw).ok())
+            .filter(|rec| split_id(&rv.id).is_some_and(|p| p.gen == rec.gen));
         Ok(Some(Route {
             binding_id: rv.id,
             pool: pool.to_owned(),
             callee: self.open(pool, rv.sealed)?,
             expires_at: rv.until,
+            caller_is_a: rec.as_ref().map(|rec| rec.ha == tag),
+            shipment_id: rec.map(|rec| rec.shipment),
         }))
     }
 
