@@ -109,7 +109,7 @@ pub mod prompt;
 mod relay;
 mod rewrite;
 mod rtcp;
-mod sys;
+pub(crate) mod sys;
 mod worker;
 
 pub use relay::{LocalAnswer, MediaConfig, MediaRelay, MediaSession, MediaStats};

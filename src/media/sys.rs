@@ -128,7 +128,7 @@ impl Waker {
 
 /// A socket address in kernel form, ready to hand to `sendmmsg`.
 #[derive(Clone, Copy)]
-pub(super) struct RawAddr {
+pub(crate) struct RawAddr {
     storage: libc::sockaddr_storage,
     len: libc::socklen_t,
 }
@@ -143,7 +143,7 @@ impl std::fmt::Debug for RawAddr {
 }
 
 impl RawAddr {
-    pub(super) fn new(addr: SocketAddr) -> RawAddr {
+    pub(crate) fn new(addr: SocketAddr) -> RawAddr {
         // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
         let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
         let len = match addr {
@@ -180,10 +180,15 @@ impl RawAddr {
             len: len as libc::socklen_t,
         }
     }
+
+    /// The kernel form and its length.
+    pub(crate) fn parts(&self) -> (&libc::sockaddr_storage, libc::socklen_t) {
+        (&self.storage, self.len)
+    }
 }
 
 /// The address in a `sockaddr_storage` filled by the kernel.
-pub(super) fn to_socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(crate) fn to_socket_addr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match s.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.

@@ -145,7 +145,7 @@ impl Engine {
                 .and_then(|b| b.build().ok());
             if let Some(ack) = ack {
                 let ack: Arc<[u8]> = Arc::from(ack);
-                self.transports.send(call.b_dest, ack.clone());
+                self.outbox.push((call.b_dest, ack.clone()));
                 call.b_ack = Some(ack);
             }
         }
@@ -223,7 +223,7 @@ impl Engine {
     pub(super) fn resend_b_ack(&mut self, id: CallId) {
         if let Some(call) = self.calls.get(&id) {
             if let Some(ack) = &call.b_ack {
-                self.transports.send(call.b_dest, ack.clone());
+                self.send(call.b_dest, ack.clone());
             }
         }
     }
@@ -245,7 +245,7 @@ impl Engine {
         let t = transport_name(call.b_dest.transport);
         let dest = call.b_dest;
         if let Some(ack) = fork.ack(t, &local).ok().and_then(|b| b.build().ok()) {
-            self.transports.send(dest, Arc::from(ack));
+            self.send(dest, Arc::from(ack));
         }
         if let Ok(bye) = fork.new_request(Method::Bye, t, &local) {
             self.send_client(id, bye, dest, TxRole::Ignore);
@@ -374,7 +374,7 @@ impl Engine {
         }
         if let Ok(ack) = b.build() {
             let ack: Arc<[u8]> = Arc::from(ack);
-            self.transports.send(dest, ack.clone());
+            self.outbox.push((dest, ack.clone()));
             call.b_ack = Some(ack);
         }
     }

@@ -188,7 +188,7 @@ impl Engine {
                     .ok()
                     .and_then(|b| b.build().ok())
                 {
-                    self.transports.send(dest, Arc::from(ack));
+                    self.outbox.push((dest, Arc::from(ack)));
                 }
             }
         }

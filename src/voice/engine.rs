@@ -27,9 +27,13 @@ use super::router::{CallRouter, Decision};
 use super::shard::Shards;
 use super::transport::{Inbound, Transports};
 use super::trunk::Trunk;
+use super::udp_batch::{RecvBatch, SendBatch, RECV_BATCH};
 use super::VoiceSettings;
 use crate::events::CallRecord;
 use crate::media::MediaRelay;
+
+/// The engine's maps (keys off the wire: seeded foldhash, cheaper than SipHash).
+pub(super) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Methods we answer or relay (the `Allow` header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
@@ -79,9 +83,9 @@ pub struct Engine {
     pub(super) trunks: Arc<Vec<Trunk>>,
     pub(super) transports: Transports,
     pub(super) layer: TransactionLayer,
-    pub(super) calls: HashMap<CallId, Call>,
-    pub(super) by_tx: HashMap<TransactionId, (CallId, TxRole)>,
-    pub(super) by_callid: HashMap<String, CallId>,
+    pub(super) calls: Map<CallId, Call>,
+    pub(super) by_tx: Map<TransactionId, (CallId, TxRole)>,
+    pub(super) by_callid: Map<String, CallId>,
     timers: BinaryHeap<Reverse<(Instant, CallId, TimerKind)>>,
     pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
     pub(super) router: CallRouter,
@@ -94,6 +98,9 @@ pub struct Engine {
     next_call: u64,
     /// `maskline_live_calls`, looked up once (a lookup hashes the name).
     live_calls: metrics::Gauge,
+    /// Messages to send at the end of this pass (see [`Engine::flush`]).
+    pub(super) outbox: Vec<(Destination, Arc<[u8]>)>,
+    send_batch: SendBatch,
 }
 
 impl std::fmt::Debug for Engine {
@@ -146,9 +153,9 @@ impl Engine {
             trunks,
             transports,
             layer: TransactionLayer::new(Default::default()),
-            calls: HashMap::new(),
-            by_tx: HashMap::new(),
-            by_callid: HashMap::new(),
+            calls: Map::default(),
+            by_tx: Map::default(),
+            by_callid: Map::default(),
             timers: BinaryHeap::new(),
             internal_tx,
             router,
@@ -159,6 +166,8 @@ impl Engine {
             draining: false,
             next_call: 0,
             live_calls: metrics::gauge!("maskline_live_calls"),
+            outbox: Vec::new(),
+            send_batch: SendBatch::default(),
         }
     }
 
@@ -175,12 +184,12 @@ impl Engine {
         // The primary UDP socket is read here, in the engine's own task: no hop
         // through a channel (and no thread wake-up) per datagram.
         let udp0 = self.transports.primary_udp();
-        let mut buf = vec![0u8; 65_535];
+        let mut batch = RecvBatch::default();
         loop {
             // Under load: take everything already queued, then sleep COALESCE and
             // yield (the runtime polls its sockets: Redis replies, records) before
             // looking again, instead of waking once per message.
-            let taken = self.take_queued(udp0.as_deref(), &mut buf, &mut inbound, &mut internal);
+            let taken = self.take_queued(udp0.as_deref(), &mut batch, &mut inbound, &mut internal);
             if taken > 0 {
                 self.flush();
                 if self.drained() {
@@ -220,15 +229,7 @@ impl Engine {
                 r = udp_ready => {
                     if r.is_ok() {
                         if let Some(sock) = &udp0 {
-                            for _ in 0..UDP_BATCH {
-                                match sock.try_recv_from(&mut buf) {
-                                    Ok((n, src)) => {
-                                        let data = buf.get(..n).unwrap_or_default();
-                                        self.dispatch(data, src, Transport::Udp);
-                                    }
-                                    Err(_) => break,
-                                }
-                            }
+                            self.read_udp(sock, &mut batch);
                         }
                     }
                 }
@@ -269,22 +270,13 @@ impl Engine {
     fn take_queued(
         &mut self,
         udp0: Option<&tokio::net::UdpSocket>,
-        buf: &mut [u8],
+        batch: &mut RecvBatch,
         inbound: &mut mpsc::Receiver<Inbound>,
         internal: &mut mpsc::UnboundedReceiver<Internal>,
     ) -> usize {
         let mut n = 0;
         if let Some(sock) = udp0 {
-            while n < UDP_BATCH {
-                match sock.try_recv_from(buf) {
-                    Ok((len, src)) => {
-                        let data = buf.get(..len).unwrap_or_default();
-                        self.dispatch(data, src, Transport::Udp);
-                        n += 1;
-                    }
-                    Err(_) => break,
-                }
-            }
+            n += self.read_udp(sock, batch);
         }
         while let Ok(m) = inbound.try_recv() {
             self.on_inbound(m);
@@ -302,6 +294,31 @@ impl Engine {
         n
     }
 
+    /// Reads and dispatches the datagrams queued on `sock`, [`RECV_BATCH`] per
+    /// system call, at most [`UDP_BATCH`]; returns how many.
+    fn read_udp(&mut self, sock: &tokio::net::UdpSocket, batch: &mut RecvBatch) -> usize {
+        let mut n = 0;
+        while n < UDP_BATCH {
+            let got = batch.recv(sock);
+            for i in 0..got {
+                if let Some((data, src)) = batch.get(i) {
+                    self.dispatch(data, src, Transport::Udp);
+                }
+            }
+            n += got;
+            if got < RECV_BATCH {
+                break;
+            }
+        }
+        n
+    }
+
+    /// Queues a message; [`Engine::flush`] sends every queued message of a pass
+    /// together (one `sendmmsg` per UDP socket).
+    pub(super) fn send(&mut self, dest: Destination, payload: Arc<[u8]>) {
+        self.outbox.push((dest, payload));
+    }
+
     /// Draining and nothing left in any shard. Every shard keeps running until
     /// all are done: while one still has calls, new INVITEs of the others' Call-IDs
     /// must still be answered 503.
@@ -315,7 +332,7 @@ impl Engine {
             let mut progressed = false;
             while let Some(t) = self.layer.poll_transmit() {
                 progressed = true;
-                self.transports.send(t.destination, t.payload);
+                self.outbox.push((t.destination, t.payload));
             }
             while let Some(ev) = self.layer.poll_event() {
                 progressed = true;
@@ -325,6 +342,8 @@ impl Engine {
                 break;
             }
         }
+        self.transports
+            .send_all(&mut self.send_batch, &mut self.outbox);
         let total = self.shards.set_live(self.calls.len());
         self.live_calls.set(total as f64);
     }
@@ -453,8 +472,8 @@ impl Engine {
     }
 
     /// Sends `bytes` back to where `m` came from (stateless error answers).
-    fn reply(&self, m: &Received<'_>, bytes: Vec<u8>) {
-        self.transports.send(
+    fn reply(&mut self, m: &Received<'_>, bytes: Vec<u8>) {
+        self.send(
             Destination {
                 transport: m.transport,
                 addr: m.source,
@@ -479,7 +498,7 @@ impl Engine {
                 b = b.header(n, v);
             }
             if let Ok(bytes) = b.build() {
-                self.transports.send(
+                self.send(
                     Destination {
                         transport,
                         addr: to,

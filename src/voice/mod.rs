@@ -47,6 +47,7 @@ pub mod router;
 pub mod shard;
 pub mod transport;
 pub mod trunk;
+mod udp_batch;
 
 use crate::config::SipConfig;
 use crate::events::RecordStore;

@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util_lite::CancelToken;
 
+use super::udp_batch::SendBatch;
 use super::VoiceError;
 use crate::config::SipListen;
 
@@ -158,6 +159,54 @@ impl Transports {
     /// The first UDP socket (read by the engine directly).
     pub fn primary_udp(&self) -> Option<Arc<UdpSocket>> {
         self.udp.first().cloned()
+    }
+
+    /// Sends the messages of one engine pass and empties `out`: the UDP ones with
+    /// one `sendmmsg` per socket (requests from the engine's socket, responses from
+    /// the listen socket, as [`Transports::send`]), the others one by one.
+    pub fn send_all(&self, batch: &mut SendBatch, out: &mut Vec<(Destination, Arc<[u8]>)>) {
+        if out.is_empty() {
+            return;
+        }
+        let udp = |d: &Destination| d.transport == Transport::Udp;
+        let response = |p: &[u8]| p.starts_with(b"SIP/2.0 ");
+        let mut failed = 0;
+        if let Some(first) = self.udp.first() {
+            match &self.reply_udp {
+                Some(listen) => {
+                    failed += batch.send(
+                        listen,
+                        out.iter()
+                            .filter(|(d, p)| udp(d) && response(p))
+                            .map(|(d, p)| (d.addr, &p[..])),
+                    );
+                    failed += batch.send(
+                        first,
+                        out.iter()
+                            .filter(|(d, p)| udp(d) && !response(p))
+                            .map(|(d, p)| (d.addr, &p[..])),
+                    );
+                }
+                None => {
+                    failed += batch.send(
+                        first,
+                        out.iter()
+                            .filter(|(d, _)| udp(d))
+                            .map(|(d, p)| (d.addr, &p[..])),
+                    );
+                }
+            }
+        }
+        if failed > 0 {
+            metrics::counter!("maskline_sip_send_errors_total", "transport" => "udp")
+                .increment(failed as u64);
+            tracing::debug!(failed, "sip: udp sends failed");
+        }
+        for (d, p) in out.drain(..) {
+            if !udp(&d) {
+                self.send(d, p);
+            }
+        }
     }
 
     /// Sends one message. Failures are logged and counted (the transaction layer
