@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use crate::media::sys::{to_socket_addr, RawAddr};
+use crate::media::sys::{self, to_socket_addr, RawAddr};
 
 /// Datagrams read per `recvmmsg`.
 pub const RECV_BATCH: usize = 16;
@@ -83,13 +83,7 @@ impl RecvBatch {
             // SAFETY: `hdrs` points to RECV_BATCH headers whose buffers and
             // addresses live in this batch.
             let n = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    hdrs,
-                    RECV_BATCH as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
+                sys::recvmmsg(fd, hdrs, RECV_BATCH as libc::c_uint, libc::MSG_DONTWAIT)
             };
             if n < 0 {
                 Err(io::Error::last_os_error())
@@ -184,7 +178,7 @@ impl SendBatch {
             let r = sock.try_io(Interest::WRITABLE, || {
                 // SAFETY: as above; q - sent headers follow `hdrs`.
                 let n = unsafe {
-                    libc::sendmmsg(fd, hdrs, (q - sent) as libc::c_uint, libc::MSG_DONTWAIT)
+                    sys::sendmmsg(fd, hdrs, (q - sent) as libc::c_uint, libc::MSG_DONTWAIT)
                 };
                 if n < 0 {
                     Err(io::Error::last_os_error())
