@@ -198,6 +198,11 @@ fn shutdown_refuses_new_calls_and_ends_live_ones_after_the_drain() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let m = r.metrics();
+    assert!(
+        m.contains("maskline_sip_requests_total{method=\"INVITE\"} 1"),
+        "requests counted by method: {m}"
+    );
     let pid = r.relay.child.id().to_string();
     assert!(std::process::Command::new("kill")
         .args(["-TERM", &pid])

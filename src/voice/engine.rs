@@ -98,6 +98,8 @@ pub struct Engine {
     next_call: u64,
     /// `maskline_live_calls`, looked up once (a lookup hashes the name).
     live_calls: metrics::Gauge,
+    /// `maskline_sip_requests_total` by method ([`METHOD_LABELS`]), looked up once.
+    requests: [metrics::Counter; METHOD_LABELS.len()],
     /// Messages to send at the end of this pass (see [`Engine::flush`]).
     pub(super) outbox: Vec<(Destination, Arc<[u8]>)>,
     send_batch: SendBatch,
@@ -166,6 +168,8 @@ impl Engine {
             draining: false,
             next_call: 0,
             live_calls: metrics::gauge!("maskline_live_calls"),
+            requests: METHOD_LABELS
+                .map(|m| metrics::counter!("maskline_sip_requests_total", "method" => m)),
             outbox: Vec::new(),
             send_batch: SendBatch::default(),
         }
@@ -519,8 +523,9 @@ impl Engine {
         received: Instant,
     ) {
         let Some(method) = msg.method() else { return };
-        metrics::counter!("maskline_sip_requests_total", "method" => method_label(method))
-            .increment(1);
+        if let Some(c) = self.requests.get(method_index(method)) {
+            c.increment(1);
+        }
         let is_ack = method == Method::Ack;
         if !is_ack && method != Method::Cancel {
             if matches!(msg.max_forwards(), Ok(Some(0))) {
@@ -699,16 +704,22 @@ impl Engine {
     }
 }
 
-fn method_label(m: Method<'_>) -> &'static str {
+/// The `method` label values of `maskline_sip_requests_total`.
+const METHOD_LABELS: [&str; 8] = [
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "other",
+];
+
+/// Index of a method's label in [`METHOD_LABELS`].
+fn method_index(m: Method<'_>) -> usize {
     match m {
-        Method::Invite => "INVITE",
-        Method::Ack => "ACK",
-        Method::Bye => "BYE",
-        Method::Cancel => "CANCEL",
-        Method::Options => "OPTIONS",
-        Method::Update => "UPDATE",
-        Method::Info => "INFO",
-        _ => "other",
+        Method::Invite => 0,
+        Method::Ack => 1,
+        Method::Bye => 2,
+        Method::Cancel => 3,
+        Method::Options => 4,
+        Method::Update => 5,
+        Method::Info => 6,
+        _ => 7,
     }
 }
 
