@@ -90,10 +90,11 @@ impl WorkerHandle {
     }
 
     /// Queues `cmd` without waking the worker: it is applied at the worker's next
-    /// wake-up (a packet, another command, or its tick within `TICK`). For
-    /// commands nothing waits on: a new session (its first SDP update, which
-    /// does wake, follows at once) and a released one. Saves a wake-up (an
-    /// eventfd write, a context switch) per command.
+    /// wake-up (a packet, another command, or its tick within `TICK`), before it
+    /// reads any packet. For commands only packets wait on: a new session, a
+    /// leg's new target (its packets wake the worker, which applies the target
+    /// first) and a released session. Saves a wake-up (an eventfd write, a
+    /// context switch of the worker) per command: four per call.
     fn post(&self, cmd: Command) -> Result<(), Command> {
         self.tx.send(cmd).map_err(|e| e.0)
     }
@@ -354,7 +355,7 @@ impl MediaSession {
             self.targets[idx(from)] = target;
             let worker = &self.shared.workers[(self.id as usize) % self.shared.workers.len()];
             worker
-                .send(Command::Update {
+                .post(Command::Update {
                     id: self.id,
                     leg: from,
                     target,

@@ -241,6 +241,12 @@ impl Worker {
             };
             let now = Instant::now();
             let mut counts = Local::default();
+            // Commands first: a new session or a new target posted without a
+            // wake-up (see `WorkerHandle::post`) is in place before the packets
+            // that woke the worker are read.
+            if !self.commands(now) {
+                break;
+            }
             for i in 0..ready {
                 let token = self.epoll.token(i);
                 if token == WAKER_TOKEN {
@@ -250,9 +256,6 @@ impl Worker {
                 }
             }
             busy = ready > 1 || (ready == 1 && self.epoll.token(0) != WAKER_TOKEN);
-            if !self.commands(now) {
-                break;
-            }
             if !self.playing.is_empty() {
                 self.pump(Instant::now(), &mut counts);
             }

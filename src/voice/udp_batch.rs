@@ -82,9 +82,8 @@ impl RecvBatch {
         let n = sock.try_io(Interest::READABLE, || {
             // SAFETY: `hdrs` points to RECV_BATCH headers whose buffers and
             // addresses live in this batch.
-            let n = unsafe {
-                sys::recvmmsg(fd, hdrs, RECV_BATCH as libc::c_uint, libc::MSG_DONTWAIT)
-            };
+            let n =
+                unsafe { sys::recvmmsg(fd, hdrs, RECV_BATCH as libc::c_uint, libc::MSG_DONTWAIT) };
             if n < 0 {
                 Err(io::Error::last_os_error())
             } else {
