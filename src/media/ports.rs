@@ -7,8 +7,8 @@
 //! socket allocation per socket, and two `epoll_ctl`s: measured at about a tenth
 //! of the CPU of a call's set-up). Pairs are handed out least recently released
 //! first, so late packets of an ended call have had the longest time to stop; a
-//! pair parked for less than [`QUIET`] is drained once more before its new call
-//! reads it. The pool's lock is taken on allocation and release only, never per
+//! pair parked for less than [`QUIET`] is taken only when no unbound port is left
+//! (and is then drained once more before its new call reads it). The pool's lock is taken on allocation and release only, never per
 //! packet.
 
 use std::collections::VecDeque;
@@ -83,8 +83,20 @@ impl PortPool {
     pub fn bind(&self, ip: IpAddr, worker: usize) -> Result<LegSockets, MediaError> {
         let mut tries = {
             let mut free = self.free.lock().map_err(|_| MediaError::PortsExhausted)?;
-            if let Some(s) = free.parked.get_mut(worker).and_then(VecDeque::pop_front) {
-                return Ok(s);
+            // A pair parked for less than QUIET would need a drain by the worker
+            // (a system call per socket); while unbound ports remain, bind one of
+            // those instead, so the parked set grows until its oldest pair is quiet.
+            let fresh_left = !free.ports.is_empty();
+            if let Some(q) = free.parked.get_mut(worker) {
+                let quiet = q
+                    .front()
+                    .and_then(|s| s.parked)
+                    .is_none_or(|since| since.elapsed() >= QUIET);
+                if quiet || !fresh_left {
+                    if let Some(s) = q.pop_front() {
+                        return Ok(s);
+                    }
+                }
             }
             if free.ports.is_empty() {
                 // Closing takes the sockets out of the other worker's epoll set.
@@ -194,6 +206,24 @@ mod tests {
         assert_eq!(again.port, port);
         assert!(again.parked.is_some());
         assert_eq!(again.rtp.local_addr().unwrap(), addr);
+    }
+
+    #[test]
+    fn a_just_parked_pair_waits_while_unbound_ports_remain() {
+        let p = PortPool::new(41031, 41036, 1); // two pairs
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = p.bind(ip, 0).unwrap();
+        let port = a.port;
+        p.park(a, 0);
+        // Parked a moment ago: it may still receive its call's late packets, so
+        // the free port is bound instead (no drain needed)...
+        let fresh = p.bind(ip, 0).unwrap();
+        assert_ne!(fresh.port, port);
+        assert!(fresh.parked.is_none());
+        // ...and with none left, the parked pair is used (the worker drains it).
+        let reused = p.bind(ip, 0).unwrap();
+        assert_eq!(reused.port, port);
+        assert!(reused.parked.is_some());
     }
 
     #[test]
