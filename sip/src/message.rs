@@ -86,6 +86,10 @@ pub struct Message<'a> {
     body: &'a [u8],
     content_length: Option<usize>,
     index: Index,
+    /// From and To, parsed once with the message (validation, transaction
+    /// matching and dialogs each ask for them); an error surfaces when asked.
+    from_addr: Result<NameAddr<'a>, ParseError>,
+    to_addr: Result<NameAddr<'a>, ParseError>,
 }
 
 impl<'a> Message<'a> {
@@ -146,7 +150,10 @@ impl<'a> Message<'a> {
             body,
             content_length,
             index,
-        })
+            from_addr: Err(ParseError::MissingHeader("From")),
+            to_addr: Err(ParseError::MissingHeader("To")),
+        }
+        .with_addresses())
     }
 
     /// The start line.
@@ -337,7 +344,7 @@ impl<'a> Message<'a> {
     /// # Errors
     /// Missing, duplicated or malformed From.
     pub fn from(&self) -> Result<NameAddr<'a>, ParseError> {
-        self.addr(HeaderName::From, "From")
+        self.from_addr
     }
 
     /// The To header.
@@ -345,7 +352,14 @@ impl<'a> Message<'a> {
     /// # Errors
     /// Missing, duplicated or malformed To.
     pub fn to(&self) -> Result<NameAddr<'a>, ParseError> {
-        self.addr(HeaderName::To, "To")
+        self.to_addr
+    }
+
+    /// Parses From and To into the message.
+    fn with_addresses(mut self) -> Self {
+        self.from_addr = self.addr(HeaderName::From, "From");
+        self.to_addr = self.addr(HeaderName::To, "To");
+        self
     }
 
     /// The Call-ID.
