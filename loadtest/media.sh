@@ -8,6 +8,7 @@
 # Env:   MEDIA_SECONDS   measured window per run, s (default 20)
 #        MEDIA_WORKERS   maskline forwarding threads (default 1)
 #        MEDIA_THREADS   generator threads (default 1)
+#        MEDIA_COALESCE_US  maskline's [media] coalesce_us (default: the relay's, 1000)
 # Needs: rtpengine-daemon (Debian package), Linux.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,7 @@ rtpengine --config-file=loadtest/peers/rtpengine/rtpengine.conf >"$WORK/rtpengin
 RTPE=$!
 PIDS+=("$RTPE")
 "$TARGET/release/media_relay_ng" --listen 127.0.0.1:22223 --ports 40000-51999 \
-  --workers "$WORKERS" >"$WORK/maskline.log" 2>&1 &
+  --workers "$WORKERS" ${MEDIA_COALESCE_US:+--coalesce-us "$MEDIA_COALESCE_US"} >"$WORK/maskline.log" 2>&1 &
 MASK=$!
 PIDS+=("$MASK")
 sleep 1

@@ -21,6 +21,7 @@ fn relay(base: u16, pairs: u16, media_timeout: Duration) -> MediaRelay {
         public_ip: LOCAL.into(),
         timeout: media_timeout,
         workers: 2,
+        ..MediaConfig::default()
     })
     .unwrap()
 }

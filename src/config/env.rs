@@ -41,6 +41,7 @@
 //! | `MASKLINE_MEDIA_PORTS` | `media.ports` (`FIRST-LAST`) |
 //! | `MASKLINE_MEDIA_BIND_IP`, `MASKLINE_MEDIA_PUBLIC_IP` | `media.bind_ip`, `media.public_ip` |
 //! | `MASKLINE_MEDIA_TIMEOUT_S`, `MASKLINE_MEDIA_WORKERS` | `media.timeout_s`, `media.workers` |
+//! | `MASKLINE_MEDIA_COALESCE_US` | `media.coalesce_us` |
 //! | `MASKLINE_SMS_ENABLED` | `sms.enabled` (`true`/`false`) |
 //! | `MASKLINE_SMS_CARRIER` | `sms.carrier` |
 //! | `MASKLINE_SMS_MASK_NUMBERS` | `sms.mask_numbers` (`true`/`false`) |
@@ -130,6 +131,7 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_MEDIA_PUBLIC_IP", "media.public_ip"),
     ("MASKLINE_MEDIA_TIMEOUT_S", "media.timeout_s"),
     ("MASKLINE_MEDIA_WORKERS", "media.workers"),
+    ("MASKLINE_MEDIA_COALESCE_US", "media.coalesce_us"),
     ("MASKLINE_SMS_ENABLED", "sms.enabled"),
     ("MASKLINE_SMS_CARRIER", "sms.carrier"),
     ("MASKLINE_SMS_MASK_NUMBERS", "sms.mask_numbers"),
@@ -387,6 +389,7 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
             "MASKLINE_MEDIA_PUBLIC_IP" => config.media.public_ip = value.clone(),
             "MASKLINE_MEDIA_TIMEOUT_S" => config.media.timeout_s = number(var, field, value)?,
             "MASKLINE_MEDIA_WORKERS" => config.media.workers = number(var, field, value)?,
+            "MASKLINE_MEDIA_COALESCE_US" => config.media.coalesce_us = number(var, field, value)?,
             "MASKLINE_SMS_ENABLED" => config.sms.enabled = boolean(var, field, value)?,
             "MASKLINE_SMS_CARRIER" => config.sms.carrier = value.clone(),
             "MASKLINE_SMS_MASK_NUMBERS" => config.sms.mask_numbers = boolean(var, field, value)?,

@@ -112,4 +112,4 @@ mod rtcp;
 pub(crate) mod sys;
 mod worker;
 
-pub use relay::{LocalAnswer, MediaConfig, MediaRelay, MediaSession, MediaStats};
+pub use relay::{LocalAnswer, MediaConfig, MediaRelay, MediaSession, MediaStats, DEFAULT_COALESCE};

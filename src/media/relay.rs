@@ -37,7 +37,18 @@ pub struct MediaConfig {
     pub timeout: Duration,
     /// Forwarding threads.
     pub workers: usize,
+    /// How long a busy worker gathers packets between passes (see
+    /// [`DEFAULT_COALESCE`]): at most this much delay added per packet, for fewer
+    /// wake-ups and system calls per packet.
+    pub coalesce: Duration,
 }
+
+/// Default of [`MediaConfig::coalesce`] (`[media] coalesce_us`). Measured with
+/// `loadtest/media.sh` at 1,000 calls (100,000 packets/s): 1 ms gives 3.8 ms of
+/// CPU per 1,000 packets and a transit delay (generator → relay → generator) of
+/// p50 2.4 / p99 3.7 ms; 200 µs gives 4.4 ms of CPU at p50 0.7 / p99 1.2 ms. A
+/// few milliseconds are nothing beside a phone's 20–60 ms jitter buffer.
+pub const DEFAULT_COALESCE: Duration = Duration::from_millis(1);
 
 impl Default for MediaConfig {
     fn default() -> Self {
@@ -47,6 +58,7 @@ impl Default for MediaConfig {
             public_ip: IpAddr::from([127, 0, 0, 1]),
             timeout: Duration::from_secs(60),
             workers: 1,
+            coalesce: DEFAULT_COALESCE,
         }
     }
 }
@@ -139,6 +151,7 @@ impl MediaRelay {
                 pool.clone(),
                 counters.clone(),
                 cfg.timeout,
+                cfg.coalesce,
             )?;
             std::thread::Builder::new()
                 .name(format!("media-{n}"))

@@ -4,8 +4,8 @@
 //! a channel (the worker is woken by an eventfd), packets are read and written in
 //! batches (`recvmmsg`/`sendmmsg`, see [`super::sys`]) and counters are
 //! worker-local, flushed to shared atomics once per wake-up and to the `metrics`
-//! recorder once per second. A busy worker polls every 200 µs rather than being
-//! woken per packet (see `COALESCE`).
+//! recorder once per second. A busy worker polls every `coalesce` (default 1 ms,
+//! [`super::DEFAULT_COALESCE`]) rather than being woken per packet.
 //!
 //! Per leg the worker applies symmetric-RTP latching: a packet is accepted from the
 //! latched address; or from exactly the address the leg's SDP names (which
@@ -17,7 +17,7 @@
 //!
 //! A session in IVR mode (see [`super::ivr`]) terminates leg A here: its packets
 //! are read for DTMF and not forwarded, and prompts are sent to it on schedule;
-//! while any prompt plays the worker polls every `COALESCE`.
+//! while any prompt plays the worker polls every `coalesce`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -75,8 +75,8 @@ const WAKER_TOKEN: u64 = u64::MAX;
 /// Timeout checks and metrics flushes run at most this often.
 const TICK: Duration = Duration::from_millis(100);
 const METRICS_EVERY: Duration = Duration::from_secs(1);
-/// Polling interval of a busy worker (added latency at most this, plus timer slack).
-const COALESCE: Duration = Duration::from_micros(200);
+/// Ready sockets reported per `epoll_wait`.
+const EVENTS: usize = 1024;
 
 #[derive(Debug)]
 struct LegState {
@@ -180,6 +180,8 @@ pub(super) struct Worker {
     pool: Arc<PortPool>,
     counters: Arc<Counters>,
     timeout: Duration,
+    /// Sleep of a busy worker between passes.
+    coalesce: Duration,
     batch: Batch,
     pending_metrics: Local,
     /// Slots of sessions playing a prompt.
@@ -194,8 +196,9 @@ impl Worker {
         pool: Arc<PortPool>,
         counters: Arc<Counters>,
         timeout: Duration,
+        coalesce: Duration,
     ) -> std::io::Result<Worker> {
-        let epoll = Epoll::new(256)?;
+        let epoll = Epoll::new(EVENTS)?;
         epoll.add(waker.raw(), WAKER_TOKEN)?;
         Ok(Worker {
             me,
@@ -209,6 +212,7 @@ impl Worker {
             pool,
             counters,
             timeout,
+            coalesce,
             batch: Batch::new(),
             pending_metrics: Local::default(),
             playing: Vec::new(),
@@ -220,13 +224,19 @@ impl Worker {
         let mut last_tick = Instant::now();
         let mut last_metrics = last_tick;
         let mut busy = false;
+        let mut full = false;
         loop {
             // Under load, poll every COALESCE instead of sleeping in epoll_wait
             // until the next packet: one wake-up then serves every socket that
             // became readable meanwhile (a context switch per ~200 µs instead of
-            // one per few packets). Idle workers block in epoll_wait.
-            let wait_ms = if busy || !self.playing.is_empty() {
-                std::thread::sleep(COALESCE);
+            // one per few packets). Idle workers block in epoll_wait. A wait that
+            // filled the event buffer is followed by another at once: more
+            // sockets are ready than one wait reports, and sleeping first would
+            // let their packets queue up (delay growing with load).
+            let wait_ms = if full {
+                0
+            } else if busy || !self.playing.is_empty() {
+                std::thread::sleep(self.coalesce);
                 0
             } else {
                 TICK.as_millis() as i32
@@ -256,6 +266,7 @@ impl Worker {
                 }
             }
             busy = ready > 1 || (ready == 1 && self.epoll.token(0) != WAKER_TOKEN);
+            full = ready == EVENTS;
             if !self.playing.is_empty() {
                 self.pump(Instant::now(), &mut counts);
             }

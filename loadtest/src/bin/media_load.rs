@@ -11,7 +11,8 @@
 //! `--seconds` is measured; a call passes when both of its streams lose (or
 //! receive late) under 0.1 % of the window's packets. The relay's CPU over the
 //! window comes from `/proc/<pid>/stat` (utime + stime) and is reported per
-//! 1,000 packets relayed.
+//! 1,000 packets relayed, with the transit delay (due time → received, 0.1 ms
+//! buckets; includes the generator's own 1 ms send batches) at p50/p99/p99.9.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -115,14 +116,35 @@ struct StreamStats {
     late: u64,
 }
 
-/// One generator thread: streams `first..first+count` (whole calls).
+/// Width of a transit-delay histogram bucket.
+const DELAY_BUCKET_US: u64 = 100;
+/// Buckets (the last one holds everything from 100 ms on).
+const DELAY_BUCKETS: usize = 1001;
+
+/// The delay under which `q` of the packets in histogram `h` arrived, in ms.
+fn delay_quantile(h: &[u64], q: f64) -> f64 {
+    let total: u64 = h.iter().sum();
+    let mut acc = 0;
+    for (i, n) in h.iter().enumerate() {
+        acc += n;
+        if total > 0 && acc as f64 >= q * total as f64 {
+            return ((i as u64 + 1) * DELAY_BUCKET_US) as f64 / 1000.0;
+        }
+    }
+    f64::NAN
+}
+
+/// One generator thread: streams `first..first+count` (whole calls). Returns
+/// the histogram of measured packets' transit delay (due time → received), in
+/// [`DELAY_BUCKET_US`] buckets.
 fn run_thread(
     plan: &Plan,
     socks: &[UdpSocket],
     first: usize,
     stats: &mut [StreamStats],
     send_errors: &AtomicU64,
-) -> Result<()> {
+) -> Result<Vec<u64>> {
+    let mut delays = vec![0u64; DELAY_BUCKETS];
     // SAFETY: plain epoll syscalls on descriptors owned by `socks`, which outlive this.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if ep < 0 {
@@ -195,7 +217,10 @@ fn run_thread(
                     continue;
                 }
                 let st = &mut stats[s - first];
-                if now.saturating_duration_since(plan.due(kk, s)) > plan.late {
+                let delay = now.saturating_duration_since(plan.due(kk, s));
+                let b = (delay.as_micros() as u64 / DELAY_BUCKET_US) as usize;
+                delays[b.min(DELAY_BUCKETS - 1)] += 1;
+                if delay > plan.late {
                     st.late += 1;
                 } else {
                     st.on_time += 1;
@@ -205,7 +230,7 @@ fn run_thread(
     }
     // SAFETY: closing the epoll descriptor created above.
     unsafe { libc::close(ep) };
-    Ok(())
+    Ok(delays)
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -289,6 +314,7 @@ fn main() -> Result<()> {
     // Whole calls per thread.
     let per = n.div_ceil(args.threads) * 2;
     let self_pid = std::process::id();
+    let mut delays = vec![0u64; DELAY_BUCKETS];
     let (cpu, gen_cpu) = std::thread::scope(|scope| -> Result<(Option<u64>, Option<u64>)> {
         let mut handles = Vec::new();
         for (t, (chunk, st)) in socks.chunks(per).zip(stats.chunks_mut(per)).enumerate() {
@@ -306,8 +332,12 @@ fn main() -> Result<()> {
         let c1 = args.pid.and_then(cpu_ticks);
         let g1 = cpu_ticks(self_pid);
         for h in handles {
-            h.join()
+            let d = h
+                .join()
                 .map_err(|_| anyhow::anyhow!("generator thread panicked"))??;
+            for (acc, n) in delays.iter_mut().zip(d) {
+                *acc += n;
+            }
         }
         Ok((
             c0.zip(c1).map(|(a, b)| b - a),
@@ -346,7 +376,8 @@ fn main() -> Result<()> {
     println!(
         "{name}: calls {n} passing {pass} ({pct:.1} %) | packets {sent} on-time {on_time} late {late} lost {lost} \
          effective loss {loss:.4} % | relay CPU {cpu_s} s = {per} ms per 1000 packets | \
-         generator CPU {gen_per} ms per 1000 packets | send errors {errs}",
+         generator CPU {gen_per} ms per 1000 packets | send errors {errs} | \
+         transit p50 {p50:.1} ms p99 {p99:.1} ms p99.9 {p999:.1} ms",
         name = args.name,
         pct = 100.0 * pass as f64 / n as f64,
         loss = 100.0 * (sent - on_time) as f64 / sent.max(1) as f64,
@@ -354,6 +385,9 @@ fn main() -> Result<()> {
         per = per_k(cpu),
         gen_per = per_k(gen_cpu),
         errs = send_errors.load(Ordering::Relaxed),
+        p50 = delay_quantile(&delays, 0.5),
+        p99 = delay_quantile(&delays, 0.99),
+        p999 = delay_quantile(&delays, 0.999),
     );
     Ok(())
 }

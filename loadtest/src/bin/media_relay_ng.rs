@@ -34,6 +34,9 @@ struct Args {
     /// Forwarding threads.
     #[arg(long, default_value_t = 1)]
     workers: usize,
+    /// How long a busy worker gathers packets between passes, µs (`[media] coalesce_us`).
+    #[arg(long, default_value_t = maskline::media::DEFAULT_COALESCE.as_micros() as u64)]
+    coalesce_us: u64,
     /// Media timeout, seconds.
     #[arg(long, default_value_t = 600)]
     timeout_s: u64,
@@ -60,6 +63,7 @@ fn main() -> Result<()> {
         public_ip: args.ip,
         timeout: Duration::from_secs(args.timeout_s),
         workers: args.workers,
+        coalesce: Duration::from_micros(args.coalesce_us),
     })?;
     let sock = UdpSocket::bind(&args.listen)?;
     println!("ng listening on {}", sock.local_addr()?);
