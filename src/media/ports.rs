@@ -109,22 +109,41 @@ impl PortPool {
             }
             free.ports.len()
         };
+        let mut failed = None;
         while tries > 0 {
             tries -= 1;
             let port = {
                 let mut free = self.free.lock().map_err(|_| MediaError::PortsExhausted)?;
-                free.ports.pop_front().ok_or(MediaError::PortsExhausted)?
+                match free.ports.pop_front() {
+                    Some(p) => p,
+                    None => break,
+                }
             };
             match bind_pair(ip, port) {
                 Ok(s) => return Ok(s),
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => self.release(port),
                 Err(e) => {
+                    // Out of descriptors or socket memory: no fresh pair now.
                     self.release(port);
-                    return Err(MediaError::Io(e));
+                    failed = Some(e);
+                    break;
                 }
             }
         }
-        Err(MediaError::PortsExhausted)
+        // No fresh pair could be bound: this worker's parked pair after all,
+        // however recently parked (the worker drains it).
+        let parked = self
+            .free
+            .lock()
+            .map_err(|_| MediaError::PortsExhausted)?
+            .parked
+            .get_mut(worker)
+            .and_then(VecDeque::pop_front);
+        match (parked, failed) {
+            (Some(s), _) => Ok(s),
+            (None, Some(e)) => Err(MediaError::Io(e)),
+            (None, None) => Err(MediaError::PortsExhausted),
+        }
     }
 
     /// Returns a port whose sockets are closed.
