@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use api_support::*;
 use cluster_support::Cluster;
-use maskline::bindings::{now_ms, Created, NewBinding, NumberSpec, PoolSpec};
+use maskline::bindings::{now_ms, Created, NewBinding, NumberSpec};
 use maskline::numbers::{NumberHasher, Sealer, E164};
 use maskline::store::redis::{RedisOptions, RedisStore};
 use maskline::store::{BindingStore, StoreError};
@@ -64,16 +64,7 @@ async fn two_relays_allocate_concurrently_and_keep_the_invariant() {
     let pool = common::unique("two");
     let cap = 3u32;
     relays[0]
-        .create_pool(PoolSpec {
-            name: pool.clone(),
-            country: 86,
-            grace_s: 3600,
-            cooling_s: 3600,
-            max_bindings_per_number: cap,
-            allow_foreign_parties: false,
-            extensions: false,
-            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
-        })
+        .create_pool(common::pool_spec(&pool, cap))
         .await
         .unwrap();
     let xs = numbers(8, "+86170");
@@ -455,16 +446,7 @@ async fn a_shipment_falls_back_to_another_sub_pool_once_under_racing_retries() {
     ];
     let pool = common::unique("sub");
     relays[0]
-        .create_pool(PoolSpec {
-            name: pool.clone(),
-            country: 86,
-            grace_s: 3600,
-            cooling_s: 3600,
-            max_bindings_per_number: 100,
-            allow_foreign_parties: false,
-            extensions: false,
-            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
-        })
+        .create_pool(common::pool_spec(&pool, 100))
         .await
         .unwrap();
     let x = numbers(1, "+86170").remove(0);
@@ -568,16 +550,7 @@ async fn the_fallback_sub_pool_has_a_number_for_the_parties() {
     let store = relay(cluster, &sealer, options).await;
     let pool = common::unique("fbp");
     store
-        .create_pool(PoolSpec {
-            name: pool.clone(),
-            country: 86,
-            grace_s: 3600,
-            cooling_s: 3600,
-            max_bindings_per_number: 100,
-            allow_foreign_parties: false,
-            extensions: false,
-            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
-        })
+        .create_pool(common::pool_spec(&pool, 100))
         .await
         .unwrap();
     // Home of the courier's second shipment: sub-pool `home`, with no number. One

@@ -12,7 +12,7 @@ mod sentinel_support;
 
 use std::time::{Duration, Instant};
 
-use maskline::bindings::{now_ms, Created, NewBinding, NumberSpec, PoolSpec};
+use maskline::bindings::{now_ms, Created, NewBinding, NumberSpec};
 use maskline::numbers::{NumberHasher, Sealer, E164};
 use maskline::store::redis::{RedisOptions, RedisStore};
 use maskline::store::{BindingStore, StoreError};
@@ -40,16 +40,7 @@ async fn a_failover_is_followed_without_a_restart_and_keeps_replicated_bindings(
     .unwrap();
     let pool = common::unique("sent");
     store
-        .create_pool(PoolSpec {
-            name: pool.clone(),
-            country: 86,
-            grace_s: 3600,
-            cooling_s: 3600,
-            max_bindings_per_number: 200,
-            allow_foreign_parties: false,
-            extensions: false,
-            extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
-        })
+        .create_pool(common::pool_spec(&pool, 200))
         .await
         .unwrap();
     let x = common::random_e164("+86171");

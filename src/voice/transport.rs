@@ -161,41 +161,33 @@ impl Transports {
         self.udp.first().cloned()
     }
 
+    /// The UDP socket a message leaves from: with an engine socket, responses
+    /// still go from the listen socket (a caller expects them from where it sent
+    /// its request); everything else from the first socket.
+    fn udp_for(&self, payload: &[u8]) -> Option<&Arc<UdpSocket>> {
+        match &self.reply_udp {
+            Some(listen) if payload.starts_with(b"SIP/2.0 ") => Some(listen),
+            _ => self.udp.first(),
+        }
+    }
+
     /// Sends the messages of one engine pass and empties `out`: the UDP ones with
-    /// one `sendmmsg` per socket (requests from the engine's socket, responses from
-    /// the listen socket, as [`Transports::send`]), the others one by one.
+    /// one `sendmmsg` per socket ([`Transports::udp_for`]), the others one by one.
     pub fn send_all(&self, batch: &mut SendBatch, out: &mut Vec<(Destination, Arc<[u8]>)>) {
         if out.is_empty() {
             return;
         }
         let udp = |d: &Destination| d.transport == Transport::Udp;
-        let response = |p: &[u8]| p.starts_with(b"SIP/2.0 ");
         let mut failed = 0;
-        if let Some(first) = self.udp.first() {
-            match &self.reply_udp {
-                Some(listen) => {
-                    failed += batch.send(
-                        listen,
-                        out.iter()
-                            .filter(|(d, p)| udp(d) && response(p))
-                            .map(|(d, p)| (d.addr, &p[..])),
-                    );
-                    failed += batch.send(
-                        first,
-                        out.iter()
-                            .filter(|(d, p)| udp(d) && !response(p))
-                            .map(|(d, p)| (d.addr, &p[..])),
-                    );
-                }
-                None => {
-                    failed += batch.send(
-                        first,
-                        out.iter()
-                            .filter(|(d, _)| udp(d))
-                            .map(|(d, p)| (d.addr, &p[..])),
-                    );
-                }
-            }
+        for sock in self.reply_udp.iter().chain(self.udp.first()) {
+            failed += batch.send(
+                sock,
+                out.iter()
+                    .filter(|(d, p)| {
+                        udp(d) && self.udp_for(p).is_some_and(|s| Arc::ptr_eq(s, sock))
+                    })
+                    .map(|(d, p)| (d.addr, &p[..])),
+            );
         }
         if failed > 0 {
             metrics::counter!("maskline_sip_send_errors_total", "transport" => "udp")
@@ -214,12 +206,8 @@ impl Transports {
     pub fn send(&self, dest: Destination, payload: Arc<[u8]>) {
         match dest.transport {
             Transport::Udp => {
-                let sock = match &self.reply_udp {
-                    Some(listen) if payload.starts_with(b"SIP/2.0 ") => listen,
-                    _ => match self.udp.first() {
-                        Some(s) => s,
-                        None => return,
-                    },
+                let Some(sock) = self.udp_for(&payload) else {
+                    return;
                 };
                 if let Err(e) = sock.try_send_to(&payload, dest.addr) {
                     metrics::counter!("maskline_sip_send_errors_total", "transport" => "udp")

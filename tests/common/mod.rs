@@ -10,13 +10,13 @@
 pub mod redis_procs;
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 struct Server {
     url: String,
-    _child: Option<ChildGuard>,
+    _child: Option<(ChildGuard, ChildStdin)>,
 }
 
 struct ChildGuard(Child);
@@ -42,26 +42,22 @@ pub fn redis_url() -> String {
                 .expect("free port");
             let dir = std::env::temp_dir().join(format!("maskline-test-redis-{port}"));
             std::fs::create_dir_all(&dir).expect("temp dir");
-            // Run redis-server under a shell that kills it when our stdin pipe closes,
-            // i.e. when this test process exits (statics are never dropped).
-            let script = format!(
-                "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \\
-                 --dir '{}' >/dev/null 2>&1 & pid=$!; read _; kill $pid",
-                dir.display()
+            // The server's shell kills it when our stdin pipe closes, i.e. when this
+            // test process exits (statics are never dropped).
+            let (child, stdin) = redis_procs::spawn_group(
+                &[format!(
+                    "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+                     --dir '{}'",
+                    dir.display()
+                )],
+                None,
             );
-            let child = Command::new("sh")
-                .args(["-c", &script])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("sh");
             assert!(
                 which_redis(),
                 "integration tests need a real redis-server: install the Debian package \
                  redis-server, or set MASKLINE_TEST_REDIS_URL (.ci/run does both)"
             );
-            let guard = ChildGuard(child);
+            let guard = (ChildGuard(child), stdin);
             let deadline = Instant::now() + Duration::from_secs(10);
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
                 assert!(Instant::now() < deadline, "redis-server did not start");
@@ -74,6 +70,21 @@ pub fn redis_url() -> String {
         })
         .url
         .clone()
+}
+
+/// A pool of country 86 (one hour of grace and cooling, no foreign parties, no
+/// extensions) whose numbers take up to `cap` live bindings each.
+pub fn pool_spec(name: &str, cap: u32) -> maskline::bindings::PoolSpec {
+    maskline::bindings::PoolSpec {
+        name: name.to_owned(),
+        country: 86,
+        grace_s: 3600,
+        cooling_s: 3600,
+        max_bindings_per_number: cap,
+        allow_foreign_parties: false,
+        extensions: false,
+        extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
+    }
 }
 
 /// A random number in a test-only range, unique enough for parallel tests.

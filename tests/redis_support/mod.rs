@@ -5,9 +5,7 @@
 
 use std::collections::HashSet;
 
-use maskline::bindings::{
-    now_ms, Binding, Capabilities, Created, NewBinding, NumberSpec, PoolSpec,
-};
+use maskline::bindings::{now_ms, Binding, Capabilities, Created, NewBinding, NumberSpec};
 use maskline::numbers::{NumberHasher, Sealer, E164};
 use maskline::store::redis::RedisStore;
 use maskline::store::BindingStore;
@@ -34,19 +32,6 @@ pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-pub fn spec(name: &str, cap: u32) -> PoolSpec {
-    PoolSpec {
-        name: name.to_owned(),
-        country: 86,
-        grace_s: 3600,
-        cooling_s: 3600,
-        max_bindings_per_number: cap,
-        allow_foreign_parties: false,
-        extensions: false,
-        extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
-    }
-}
-
 pub fn e164(s: String) -> E164 {
     E164::parse(&s).unwrap()
 }
@@ -54,7 +39,7 @@ pub fn e164(s: String) -> E164 {
 /// A pool with `n` fresh virtual numbers, in number order.
 pub async fn pool(s: &dyn BindingStore, n: usize, cap: u32) -> (String, Vec<E164>) {
     let name = common::unique("r");
-    s.create_pool(spec(&name, cap)).await.unwrap();
+    s.create_pool(common::pool_spec(&name, cap)).await.unwrap();
     let mut set = HashSet::new();
     while set.len() < n {
         set.insert(common::random_e164("+8617"));

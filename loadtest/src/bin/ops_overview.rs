@@ -15,6 +15,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+#[path = "../numbers.rs"]
+mod numbers;
+
 use anyhow::{bail, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
@@ -23,7 +26,7 @@ use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use maskline::api::{key_hash, Api};
-use maskline::bindings::{now_ms, Capabilities, NewBinding, NumberSpec, PoolSpec};
+use maskline::bindings::{now_ms, NewBinding, PoolSpec};
 use maskline::config::{ApiConfig, ApiKeyConfig, Role};
 use maskline::numbers::{NumberHasher, Sealer, E164};
 use maskline::store::redis::RedisStore;
@@ -107,20 +110,7 @@ async fn main() -> Result<()> {
             extension_len: maskline::bindings::DEFAULT_EXTENSION_LEN,
         })
         .await?;
-    let xs: Vec<E164> = (0..args.numbers)
-        .map(|i| E164::parse(&format!("+8617{:03}{:07}", run % 1000, i)))
-        .collect::<Result<_, _>>()?;
-    for chunk in xs.chunks(5000) {
-        let specs = chunk
-            .iter()
-            .map(|x| NumberSpec {
-                number: x.clone(),
-                area: None,
-                capabilities: Capabilities::default(),
-            })
-            .collect();
-        store.import_numbers(&pool, specs).await?;
-    }
+    let xs = numbers::import(store.as_ref(), &pool, u64::from(run), args.numbers).await?;
     println!("pool {pool}: {} numbers, cap {cap}", args.numbers);
 
     let t0 = Instant::now();
