@@ -25,7 +25,13 @@ cargo build --release -q --bin maskline
 BIN=target/release/maskline
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; pkill -f "$WORK" 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # maskline drains live calls on SIGTERM (up to sip.drain_timeout_s); calls
+  # SIPp left half-open would keep it, and its ports, past this script.
+  for _ in $(seq 30); do kill -0 "${MLPID:-0}" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "${MLPID:-0}" 2>/dev/null || true
+  pkill -f "$WORK" 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
 RPORT=$((20000 + RANDOM % 5000))

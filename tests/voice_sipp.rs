@@ -291,11 +291,15 @@ fn call_over_tcp() {
 
 #[test]
 fn twenty_concurrent_calls() {
-    // Four engine threads: the 20 calls' Call-IDs spread over them (shard 0 reads
-    // the socket and hands the others their messages), whatever this box's CPUs.
+    // Four engine threads, spreading new calls only from the default load (35 %
+    // of a core): 20 calls are far below it, so engine 0 keeps every one and no
+    // message is handed from one engine to another (the cheapest path).
     let r = VoiceRelay::start(
         Opts {
-            extra_env: vec![("MASKLINE_SIP_ENGINES", "4".into())],
+            extra_env: vec![
+                ("MASKLINE_SIP_ENGINES", "4".into()),
+                ("MASKLINE_SIP_SPREAD_FROM_PCT", "35".into()),
+            ],
             ..Opts::default()
         },
         None,
@@ -316,6 +320,13 @@ fn twenty_concurrent_calls() {
     assert!(calls
         .iter()
         .all(|c| c["duration_ms"].as_u64().unwrap() >= 1500));
+    let metrics = r.metrics();
+    let handoffs: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("maskline_sip_shard_handoffs_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert_eq!(handoffs, 0.0, "a lightly loaded relay handed messages over");
 }
 
 /// `sip.engine_port_base`: each engine but the first has its own UDP socket,
@@ -329,6 +340,8 @@ fn engines_with_their_own_sockets_carry_their_calls() {
             extra_env: vec![
                 ("MASKLINE_SIP_ENGINES", "4".into()),
                 ("MASKLINE_SIP_ENGINE_PORT_BASE", "0".into()),
+                // Every new call spread, so that the other engines place some.
+                ("MASKLINE_SIP_SPREAD_FROM_PCT", "0".into()),
             ],
             ..Opts::default()
         },

@@ -278,6 +278,43 @@ impl MessageBuilder {
         Ok(b)
     }
 
+    /// The same response with another status line: a template built once with
+    /// [`MessageBuilder::response_to`] can answer a request several times (a
+    /// 180, then the 200) without parsing the request again. The template's
+    /// headers are kept as they are, so use it only for statuses that take the
+    /// same ones (`response_to` writes the To tag above 100 and Record-Route
+    /// from 101 to 299).
+    ///
+    /// ```
+    /// use maskline_sip::{Message, MessageBuilder};
+    ///
+    /// let req = Message::parse(b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP p;branch=z9hG4bK1\r\n\
+    ///   From: <sip:a@h>;tag=9\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n").unwrap();
+    /// let template = MessageBuilder::response_to(&req, 200, "OK", Some("t1")).unwrap();
+    /// let ringing = template.clone().with_status(180, "Ringing").build().unwrap();
+    /// let ringing = Message::parse(&ringing).unwrap();
+    /// assert_eq!(ringing.status(), Some(180));
+    /// assert_eq!(ringing.to().unwrap().tag(), Some("t1"));
+    /// assert_eq!(ringing.call_id().unwrap(), "c");
+    /// assert!(template.with_status(99, "No").build().is_err());
+    /// ```
+    #[must_use]
+    pub fn with_status(self, code: u16, reason: &str) -> Self {
+        let mut b = Self::response(code, reason);
+        let headers = self
+            .head
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .and_then(|i| self.head.get(i + 2..))
+            .unwrap_or_default();
+        b.head.extend_from_slice(headers);
+        b.body = self.body;
+        if b.error.is_none() {
+            b.error = self.error;
+        }
+        b
+    }
+
     /// Builds the error response for a request that failed
     /// [`Message::validate`] (or any later check) with `err`: status code
     /// and reason phrase from the error, a fresh To-tag, no body.

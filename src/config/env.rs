@@ -38,6 +38,8 @@
 //! | `MASKLINE_SIP_DRAIN_TIMEOUT_S` | `sip.drain_timeout_s` |
 //! | `MASKLINE_SIP_ENGINES` | `sip.engines` |
 //! | `MASKLINE_SIP_ENGINE_PORT_BASE` | `sip.engine_port_base` |
+//! | `MASKLINE_SIP_MAX_TRANSACTIONS` | `sip.max_transactions` |
+//! | `MASKLINE_SIP_SPREAD_FROM_PCT` | `sip.spread_from_pct` |
 //! | `MASKLINE_MEDIA_PORTS` | `media.ports` (`FIRST-LAST`) |
 //! | `MASKLINE_MEDIA_BIND_IP`, `MASKLINE_MEDIA_PUBLIC_IP` | `media.bind_ip`, `media.public_ip` |
 //! | `MASKLINE_MEDIA_TIMEOUT_S`, `MASKLINE_MEDIA_WORKERS` | `media.timeout_s`, `media.workers` |
@@ -126,6 +128,8 @@ pub const VARS: &[(&str, &str)] = &[
     ("MASKLINE_SIP_DRAIN_TIMEOUT_S", "sip.drain_timeout_s"),
     ("MASKLINE_SIP_ENGINES", "sip.engines"),
     ("MASKLINE_SIP_ENGINE_PORT_BASE", "sip.engine_port_base"),
+    ("MASKLINE_SIP_MAX_TRANSACTIONS", "sip.max_transactions"),
+    ("MASKLINE_SIP_SPREAD_FROM_PCT", "sip.spread_from_pct"),
     ("MASKLINE_MEDIA_PORTS", "media.ports"),
     ("MASKLINE_MEDIA_BIND_IP", "media.bind_ip"),
     ("MASKLINE_MEDIA_PUBLIC_IP", "media.public_ip"),
@@ -367,6 +371,12 @@ pub fn apply(config: &mut Config, env: &HashMap<String, String>) -> Result<(), C
                 config.sip.drain_timeout_s = number(var, field, value)?
             }
             "MASKLINE_SIP_ENGINES" => config.sip.engines = number(var, field, value)?,
+            "MASKLINE_SIP_MAX_TRANSACTIONS" => {
+                config.sip.max_transactions = number(var, field, value)?
+            }
+            "MASKLINE_SIP_SPREAD_FROM_PCT" => {
+                config.sip.spread_from_pct = number(var, field, value)?
+            }
             "MASKLINE_SIP_ENGINE_PORT_BASE" => {
                 config.sip.engine_port_base = Some(number(var, field, value)?)
             }

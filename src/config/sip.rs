@@ -42,6 +42,14 @@ pub struct SipConfig {
     /// SIP engine threads (each owns the calls whose Call-ID hashes to it);
     /// 0 = one per CPU, at most 4. At most 16.
     pub engines: u16,
+    /// Most live SIP transactions per engine. A call keeps about three for 64*T1
+    /// (32 s) after it ends, so an engine holds about 100 per call/s it carries;
+    /// past the cap new calls get 503. About 1.5 KB each (loadtest/README.md).
+    pub max_transactions: u32,
+    /// Combined engine load, in % of one core, from which engine 0 spreads new
+    /// calls over the engines (round-robin) instead of keeping them; it keeps
+    /// them again below 5/7 of it. 0: always spread.
+    pub spread_from_pct: u16,
     /// Own UDP sockets for the engines: engine `k` (from 1) also listens on the
     /// first UDP listen IP at port `engine_port_base + k - 1` (0: any free port),
     /// names it in its Via and Contact and sends its requests from it, so the
@@ -54,6 +62,9 @@ pub struct SipConfig {
     /// `[sip.ivr]`: IVR, announcements, default parties.
     pub ivr: super::ivr::IvrConfig,
 }
+
+/// Default `sip.max_transactions`: room for about 4,000 calls/s per engine.
+pub const DEFAULT_MAX_TRANSACTIONS: u32 = 400_000;
 
 impl SipConfig {
     /// How many engine threads to run (`engines`, or one per CPU up to 4).
@@ -81,6 +92,8 @@ impl Default for SipConfig {
             calls_per_caller_per_min: 10,
             drain_timeout_s: 30,
             engines: 0,
+            max_transactions: DEFAULT_MAX_TRANSACTIONS,
+            spread_from_pct: 35,
             engine_port_base: None,
             trunks: Vec::new(),
             ivr: Default::default(),
@@ -282,6 +295,18 @@ impl SipConfig {
                 86400,
             ),
             ("sip.drain_timeout_s", self.drain_timeout_s, 0, 3600),
+            (
+                "sip.spread_from_pct",
+                u64::from(self.spread_from_pct),
+                0,
+                1600,
+            ),
+            (
+                "sip.max_transactions",
+                u64::from(self.max_transactions),
+                1_000,
+                10_000_000,
+            ),
         ] {
             if v < lo || v > hi {
                 return Err(ConfigError::field(

@@ -20,10 +20,7 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let max_forwards = Message::parse(&call.a_invite)
-            .ok()
-            .and_then(|inv| inv.max_forwards().ok().flatten())
-            .map_or(70, |m| m.saturating_sub(1).min(70));
+        let max_forwards = call.a_max_forwards;
         call.record.callee = Some(callee.masked());
         let b_dest = call.b_dest;
         let local = self.settings.local(b_dest.transport);
@@ -81,7 +78,10 @@ impl Engine {
         let now = Instant::now();
         let tx = match self.layer.send_request(now, &info, payload.clone(), b_dest) {
             Ok(tx) => tx,
-            Err(_) => {
+            Err(e) => {
+                if matches!(e, maskline_sip::transaction::TransactionError::Overloaded) {
+                    metrics::counter!("maskline_sip_transactions_full_total").increment(1);
+                }
                 self.b_leg_failed(id, 503, &[("Retry-After", "1")]);
                 return;
             }

@@ -74,6 +74,14 @@ pub struct Call {
     pub(super) received: Instant,
     pub(super) a_dest: Destination,
     pub(super) a_invite: Arc<[u8]>,
+    /// Our 1xx/2xx to the caller's INVITE up to its status line (Via, From, To
+    /// with our tag, Call-ID, CSeq, Record-Route, Contact, Allow), built when
+    /// the INVITE arrived so that each answer does not parse it again.
+    pub(super) a_reply: Option<maskline_sip::MessageBuilder>,
+    /// The caller's Max-Forwards, less one (at most 70).
+    pub(super) a_max_forwards: u8,
+    /// The caller's SDP offer, if the INVITE had one.
+    pub(super) a_sdp: Option<Box<[u8]>>,
     pub(super) a_tx: TransactionId,
     pub(super) a_tag: String,
     pub(super) a_callid: String,
@@ -224,8 +232,15 @@ impl Engine {
             received,
             a_dest: dest,
             a_invite: Arc::from(raw),
+            a_reply: None,
+            a_max_forwards: msg
+                .max_forwards()
+                .ok()
+                .flatten()
+                .map_or(70, |m| m.saturating_sub(1).min(70)),
+            a_sdp: is_sdp(msg).then(|| Box::from(msg.body())),
             a_tx: tx,
-            a_tag: maskline_sip::new_tag(),
+            a_tag: super::shard::a_tag(self.shards.index),
             a_callid: a_callid.clone(),
             a_dialog: None,
             a_final_sent: false,
@@ -243,6 +258,14 @@ impl Engine {
             record,
             ivr: None,
         };
+        let mut call = call;
+        let contact = call.our_contact(&self.settings, Leg::A);
+        call.a_reply = maskline_sip::MessageBuilder::response_to(msg, 200, "OK", Some(&call.a_tag))
+            .ok()
+            .map(|b| {
+                b.header("Contact", &contact)
+                    .header("Allow", super::engine::ALLOW)
+            });
         self.calls.insert(id, call);
         self.by_tx.insert(tx, (id, TxRole::AInvite));
         self.by_callid.insert(a_callid, id);
@@ -346,12 +369,8 @@ impl Engine {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let a_invite = call.a_invite.clone();
-        let Ok(inv) = Message::parse(&a_invite) else {
-            return;
-        };
-        let offer = if is_sdp(&inv) {
-            match media.offer(Leg::A, inv.body()) {
+        let offer = if let Some(sdp) = &call.a_sdp {
+            match media.offer(Leg::A, sdp) {
                 Ok(sdp) => Some(sdp),
                 Err(MediaError::BadSdp(e)) => {
                     tracing::info!(error = %e, "sip: caller's SDP unusable: 488");

@@ -199,17 +199,28 @@ impl Engine {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let Ok(inv) = Message::parse(&call.a_invite) else {
-            return;
+        let template = call
+            .a_reply
+            .as_ref()
+            .filter(|_| (101..=299).contains(&status));
+        let mut b = match template {
+            Some(t) => t.clone().with_status(status, reason_phrase(status)),
+            None => {
+                let Ok(inv) = Message::parse(&call.a_invite) else {
+                    return;
+                };
+                let Ok(b) = MessageBuilder::response_to(
+                    &inv,
+                    status,
+                    reason_phrase(status),
+                    Some(&call.a_tag),
+                ) else {
+                    return;
+                };
+                b.header("Contact", &call.our_contact(&self.settings, Leg::A))
+                    .header("Allow", ALLOW)
+            }
         };
-        let Ok(mut b) =
-            MessageBuilder::response_to(&inv, status, reason_phrase(status), Some(&call.a_tag))
-        else {
-            return;
-        };
-        b = b
-            .header("Contact", &call.our_contact(&self.settings, Leg::A))
-            .header("Allow", ALLOW);
         if let Some(sdp) = sdp {
             b = b.body("application/sdp", sdp);
         }

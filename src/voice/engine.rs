@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::call::{Call, CallId, TxRole};
 use super::router::{CallRouter, Decision};
-use super::shard::Shards;
+use super::shard::{Owner, Shards};
 use super::transport::{Inbound, Transports};
 use super::trunk::Trunk;
 use super::udp_batch::{RecvBatch, SendBatch, RECV_BATCH};
@@ -103,6 +103,9 @@ pub struct Engine {
     /// Messages to send at the end of this pass (see [`Engine::flush`]).
     pub(super) outbox: Vec<(Destination, Arc<[u8]>)>,
     send_batch: SendBatch,
+    /// When housekeeping last ran, and this thread's CPU time then (the engine's
+    /// load, which decides whether shard 0 spreads new calls).
+    cpu_seen: (Instant, Duration),
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,11 +153,13 @@ impl Engine {
         caller_limit: Arc<DefaultKeyedRateLimiter<u64>>,
         shards: Shards,
     ) -> Self {
+        let mut layer = TransactionLayer::new(Default::default());
+        layer.set_max_transactions(settings.max_transactions);
         Self {
             settings,
             trunks,
             transports,
-            layer: TransactionLayer::new(Default::default()),
+            layer,
             calls: Map::default(),
             by_tx: Map::default(),
             by_callid: Map::default(),
@@ -172,6 +177,7 @@ impl Engine {
                 .map(|m| metrics::counter!("maskline_sip_requests_total", "method" => m)),
             outbox: Vec::new(),
             send_batch: SendBatch::default(),
+            cpu_seen: (Instant::now(), thread_cpu()),
         }
     }
 
@@ -193,7 +199,12 @@ impl Engine {
             // Under load: take everything already queued, then sleep COALESCE and
             // yield (the runtime polls its sockets: Redis replies, records) before
             // looking again, instead of waking once per message.
-            let taken = self.take_queued(udp0.as_deref(), &mut batch, &mut inbound, &mut internal);
+            // Shard 0 reads the listen socket; another shard only while new calls
+            // are spread (else every message it read would be handed to shard 0).
+            let reading =
+                self.shards.index == 0 || self.transports.has_own_udp() || self.shards.spreading();
+            let udp_now = udp0.as_deref().filter(|_| reading);
+            let taken = self.take_queued(udp_now, &mut batch, &mut inbound, &mut internal);
             if taken > 0 {
                 self.flush();
                 if self.drained() {
@@ -223,7 +234,7 @@ impl Engine {
                 }
             };
             let udp_ready = async {
-                match &udp0 {
+                match udp_now {
                     Some(s) => s.readable().await,
                     None => std::future::pending().await,
                 }
@@ -232,7 +243,7 @@ impl Engine {
                 biased;
                 r = udp_ready => {
                     if r.is_ok() {
-                        if let Some(sock) = &udp0 {
+                        if let Some(sock) = udp_now {
                             self.read_udp(sock, &mut batch);
                         }
                     }
@@ -373,6 +384,16 @@ impl Engine {
 
     fn housekeeping(&mut self) {
         self.caller_limit.retain_recent();
+        metrics::gauge!("maskline_sip_transactions", "engine" => self.shards.index.to_string())
+            .set(self.layer.len() as f64);
+        let now = Instant::now();
+        let cpu = thread_cpu();
+        let (at, was) = std::mem::replace(&mut self.cpu_seen, (now, cpu));
+        let wall = now.duration_since(at).as_secs_f64();
+        if wall > 0.0 {
+            self.shards
+                .tick(cpu.saturating_sub(was).as_secs_f64() / wall, now);
+        }
         let timed_out: Vec<CallId> = self
             .calls
             .iter_mut()
@@ -408,7 +429,7 @@ impl Engine {
     /// A message from a transport or another shard: handled here if its call is
     /// this shard's, else handed to its shard.
     fn on_inbound(&mut self, m: Inbound) {
-        let owner = self.shards.owner_of(&m.data);
+        let owner = self.owner(&m.data);
         if owner == self.shards.index {
             self.on_datagram(&m.data, m.source, m.transport);
         } else {
@@ -418,11 +439,35 @@ impl Engine {
 
     /// A datagram read here: handled here if its call is this shard's.
     fn dispatch(&mut self, data: &[u8], source: SocketAddr, transport: Transport) {
-        let owner = self.shards.owner_of(data);
+        let owner = self.owner(data);
         if owner == self.shards.index {
             self.on_datagram(data, source, transport);
         } else {
             self.shards.forward(owner, data, source, transport);
+        }
+    }
+
+    /// The shard that handles a message: the one it names, else shard 0, which
+    /// keeps a new INVITE or gives it to another shard when the engines are loaded
+    /// (and keeps whatever belongs to a call it already holds).
+    fn owner(&mut self, data: &[u8]) -> usize {
+        match self.shards.owner_of(data) {
+            Owner::Shard(s) => s,
+            Owner::Unclaimed if self.shards.index != 0 => 0,
+            Owner::Unclaimed => {
+                if !self.shards.spreading() || !data.starts_with(b"INVITE ") {
+                    return 0;
+                }
+                let Some(call_id) = self.shards.call_id(data) else {
+                    return 0;
+                };
+                let known =
+                    std::str::from_utf8(call_id).is_ok_and(|c| self.by_callid.contains_key(c));
+                if known {
+                    return 0;
+                }
+                self.shards.place(call_id, Instant::now())
+            }
         }
     }
 
@@ -564,6 +609,7 @@ impl Engine {
         match self.layer.handle_request(now, &info, dest) {
             RequestDisposition::Absorbed(_) => {}
             RequestDisposition::Overloaded => {
+                metrics::counter!("maskline_sip_transactions_full_total").increment(1);
                 self.stateless(
                     msg,
                     source,
@@ -755,4 +801,21 @@ pub fn reason_phrase(status: u16) -> &'static str {
         s if s < 600 => "Server Failure",
         _ => "Global Failure",
     }
+}
+
+/// CPU time of the calling thread (zero if the clock cannot be read).
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }

@@ -28,7 +28,6 @@
 //! call. Store trouble answers 503 + Retry-After within the store timeout.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +93,8 @@ pub struct VoiceSettings {
     pub max_call_duration: Duration,
     /// How long live calls may finish on shutdown.
     pub drain_timeout: Duration,
+    /// Most live transactions per engine (`sip.max_transactions`).
+    pub max_transactions: usize,
     /// [`VoiceSettings::local`] for UDP, TCP and TLS, formatted once (every
     /// message we build writes it); set by [`VoiceSettings::refresh_local`].
     local: [String; 3],
@@ -147,7 +148,7 @@ struct Common {
     own: Option<EngineStores>,
     stop: watch::Receiver<bool>,
     peers: Arc<[mpsc::Sender<transport::Inbound>]>,
-    live: Arc<[AtomicUsize]>,
+    shared: Arc<shard::Shared>,
 }
 
 fn engine_runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -189,7 +190,7 @@ async fn run_shard(
         rec_tx,
         int_tx,
         c.limiter,
-        shard::Shards::new(index, c.peers, c.live),
+        shard::Shards::new(index, c.peers, c.shared),
     );
     engine.run(queue, int_rx, c.stop).await;
     let _ = writer.await;
@@ -297,10 +298,15 @@ impl Voice {
             own,
             stop: stop_rx,
             peers: Arc::from(peers),
-            live: (0..engines).map(|_| AtomicUsize::new(0)).collect(),
+            shared: Arc::new(shard::Shared::new(
+                engines,
+                Duration::from_secs(cfg.no_answer_timeout_s + 32),
+                f64::from(cfg.spread_from_pct) / 100.0,
+            )),
         };
         let (host, reject_untrusted) = (cfg.host.clone(), cfg.unknown_source == "reject");
         let engine_port_base = cfg.engine_port_base;
+        let max_transactions = cfg.max_transactions as usize;
         let (no_binding_status, no_answer, max_call, drain) = (
             cfg.no_binding_status,
             Duration::from_secs(cfg.no_answer_timeout_s),
@@ -357,6 +363,7 @@ impl Voice {
                         no_answer_timeout: no_answer,
                         max_call_duration: max_call,
                         drain_timeout: drain,
+                        max_transactions,
                         local: Default::default(),
                     };
                     settings.refresh_local();

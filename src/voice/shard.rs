@@ -1,27 +1,145 @@
-//! Engine shards: several engine threads, each owning the calls whose Call-ID
-//! maps to it, so call handling scales past one core without a lock on the call
-//! path.
+//! Engine shards: several engine threads, each owning the calls it was given, so
+//! call handling scales past one core without a lock on the call path, while a
+//! lightly loaded relay keeps every call on one engine (no hand-off per message).
 //!
-//! Where a message goes is a pure function of its Call-ID ([`owner`]): the B-leg
-//! dialogs we create carry their shard in their Call-ID ([`b_call_id`]), and any
-//! other Call-ID (the A leg's, chosen by the carrier) is hashed. A message, its
-//! retransmissions, its CANCEL, ACK and BYE, and every response on either leg
-//! therefore reach the shard that holds the call. The primary UDP socket and the
-//! other transports are read by shard 0, which hands a message of another shard
-//! over that shard's queue without parsing it (a header scan for `Call-ID`);
-//! every shard sends on the shared sockets itself.
+//! Where a message goes is decided from what it carries:
+//! - the B-leg dialogs we create carry their shard in their Call-ID
+//!   ([`b_call_id`]);
+//! - on the A leg, the tag we give the caller ([`a_tag`]) carries it: the To tag
+//!   of every in-dialog request from the caller, the From tag of every response
+//!   to a request we send the caller;
+//! - what carries neither (a new INVITE, its retransmissions, its CANCEL) goes to
+//!   shard 0 unless shard 0 *steered* that Call-ID to another shard, which it
+//!   records in a short-lived table ([`Steering`]).
+//!
+//! Shard 0 keeps every new call while the engines together use less than
+//! `sip.spread_from_pct` of a core (35 %) and spreads new calls round-robin over
+//! all shards above that (back to one below 5/7 of it): at 2,000 calls/s two engines
+//! handing half the messages over cost 0.87-0.91x Kamailio's CPU per call where
+//! one engine cost 0.62-0.70x (loadtest/README.md), while one engine alone failed
+//! calls at 3,000 calls/s on this 2-core box.
+//!
+//! The primary UDP socket and the other transports are read by shard 0, which
+//! hands a message of another shard over that shard's queue without parsing it
+//! (a scan of three headers); every shard sends on the shared sockets itself.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use maskline_sip::transaction::Transport;
 use tokio::sync::mpsc;
 
 use super::transport::Inbound;
 
-/// Most engine threads (the shard is one hex digit of a B-leg Call-ID).
+/// Most engine threads (the shard is one hex digit of a B-leg Call-ID or A tag).
 pub const MAX_ENGINES: usize = 16;
+
+/// State the shards share: live calls, load, and the steering table.
+#[derive(Debug)]
+pub struct Shared {
+    /// Live calls per shard (for the `maskline_live_calls` gauge).
+    live: Box<[AtomicUsize]>,
+    /// Each shard's engine thread CPU over its last housekeeping period, in
+    /// thousandths of a core.
+    load: Box<[AtomicU32]>,
+    /// Whether shard 0 spreads new calls.
+    spreading: AtomicBool,
+    /// Load (share of a core) from which it spreads them, and below which it
+    /// stops; 0: always.
+    spread_on: f64,
+    spread_off: f64,
+    steering: Steering,
+}
+
+impl Shared {
+    /// The shared state of `n` shards; steered Call-IDs are kept `steer_for`;
+    /// new calls are spread from a combined load of `spread_from` (share of a
+    /// core; 0: always).
+    pub fn new(n: usize, steer_for: Duration, spread_from: f64) -> Self {
+        Self {
+            live: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            load: (0..n).map(|_| AtomicU32::new(0)).collect(),
+            spreading: AtomicBool::new(spread_from <= 0.0),
+            spread_on: spread_from,
+            spread_off: spread_from * 5.0 / 7.0,
+            steering: Steering::new(steer_for),
+        }
+    }
+}
+
+/// Call-IDs of new calls that shard 0 gave another shard, kept long enough for
+/// the INVITE's retransmissions, its CANCEL and the ACK of a rejection (the
+/// no-answer timeout plus 64*T1), after which only tagged messages reach the call.
+#[derive(Debug)]
+pub struct Steering {
+    keep: Duration,
+    len: AtomicUsize,
+    table: Mutex<SteerTable>,
+}
+
+#[derive(Debug, Default)]
+struct SteerTable {
+    to: std::collections::HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
+    order: VecDeque<(Instant, Box<[u8]>)>,
+}
+
+impl Steering {
+    fn new(keep: Duration) -> Self {
+        Self {
+            keep,
+            len: AtomicUsize::new(0),
+            table: Mutex::new(SteerTable::default()),
+        }
+    }
+
+    /// The shard a Call-ID was steered to.
+    pub fn get(&self, call_id: &[u8]) -> Option<usize> {
+        if self.is_empty() {
+            return None;
+        }
+        let t = self.table.lock().ok()?;
+        t.to.get(call_id).copied()
+    }
+
+    /// Records that `call_id` belongs to `shard`.
+    pub fn insert(&self, call_id: &[u8], shard: usize, now: Instant) {
+        if let Ok(mut t) = self.table.lock() {
+            let key: Box<[u8]> = call_id.into();
+            if t.to.insert(key.clone(), shard).is_none() {
+                t.order.push_back((now + self.keep, key));
+            }
+            self.len.store(t.to.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets the Call-IDs kept long enough.
+    pub fn expire(&self, now: Instant) {
+        if self.is_empty() {
+            return;
+        }
+        if let Ok(mut t) = self.table.lock() {
+            while t.order.front().is_some_and(|(at, _)| *at <= now) {
+                if let Some((_, key)) = t.order.pop_front() {
+                    t.to.remove(&key);
+                }
+            }
+            self.len.store(t.to.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// How many Call-IDs are steered now.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether no Call-ID is steered now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// This engine's place among the shards.
 #[derive(Debug, Clone)]
@@ -30,24 +148,32 @@ pub struct Shards {
     pub index: usize,
     /// Each shard's inbound queue (by index).
     peers: Arc<[mpsc::Sender<Inbound>]>,
-    /// Live calls per shard (for the `maskline_live_calls` gauge).
-    live: Arc<[AtomicUsize]>,
+    shared: Arc<Shared>,
+    /// The shard the next spread call goes to.
+    next: usize,
     /// `maskline_sip_shard_handoffs_total`: messages read by one engine and
     /// handled by another.
     handoffs: metrics::Counter,
 }
 
+/// Where a received message belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// A known shard.
+    Shard(usize),
+    /// A request that starts nothing known (a new INVITE, or any message of a
+    /// call no shard holds): shard 0 decides.
+    Unclaimed,
+}
+
 impl Shards {
     /// The shards of `peers.len()` engines; this one is `index`.
-    pub fn new(
-        index: usize,
-        peers: Arc<[mpsc::Sender<Inbound>]>,
-        live: Arc<[AtomicUsize]>,
-    ) -> Self {
+    pub fn new(index: usize, peers: Arc<[mpsc::Sender<Inbound>]>, shared: Arc<Shared>) -> Self {
         Self {
             index,
             peers,
-            live,
+            shared,
+            next: 0,
             handoffs: metrics::counter!("maskline_sip_shard_handoffs_total"),
         }
     }
@@ -57,14 +183,91 @@ impl Shards {
         self.peers.len()
     }
 
-    /// The shard of a received message (this one when it has no readable Call-ID:
-    /// a stateless answer needs no call).
-    pub fn owner_of(&self, data: &[u8]) -> usize {
+    /// The shard of a received message (see the module documentation).
+    pub fn owner_of(&self, data: &[u8]) -> Owner {
         let n = self.count();
         if n <= 1 {
-            return 0;
+            return Owner::Shard(0);
         }
-        call_id_of(data).map_or(self.index, |id| owner(id, n))
+        let scan = scan(data);
+        let Some(call_id) = scan.call_id else {
+            // No readable Call-ID: a stateless answer needs no call.
+            return Owner::Shard(self.index);
+        };
+        if let Some(s) = marked_shard(call_id, 32, n) {
+            return Owner::Shard(s);
+        }
+        if let Some(s) = scan.our_tag.and_then(|t| marked_shard(t, TAG_DIGITS, n)) {
+            return Owner::Shard(s);
+        }
+        match self.shared.steering.get(call_id) {
+            Some(s) => Owner::Shard(s),
+            None => Owner::Unclaimed,
+        }
+    }
+
+    /// The Call-ID of a message, if it has one.
+    pub fn call_id<'a>(&self, data: &'a [u8]) -> Option<&'a [u8]> {
+        scan(data).call_id
+    }
+
+    /// Shard 0, for a new call with this Call-ID: the shard that takes it (this one
+    /// unless the engines are loaded), recorded so that the call's untagged
+    /// messages follow it.
+    pub fn place(&mut self, call_id: &[u8], now: Instant) -> usize {
+        let n = self.count();
+        if n <= 1 || !self.shared.spreading.load(Ordering::Relaxed) {
+            return self.index;
+        }
+        self.next = (self.next + 1) % n;
+        if self.next != self.index {
+            self.shared.steering.insert(call_id, self.next, now);
+        }
+        self.next
+    }
+
+    /// Housekeeping: records this engine thread's load (`cpu` of one core); shard 0
+    /// also decides whether to spread new calls and forgets old steering entries.
+    pub fn tick(&self, cpu: f64, now: Instant) {
+        if let Some(mine) = self.shared.load.get(self.index) {
+            mine.store((cpu * 1000.0).clamp(0.0, 1e6) as u32, Ordering::Relaxed);
+        }
+        if self.index != 0 {
+            return;
+        }
+        let total: f64 = self
+            .shared
+            .load
+            .iter()
+            .map(|l| f64::from(l.load(Ordering::Relaxed)) / 1000.0)
+            .sum();
+        metrics::gauge!("maskline_sip_engine_load").set(total);
+        let was = self.shared.spreading.load(Ordering::Relaxed);
+        let now_spreading = if self.shared.spread_on <= 0.0 {
+            true
+        } else if was {
+            total >= self.shared.spread_off
+        } else {
+            total >= self.shared.spread_on
+        };
+        if now_spreading != was {
+            self.shared
+                .spreading
+                .store(now_spreading, Ordering::Relaxed);
+            metrics::gauge!("maskline_sip_spreading").set(if now_spreading { 1.0 } else { 0.0 });
+            tracing::debug!(load = total, spreading = now_spreading, "sip: engines");
+        }
+        self.shared.steering.expire(now);
+    }
+
+    /// Whether shard 0 spreads new calls over the engines now.
+    pub fn spreading(&self) -> bool {
+        self.shared.spreading.load(Ordering::Relaxed)
+    }
+
+    /// Call-IDs steered away from shard 0 now.
+    pub fn steered(&self) -> usize {
+        self.shared.steering.len()
     }
 
     /// Hands a message to shard `to`. A full queue drops it (counted): over UDP
@@ -94,7 +297,8 @@ impl Shards {
 
     /// Live calls in the other shards (as they last recorded them).
     pub fn others_live(&self) -> usize {
-        self.live
+        self.shared
+            .live
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != self.index)
@@ -104,63 +308,129 @@ impl Shards {
 
     /// Records this shard's live calls; returns the total over all shards.
     pub fn set_live(&self, calls: usize) -> usize {
-        if let Some(mine) = self.live.get(self.index) {
+        if let Some(mine) = self.shared.live.get(self.index) {
             mine.store(calls, Ordering::Relaxed);
         }
-        self.live.iter().map(|l| l.load(Ordering::Relaxed)).sum()
+        self.shared
+            .live
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed))
+            .sum()
     }
 }
+
+/// Hex digits after the shard digit of an [`a_tag`].
+const TAG_DIGITS: usize = 24;
 
 /// A new Call-ID for a B leg placed by shard `shard`: `s`, the shard as one hex
 /// digit, then 32 random hex digits.
 pub fn b_call_id(shard: usize) -> String {
-    let digit = char::from_digit((shard % MAX_ENGINES) as u32, 16).unwrap_or('0');
-    format!("s{digit}{}", maskline_sip::new_call_id())
+    format!("s{}{}", shard_digit(shard), maskline_sip::new_call_id())
 }
 
-/// The shard of a Call-ID among `n`.
-pub fn owner(call_id: &[u8], n: usize) -> usize {
+/// A new tag for our side of an A-leg dialog held by shard `shard`: `s`, the
+/// shard as one hex digit, then 24 random hex digits.
+pub fn a_tag(shard: usize) -> String {
+    format!("s{}{}", shard_digit(shard), maskline_sip::new_tag())
+}
+
+fn shard_digit(shard: usize) -> char {
+    char::from_digit((shard % MAX_ENGINES) as u32, 16).unwrap_or('0')
+}
+
+/// The shard in an identifier of ours (`s`, a hex digit, `rest` more characters),
+/// if it is one and the shard exists.
+fn marked_shard(id: &[u8], rest: usize, n: usize) -> Option<usize> {
+    match id {
+        [b's', d, tail @ ..] if tail.len() == rest => char::from(*d)
+            .to_digit(16)
+            .map(|s| s as usize)
+            .filter(|s| *s < n),
+        _ => None,
+    }
+}
+
+/// The shard of a Call-ID among `n`, when the Call-ID is one of our B legs.
+pub fn owner(call_id: &[u8], n: usize) -> Option<usize> {
     if n <= 1 {
-        return 0;
+        return Some(0);
     }
-    if let [b's', d, rest @ ..] = call_id {
-        if rest.len() == 32 {
-            if let Some(s) = char::from(*d).to_digit(16) {
-                if (s as usize) < n {
-                    return s as usize;
-                }
-            }
-        }
-    }
-    // FNV-1a: stable across processes and cheap on short strings.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in call_id {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % n as u64) as usize
+    marked_shard(call_id, 32, n)
 }
 
-/// The value of the first `Call-ID` (or compact `i`) header of a message, trimmed;
-/// `None` if there is none before the blank line.
-pub fn call_id_of(data: &[u8]) -> Option<&[u8]> {
+/// What the dispatcher reads of a message: its Call-ID and the tag we would have
+/// written (the To tag of a request, the From tag of a response).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Scan<'a> {
+    /// The first Call-ID (or `i`) value, trimmed.
+    pub call_id: Option<&'a [u8]>,
+    /// The tag parameter of To (requests) or From (responses).
+    pub our_tag: Option<&'a [u8]>,
+}
+
+/// One pass over the header lines (stops at the blank line).
+pub fn scan(data: &[u8]) -> Scan<'_> {
+    let response = data.starts_with(b"SIP/");
+    let mut out = Scan::default();
     let mut lines = data.split(|b| *b == b'\n');
-    lines.next()?; // start line
+    if lines.next().is_none() {
+        return out;
+    }
+    let mut tag_seen = false;
     for line in lines {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            return None;
+            break;
         }
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
         let (name, value) = line.split_at(colon);
         let name = name.trim_ascii_end();
-        if name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i") {
-            return Some(value.get(1..).unwrap_or_default().trim_ascii());
+        let value = value.get(1..).unwrap_or_default();
+        if out.call_id.is_none()
+            && (name.eq_ignore_ascii_case(b"call-id") || name.eq_ignore_ascii_case(b"i"))
+        {
+            out.call_id = Some(value.trim_ascii());
+        } else if !tag_seen
+            && if response {
+                name.eq_ignore_ascii_case(b"from") || name.eq_ignore_ascii_case(b"f")
+            } else {
+                name.eq_ignore_ascii_case(b"to") || name.eq_ignore_ascii_case(b"t")
+            }
+        {
+            tag_seen = true;
+            out.our_tag = tag_param(value);
+        }
+        if out.call_id.is_some() && tag_seen {
+            break;
         }
     }
-    None
+    out
+}
+
+/// The `tag` parameter of a From/To value: after the closing `>` of a name-addr
+/// (a quoted display name may contain anything), else anywhere after the URI.
+fn tag_param(value: &[u8]) -> Option<&[u8]> {
+    let params = match value.iter().rposition(|b| *b == b'>') {
+        Some(i) => value.get(i + 1..)?,
+        None => value,
+    };
+    params.split(|b| *b == b';').skip(1).find_map(|p| {
+        let (k, v) = match p.iter().position(|b| *b == b'=') {
+            Some(i) => (p.get(..i)?, p.get(i + 1..)?),
+            None => return None,
+        };
+        k.trim_ascii()
+            .eq_ignore_ascii_case(b"tag")
+            .then(|| v.trim_ascii())
+    })
+}
+
+/// The value of the first `Call-ID` (or compact `i`) header of a message, trimmed;
+/// `None` if there is none before the blank line.
+pub fn call_id_of(data: &[u8]) -> Option<&[u8]> {
+    scan(data).call_id
 }
 
 #[cfg(test)]
@@ -179,20 +449,83 @@ mod tests {
     }
 
     #[test]
-    fn our_b_legs_go_to_their_shard_and_others_hash_stably() {
-        for n in 1..=MAX_ENGINES {
+    fn our_b_legs_and_a_tags_name_their_shard() {
+        for n in 2..=MAX_ENGINES {
             for shard in 0..n {
-                assert_eq!(owner(b_call_id(shard).as_bytes(), n), shard);
+                assert_eq!(owner(b_call_id(shard).as_bytes(), n), Some(shard));
+                assert_eq!(
+                    marked_shard(a_tag(shard).as_bytes(), TAG_DIGITS, n),
+                    Some(shard)
+                );
             }
         }
-        let a = owner(b"a84b4c76e66710@pc33.atlanta.com", 3);
-        assert!(a < 3);
-        assert_eq!(owner(b"a84b4c76e66710@pc33.atlanta.com", 3), a);
-        // A carrier's Call-ID spread over the shards.
-        let mut seen = [0usize; 4];
-        for i in 0..4000 {
-            seen[owner(format!("{i}-call@gw.example").as_bytes(), 4)] += 1;
-        }
-        assert!(seen.iter().all(|&c| c > 700), "{seen:?}");
+        // A carrier's Call-ID names no shard; nor does a shard that does not exist.
+        assert_eq!(owner(b"a84b4c76e66710@pc33.atlanta.com", 3), None);
+        assert_eq!(owner(b_call_id(5).as_bytes(), 3), None);
+        assert_eq!(owner(b"anything", 1), Some(0));
+    }
+
+    #[test]
+    fn the_scan_reads_the_tag_we_wrote() {
+        // A request from the caller: our tag is the To tag.
+        let m = b"BYE sip:x@h SIP/2.0\r\nFrom: <sip:c@g>;tag=theirs\r\n\
+            To: \"a;tag=no\" <sip:x@h;tag=uri>;tag=s1abcdefabcdefabcdefabcdef\r\ni: c1\r\n\r\n";
+        let s = scan(m);
+        assert_eq!(s.call_id, Some(&b"c1"[..]));
+        assert_eq!(s.our_tag, Some(&b"s1abcdefabcdefabcdefabcdef"[..]));
+        // A response to our request: our tag is the From tag.
+        let m = b"SIP/2.0 200 OK\r\nf: sip:x@h ; TAG = s0abcdefabcdefabcdefabcdef\r\n\
+            t: <sip:c@g>;tag=theirs\r\nCall-ID: c2\r\n\r\n";
+        let s = scan(m);
+        assert_eq!(s.our_tag, Some(&b"s0abcdefabcdefabcdefabcdef"[..]));
+        // A new INVITE has no To tag.
+        let m = b"INVITE sip:x@h SIP/2.0\r\nFrom: <sip:c@g>;tag=1\r\nTo: <sip:x@h>\r\n\
+            Call-ID: c3\r\n\r\n";
+        assert_eq!(scan(m).our_tag, None);
+    }
+
+    fn two_shards() -> (Shards, Shards) {
+        let (tx0, _rx0) = mpsc::channel(4);
+        let (tx1, _rx1) = mpsc::channel(4);
+        let peers: Arc<[mpsc::Sender<Inbound>]> = Arc::from(vec![tx0, tx1]);
+        let shared = Arc::new(Shared::new(2, Duration::from_secs(92), 0.35));
+        (
+            Shards::new(0, peers.clone(), shared.clone()),
+            Shards::new(1, peers, shared),
+        )
+    }
+
+    #[test]
+    fn shard_zero_keeps_new_calls_until_the_engines_are_loaded() {
+        let (mut zero, one) = two_shards();
+        let now = Instant::now();
+        let invite = b"INVITE sip:x@h SIP/2.0\r\nTo: <sip:x@h>\r\nCall-ID: new-1\r\n\r\n";
+        assert_eq!(zero.owner_of(invite), Owner::Unclaimed);
+        assert_eq!(zero.place(b"new-1", now), 0);
+        assert_eq!(zero.steered(), 0);
+        // Loaded: the other shard reports 0.25 of a core, this one 0.1.
+        one.tick(0.25, now);
+        zero.tick(0.10, now);
+        assert!(zero.spreading());
+        let placed: Vec<usize> = (0..4)
+            .map(|i| zero.place(format!("c{i}").as_bytes(), now))
+            .collect();
+        assert_eq!(placed, [1, 0, 1, 0]);
+        // The INVITE's retransmission and CANCEL follow it (any shard reads it so).
+        let cancel = b"CANCEL sip:x@h SIP/2.0\r\nTo: <sip:x@h>\r\nCall-ID: c0\r\n\r\n";
+        assert_eq!(zero.owner_of(cancel), Owner::Shard(1));
+        assert_eq!(one.owner_of(cancel), Owner::Shard(1));
+        // Hysteresis: still spreading at 0.25, not any more below 0.2.
+        one.tick(0.15, now);
+        zero.tick(0.10, now);
+        assert!(zero.spreading());
+        one.tick(0.05, now);
+        zero.tick(0.10, now);
+        assert!(!zero.spreading());
+        // Entries go once kept long enough.
+        assert_eq!(zero.steered(), 2);
+        zero.tick(0.1, now + Duration::from_secs(93));
+        assert_eq!(zero.steered(), 0);
+        assert_eq!(zero.owner_of(cancel), Owner::Unclaimed);
     }
 }

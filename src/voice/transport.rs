@@ -156,6 +156,11 @@ impl Transports {
         Ok(t)
     }
 
+    /// Whether this engine has a UDP socket of its own (`sip.engine_port_base`).
+    pub fn has_own_udp(&self) -> bool {
+        self.reply_udp.is_some()
+    }
+
     /// The first UDP socket (read by the engine directly).
     pub fn primary_udp(&self) -> Option<Arc<UdpSocket>> {
         self.udp.first().cloned()

@@ -124,9 +124,15 @@ transport = "{transport}"
         }
         let path = dir.path().join("maskline.toml");
         std::fs::write(&path, cfg).unwrap();
+        // Two engines spreading every new call over both (a loaded relay's
+        // mode): each scenario's messages must find the engine that holds their
+        // call by the B leg's Call-ID, the tag we gave the caller, or (a new
+        // INVITE's retransmissions and CANCEL) engine 0's steering table.
         let mut env: Vec<(&str, String)> = vec![
             ("MASKLINE_CONFIG", path.to_string_lossy().into_owned()),
             ("MASKLINE_LOG_LEVEL", "info".into()),
+            ("MASKLINE_SIP_ENGINES", "2".into()),
+            ("MASKLINE_SIP_SPREAD_FROM_PCT", "0".into()),
         ];
         if opts.tls {
             env.push((
