@@ -83,7 +83,7 @@ curl -sf "${auth[@]}" -d "{\"pool\":\"bench\",\"shipment_id\":\"S1\",\"party_a\"
 # Kamailio on the same Redis with the same mapping (plain key, its own format).
 redis-cli -p $RPORT SET "route:$X:$A" "$B" >/dev/null
 sed -e "s/LISTEN_PORT/$KM/; s/REDIS_PORT/$RPORT/; s/GATEWAY_PORT/$GW/" loadtest/peers/kamailio/kamailio.cfg > "$WORK/kamailio.cfg"
-kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m 512 -M 32 -P "$WORK/kamailio.pid" > "$WORK/kamailio.log" 2>&1 &
+kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m 2048 -M 32 -P "$WORK/kamailio.pid" > "$WORK/kamailio.log" 2>&1 &
 KMPID=$!; PIDS+=($KMPID)
 sleep 1
 
