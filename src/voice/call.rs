@@ -226,7 +226,7 @@ impl Engine {
             via: None,
             ivr: None,
         };
-        let call = Call {
+        let mut call = Call {
             state: State::Routing,
             trunk,
             received,
@@ -258,7 +258,6 @@ impl Engine {
             record,
             ivr: None,
         };
-        let mut call = call;
         let contact = call.our_contact(&self.settings, Leg::A);
         call.a_reply = maskline_sip::MessageBuilder::response_to(msg, 200, "OK", Some(&call.a_tag))
             .ok()
