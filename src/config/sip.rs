@@ -44,7 +44,7 @@ pub struct SipConfig {
     pub engines: u16,
     /// Most live SIP transactions per engine. A call keeps about three for 64*T1
     /// (32 s) after it ends, so an engine holds about 100 per call/s it carries;
-    /// past the cap new calls get 503. About 1.5 KB each (loadtest/README.md).
+    /// past the cap new calls get 503. About 1.2 KB each (loadtest/README.md).
     pub max_transactions: u32,
     /// Combined engine load, in % of one core, from which engine 0 spreads new
     /// calls over the engines (round-robin) instead of keeping them; it keeps

@@ -95,7 +95,10 @@ pub struct ClientTransaction {
     reliable: bool,
     timers: TimerConfig,
     state: ClientState,
-    request: Arc<[u8]>,
+    /// The request, for retransmission; dropped at the final response (a UDP
+    /// transaction lingers up to 32 s after it, and a relay keeps hundreds of
+    /// thousands).
+    request: Option<Arc<[u8]>>,
     ack_base: Option<AckBase>,
     ack: Option<Arc<[u8]>>,
     /// Timer A (INVITE) or E (non-INVITE): deadline and current interval.
@@ -136,7 +139,7 @@ impl ClientTransaction {
             } else {
                 ClientState::Trying
             },
-            request: payload.clone(),
+            request: Some(payload.clone()),
             ack_base,
             ack: None,
             retransmit: (!reliable).then(|| (now + timers.t1, timers.t1)),
@@ -177,11 +180,13 @@ impl ClientTransaction {
                     200..=299 => {
                         self.state = ClientState::Accepted;
                         self.linger = Some(now + self.timers.timeout()); // timer M
+                        self.release();
                     }
                     _ => {
                         self.state = ClientState::Completed;
                         self.send_ack(&response.to);
                         self.linger_or_terminate(now, self.timers.timer_d);
+                        self.release();
                     }
                 }
                 true
@@ -203,6 +208,7 @@ impl ClientTransaction {
                     self.retransmit = None;
                     self.timeout = None;
                     self.linger_or_terminate(now, self.timers.t4); // timer K
+                    self.release();
                 }
                 true
             }
@@ -223,7 +229,9 @@ impl ClientTransaction {
         }
         if let Some((deadline, interval)) = self.retransmit {
             if deadline <= now {
-                self.out.push_back(TxOutput::Transmit(self.request.clone()));
+                if let Some(r) = &self.request {
+                    self.out.push_back(TxOutput::Transmit(r.clone()));
+                }
                 let next = if self.invite {
                     interval.saturating_mul(2).max(MIN_INTERVAL) // timer A: no cap
                 } else if self.state == ClientState::Proceeding {
@@ -253,6 +261,13 @@ impl ClientTransaction {
     /// The next queued output.
     pub fn poll_output(&mut self) -> Option<TxOutput> {
         self.out.pop_front()
+    }
+
+    /// After the final response nothing retransmits the request, and the ACK
+    /// of a non-2xx is built already: keep only what matching needs.
+    fn release(&mut self) {
+        self.request = None;
+        self.ack_base = None;
     }
 
     fn send_ack(&mut self, to: &str) {

@@ -129,6 +129,7 @@ impl ServerTransaction {
                 self.state = ServerState::Confirmed;
                 self.retransmit = None;
                 self.timeout = None;
+                self.last_response = None;
                 if self.reliable {
                     self.terminate(); // timer I is zero
                 } else {
@@ -234,6 +235,9 @@ impl ServerTransaction {
         if self.state == ServerState::Accepted && self.awaiting_ack {
             self.awaiting_ack = false;
             self.retransmit = None;
+            // Nothing sends the 2xx again; the transaction only absorbs
+            // retransmitted INVITEs until timer L.
+            self.last_response = None;
             true
         } else {
             false
