@@ -10,7 +10,9 @@
 # relay's CPU (user+sys from /proc) in ms per call, and for maskline the added
 # post-dial delay (INVITE in -> B-leg INVITE out) p50/p99 from its own histogram,
 # and the SIP messages per call one engine thread read and another handled.
-# Env: MASKLINE_SIP_ENGINES, MASKLINE_SIP_ENGINE_PORT_BASE pass through to maskline.
+# Env: MASKLINE_SIP_ENGINES, MASKLINE_SIP_ENGINE_PORT_BASE pass through to maskline;
+# KAM_SHM_MB is Kamailio's shared memory (default 2048: 512 ran out at 3,000
+# calls/s sustained).
 # Needs: sipp (sip-tester), kamailio + kamailio-redis-modules, redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,7 +85,7 @@ curl -sf "${auth[@]}" -d "{\"pool\":\"bench\",\"shipment_id\":\"S1\",\"party_a\"
 # Kamailio on the same Redis with the same mapping (plain key, its own format).
 redis-cli -p $RPORT SET "route:$X:$A" "$B" >/dev/null
 sed -e "s/LISTEN_PORT/$KM/; s/REDIS_PORT/$RPORT/; s/GATEWAY_PORT/$GW/" loadtest/peers/kamailio/kamailio.cfg > "$WORK/kamailio.cfg"
-kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m 2048 -M 32 -P "$WORK/kamailio.pid" > "$WORK/kamailio.log" 2>&1 &
+kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m "${KAM_SHM_MB:-2048}" -M 32 -P "$WORK/kamailio.pid" > "$WORK/kamailio.log" 2>&1 &
 KMPID=$!; PIDS+=($KMPID)
 sleep 1
 
@@ -110,6 +112,7 @@ for rate in $RATES; do
     n=$((rate * SECS))
     sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" > /dev/null 2>&1 || true
     sleep 0.3
+    pgrep -f "$WORK/uas.xml" >/dev/null || { echo "the callee's SIPp did not start (port $GW busy?)"; exit 1; }
     if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); h0=$(handoffs); else pids=$(kam_pids); fi
     c0=$(cpu_ms $pids)
     if [ "${PERF:-}" = stat ]; then
@@ -138,6 +141,10 @@ for rate in $RATES; do
         > /tmp/maskline-voice-perf-engine.txt 2>&1 || true
     fi
     pkill -f "$WORK/uas.xml" || true
+    # The next run's callee binds the same port: wait until this one is gone
+    # (after a long run SIPp takes a while to exit; a callee that never started
+    # would fail every call of the next relay's run).
+    for _ in $(seq 100); do pgrep -f "$WORK/uas.xml" >/dev/null || break; sleep 0.1; done
     sleep 1
     stats=$(ls -t "$WORK"/uac_*.csv 2>/dev/null | head -1)
     read -r ok fail < <(python3 - "$stats" <<'PY'
