@@ -110,9 +110,13 @@ for rate in $RATES; do
   for relay in maskline kamailio; do
     port=$([ $relay = maskline ] && echo $ML || echo $KM)
     n=$((rate * SECS))
+    # The previous callee may still hold its port for a moment after it left
+    # the process list; start this one only once the port is free, and only go
+    # on once it listens (a missing callee fails every call of the run).
+    for _ in $(seq 100); do ss -lun | grep -q "127.0.0.1:$GW " || break; sleep 0.1; done
     sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" > /dev/null 2>&1 || true
-    sleep 0.3
-    pgrep -f "$WORK/uas.xml" >/dev/null || { echo "the callee's SIPp did not start (port $GW busy?)"; exit 1; }
+    for _ in $(seq 50); do ss -lun | grep -q "127.0.0.1:$GW " && break; sleep 0.1; done
+    ss -lun | grep -q "127.0.0.1:$GW " || { echo "the callee's SIPp does not listen on port $GW"; exit 1; }
     if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); h0=$(handoffs); else pids=$(kam_pids); fi
     c0=$(cpu_ms $pids)
     if [ "${PERF:-}" = stat ]; then
@@ -140,11 +144,10 @@ for rate in $RATES; do
       perf report -i "$WORK/perf.data" --children --comm sip-engine --sort symbol --stdio -g none \
         > /tmp/maskline-voice-perf-engine.txt 2>&1 || true
     fi
-    pkill -f "$WORK/uas.xml" || true
-    # The next run's callee binds the same port: wait until this one is gone
-    # (after a long run SIPp takes a while to exit; a callee that never started
-    # would fail every call of the next relay's run).
-    for _ in $(seq 100); do pgrep -f "$WORK/uas.xml" >/dev/null || break; sleep 0.1; done
+    # The next run's callee binds the same port: kill this one outright (on
+    # SIGTERM SIPp waits for the calls it still holds, and after a long run that
+    # outlasted the pause, so the next relay's run found no callee).
+    pkill -9 -f "$WORK/uas.xml" || true
     sleep 1
     stats=$(ls -t "$WORK"/uac_*.csv 2>/dev/null | head -1)
     read -r ok fail < <(python3 - "$stats" <<'PY'
