@@ -101,6 +101,9 @@ cpu_ms() { # user+sys ms of a process and its threads/children
   done
   echo $((total * 1000 / $(getconf CLK_TCK)))
 }
+# Whether a UDP socket is bound to this port (ss filters: maskline's thousands of
+# media sockets would make `ss | grep -q` die of SIGPIPE under pipefail).
+listening() { [ -n "$(ss -Hlun "sport = :$1" 2>/dev/null)" ]; }
 kam_pids() { pgrep -f "$WORK/kamailio.cfg" | tr '\n' ' '; }
 pdd() { curl -s $API/metrics | grep '^maskline_call_setup_seconds_bucket' || true; }
 handoffs() { curl -s $API/metrics | awk '/^maskline_sip_shard_handoffs_total/ {print $2}' | head -1; }
@@ -113,10 +116,10 @@ for rate in $RATES; do
     # The previous callee may still hold its port for a moment after it left
     # the process list; start this one only once the port is free, and only go
     # on once it listens (a missing callee fails every call of the run).
-    for _ in $(seq 100); do ss -lun | grep -q "127.0.0.1:$GW " || break; sleep 0.1; done
-    sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" > /dev/null 2>&1 || true
-    for _ in $(seq 50); do ss -lun | grep -q "127.0.0.1:$GW " && break; sleep 0.1; done
-    ss -lun | grep -q "127.0.0.1:$GW " || { echo "the callee's SIPp does not listen on port $GW"; exit 1; }
+    for _ in $(seq 100); do listening $GW || break; sleep 0.1; done
+    sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" >> "$WORK/uas.out" 2>&1 || true
+    for _ in $(seq 50); do listening $GW && break; sleep 0.1; done
+    listening $GW || { echo "the callee's SIPp does not listen on port $GW"; exit 1; }
     if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); h0=$(handoffs); else pids=$(kam_pids); fi
     c0=$(cpu_ms $pids)
     if [ "${PERF:-}" = stat ]; then
