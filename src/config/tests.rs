@@ -552,3 +552,25 @@ fn env_can_switch_to_a_redis_cluster_with_sub_pools_and_replica_ack() {
     pairs[2] = ("MASKLINE_STORE_SUBPOOLS", "65");
     assert_eq!(field_of(parse(SHIPPED, &pairs)).0, "store.subpools");
 }
+
+#[test]
+fn sip_transaction_cap_and_spread_load_come_from_env_and_are_bounded() {
+    let c = parse("", &[]).unwrap();
+    assert_eq!(c.sip.max_transactions, 400_000);
+    assert_eq!(c.sip.spread_from_pct, 35);
+    let c = parse(
+        "",
+        &[
+            ("MASKLINE_SIP_MAX_TRANSACTIONS", "50000"),
+            ("MASKLINE_SIP_SPREAD_FROM_PCT", "0"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.sip.max_transactions, 50_000);
+    assert_eq!(c.sip.spread_from_pct, 0);
+    let (field, msg) = field_of(parse("", &[("MASKLINE_SIP_MAX_TRANSACTIONS", "999")]));
+    assert_eq!(field, "sip.max_transactions");
+    assert!(msg.contains("between"), "{msg}");
+    let (field, _) = field_of(parse("", &[("MASKLINE_SIP_SPREAD_FROM_PCT", "1601")]));
+    assert_eq!(field, "sip.spread_from_pct");
+}

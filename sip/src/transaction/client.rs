@@ -263,6 +263,12 @@ impl ClientTransaction {
         self.out.pop_front()
     }
 
+    /// Whether it still holds its request or the parts of its ACK (tests).
+    #[cfg(test)]
+    pub(crate) fn holds_request(&self) -> bool {
+        self.request.is_some() || self.ack_base.is_some()
+    }
+
     /// After the final response nothing retransmits the request, and the ACK
     /// of a non-2xx is built already: keep only what matching needs.
     fn release(&mut self) {

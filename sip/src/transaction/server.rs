@@ -228,6 +228,12 @@ impl ServerTransaction {
         }
     }
 
+    /// Whether it still holds a response to send again (tests).
+    #[cfg(test)]
+    pub(crate) fn holds_response(&self) -> bool {
+        self.last_response.is_some()
+    }
+
     /// The ACK for the 2xx arrived (it carries its own branch, so the TU or
     /// the layer matches it by dialog): stop retransmitting the 2xx.
     /// Returns whether this transaction was waiting for it.

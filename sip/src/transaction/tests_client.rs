@@ -313,3 +313,25 @@ fn non_invite_reliable_has_no_timer_e_and_zero_timer_k() {
     assert_eq!(tx.state(), ClientState::Terminated);
     assert_eq!(drain(&mut tx), [TxOutput::Event(TxEvent::Terminated)]);
 }
+
+#[test]
+fn a_final_response_releases_the_request_and_a_non_2xx_keeps_answering_with_its_ack() {
+    let t0 = Instant::now();
+    // INVITE answered 2xx: nothing will send the INVITE again.
+    let mut tx = ClientTransaction::new(t0, &invite(), payload(), false, TimerConfig::default());
+    assert!(tx.holds_request());
+    assert!(tx.handle_response(t0 + ms(10), &resp(200)));
+    assert!(!tx.holds_request());
+    // INVITE refused: the ACK is built once and still sent for a retransmission.
+    let mut tx = ClientTransaction::new(t0, &invite(), payload(), false, TimerConfig::default());
+    assert!(tx.handle_response(t0 + ms(10), &resp(486)));
+    assert!(!tx.holds_request());
+    let first_ack = drain(&mut tx);
+    assert!(!tx.handle_response(t0 + ms(20), &resp(486)));
+    assert_eq!(drain(&mut tx).len(), 1);
+    assert!(first_ack.len() >= 2, "{first_ack:?}");
+    // Non-INVITE answered: released too.
+    let mut tx = ClientTransaction::new(t0, &options(), payload(), false, TimerConfig::default());
+    assert!(tx.handle_response(t0 + ms(10), &resp(200)));
+    assert!(!tx.holds_request());
+}

@@ -331,3 +331,23 @@ fn transport_error_terminates_server_transaction() {
     tx.handle_transport_error();
     assert!(drain(&mut tx).is_empty());
 }
+
+#[test]
+fn an_acknowledged_2xx_is_released_and_retransmitted_invites_are_still_absorbed() {
+    let t0 = Instant::now();
+    let mut tx = new_invite(false);
+    tx.send_response(t0, 200, bytes("200")).unwrap();
+    assert!(tx.holds_response());
+    assert!(tx.handle_request(t0 + ms(100), true));
+    assert!(!tx.holds_response());
+    drain(&mut tx);
+    assert!(!tx.handle_request(t0 + ms(200), false));
+    assert!(drain(&mut tx).is_empty());
+    // A non-2xx is kept until its ACK, then released.
+    let mut tx = new_invite(false);
+    tx.send_response(t0, 486, bytes("486")).unwrap();
+    assert!(!tx.handle_request(t0 + ms(100), false));
+    assert_eq!(drain(&mut tx), [sent("486"), sent("486")]);
+    assert!(!tx.handle_request(t0 + ms(200), true));
+    assert!(!tx.holds_response());
+}
