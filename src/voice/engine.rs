@@ -106,6 +106,8 @@ pub struct Engine {
     /// When housekeeping last ran, and this thread's CPU time then (the engine's
     /// load, which decides whether shard 0 spreads new calls).
     cpu_seen: (Instant, Duration),
+    /// `maskline_sip_transactions{engine}`.
+    transactions: metrics::Gauge,
 }
 
 impl std::fmt::Debug for Engine {
@@ -153,6 +155,7 @@ impl Engine {
         caller_limit: Arc<DefaultKeyedRateLimiter<u64>>,
         shards: Shards,
     ) -> Self {
+        let shards_index = shards.index;
         let mut layer = TransactionLayer::new(Default::default());
         layer.set_max_transactions(settings.max_transactions);
         Self {
@@ -178,6 +181,10 @@ impl Engine {
             outbox: Vec::new(),
             send_batch: SendBatch::default(),
             cpu_seen: (Instant::now(), thread_cpu()),
+            transactions: metrics::gauge!(
+                "maskline_sip_transactions",
+                "engine" => shards_index.to_string()
+            ),
         }
     }
 
@@ -384,8 +391,7 @@ impl Engine {
 
     fn housekeeping(&mut self) {
         self.caller_limit.retain_recent();
-        metrics::gauge!("maskline_sip_transactions", "engine" => self.shards.index.to_string())
-            .set(self.layer.len() as f64);
+        self.transactions.set(self.layer.len() as f64);
         let now = Instant::now();
         let cpu = thread_cpu();
         let (at, was) = std::mem::replace(&mut self.cpu_seen, (now, cpu));
@@ -453,14 +459,11 @@ impl Engine {
     fn owner(&mut self, data: &[u8]) -> usize {
         match self.shards.owner_of(data) {
             Owner::Shard(s) => s,
-            Owner::Unclaimed if self.shards.index != 0 => 0,
-            Owner::Unclaimed => {
+            Owner::Unclaimed(_) if self.shards.index != 0 => 0,
+            Owner::Unclaimed(call_id) => {
                 if !self.shards.spreading() || !data.starts_with(b"INVITE ") {
                     return 0;
                 }
-                let Some(call_id) = self.shards.call_id(data) else {
-                    return 0;
-                };
                 let known =
                     std::str::from_utf8(call_id).is_ok_and(|c| self.by_callid.contains_key(c));
                 if known {

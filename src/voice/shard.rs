@@ -74,7 +74,7 @@ impl Shared {
 /// the INVITE's retransmissions, its CANCEL and the ACK of a rejection (the
 /// no-answer timeout plus 64*T1), after which only tagged messages reach the call.
 #[derive(Debug)]
-pub struct Steering {
+struct Steering {
     keep: Duration,
     len: AtomicUsize,
     table: Mutex<SteerTable>,
@@ -96,7 +96,7 @@ impl Steering {
     }
 
     /// The shard a Call-ID was steered to.
-    pub fn get(&self, call_id: &[u8]) -> Option<usize> {
+    fn get(&self, call_id: &[u8]) -> Option<usize> {
         if self.is_empty() {
             return None;
         }
@@ -105,7 +105,7 @@ impl Steering {
     }
 
     /// Records that `call_id` belongs to `shard`.
-    pub fn insert(&self, call_id: &[u8], shard: usize, now: Instant) {
+    fn insert(&self, call_id: &[u8], shard: usize, now: Instant) {
         if let Ok(mut t) = self.table.lock() {
             let key: Box<[u8]> = call_id.into();
             if t.to.insert(key.clone(), shard).is_none() {
@@ -116,7 +116,7 @@ impl Steering {
     }
 
     /// Forgets the Call-IDs kept long enough.
-    pub fn expire(&self, now: Instant) {
+    fn expire(&self, now: Instant) {
         if self.is_empty() {
             return;
         }
@@ -131,12 +131,12 @@ impl Steering {
     }
 
     /// How many Call-IDs are steered now.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
 
     /// Whether no Call-ID is steered now.
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
@@ -158,12 +158,12 @@ pub struct Shards {
 
 /// Where a received message belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
+pub enum Owner<'a> {
     /// A known shard.
     Shard(usize),
-    /// A request that starts nothing known (a new INVITE, or any message of a
-    /// call no shard holds): shard 0 decides.
-    Unclaimed,
+    /// A message with this Call-ID that names no shard (a new INVITE, or any
+    /// message of a call no shard holds): shard 0 decides.
+    Unclaimed(&'a [u8]),
 }
 
 impl Shards {
@@ -184,7 +184,7 @@ impl Shards {
     }
 
     /// The shard of a received message (see the module documentation).
-    pub fn owner_of(&self, data: &[u8]) -> Owner {
+    pub fn owner_of<'a>(&self, data: &'a [u8]) -> Owner<'a> {
         let n = self.count();
         if n <= 1 {
             return Owner::Shard(0);
@@ -194,7 +194,7 @@ impl Shards {
             // No readable Call-ID: a stateless answer needs no call.
             return Owner::Shard(self.index);
         };
-        if let Some(s) = marked_shard(call_id, 32, n) {
+        if let Some(s) = marked_shard(call_id, CALL_ID_DIGITS, n) {
             return Owner::Shard(s);
         }
         if let Some(s) = scan.our_tag.and_then(|t| marked_shard(t, TAG_DIGITS, n)) {
@@ -202,13 +202,8 @@ impl Shards {
         }
         match self.shared.steering.get(call_id) {
             Some(s) => Owner::Shard(s),
-            None => Owner::Unclaimed,
+            None => Owner::Unclaimed(call_id),
         }
-    }
-
-    /// The Call-ID of a message, if it has one.
-    pub fn call_id<'a>(&self, data: &'a [u8]) -> Option<&'a [u8]> {
-        scan(data).call_id
     }
 
     /// Shard 0, for a new call with this Call-ID: the shard that takes it (this one
@@ -266,7 +261,8 @@ impl Shards {
     }
 
     /// Call-IDs steered away from shard 0 now.
-    pub fn steered(&self) -> usize {
+    #[cfg(test)]
+    fn steered(&self) -> usize {
         self.shared.steering.len()
     }
 
@@ -319,8 +315,9 @@ impl Shards {
     }
 }
 
-/// Hex digits after the shard digit of an [`a_tag`].
+/// Hex digits after the shard digit of an [`a_tag`] and of a [`b_call_id`].
 const TAG_DIGITS: usize = 24;
+const CALL_ID_DIGITS: usize = 32;
 
 /// A new Call-ID for a B leg placed by shard `shard`: `s`, the shard as one hex
 /// digit, then 32 random hex digits.
@@ -348,14 +345,6 @@ fn marked_shard(id: &[u8], rest: usize, n: usize) -> Option<usize> {
             .filter(|s| *s < n),
         _ => None,
     }
-}
-
-/// The shard of a Call-ID among `n`, when the Call-ID is one of our B legs.
-pub fn owner(call_id: &[u8], n: usize) -> Option<usize> {
-    if n <= 1 {
-        return Some(0);
-    }
-    marked_shard(call_id, 32, n)
 }
 
 /// What the dispatcher reads of a message: its Call-ID and the tag we would have
@@ -427,16 +416,22 @@ fn tag_param(value: &[u8]) -> Option<&[u8]> {
     })
 }
 
-/// The value of the first `Call-ID` (or compact `i`) header of a message, trimmed;
-/// `None` if there is none before the blank line.
-pub fn call_id_of(data: &[u8]) -> Option<&[u8]> {
-    scan(data).call_id
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The shard of a Call-ID among `n`, when the Call-ID is one of our B legs.
+    fn owner(call_id: &[u8], n: usize) -> Option<usize> {
+        if n <= 1 {
+            return Some(0);
+        }
+        marked_shard(call_id, CALL_ID_DIGITS, n)
+    }
+
+    fn call_id_of(data: &[u8]) -> Option<&[u8]> {
+        scan(data).call_id
+    }
 
     #[test]
     fn the_call_id_is_found_in_long_and_compact_form() {
@@ -500,7 +495,7 @@ mod tests {
         let (mut zero, one) = two_shards();
         let now = Instant::now();
         let invite = b"INVITE sip:x@h SIP/2.0\r\nTo: <sip:x@h>\r\nCall-ID: new-1\r\n\r\n";
-        assert_eq!(zero.owner_of(invite), Owner::Unclaimed);
+        assert_eq!(zero.owner_of(invite), Owner::Unclaimed(b"new-1"));
         assert_eq!(zero.place(b"new-1", now), 0);
         assert_eq!(zero.steered(), 0);
         // Loaded: the other shard reports 0.25 of a core, this one 0.1.
@@ -526,6 +521,6 @@ mod tests {
         assert_eq!(zero.steered(), 2);
         zero.tick(0.1, now + Duration::from_secs(93));
         assert_eq!(zero.steered(), 0);
-        assert_eq!(zero.owner_of(cancel), Owner::Unclaimed);
+        assert_eq!(zero.owner_of(cancel), Owner::Unclaimed(b"c0"));
     }
 }
