@@ -12,7 +12,7 @@ use maskline_sip::{Message, MessageBuilder, Method};
 
 use super::call::{is_sdp, transport_name, CallId, State, TxRole};
 use super::call_dialog::call_status;
-use super::engine::{reason_phrase, Engine, TimerKind, ALLOW};
+use super::engine::{reason_phrase, Engine, TimerKind};
 use crate::bindings::now_ms;
 use crate::media::Leg;
 
@@ -199,28 +199,16 @@ impl Engine {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
-        let template = call
+        // The template carries the To tag and Record-Route that 101-299 take
+        // (every caller sends 180, 183 or 200).
+        let Some(template) = call
             .a_reply
             .as_ref()
-            .filter(|_| (101..=299).contains(&status));
-        let mut b = match template {
-            Some(t) => t.clone().with_status(status, reason_phrase(status)),
-            None => {
-                let Ok(inv) = Message::parse(&call.a_invite) else {
-                    return;
-                };
-                let Ok(b) = MessageBuilder::response_to(
-                    &inv,
-                    status,
-                    reason_phrase(status),
-                    Some(&call.a_tag),
-                ) else {
-                    return;
-                };
-                b.header("Contact", &call.our_contact(&self.settings, Leg::A))
-                    .header("Allow", ALLOW)
-            }
+            .filter(|_| (101..=299).contains(&status))
+        else {
+            return;
         };
+        let mut b = template.clone().with_status(status, reason_phrase(status));
         if let Some(sdp) = sdp {
             b = b.body("application/sdp", sdp);
         }
