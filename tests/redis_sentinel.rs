@@ -144,3 +144,65 @@ async fn a_failover_is_followed_without_a_restart_and_keeps_replicated_bindings(
         .unwrap()
         .is_none());
 }
+
+/// With `replica_ack = 1` through Sentinel (a master with one replica), a new
+/// binding and its idempotent retry are answered once the replica holds the
+/// binding: the replica has the record the moment the store answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_ack_answers_once_the_replica_holds_the_binding() {
+    let Some(set) = sentinel_support::shared() else {
+        return;
+    };
+    let store = RedisStore::connect_with(
+        &set.url(),
+        NumberHasher::new(&[3u8; 32]).unwrap(),
+        Sealer::random(),
+        RedisOptions {
+            replica_ack: 1,
+            ..RedisOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let pool = common::unique("ack");
+    store
+        .create_pool(common::pool_spec(&pool, 200))
+        .await
+        .unwrap();
+    let x = common::random_e164("+86171");
+    store
+        .import_numbers(
+            &pool,
+            vec![NumberSpec {
+                number: e164(&x),
+                area: None,
+                capabilities: Default::default(),
+            }],
+        )
+        .await
+        .unwrap();
+    let req = NewBinding {
+        pool: pool.clone(),
+        shipment_id: "A1".into(),
+        party_a: e164(&common::random_e164("+86138")),
+        party_b: e164(&common::random_e164("+86139")),
+        expires_at: now_ms() + 3_600_000,
+        area: None,
+        extension: None,
+    };
+    let Created::New(b) = store.create_binding(req.clone(), now_ms()).await.unwrap() else {
+        panic!("not new");
+    };
+    // The record's hash (`{pool}s` + 2 bytes of the shipment hash) on the replica.
+    let replica = set.ports[1];
+    let keys = sentinel_support::cli(replica, &["keys", &format!("{{{pool}}}s*")]);
+    assert_eq!(
+        keys.lines().count(),
+        1,
+        "the replica holds the record: {keys}"
+    );
+    let Created::Existing(again) = store.create_binding(req, now_ms()).await.unwrap() else {
+        panic!("a retry of the same shipment is not a new binding");
+    };
+    assert_eq!(again.id, b.id);
+}

@@ -18,7 +18,7 @@ pub use procs::cli;
 use procs::port_free;
 
 use std::io::Write;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -63,7 +63,28 @@ pub fn shared() -> Option<&'static Cluster> {
 
 impl Cluster {
     /// Starts a fresh cluster (panics if it cannot: call [`available`] first).
+    ///
+    /// Starts within one test process take turns (two picking ports at once could
+    /// pick the same ones), and a cluster that does not form is torn down and
+    /// started again on other ports, up to three times; the panic says what
+    /// `redis-cli --cluster create` printed.
     pub fn start() -> Cluster {
+        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+        let mut why = Vec::new();
+        for _ in 0..3 {
+            match Cluster::try_start() {
+                Ok(c) => return c,
+                Err(e) => {
+                    eprintln!("cluster_support: a cluster did not form, starting another: {e}");
+                    why.push(e)
+                }
+            }
+        }
+        panic!("no Redis Cluster in three attempts:\n{}", why.join("\n"));
+    }
+
+    fn try_start() -> Result<Cluster, String> {
         let mut rng = rand::rng();
         let base = (0..50)
             .map(|_| rng.random_range(21000u16..21900))
@@ -87,23 +108,34 @@ impl Cluster {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         for p in &me.ports {
-            while std::net::TcpStream::connect(("127.0.0.1", *p)).is_err() {
-                assert!(Instant::now() < deadline, "redis-server did not start");
+            while procs::cli(*p, &["ping"]).trim() != "PONG" {
+                if Instant::now() > deadline {
+                    return Err(format!("redis-server on port {p} did not start"));
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
         let nodes: Vec<String> = me.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let status = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&nodes)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("redis-cli --cluster create");
-        assert!(status.success(), "redis-cli --cluster create failed");
+        let out = procs::run_bounded(
+            Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&nodes)
+                .args(["--cluster-replicas", "1", "--cluster-yes"]),
+            Duration::from_secs(30),
+        );
+        match out {
+            Some(o) if o.status.success() => {}
+            Some(o) => {
+                return Err(format!(
+                    "redis-cli --cluster create failed: {}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ))
+            }
+            None => return Err("redis-cli --cluster create: no cluster within 30 s".into()),
+        }
         me.wait_healthy(Duration::from_secs(30));
-        me
+        Ok(me)
     }
 
     /// Seed URLs (every node).
@@ -163,16 +195,21 @@ impl Cluster {
         std::fs::create_dir_all(self.dir.join(port.to_string())).expect("node dir");
         self.spawn_node(port);
         let id = cli(master, &["cluster", "myid"]).trim().to_owned();
-        let status = Command::new("redis-cli")
-            .args(["--cluster", "add-node"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(format!("127.0.0.1:{master}"))
-            .args(["--cluster-slave", "--cluster-master-id", &id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("redis-cli --cluster add-node");
-        assert!(status.success(), "redis-cli --cluster add-node failed");
+        let out = procs::run_bounded(
+            Command::new("redis-cli")
+                .args(["--cluster", "add-node"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg(format!("127.0.0.1:{master}"))
+                .args(["--cluster-slave", "--cluster-master-id", &id]),
+            Duration::from_secs(30),
+        )
+        .expect("redis-cli --cluster add-node finished within 30 s");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster add-node failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         port
     }
 

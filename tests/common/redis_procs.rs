@@ -49,6 +49,28 @@ pub fn cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `cmd` to completion within `limit` (killed after it), with its output.
+/// `None` when it ran out of time: e.g. `redis-cli --cluster create` waits for
+/// the nodes to agree with no limit of its own.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Option<std::process::Output> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(child.wait_with_output().expect("output"))
+}
+
 /// Whether `redis-server` and `redis-cli` are installed; if not, says which
 /// tests (`what`) are skipped and how to get them.
 pub fn available(what: &str) -> bool {
@@ -83,7 +105,12 @@ pub fn kill(port: u16) {
         .status()
         .expect("kill");
     assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} still accepts 10 s after SIGKILL"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -7,7 +7,9 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Value;
 
+use super::codec::{prefix, record_key};
 use super::conn::{self, Conn};
 use super::{corrupt, epoch, int, subpools, RedisOptions, RedisStore, Scripts};
 use crate::bindings::Invalid;
@@ -162,25 +164,60 @@ impl RedisStore {
         }
     }
 
-    /// With `replica_ack`: waits (`WAIT`, on connection `c` that wrote, to the master
-    /// owning `key`) until that many replicas hold every write `c` sent so far.
-    /// Fewer in time → [`StoreError::Unavailable`].
-    pub(super) async fn wait_replicas(&self, c: &mut Conn, key: &[u8]) -> Result<(), StoreError> {
+    /// With `replica_ack`: waits until that many replicas hold shipment `sh`'s
+    /// binding record in sub-pool `t`. Fewer in time → [`StoreError::Unavailable`].
+    ///
+    /// One pipeline on connection `c`, so all three run on one node, in order:
+    /// `HEXISTS` of the record (keyed: a node that does not own the slot answers
+    /// `MOVED`; the owner says whether it holds the binding), a write of ours on
+    /// the slot (`{p}w`, so that `WAIT` covers everything the node held when the
+    /// record was seen), then `WAIT`. A `WAIT` sent alone is keyless: while the
+    /// slot's master is down the cluster client sends it to a fallback or random
+    /// node, whose replicas can acknowledge at once, and a binding only the dead
+    /// master held would be answered `201`.
+    pub(super) async fn wait_replicas(
+        &self,
+        c: &mut Conn,
+        t: &str,
+        sh: &[u8; 8],
+    ) -> Result<(), StoreError> {
         if self.replica_ack == 0 {
             return Ok(());
         }
         // Leave a quarter of the call timeout for the reply.
         let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
-        let mut cmd = redis::cmd("WAIT");
-        cmd.arg(self.replica_ack).arg(wait_ms);
-        let acked = match tokio::time::timeout(self.timeout, c.on_master_of(key, cmd)).await {
-            Err(_) => return Err(StoreError::Unavailable("Redis WAIT timed out".into())),
-            // Any error here leaves the replication unconfirmed, never the data
-            // unreadable: mid-failover the node may have just become a replica
-            // ("WAIT cannot be used with replica instances").
-            Ok(r) => r.map_err(|e| StoreError::Unavailable(format!("Redis WAIT: {e}")))?,
+        let mut pipe = redis::pipe();
+        pipe.cmd("HEXISTS")
+            .arg(record_key(t, sh))
+            .arg(&sh[..])
+            .cmd("SET")
+            .arg(format!("{}w", prefix(t)))
+            .arg(1)
+            .arg("PX")
+            .arg(60_000)
+            .ignore()
+            .cmd("WAIT")
+            .arg(self.replica_ack)
+            .arg(wait_ms);
+        let replies: Vec<Value> =
+            match tokio::time::timeout(self.timeout, pipe.query_async(c)).await {
+                Err(_) => return Err(StoreError::Unavailable("Redis WAIT timed out".into())),
+                // Any error here leaves the replication unconfirmed, never the data
+                // unreadable: mid-failover the node may have just become a replica
+                // ("WAIT cannot be used with replica instances") or lost the slot.
+                Ok(r) => r.map_err(|e| StoreError::Unavailable(format!("Redis WAIT: {e}")))?,
+            };
+        let [held, acked] = replies.as_slice() else {
+            return Err(corrupt("WAIT pipeline reply"));
         };
-        match int(&acked) {
+        if int(held) != Some(1) {
+            // Written on a master that died before its replica (now the master)
+            // got it: lost, and a retry allocates again.
+            return Err(StoreError::Unavailable(
+                "the binding's master failed before a replica held it".into(),
+            ));
+        }
+        match int(acked) {
             Some(n) if n >= i64::from(self.replica_ack) => Ok(()),
             Some(n) => Err(StoreError::Unavailable(format!(
                 "{n} of {} replicas acknowledged the binding in time",

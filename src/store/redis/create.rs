@@ -97,26 +97,11 @@ impl RedisStore {
             }
         }
         let t = subpools::tag(pool, k);
-        if self.replica_ack > 0 && matches!(at(&r, 0)?, b"n" | b"x") {
+        if matches!(at(&r, 0)?, b"n" | b"x") {
             // A new binding, or the existing one a retry finds (its first answer
-            // may have been a failed WAIT, maybe on another relay): answered only
-            // once replicas hold it. `WAIT` covers this connection's writes, so an
-            // existing binding is preceded by a write of ours on its slot
-            // (`{p}w`), after the binding's own write in the replication stream.
-            if at(&r, 0)? == b"x" {
-                let mut touch = redis::cmd("SET");
-                touch
-                    .arg(format!("{}w", prefix(&t)))
-                    .arg(1)
-                    .arg("PX")
-                    .arg(60_000);
-                let _: Value = tokio::time::timeout(self.timeout, touch.query_async(&mut conn))
-                    .await
-                    .map_err(|_| StoreError::Unavailable("Redis call timed out".into()))?
-                    .map_err(super::map_err)?;
-            }
-            self.wait_replicas(&mut conn, meta_key(&t).as_bytes())
-                .await?;
+            // may have been a failed WAIT, maybe on another relay): with
+            // `replica_ack`, answered only once replicas hold it.
+            self.wait_replicas(&mut conn, &t, &sh).await?;
         }
         match at(&r, 0)? {
             b"n" => {

@@ -24,7 +24,7 @@
 //! | `{p}E<X>` | hash | extension → `sh‖gen` of its binding | none (trimmed with `{p}e<X>`) |
 //! | `{p}c` | zset | holds of parties replaced by a reassignment → since | none (trimmed) |
 //! | `{p}f` | hash | sub-pools only, in a shipment's home sub-pool: `sh` → the sub-pool it was created in instead (`claim.lua`) | none |
-//! | `{p}w` | string | with `replica_ack`: a write a retry makes before `WAIT` | 60 s |
+//! | `{p}w` | string | with `replica_ack`: the write pipelined before each `WAIT` | 60 s |
 //! | `{p}lq` | zset | quarantined `X` → live bindings (state `q` in `{p}n`: out of allocation, live bindings live out) | none |
 //! | `{p}N` | zset | every `X`, score 0: number order for paged lists (rebuilt from `{p}n` if short) | none |
 //! | `{p}Q` | string | count-min sketch of live bindings per party tag: 4 rows × 65,536 `u16` counters, then the total (`u32`): 512 KiB a pool, 0 bytes per binding | none |
@@ -80,8 +80,9 @@
 //! asynchronous, so bindings the master answered but had not yet sent to its
 //! replica are lost when the replica is promoted. `[store] replica_ack = 1` makes
 //! `create_binding` wait (`WAIT 1 <¾ of the call timeout>`, on the connection that
-//! wrote, to the slot's master) until a replica holds the binding before it
-//! answers; fewer acknowledgements in time → `503` (the binding exists; the
+//! wrote, pipelined after a keyed check that the slot's master holds the binding
+//! and a write to `{p}w`, so the `WAIT` runs on that master and nowhere else)
+//! until a replica holds the binding before it answers; fewer acknowledgements in time → `503` (the binding exists; the
 //! client's idempotent retry returns it once acknowledged). Allocations then use
 //! their own connection, so a `WAIT` never holds up route lookups. Cost and the
 //! measured losses without it: `loadtest/README.md`, section "Redis Cluster". A
