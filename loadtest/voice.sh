@@ -10,7 +10,9 @@
 # relay's CPU (user+sys from /proc) in ms per call, and for maskline the added
 # post-dial delay (INVITE in -> B-leg INVITE out) p50/p99 from its own histogram,
 # and the SIP messages per call one engine thread read and another handled.
-# Env: MASKLINE_SIP_ENGINES, MASKLINE_SIP_ENGINE_PORT_BASE pass through to maskline;
+# Env: HOLD_MS, each call's length (default 1000); RELAYS, which relays run
+# (default "maskline kamailio");
+# MASKLINE_SIP_ENGINES, MASKLINE_SIP_ENGINE_PORT_BASE pass through to maskline;
 # KAM_SHM_MB is Kamailio's shared memory (default 2048: 512 ran out at 3,000
 # calls/s sustained).
 # Needs: sipp (sip-tester), kamailio + kamailio-redis-modules, redis-server.
@@ -89,7 +91,7 @@ kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m "${KAM_SHM_MB:-2048}" -M 32 -
 KMPID=$!; PIDS+=($KMPID)
 sleep 1
 
-sed -e "s/@CALLER@/$A/g; s/@CALLED@/$X/g; s/@HOLD_MS@/1000/g" tests/sipp/uac.xml > "$WORK/uac.xml"
+sed -e "s/@CALLER@/$A/g; s/@CALLED@/$X/g; s/@HOLD_MS@/${HOLD_MS:-1000}/g" tests/sipp/uac.xml > "$WORK/uac.xml"
 cp loadtest/sipp/uas_answer.xml "$WORK/uas.xml"
 
 cpu_ms() { # user+sys ms of a process and its threads/children
@@ -110,7 +112,7 @@ handoffs() { curl -s $API/metrics | awk '/^maskline_sip_shard_handoffs_total/ {p
 
 printf "%-9s %6s %8s %7s %8s %10s %s\n" relay cps calls failed "fail%" "cpu_ms/call" "pdd(ms) p50/p99"
 for rate in $RATES; do
-  for relay in maskline kamailio; do
+  for relay in ${RELAYS:-maskline kamailio}; do
     port=$([ $relay = maskline ] && echo $ML || echo $KM)
     n=$((rate * SECS))
     # The previous callee may still hold its port for a moment after it left
