@@ -47,8 +47,9 @@ pub struct SipConfig {
     /// past the cap new calls get 503. About 1.2 KB each (loadtest/README.md).
     pub max_transactions: u32,
     /// Combined engine load, in % of one core, from which engine 0 spreads new
-    /// calls over the engines (round-robin) instead of keeping them; it keeps
-    /// them again below 5/7 of it. 0: always spread.
+    /// calls over the engines (round-robin) instead of keeping them, once it
+    /// held for 1 s; it keeps them again when the engines, spread, use less than
+    /// 6/5 of it (spread, calls cost more). 0: always spread.
     pub spread_from_pct: u16,
     /// Own UDP sockets for the engines: engine `k` (from 1) also listens on the
     /// first UDP listen IP at port `engine_port_base + k - 1` (0: any free port),

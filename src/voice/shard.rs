@@ -14,10 +14,13 @@
 //!
 //! Shard 0 keeps every new call while the engines together use less than
 //! `sip.spread_from_pct` of a core (35 %) and spreads new calls round-robin over
-//! all shards above that (back to one below 5/7 of it): at 2,000 calls/s two engines
-//! handing half the messages over cost 0.87-0.91x Kamailio's CPU per call where
-//! one engine cost 0.62-0.70x (loadtest/README.md), while one engine alone failed
-//! calls at 3,000 calls/s on this 2-core box.
+//! all shards once two housekeeping periods in a row (1 s) reached it: at 2,000
+//! calls/s two engines handing half the messages over cost 0.87-0.91x Kamailio's
+//! CPU per call where one engine cost 0.62-0.70x (loadtest/README.md). It keeps
+//! one engine again once the engines, spread, use less than 6/5 of the threshold:
+//! spread, the same calls cost 1.2-1.5x the CPU (the hand-offs), so a lower bound
+//! (it was 5/7) left every rate from about 1,450 to 2,850 calls/s spread for good
+//! after one busy second, at 1.5x the CPU per call.
 //!
 //! The primary UDP socket and the other transports are read by shard 0, which
 //! hands a message of another shard over that shard's queue without parsing it
@@ -37,6 +40,10 @@ use super::transport::Inbound;
 /// Most engine threads (the shard is one hex digit of a B-leg Call-ID or A tag).
 pub const MAX_ENGINES: usize = 16;
 
+/// Housekeeping periods in a row at or above the threshold before new calls
+/// are spread (one busy period, e.g. a burst, does not spread them).
+const SPREAD_AFTER: u32 = 2;
+
 /// State the shards share: live calls, load, and the steering table.
 #[derive(Debug)]
 pub struct Shared {
@@ -51,6 +58,8 @@ pub struct Shared {
     /// stops; 0: always.
     spread_on: f64,
     spread_off: f64,
+    /// Housekeeping periods in a row at or above `spread_on` (shard 0's).
+    over: AtomicU32,
     steering: Steering,
 }
 
@@ -64,7 +73,8 @@ impl Shared {
             load: (0..n).map(|_| AtomicU32::new(0)).collect(),
             spreading: AtomicBool::new(spread_from <= 0.0),
             spread_on: spread_from,
-            spread_off: spread_from * 5.0 / 7.0,
+            spread_off: spread_from * 6.0 / 5.0,
+            over: AtomicU32::new(0),
             steering: Steering::new(steer_for),
         }
     }
@@ -238,13 +248,23 @@ impl Shards {
             .sum();
         metrics::gauge!("maskline_sip_engine_load").set(total);
         let was = self.shared.spreading.load(Ordering::Relaxed);
+        let over = if total >= self.shared.spread_on {
+            self.shared.over.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            self.shared.over.store(0, Ordering::Relaxed);
+            0
+        };
         let now_spreading = if self.shared.spread_on <= 0.0 {
             true
         } else if was {
             total >= self.shared.spread_off
         } else {
-            total >= self.shared.spread_on
+            over >= SPREAD_AFTER
         };
+        if was && !now_spreading {
+            // Counted again from one engine's load.
+            self.shared.over.store(0, Ordering::Relaxed);
+        }
         if now_spreading != was {
             self.shared
                 .spreading
@@ -498,8 +518,11 @@ mod tests {
         assert_eq!(zero.owner_of(invite), Owner::Unclaimed(b"new-1"));
         assert_eq!(zero.place(b"new-1", now), 0);
         assert_eq!(zero.steered(), 0);
-        // Loaded: the other shard reports 0.25 of a core, this one 0.1.
+        // Loaded: the other shard reports 0.25 of a core, this one 0.1; spread
+        // from the second period in a row.
         one.tick(0.25, now);
+        zero.tick(0.10, now);
+        assert!(!zero.spreading());
         zero.tick(0.10, now);
         assert!(zero.spreading());
         let placed: Vec<usize> = (0..4)
@@ -510,13 +533,20 @@ mod tests {
         let cancel = b"CANCEL sip:x@h SIP/2.0\r\nTo: <sip:x@h>\r\nCall-ID: c0\r\n\r\n";
         assert_eq!(zero.owner_of(cancel), Owner::Shard(1));
         assert_eq!(one.owner_of(cancel), Owner::Shard(1));
-        // Hysteresis: still spreading at 0.25, not any more below 0.2.
-        one.tick(0.15, now);
+        // Spread, the load must stay at 6/5 of the threshold (0.42): still
+        // spreading at 0.45, not any more at 0.40; then, on one engine, 0.36 for
+        // one period does not spread again, for two it does.
+        one.tick(0.35, now);
         zero.tick(0.10, now);
         assert!(zero.spreading());
-        one.tick(0.05, now);
+        one.tick(0.30, now);
         zero.tick(0.10, now);
         assert!(!zero.spreading());
+        one.tick(0.26, now);
+        zero.tick(0.10, now);
+        assert!(!zero.spreading());
+        zero.tick(0.10, now);
+        assert!(zero.spreading());
         // Entries go once kept long enough.
         assert_eq!(zero.steered(), 2);
         zero.tick(0.1, now + Duration::from_secs(93));
