@@ -64,8 +64,10 @@ pub struct SipConfig {
     pub ivr: super::ivr::IvrConfig,
 }
 
-/// Default `sip.max_transactions`: room for about 4,000 calls/s per engine.
-pub const DEFAULT_MAX_TRANSACTIONS: u32 = 400_000;
+/// Default `sip.max_transactions`: room for about 10,000 calls/s per engine
+/// (about 1.2 GB at the cap). At 400,000 one engine failed calls from 4,000
+/// calls/s with most of a core to spare (loadtest/README.md, session 7).
+pub const DEFAULT_MAX_TRANSACTIONS: u32 = 1_000_000;
 
 impl SipConfig {
     /// How many engine threads to run (`engines`, or one per CPU up to 4).

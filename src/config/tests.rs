@@ -556,7 +556,7 @@ fn env_can_switch_to_a_redis_cluster_with_sub_pools_and_replica_ack() {
 #[test]
 fn sip_transaction_cap_and_spread_load_come_from_env_and_are_bounded() {
     let c = parse("", &[]).unwrap();
-    assert_eq!(c.sip.max_transactions, 400_000);
+    assert_eq!(c.sip.max_transactions, 1_000_000);
     assert_eq!(c.sip.spread_from_pct, 35);
     let c = parse(
         "",
