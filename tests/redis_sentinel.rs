@@ -21,24 +21,21 @@ fn e164(s: &str) -> E164 {
     E164::parse(s).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failover_is_followed_without_a_restart_and_keeps_replicated_bindings() {
-    if !sentinel_support::available() {
-        return;
-    }
-    let set = sentinel_support::Sentinel::start();
-    let store = RedisStore::connect_with(
+/// A store on `set` (through its sentinel) with `options`.
+async fn store_on(set: &sentinel_support::Sentinel, options: RedisOptions) -> RedisStore {
+    RedisStore::connect_with(
         &set.url(),
         NumberHasher::new(&[3u8; 32]).unwrap(),
         Sealer::random(),
-        RedisOptions {
-            timeout: Duration::from_millis(1500),
-            ..RedisOptions::default()
-        },
+        options,
     )
     .await
-    .unwrap();
-    let pool = common::unique("sent");
+    .unwrap()
+}
+
+/// A new pool (name starting `tag`) holding one virtual number; its name and X.
+async fn pool_with_one_number(store: &RedisStore, tag: &str) -> (String, String) {
+    let pool = common::unique(tag);
     store
         .create_pool(common::pool_spec(&pool, 200))
         .await
@@ -56,6 +53,24 @@ async fn a_failover_is_followed_without_a_restart_and_keeps_replicated_bindings(
         .await
         .unwrap();
     assert_eq!(out.added, 1);
+    (pool, x)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_is_followed_without_a_restart_and_keeps_replicated_bindings() {
+    if !sentinel_support::available() {
+        return;
+    }
+    let set = sentinel_support::Sentinel::start();
+    let store = store_on(
+        &set,
+        RedisOptions {
+            timeout: Duration::from_millis(1500),
+            ..RedisOptions::default()
+        },
+    )
+    .await;
+    let (pool, x) = pool_with_one_number(&store, "sent").await;
     let (a, b) = (
         e164(&common::random_e164("+86138")),
         e164(&common::random_e164("+86139")),
@@ -153,34 +168,15 @@ async fn replica_ack_answers_once_the_replica_holds_the_binding() {
     let Some(set) = sentinel_support::shared() else {
         return;
     };
-    let store = RedisStore::connect_with(
-        &set.url(),
-        NumberHasher::new(&[3u8; 32]).unwrap(),
-        Sealer::random(),
+    let store = store_on(
+        set,
         RedisOptions {
             replica_ack: 1,
             ..RedisOptions::default()
         },
     )
-    .await
-    .unwrap();
-    let pool = common::unique("ack");
-    store
-        .create_pool(common::pool_spec(&pool, 200))
-        .await
-        .unwrap();
-    let x = common::random_e164("+86171");
-    store
-        .import_numbers(
-            &pool,
-            vec![NumberSpec {
-                number: e164(&x),
-                area: None,
-                capabilities: Default::default(),
-            }],
-        )
-        .await
-        .unwrap();
+    .await;
+    let (pool, _) = pool_with_one_number(&store, "ack").await;
     let req = NewBinding {
         pool: pool.clone(),
         shipment_id: "A1".into(),

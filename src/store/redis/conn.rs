@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 /// Retries of one command on a cluster (redirections, topology refresh, failover).
@@ -38,28 +37,6 @@ pub enum Conn {
     Cluster(ClusterConnection),
     /// The master a set of sentinels names (found again after a failover).
     Sentinel(SentinelConn),
-}
-
-impl Conn {
-    /// Sends `cmd` to the master owning `key`'s slot (one Redis: the connection).
-    /// Used for keyless commands that must reach that master, e.g. `WAIT`.
-    pub async fn on_master_of(&mut self, key: &[u8], cmd: Cmd) -> RedisResult<Value> {
-        match self {
-            Conn::Single(c) => cmd.query_async(c).await,
-            Conn::Sentinel(c) => cmd.query_async(c).await,
-            Conn::Cluster(c) => {
-                let route = Route::with_key(key, SlotAddr::Master);
-                // A server error of a routed command comes back as a value (seen
-                // as `-MOVED`/`-CLUSTERDOWN` mid-failover): make it an `Err`.
-                c.route_command(
-                    cmd,
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-                )
-                .await
-                .and_then(Value::extract_error)
-            }
-        }
-    }
 }
 
 impl ConnectionLike for Conn {
