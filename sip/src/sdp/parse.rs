@@ -1,9 +1,10 @@
 //! SDP parser: bytes in, [`SessionDescription`] out, bounded by [`SdpLimits`].
 //!
-//! This module owns the reading of untrusted SDP bodies. It checks the size
-//! before looking at any byte, counts lines and media sections as it goes,
-//! and never indexes past what it has checked, so hostile input yields a
-//! typed [`SdpError`] and never a panic.
+//! This module builds the owned model of an untrusted SDP body. The checks
+//! (size before any byte is read, lines and media sections counted as they
+//! come, the grammar of `o=`, `c=` and `m=`) are [`SdpLines`]'s, so hostile
+//! input yields a typed [`SdpError`] and never a panic, and a relay that reads
+//! a body through `SdpLines` alone accepts exactly what this parser accepts.
 //!
 //! Leniency choices (documented so the relay's behaviour is predictable):
 //! * lines may end in LF or CRLF; blank lines are skipped; trailing spaces and
@@ -16,6 +17,7 @@
 //!   fixed, the rest is the user name);
 //! * an `m=` line without formats is accepted.
 
+use super::lines::{parse_decimal, ConnectionRef, MediaRef, SdpLineRef, SdpLines};
 use super::{
     Attribute, Bandwidth, Connection, Media, MediaDescription, Origin, SdpError, SdpLine,
     SessionDescription, Timing,
@@ -74,100 +76,42 @@ impl SessionDescription {
 }
 
 fn parse(input: &[u8], limits: &SdpLimits) -> Result<SessionDescription, SdpError> {
-    if input.len() > limits.max_size {
-        return Err(SdpError::TooLarge {
-            size: input.len(),
-            max: limits.max_size,
-        });
-    }
     let mut sdp = SessionDescription {
         lines: Vec::new(),
         media: Vec::new(),
     };
-    let mut seen_version = false;
-    let mut content_lines = 0usize;
-    for (idx, raw) in input.split(|&b| b == b'\n').enumerate() {
-        let line_no = idx + 1;
-        let raw = trim_line_end(raw);
-        if raw.is_empty() {
+    // Every check is made by `SdpLines`; this only builds the owned model.
+    for line in SdpLines::new(input, *limits) {
+        let SdpLineRef {
+            number,
+            kind,
+            value,
+        } = line?;
+        if kind == 'm' {
+            let m = MediaRef::parse(value, number, limits)?;
+            sdp.media.push(MediaDescription {
+                media: Media {
+                    media: m.media.to_owned(),
+                    port: m.port,
+                    num_ports: m.num_ports,
+                    proto: m.proto.to_owned(),
+                    formats: m.formats().map(str::to_owned).collect(),
+                },
+                lines: Vec::new(),
+            });
             continue;
         }
-        content_lines += 1;
-        if content_lines > limits.max_lines {
-            return Err(SdpError::TooManyLines {
-                max: limits.max_lines,
-            });
+        let line = parse_line(kind, value).map_err(|reason| SdpError::InvalidLine {
+            line: number,
+            kind,
+            reason,
+        })?;
+        match sdp.media.last_mut() {
+            Some(m) => m.lines.push(line),
+            None => sdp.lines.push(line),
         }
-        let text = std::str::from_utf8(raw).map_err(|_| SdpError::NotUtf8 { line: line_no })?;
-        let (kind, value) = split_type(text).ok_or(SdpError::MalformedLine { line: line_no })?;
-        if !seen_version {
-            if kind == 'v' && value == "0" {
-                seen_version = true;
-                continue;
-            }
-            return Err(SdpError::BadVersion);
-        }
-        match kind {
-            'v' => {
-                return Err(SdpError::InvalidLine {
-                    line: line_no,
-                    kind,
-                    reason: "more than one v= line",
-                })
-            }
-            'm' => {
-                if sdp.media.len() >= limits.max_media {
-                    return Err(SdpError::TooManyMedia {
-                        max: limits.max_media,
-                    });
-                }
-                let media = parse_media(value, line_no, limits)?;
-                sdp.media.push(MediaDescription {
-                    media,
-                    lines: Vec::new(),
-                });
-            }
-            _ => {
-                let line = parse_line(kind, value).map_err(|reason| SdpError::InvalidLine {
-                    line: line_no,
-                    kind,
-                    reason,
-                })?;
-                match sdp.media.last_mut() {
-                    Some(m) => m.lines.push(line),
-                    None => sdp.lines.push(line),
-                }
-            }
-        }
-    }
-    if !seen_version {
-        return Err(SdpError::Empty);
     }
     Ok(sdp)
-}
-
-/// Drop a trailing CR and trailing spaces/tabs.
-fn trim_line_end(mut raw: &[u8]) -> &[u8] {
-    while let [rest @ .., last] = raw {
-        if matches!(last, b'\r' | b' ' | b'\t') {
-            raw = rest;
-        } else {
-            break;
-        }
-    }
-    raw
-}
-
-/// Split `x=value` into its type letter and value. The value must not hold
-/// CR or NUL (LF cannot occur: lines were split on it).
-fn split_type(text: &str) -> Option<(char, &str)> {
-    let mut chars = text.chars();
-    let kind = chars.next().filter(char::is_ascii_alphabetic)?;
-    let value = text.get(1..)?.strip_prefix('=')?;
-    if value.contains(['\r', '\0']) {
-        return None;
-    }
-    Some((kind, value))
 }
 
 fn parse_line(kind: char, value: &str) -> Result<SdpLine, &'static str> {
@@ -215,15 +159,12 @@ fn parse_origin(value: &str) -> Result<Origin, &'static str> {
 }
 
 fn parse_connection(value: &str) -> Result<Connection, &'static str> {
-    let mut it = value.split_ascii_whitespace();
-    match (it.next(), it.next(), it.next(), it.next()) {
-        (Some(net), Some(addr_type), Some(address), None) => Ok(Connection {
-            net_type: net.to_owned(),
-            addr_type: addr_type.to_owned(),
-            address: address.to_owned(),
-        }),
-        _ => Err("expected <nettype> <addrtype> <connection-address>"),
-    }
+    let c = ConnectionRef::parse(value)?;
+    Ok(Connection {
+        net_type: c.net_type.to_owned(),
+        addr_type: c.addr_type.to_owned(),
+        address: c.address.to_owned(),
+    })
 }
 
 fn parse_bandwidth(value: &str) -> Option<Bandwidth> {
@@ -260,49 +201,4 @@ fn parse_attribute(value: &str) -> Option<Attribute> {
         name: name.to_owned(),
         value: val,
     })
-}
-
-fn parse_media(value: &str, line: usize, limits: &SdpLimits) -> Result<Media, SdpError> {
-    let invalid = |reason| SdpError::InvalidLine {
-        line,
-        kind: 'm',
-        reason,
-    };
-    let mut it = value.split_ascii_whitespace();
-    let media = it.next().ok_or(invalid("missing media type"))?;
-    let port_field = it.next().ok_or(invalid("missing port"))?;
-    let proto = it.next().ok_or(invalid("missing protocol"))?;
-    let (port, num_ports) = match port_field.split_once('/') {
-        Some((p, n)) => (
-            parse_decimal(p),
-            Some(parse_decimal(n).ok_or(invalid("bad number of ports"))?),
-        ),
-        None => (parse_decimal(port_field), None),
-    };
-    let port = port.ok_or(invalid("bad port"))?;
-    let mut formats = Vec::new();
-    for f in it {
-        if formats.len() >= limits.max_formats {
-            return Err(SdpError::TooManyFormats {
-                line,
-                max: limits.max_formats,
-            });
-        }
-        formats.push(f.to_owned());
-    }
-    Ok(Media {
-        media: media.to_owned(),
-        port,
-        num_ports,
-        proto: proto.to_owned(),
-        formats,
-    })
-}
-
-/// Parse a plain decimal number (digits only, no sign), rejecting overflow.
-fn parse_decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
 }
