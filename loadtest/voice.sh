@@ -10,9 +10,14 @@
 # relay's CPU (user+sys from /proc) in ms per call, and for maskline the added
 # post-dial delay (INVITE in -> B-leg INVITE out) p50/p99 from its own histogram,
 # and the SIP messages per call one engine thread read and another handled.
+# It also prints SIPp's own CPU (caller and callee together) in ms per call: the
+# load generator shares the two cores, so its share bounds what any relay can
+# be shown to sustain here.
 # Env: HOLD_MS, each call's length (default 1000); RELAYS, which relays run
-# (default "maskline kamailio");
+# (default "maskline kamailio"; "direct" runs the caller straight to the callee,
+# SIPp alone);
 # MASKLINE_SIP_ENGINES, MASKLINE_SIP_ENGINE_PORT_BASE pass through to maskline;
+# MASKLINE_BIN, a maskline binary to run instead of building this checkout;
 # KAM_SHM_MB is Kamailio's shared memory (default 2048: 512 ran out at 3,000
 # calls/s sustained).
 # Needs: sipp (sip-tester), kamailio + kamailio-redis-modules, redis-server.
@@ -25,8 +30,9 @@ ulimit -n 65536 2>/dev/null || true
 for b in sipp kamailio redis-server curl python3; do
   command -v "$b" >/dev/null || { echo "missing $b (apt-get install sip-tester kamailio kamailio-redis-modules redis-server curl)"; exit 1; }
 done
-cargo build --release -q --bin maskline
-BIN=target/release/maskline
+# MASKLINE_BIN runs another build (an A/B against an older commit) instead.
+if [ -z "${MASKLINE_BIN:-}" ]; then cargo build --release -q --bin maskline; fi
+BIN=${MASKLINE_BIN:-target/release/maskline}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -110,10 +116,10 @@ kam_pids() { pgrep -f "$WORK/kamailio.cfg" | tr '\n' ' '; }
 pdd() { curl -s $API/metrics | grep '^maskline_call_setup_seconds_bucket' || true; }
 handoffs() { curl -s $API/metrics | awk '/^maskline_sip_shard_handoffs_total/ {print $2}' | head -1; }
 
-printf "%-9s %6s %8s %7s %8s %10s %s\n" relay cps calls failed "fail%" "cpu_ms/call" "pdd(ms) p50/p99"
+printf "%-9s %6s %8s %7s %8s %10s %10s %s\n" relay cps calls failed "fail%" "cpu_ms/call" "sipp_ms" "pdd(ms) p50/p99"
 for rate in $RATES; do
   for relay in ${RELAYS:-maskline kamailio}; do
-    port=$([ $relay = maskline ] && echo $ML || echo $KM)
+    case $relay in maskline) port=$ML ;; kamailio) port=$KM ;; *) port=$GW ;; esac
     n=$((rate * SECS))
     # The previous callee may still hold its port for a moment after it left
     # the process list; start this one only once the port is free, and only go
@@ -122,8 +128,13 @@ for rate in $RATES; do
     sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" >> "$WORK/uas.out" 2>&1 || true
     for _ in $(seq 50); do listening $GW && break; sleep 0.1; done
     listening $GW || { echo "the callee's SIPp does not listen on port $GW"; exit 1; }
-    if [ $relay = maskline ]; then pids=$MLPID; before_pdd=$(pdd); h0=$(handoffs); else pids=$(kam_pids); fi
-    c0=$(cpu_ms $pids)
+    case $relay in
+      maskline) pids=$MLPID; before_pdd=$(pdd); h0=$(handoffs) ;;
+      kamailio) pids=$(kam_pids) ;;
+      *) pids="" ;;
+    esac
+    uas=$(pgrep -f "$WORK/uas.xml" | tr '\n' ' ')
+    c0=$(cpu_ms $pids); s0=$(cpu_ms $uas)
     if [ "${PERF:-}" = stat ]; then
       # System calls and context switches per call, by kind (either relay).
       perf stat -x, -o "$WORK/stat_${relay}_${rate}.txt" -e task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_sendto,syscalls:sys_enter_sendmmsg,syscalls:sys_enter_recvfrom,syscalls:sys_enter_recvmmsg,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_clock_nanosleep,syscalls:sys_enter_writev,syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_futex \
@@ -133,10 +144,12 @@ for rate in $RATES; do
       perf record -F 499 -g -o "$WORK/perf.data" -p $MLPID -- sleep $SECS >/dev/null 2>&1 &
       PERFPID=$!
     fi
-    (cd "$WORK" && timeout $((SECS * 3 + 60)) sipp 127.0.0.1:$port -sf uac.xml -i 127.0.0.1 -p 5070 \
+    # `time` gives the caller's CPU (user and system seconds) once it exits.
+    { TIMEFORMAT='%3U %3S'; time (cd "$WORK" && timeout $((SECS * 3 + 60)) sipp 127.0.0.1:$port -sf uac.xml -i 127.0.0.1 -p 5070 \
       -r $rate -m $n -l $((rate * 4)) -nostdin -trace_err -error_file uac_${relay}_${rate}.err -trace_stat -stf uac_${relay}_${rate}.csv -fd 1 \
-      -timeout $((SECS * 3 + 30))s > uac.out 2>&1) || true
-    c1=$(cpu_ms $pids)
+      -timeout $((SECS * 3 + 30))s > uac.out 2>&1 || true); } 2> "$WORK/uac.time"
+    c1=$(cpu_ms $pids); s1=$(cpu_ms $uas)
+    sipp_cpu=$(( s1 - s0 + $(awk '{printf "%d", ($1 + $2) * 1000}' "$WORK/uac.time") ))
     if [ "${PERF:-}" = stat ]; then
       wait $PERFPID || true
       awk -F, -v n=$((rate * SECS)) -v r=$relay '$3 != "" && $1 ~ /^[0-9.]+$/ {printf "  %s %-34s %8.2f per call\n", r, $3, $1 / n}' "$WORK/stat_${relay}_${rate}.txt"
@@ -186,7 +199,7 @@ PY
       h1=$(handoffs)
       extra="$extra; hand-offs/call $(awk -v a="${h0:-0}" -v b="${h1:-0}" -v t=$total 'BEGIN{printf "%.2f", t ? (b-a)/t : 0}')"
     fi
-    awk -v r=$relay -v c=$rate -v t=$total -v f=$fail -v cpu=$((c1 - c0)) -v e="$extra" \
-      'BEGIN{printf "%-9s %6d %8d %7d %7.2f%% %10.3f %s\n", r, c, t, f, (t?100*f/t:0), (t?cpu/t:0), e}'
+    awk -v r=$relay -v c=$rate -v t=$total -v f=$fail -v cpu=$((c1 - c0)) -v sc=$sipp_cpu -v e="$extra" \
+      'BEGIN{printf "%-9s %6d %8d %7d %7.2f%% %10.3f %10.3f %s\n", r, c, t, f, (t?100*f/t:0), (t?cpu/t:0), (t?sc/t:0), e}'
   done
 done

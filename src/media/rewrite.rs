@@ -348,4 +348,114 @@ mod tests {
         assert!(!t.scrub_rtcp);
         assert!(rewrite(b"garbage", "127.0.0.1".parse().unwrap(), 1, &mut o).is_err());
     }
+
+    /// Bodies built from lines a caller might send, in any order and mix (a
+    /// fixed pseudo-random sequence, so a failure repeats).
+    fn generated_bodies(n: usize) -> Vec<String> {
+        let pieces = [
+            "o=- 1 1 IN IP4 192.0.2.77",
+            "o=alice smith 5 9 IN IP6 2001:db8::77",
+            "o=x",
+            "s=Alice's call",
+            "i=+15557770000",
+            "u=http://alice.example",
+            "e=alice@example.com",
+            "p=+15557770000",
+            "c=IN IP4 192.0.2.77",
+            "c=IN IP6 2001:db8::77",
+            "c=IN IP4 0.0.0.0",
+            "c=IN IP4 192.0.2.77/127",
+            "c=IN IP4",
+            "t=0 0",
+            "b=AS:64",
+            "m=audio 0 RTP/AVP 0",
+            "m=audio 7000 RTP/AVP 0 8 101",
+            "m=video 7002/2 RTP/SAVP 96",
+            "m=audio x RTP/AVP 0",
+            "a=rtcp:7001",
+            "a=rtcp:7001 IN IP4 192.0.2.77",
+            "a=rtcp-mux",
+            "a=candidate:1 1 UDP 2130706431 192.0.2.77 7000 typ host",
+            "a=ice-ufrag:abcd",
+            "a=sendonly",
+            "a=rtpmap:101 telephone-event/8000",
+            "x=anything",
+            "",
+            "garbage",
+        ];
+        let mut seed: u64 = 0x5eed;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        (0..n)
+            .map(|_| {
+                let mut b = String::from("v=0\r\n");
+                for _ in 0..next() % 14 {
+                    b.push_str(pieces[next() % pieces.len()]);
+                    b.push_str(if next() % 2 == 0 { "\r\n" } else { "\n" });
+                }
+                b
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_rewritten_body_is_valid_sdp_naming_only_the_relay() {
+        use maskline_sip::sdp::{SdpLine, SessionDescription};
+        let ours: IpAddr = "203.0.113.5".parse().unwrap();
+        let mut accepted = 0;
+        for body in generated_bodies(5_000) {
+            let mut o = OriginState::new(9);
+            let Ok((out, target)) = rewrite(body.as_bytes(), ours, 30000, &mut o) else {
+                continue;
+            };
+            accepted += 1;
+            let text = String::from_utf8(out).unwrap();
+            let sdp = SessionDescription::parse(text.as_bytes())
+                .unwrap_or_else(|e| panic!("{e} in\n{text}\nfrom\n{body}"));
+            for leak in [
+                "192.0.2.77",
+                "2001:db8::77",
+                "7000",
+                "7001",
+                "7002",
+                "15557770000",
+                "alice",
+                "Alice",
+            ] {
+                assert!(
+                    !text.contains(leak),
+                    "{leak} leaked in\n{text}\nfrom\n{body}"
+                );
+            }
+            let lines = sdp
+                .lines
+                .iter()
+                .chain(sdp.media.iter().flat_map(|m| &m.lines));
+            let origins = lines
+                .inspect(|l| {
+                    if let SdpLine::Connection(c) = l {
+                        assert!(c.address == "203.0.113.5" || c.is_unspecified(), "{text}");
+                    }
+                })
+                .filter(|l| matches!(l, SdpLine::Origin(_)))
+                .count();
+            assert!(origins <= 1, "{text}");
+            let active: Vec<u16> = sdp
+                .media
+                .iter()
+                .map(|m| m.media.port)
+                .filter(|&p| p != 0)
+                .collect();
+            assert!(active.is_empty() || active == [30000u16], "{text}");
+            assert_eq!(target.rtp().is_some(), target.ip.is_some());
+        }
+        assert!(
+            accepted > 1_000,
+            "only {accepted} bodies accepted: the generator drifted"
+        );
+    }
 }
