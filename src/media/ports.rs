@@ -100,11 +100,11 @@ pub(super) struct LegSockets {
 
 impl PortPool {
     /// Every even port of `lo..=hi` whose odd neighbour is also in range, for
-    /// `workers` forwarding workers.
-    pub fn new(lo: u16, hi: u16, workers: usize) -> PortPool {
+    /// `workers` forwarding workers, in a process that may open `nofile`
+    /// descriptors ([`raise_nofile_limit`]).
+    pub fn new(lo: u16, hi: u16, workers: usize, nofile: u64) -> PortPool {
         let first = lo.saturating_add(lo % 2);
         let ports: VecDeque<u16> = (first..hi).step_by(2).collect();
-        let nofile = raise_nofile_limit();
         // Two descriptors a leg, two legs a call; keep 1,000 for SIP, Redis, the API.
         let calls_by_ports = ports.len() / 2;
         let calls_by_nofile =
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn pairs_are_even_and_in_range() {
-        let p = PortPool::new(41001, 41006, 1);
+        let p = PortPool::new(41001, 41006, 1, 65_536);
         assert_eq!(p.free_pairs(), 2); // 41002/3, 41004/5
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let a = p.bind(ip, 0).unwrap();
@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_parked_pair_comes_back_bound_to_its_own_worker() {
-        let p = PortPool::new(41011, 41016, 2);
+        let p = PortPool::new(41011, 41016, 2, 65_536);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let a = p.bind(ip, 1).unwrap();
         assert!(a.parked.is_none());
@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_just_parked_pair_waits_while_unbound_ports_remain() {
-        let p = PortPool::new(41031, 41036, 1); // two pairs
+        let p = PortPool::new(41031, 41036, 1, 65_536); // two pairs
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let a = p.bind(ip, 0).unwrap();
         let port = a.port;
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn with_ports_exhausted_another_workers_parked_pair_is_bound_again() {
-        let p = PortPool::new(41021, 41024, 2); // one pair
+        let p = PortPool::new(41021, 41024, 2, 65_536); // one pair
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let a = p.bind(ip, 0).unwrap();
         let port = a.port;

@@ -138,7 +138,8 @@ impl MediaRelay {
     /// port pool. Callable from inside or outside a Tokio runtime.
     pub fn start(cfg: MediaConfig) -> Result<MediaRelay, MediaError> {
         let (lo, hi) = cfg.ports;
-        let pool = Arc::new(PortPool::new(lo, hi, cfg.workers.max(1)));
+        let nofile = super::ports::raise_nofile_limit();
+        let pool = Arc::new(PortPool::new(lo, hi, cfg.workers.max(1), nofile));
         let counters = Arc::new(Counters::default());
         let mut workers = Vec::new();
         for n in 0..cfg.workers.max(1) {

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use maskline_sip::sdp::{ConnectionRef, MediaRef, SdpError, SdpLimits, SdpLines};
+use maskline_sip::sdp::{LineFields, SdpError, SdpLimits, SdpLines};
 
 use super::MediaError;
 
@@ -98,7 +98,6 @@ pub(super) fn rewrite(
     origin: &mut OriginState,
 ) -> Result<(Vec<u8>, Target), MediaError> {
     let bad = |e: SdpError| MediaError::BadSdp(e.to_string());
-    let limits = SdpLimits::default();
     let addr_type = if addr.is_ipv4() { "IP4" } else { "IP6" };
     // The body without its `o=` line, and where that line goes.
     let mut body = String::with_capacity(sdp.len() + 32);
@@ -109,12 +108,11 @@ pub(super) fn rewrite(
     // The first active stream (the relayed one), while its section is read.
     let mut first: Option<FirstStream<'_>> = None;
     let mut in_first = false;
-    for line in SdpLines::new(sdp, limits) {
+    for line in SdpLines::new(sdp, SdpLimits::default()) {
         let line = line.map_err(bad)?;
         let value = line.value;
-        match line.kind {
-            'm' => {
-                let m = MediaRef::parse(value, line.number, &limits).map_err(bad)?;
+        match (line.fields, line.kind) {
+            (LineFields::Media(m), _) => {
                 in_media = true;
                 in_first = m.port != 0 && first.is_none();
                 if in_first {
@@ -139,20 +137,7 @@ pub(super) fn rewrite(
                 }
                 body.push_str("\r\n");
             }
-            'o' => {
-                origin_at.get_or_insert(body.len());
-            }
-            's' => body.push_str("s=-\r\n"),
-            // Free text and contacts: they can name the caller.
-            'i' | 'u' | 'e' | 'p' => {}
-            'c' => {
-                let c = ConnectionRef::parse(value).map_err(|reason| {
-                    bad(SdpError::InvalidLine {
-                        line: line.number,
-                        kind: 'c',
-                        reason,
-                    })
-                })?;
+            (LineFields::Connection(c), _) => {
                 if !in_media {
                     session_conn.get_or_insert(c.address);
                 }
@@ -168,6 +153,12 @@ pub(super) fn rewrite(
                     let _ = write!(body, "c=IN {addr_type} {addr}\r\n");
                 }
             }
+            (_, 'o') => {
+                origin_at.get_or_insert(body.len());
+            }
+            (_, 's') => body.push_str("s=-\r\n"),
+            // Free text and contacts: they can name the caller.
+            (_, 'i' | 'u' | 'e' | 'p') => {}
             _ => {
                 let attribute = line.attribute();
                 if let (Some(f), Some((name, v))) = (first.as_mut().filter(|_| in_first), attribute)

@@ -106,7 +106,8 @@ pub struct Engine {
     /// When housekeeping last ran, and this thread's CPU time then (the engine's
     /// load, which decides whether shard 0 spreads new calls).
     cpu_seen: (Instant, Duration),
-    /// Messages and events handled so far, and the count at the last
+    /// Messages and events handled so far (counted where they are read:
+    /// `read_udp`, `on_inbound`, `on_internal`), and the count at the last
     /// housekeeping (the engine's message rate).
     handled: (u64, u64),
     /// The last housekeeping measured at least [`COALESCE_RATE`] messages/s: every
@@ -282,22 +283,15 @@ impl Engine {
                 r = udp_ready => {
                     if r.is_ok() {
                         if let Some(sock) = udp_now {
-                            let n = self.read_udp(sock, &mut batch);
-                            self.handled.0 += n as u64;
+                            self.read_udp(sock, &mut batch);
                         }
                     }
                 }
                 m = inbound.recv() => match m {
-                    Some(m) => {
-                        self.handled.0 += 1;
-                        self.on_inbound(m)
-                    }
+                    Some(m) => self.on_inbound(m),
                     None => break,
                 },
-                Some(ev) = internal.recv() => {
-                    self.handled.0 += 1;
-                    self.on_internal(ev)
-                }
+                Some(ev) = internal.recv() => self.on_internal(ev),
                 _ = sleep => {
                     let now = Instant::now();
                     self.layer.handle_timeout(now);
@@ -346,7 +340,6 @@ impl Engine {
             self.layer.handle_timeout(now);
         }
         self.fire_timers(now);
-        self.handled.0 += n as u64;
         n
     }
 
@@ -366,6 +359,7 @@ impl Engine {
                 break;
             }
         }
+        self.handled.0 += n as u64;
         n
     }
 
@@ -455,6 +449,7 @@ impl Engine {
     }
 
     fn on_internal(&mut self, ev: Internal) {
+        self.handled.0 += 1;
         match ev {
             Internal::Decided { call, decision } => self.on_decided(call, decision),
             Internal::Media { call, event } => self.on_ivr_media(call, event),
@@ -472,6 +467,7 @@ impl Engine {
     /// A message from a transport or another shard: handled here if its call is
     /// this shard's, else handed to its shard.
     fn on_inbound(&mut self, m: Inbound) {
+        self.handled.0 += 1;
         let owner = self.owner(&m.data);
         if owner == self.shards.index {
             self.on_datagram(&m.data, m.source, m.transport);

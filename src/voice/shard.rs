@@ -58,7 +58,7 @@ pub struct Shared {
     /// stops; 0: always.
     spread_on: f64,
     spread_off: f64,
-    /// Housekeeping periods in a row at or above `spread_on` (shard 0's).
+    /// Housekeeping periods in a row at or above `spread_on` while on one engine.
     over: AtomicU32,
     steering: Steering,
 }
@@ -248,23 +248,21 @@ impl Shards {
             .sum();
         metrics::gauge!("maskline_sip_engine_load").set(total);
         let was = self.shared.spreading.load(Ordering::Relaxed);
-        let over = if total >= self.shared.spread_on {
-            self.shared.over.fetch_add(1, Ordering::Relaxed) + 1
-        } else {
-            self.shared.over.store(0, Ordering::Relaxed);
-            0
-        };
         let now_spreading = if self.shared.spread_on <= 0.0 {
             true
         } else if was {
             total >= self.shared.spread_off
-        } else {
+        } else if total >= self.shared.spread_on {
+            // Busy periods are counted on one engine only, from 0 each time.
+            let over = self.shared.over.fetch_add(1, Ordering::Relaxed) + 1;
+            if over >= SPREAD_AFTER {
+                self.shared.over.store(0, Ordering::Relaxed);
+            }
             over >= SPREAD_AFTER
-        };
-        if was && !now_spreading {
-            // Counted again from one engine's load.
+        } else {
             self.shared.over.store(0, Ordering::Relaxed);
-        }
+            false
+        };
         if now_spreading != was {
             self.shared
                 .spreading

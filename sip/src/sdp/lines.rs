@@ -12,8 +12,7 @@
 //! lines it keeps, instead of building and serializing a whole model twice per
 //! call.
 
-use super::SdpError;
-use super::SdpLimits;
+use super::{Connection, Media, SdpError, SdpLimits};
 
 /// One non-blank line of an SDP body, trailing CR/spaces/tabs removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +23,20 @@ pub struct SdpLineRef<'a> {
     pub kind: char,
     /// Everything after `=`.
     pub value: &'a str,
+    /// The fields of an `m=` or `c=` line, as the checks read them.
+    pub fields: LineFields<'a>,
+}
+
+/// What [`SdpLines`] read of a line whose grammar it checks, so that a reader
+/// does not parse the line again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFields<'a> {
+    /// An `m=` line.
+    Media(MediaRef<'a>),
+    /// A `c=` line.
+    Connection(ConnectionRef<'a>),
+    /// Any other line: only its value.
+    Text,
 }
 
 impl<'a> SdpLineRef<'a> {
@@ -111,6 +124,18 @@ impl<'a> MediaRef<'a> {
     }
 }
 
+impl From<MediaRef<'_>> for Media {
+    fn from(m: MediaRef<'_>) -> Media {
+        Media {
+            media: m.media.to_owned(),
+            port: m.port,
+            num_ports: m.num_ports,
+            proto: m.proto.to_owned(),
+            formats: m.formats().map(str::to_owned).collect(),
+        }
+    }
+}
+
 /// The fields of a `c=` line, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionRef<'a> {
@@ -133,6 +158,16 @@ impl<'a> ConnectionRef<'a> {
                 address,
             }),
             _ => Err("expected <nettype> <addrtype> <connection-address>"),
+        }
+    }
+}
+
+impl From<ConnectionRef<'_>> for Connection {
+    fn from(c: ConnectionRef<'_>) -> Connection {
+        Connection {
+            net_type: c.net_type.to_owned(),
+            addr_type: c.addr_type.to_owned(),
+            address: c.address.to_owned(),
         }
     }
 }
@@ -211,7 +246,7 @@ impl<'a> SdpLines<'a> {
             return Err(SdpError::BadVersion);
         }
         let invalid = |reason| SdpError::InvalidLine { line, kind, reason };
-        match kind {
+        let fields = match kind {
             'v' => return Err(invalid("more than one v= line")),
             'm' => {
                 if self.media >= self.limits.max_media {
@@ -220,20 +255,20 @@ impl<'a> SdpLines<'a> {
                     });
                 }
                 self.media += 1;
-                MediaRef::parse(value, line, &self.limits)?;
+                LineFields::Media(MediaRef::parse(value, line, &self.limits)?)
             }
             'o' => {
                 check_origin(value).map_err(invalid)?;
+                LineFields::Text
             }
-            'c' => {
-                ConnectionRef::parse(value).map_err(invalid)?;
-            }
-            _ => {}
-        }
+            'c' => LineFields::Connection(ConnectionRef::parse(value).map_err(invalid)?),
+            _ => LineFields::Text,
+        };
         Ok(Some(SdpLineRef {
             number: line,
             kind,
             value,
+            fields,
         }))
     }
 }

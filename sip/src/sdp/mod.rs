@@ -40,7 +40,7 @@ mod serialize;
 use std::fmt;
 
 pub use codec::{static_payload_type, Codec, Direction};
-pub use lines::{ConnectionRef, MediaRef, SdpLineRef, SdpLines};
+pub use lines::{ConnectionRef, LineFields, MediaRef, SdpLineRef, SdpLines};
 pub use parse::SdpLimits;
 
 /// Errors from parsing or editing an SDP body.

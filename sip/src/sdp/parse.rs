@@ -17,10 +17,9 @@
 //!   fixed, the rest is the user name);
 //! * an `m=` line without formats is accepted.
 
-use super::lines::{parse_decimal, ConnectionRef, MediaRef, SdpLineRef, SdpLines};
+use super::lines::{parse_decimal, LineFields, SdpLineRef, SdpLines};
 use super::{
-    Attribute, Bandwidth, Connection, Media, MediaDescription, Origin, SdpError, SdpLine,
-    SessionDescription, Timing,
+    Attribute, Bandwidth, MediaDescription, Origin, SdpError, SdpLine, SessionDescription, Timing,
 };
 
 /// Limits applied while parsing untrusted SDP.
@@ -86,26 +85,25 @@ fn parse(input: &[u8], limits: &SdpLimits) -> Result<SessionDescription, SdpErro
             number,
             kind,
             value,
+            fields,
         } = line?;
-        if kind == 'm' {
-            let m = MediaRef::parse(value, number, limits)?;
-            sdp.media.push(MediaDescription {
-                media: Media {
-                    media: m.media.to_owned(),
-                    port: m.port,
-                    num_ports: m.num_ports,
-                    proto: m.proto.to_owned(),
-                    formats: m.formats().map(str::to_owned).collect(),
-                },
-                lines: Vec::new(),
-            });
-            continue;
-        }
-        let line = parse_line(kind, value).map_err(|reason| SdpError::InvalidLine {
-            line: number,
-            kind,
-            reason,
-        })?;
+        let line = match fields {
+            LineFields::Media(m) => {
+                sdp.media.push(MediaDescription {
+                    media: m.into(),
+                    lines: Vec::new(),
+                });
+                continue;
+            }
+            LineFields::Connection(c) => SdpLine::Connection(c.into()),
+            LineFields::Text => {
+                parse_line(kind, value).map_err(|reason| SdpError::InvalidLine {
+                    line: number,
+                    kind,
+                    reason,
+                })?
+            }
+        };
         match sdp.media.last_mut() {
             Some(m) => m.lines.push(line),
             None => sdp.lines.push(line),
@@ -114,6 +112,7 @@ fn parse(input: &[u8], limits: &SdpLimits) -> Result<SessionDescription, SdpErro
     Ok(sdp)
 }
 
+/// A line other than `m=` and `c=` (which `SdpLines` reads itself).
 fn parse_line(kind: char, value: &str) -> Result<SdpLine, &'static str> {
     let other = || SdpLine::Other {
         kind,
@@ -121,7 +120,6 @@ fn parse_line(kind: char, value: &str) -> Result<SdpLine, &'static str> {
     };
     Ok(match kind {
         'o' => SdpLine::Origin(parse_origin(value)?),
-        'c' => SdpLine::Connection(parse_connection(value)?),
         's' => SdpLine::SessionName(value.to_owned()),
         'i' => SdpLine::Information(value.to_owned()),
         'u' => SdpLine::Uri(value.to_owned()),
@@ -156,15 +154,6 @@ fn parse_origin(value: &str) -> Result<Origin, &'static str> {
         }),
         _ => Err("expected six fields"),
     }
-}
-
-fn parse_connection(value: &str) -> Result<Connection, &'static str> {
-    let c = ConnectionRef::parse(value)?;
-    Ok(Connection {
-        net_type: c.net_type.to_owned(),
-        addr_type: c.addr_type.to_owned(),
-        address: c.address.to_owned(),
-    })
 }
 
 fn parse_bandwidth(value: &str) -> Option<Bandwidth> {
