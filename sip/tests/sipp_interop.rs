@@ -485,11 +485,12 @@ fn our_uac_calls_sipp_uas() {
             sock.send_to(&ack, target).unwrap();
             acks_sent += 1;
             if bye_tx.is_none() {
-                let bye = d
+                let bye: std::sync::Arc<[u8]> = d
                     .new_request(Method::Bye, "UDP", &sent_by)
                     .unwrap()
                     .build()
-                    .unwrap();
+                    .unwrap()
+                    .into();
                 let parsed = Message::parse(&bye).unwrap();
                 parsed.validate().unwrap();
                 assert_eq!(parsed.cseq().unwrap().seq, 2);
@@ -500,7 +501,7 @@ fn our_uac_calls_sipp_uas() {
                 };
                 bye_tx = Some(
                     layer
-                        .send_request(Instant::now(), &info, bye.into(), dest)
+                        .send_request(Instant::now(), &info, bye.clone(), dest)
                         .unwrap(),
                 );
             }

@@ -77,17 +77,22 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn request(method: &str, branch: &str, cseq: u32) -> RequestInfo {
+/// The top Via `request` names for `branch`.
+fn via(branch: &str) -> String {
+    format!("SIP/2.0/UDP 192.0.2.1;branch={branch}")
+}
+
+fn request<'a>(method: &'a str, branch: &'a str, top_via: &'a str, cseq: u32) -> RequestInfo<'a> {
     RequestInfo {
-        method: method.into(),
-        request_uri: "sip:x@relay.example".into(),
-        top_via: format!("SIP/2.0/UDP 192.0.2.1;branch={branch}"),
-        branch: Some(branch.into()),
+        method,
+        request_uri: "sip:x@relay.example",
+        top_via,
+        branch: Some(branch),
         sent_by: "192.0.2.1".into(),
-        call_id: "prop-call".into(),
-        from: "<sip:a@h>;tag=f".into(),
-        from_tag: Some("f".into()),
-        to: "<sip:x@relay.example>".into(),
+        call_id: "prop-call",
+        from: "<sip:a@h>;tag=f",
+        from_tag: Some("f"),
+        to: "<sip:x@relay.example>",
         to_tag: None,
         cseq,
         routes: Vec::new(),
@@ -130,7 +135,8 @@ proptest! {
         for op in ops {
             match op {
                 Op::Incoming { method, branch, cseq, reliable } => {
-                    let r = request(METHODS[method], BRANCHES[branch], cseq);
+                    let v = via(BRANCHES[branch]);
+                    let r = request(METHODS[method], BRANCHES[branch], &v, cseq);
                     match layer.handle_request(now, &r, dest(reliable)) {
                         RequestDisposition::New(id) | RequestDisposition::Cancel { id, .. } => {
                             prop_assert!(!ids.contains(&id));
@@ -147,7 +153,8 @@ proptest! {
                     }
                 }
                 Op::Outgoing { method, branch, reliable } => {
-                    let r = request(METHODS[method], BRANCHES[branch], 1);
+                    let v = via(BRANCHES[branch]);
+                    let r = request(METHODS[method], BRANCHES[branch], &v, 1);
                     if let Ok(id) = layer.send_request(now, &r, payload.clone(), dest(reliable)) {
                         ids.push(id);
                     }
@@ -155,9 +162,9 @@ proptest! {
                 Op::Response { status, method, branch } => {
                     let resp = ResponseInfo {
                         status,
-                        branch: Some(BRANCHES[branch].into()),
-                        cseq_method: METHODS[method].into(),
-                        to: "<sip:x@h>;tag=t".into(),
+                        branch: Some(BRANCHES[branch]),
+                        cseq_method: METHODS[method],
+                        to: "<sip:x@h>;tag=t",
                     };
                     match layer.handle_response(now, &resp) {
                         ResponseDisposition::Deliver(id) | ResponseDisposition::Absorbed(id) => {

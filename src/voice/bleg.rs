@@ -64,17 +64,16 @@ impl Engine {
             self.b_leg_failed(id, 500, &[]);
             return;
         };
-        let info = match Message::parse(&bytes)
-            .ok()
-            .and_then(|m| RequestInfo::from_message(&m).ok())
-        {
-            Some(i) => i,
-            None => {
-                self.b_leg_failed(id, 500, &[]);
-                return;
-            }
-        };
         let payload: Arc<[u8]> = Arc::from(bytes);
+        let parsed = Message::parse(&payload);
+        let Some(info) = parsed
+            .as_ref()
+            .ok()
+            .and_then(|m| RequestInfo::from_message(m).ok())
+        else {
+            self.b_leg_failed(id, 500, &[]);
+            return;
+        };
         let now = Instant::now();
         let tx = match self.layer.send_request(now, &info, payload.clone(), b_dest) {
             Ok(tx) => tx,

@@ -258,13 +258,12 @@ impl Engine {
         dest: Destination,
         role: TxRole,
     ) -> Option<TransactionId> {
-        let bytes = b.build().ok()?;
-        let info = Message::parse(&bytes)
-            .ok()
-            .and_then(|m| RequestInfo::from_message(&m).ok())?;
+        let bytes: Arc<[u8]> = Arc::from(b.build().ok()?);
+        let msg = Message::parse(&bytes).ok()?;
+        let info = RequestInfo::from_message(&msg).ok()?;
         let tx = self
             .layer
-            .send_request(Instant::now(), &info, Arc::from(bytes), dest)
+            .send_request(Instant::now(), &info, bytes.clone(), dest)
             .ok()?;
         self.by_tx.insert(tx, (id, role));
         Some(tx)

@@ -34,39 +34,48 @@ pub enum ClientState {
     Terminated,
 }
 
-/// The parts of an INVITE the ACK for a non-2xx response copies
-/// (RFC 3261 §17.1.1.3).
+/// The ACK for a non-2xx response to an INVITE (RFC 3261 §17.1.1.3), written
+/// but for its To header, which comes from the response: one buffer, kept
+/// until the final response.
 #[derive(Debug, Clone)]
 struct AckBase {
-    request_uri: String,
-    top_via: String,
-    routes: Vec<String>,
-    from: String,
-    call_id: String,
-    cseq: u32,
+    text: String,
+    /// Where the To header goes in `text`.
+    to_at: usize,
 }
 
 impl AckBase {
-    fn build(&self, to: &str) -> Arc<[u8]> {
-        let mut s = format!(
+    fn new(request: &RequestInfo<'_>) -> Self {
+        let mut text = format!(
             "ACK {} SIP/2.0\r\nVia: {}\r\n",
-            self.request_uri, self.top_via
+            request.request_uri, request.top_via
         );
-        for r in &self.routes {
-            s.push_str("Route: ");
-            s.push_str(r);
-            s.push_str("\r\n");
+        for r in &request.routes {
+            text.push_str("Route: ");
+            text.push_str(r);
+            text.push_str("\r\n");
         }
-        s.push_str("Max-Forwards: 70\r\nFrom: ");
-        s.push_str(&self.from);
-        s.push_str("\r\nTo: ");
-        s.push_str(to);
-        s.push_str("\r\nCall-ID: ");
-        s.push_str(&self.call_id);
-        s.push_str(&format!(
+        text.push_str("Max-Forwards: 70\r\nFrom: ");
+        text.push_str(request.from);
+        text.push_str("\r\n");
+        let to_at = text.len();
+        text.push_str("Call-ID: ");
+        text.push_str(request.call_id);
+        text.push_str(&format!(
             "\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-            self.cseq
+            request.cseq
         ));
+        AckBase { text, to_at }
+    }
+
+    fn build(&self, to: &str) -> Arc<[u8]> {
+        let (head, tail) = self.text.split_at(self.to_at);
+        let mut s = String::with_capacity(self.text.len() + to.len() + 6);
+        s.push_str(head);
+        s.push_str("To: ");
+        s.push_str(to);
+        s.push_str("\r\n");
+        s.push_str(tail);
         Arc::from(s.into_bytes())
     }
 }
@@ -116,20 +125,13 @@ impl ClientTransaction {
     /// the transport retransmits by itself (TCP/TLS/SCTP/WS).
     pub fn new(
         now: Instant,
-        request: &RequestInfo,
+        request: &RequestInfo<'_>,
         payload: Arc<[u8]>,
         reliable: bool,
         timers: TimerConfig,
     ) -> Self {
         let invite = request.method == "INVITE";
-        let ack_base = invite.then(|| AckBase {
-            request_uri: request.request_uri.clone(),
-            top_via: request.top_via.clone(),
-            routes: request.routes.clone(),
-            from: request.from.clone(),
-            call_id: request.call_id.clone(),
-            cseq: request.cseq,
-        });
+        let ack_base = invite.then(|| AckBase::new(request));
         let mut tx = ClientTransaction {
             invite,
             reliable,
@@ -168,7 +170,7 @@ impl ClientTransaction {
 
     /// Feed a response that matched this transaction. Returns whether the
     /// response must be passed to the TU (`false`: absorbed retransmission).
-    pub fn handle_response(&mut self, now: Instant, response: &ResponseInfo) -> bool {
+    pub fn handle_response(&mut self, now: Instant, response: &ResponseInfo<'_>) -> bool {
         let status = response.status;
         match (self.invite, self.state) {
             (_, ClientState::Terminated) => false,
@@ -184,7 +186,7 @@ impl ClientTransaction {
                     }
                     _ => {
                         self.state = ClientState::Completed;
-                        self.send_ack(&response.to);
+                        self.send_ack(response.to);
                         self.linger_or_terminate(now, self.timers.timer_d);
                         self.release();
                     }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    ClientTransaction, Destination, RequestInfo, ResponseInfo, ServerTransaction, TransactionError,
-    TransactionEvent, TransactionId, Transmit, TxEvent, TxOutput,
+    ClientTransaction, Destination, RequestInfo, ResponseInfo, SentBy, ServerTransaction,
+    TransactionError, TransactionEvent, TransactionId, Transmit, TxEvent, TxOutput,
 };
 use crate::timer::TimerConfig;
 
@@ -66,20 +66,73 @@ pub enum ResponseDisposition {
     Stray,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ClientKey {
-    branch: String,
-    method: String,
+/// A matching key: its fields in a fixed order, each text field preceded by
+/// its length (and an optional one by whether it is present), so that no two
+/// field lists give the same bytes. Looking up builds it in the layer's
+/// scratch buffer; only a new transaction copies it, once, for the map and
+/// its own entry to share.
+type Key = Arc<[u8]>;
+
+/// The scratch buffer keys are built in.
+#[derive(Debug, Default)]
+struct KeyBuf(Vec<u8>);
+
+impl KeyBuf {
+    fn text(&mut self, s: &str) {
+        self.len(s.len());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn len(&mut self, n: usize) {
+        self.0
+            .extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
+    }
+
+    /// Client transactions: branch and method (the CSeq method of a response).
+    fn client(&mut self, branch: Option<&str>, method: &str) -> &[u8] {
+        self.0.clear();
+        self.text(branch.unwrap_or_default());
+        self.text(method);
+        &self.0
+    }
+
+    /// Server transactions: branch, sent-by (host without regard to case, port
+    /// as a number) and method.
+    fn server(&mut self, branch: Option<&str>, sent_by: SentBy<'_>, method: &str) -> &[u8] {
+        self.0.clear();
+        self.text(branch.unwrap_or_default());
+        self.len(sent_by.host.len());
+        self.0
+            .extend(sent_by.host.bytes().map(|b| b.to_ascii_lowercase()));
+        match sent_by.port {
+            Some(p) => {
+                self.0.push(1);
+                self.0.extend_from_slice(&p.to_le_bytes());
+            }
+            None => self.0.push(0),
+        }
+        self.text(method);
+        &self.0
+    }
+
+    /// The ACK of a 2xx finds its INVITE by Call-ID, From tag and CSeq number.
+    fn ack(&mut self, call_id: &str, from_tag: Option<&str>, cseq: u32) -> &[u8] {
+        self.0.clear();
+        self.text(call_id);
+        match from_tag {
+            Some(t) => {
+                self.0.push(1);
+                self.text(t);
+            }
+            None => self.0.push(0),
+        }
+        self.0.extend_from_slice(&cseq.to_le_bytes());
+        &self.0
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ServerKey {
-    branch: String,
-    sent_by: String,
-    method: String,
-}
-
-/// Matching fields of an RFC 2543 request (no magic cookie).
+/// Matching fields of an RFC 2543 request (no magic cookie). Rare, so kept
+/// as owned fields in a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LegacyKey {
     request_uri: String,
@@ -92,58 +145,52 @@ struct LegacyKey {
 }
 
 impl LegacyKey {
-    fn of(req: &RequestInfo, method: &str) -> Self {
+    fn of(req: &RequestInfo<'_>, method: &str) -> Self {
         LegacyKey {
-            request_uri: req.request_uri.clone(),
-            from_tag: req.from_tag.clone(),
-            to_tag: req.to_tag.clone(),
-            call_id: req.call_id.clone(),
+            request_uri: req.request_uri.to_owned(),
+            from_tag: req.from_tag.map(str::to_owned),
+            to_tag: req.to_tag.map(str::to_owned),
+            call_id: req.call_id.to_owned(),
             cseq: req.cseq,
-            top_via: req.top_via.clone(),
+            top_via: req.top_via.to_owned(),
             method: method.to_owned(),
         }
+    }
+
+    /// Whether `req` (with `method` standing for its own) is the request of
+    /// `self`.
+    fn matches(&self, req: &RequestInfo<'_>, method: &str) -> bool {
+        self.method == method
+            && self.request_uri == req.request_uri
+            && self.from_tag.as_deref() == req.from_tag
+            && self.to_tag.as_deref() == req.to_tag
+            && self.call_id == req.call_id
+            && self.cseq == req.cseq
+            && self.top_via == req.top_via
     }
 
     /// Whether an ACK or CANCEL (`req`) targets the INVITE of `self`. The
     /// To tag is not compared: an ACK carries the tag of our response, and
     /// in the Accepted state an ACK goes to the TU anyway.
-    fn targets(&self, req: &RequestInfo) -> bool {
+    fn targets(&self, req: &RequestInfo<'_>) -> bool {
         self.method == "INVITE"
             && self.request_uri == req.request_uri
-            && self.from_tag == req.from_tag
+            && self.from_tag.as_deref() == req.from_tag
             && self.call_id == req.call_id
             && self.cseq == req.cseq
             && self.top_via == req.top_via
     }
 }
 
-/// How the ACK of a 2xx (new branch) finds its INVITE server transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct AckKey {
-    call_id: String,
-    from_tag: Option<String>,
-    cseq: u32,
-}
-
-impl AckKey {
-    fn of(req: &RequestInfo) -> Self {
-        AckKey {
-            call_id: req.call_id.clone(),
-            from_tag: req.from_tag.clone(),
-            cseq: req.cseq,
-        }
-    }
-}
-
 #[derive(Debug)]
 enum Machine {
-    Client(ClientTransaction, ClientKey),
-    Server(ServerTransaction, ServerIndex, Option<AckKey>),
+    Client(ClientTransaction, Key),
+    Server(ServerTransaction, ServerIndex, Option<Key>),
 }
 
 #[derive(Debug)]
 enum ServerIndex {
-    Branch(ServerKey),
+    Branch(Key),
     Legacy,
 }
 
@@ -184,10 +231,11 @@ pub struct TransactionLayer {
     timers: TimerConfig,
     next_id: u64,
     entries: Map<TransactionId, Box<Entry>>,
-    clients: Map<ClientKey, TransactionId>,
-    servers: Map<ServerKey, TransactionId>,
+    clients: Map<Key, TransactionId>,
+    servers: Map<Key, TransactionId>,
     legacy: Vec<(LegacyKey, TransactionId)>,
-    acks: Map<AckKey, TransactionId>,
+    acks: Map<Key, TransactionId>,
+    scratch: KeyBuf,
     max_transactions: usize,
     schedule: BTreeSet<(Instant, TransactionId)>,
     transmits: VecDeque<Transmit>,
@@ -220,6 +268,7 @@ impl TransactionLayer {
             servers: Map::default(),
             legacy: Vec::new(),
             acks: Map::default(),
+            scratch: KeyBuf::default(),
             max_transactions: Self::DEFAULT_MAX_TRANSACTIONS,
             schedule: BTreeSet::new(),
             transmits: VecDeque::new(),
@@ -258,7 +307,7 @@ impl TransactionLayer {
     pub fn send_request(
         &mut self,
         now: Instant,
-        request: &RequestInfo,
+        request: &RequestInfo<'_>,
         payload: Arc<[u8]>,
         destination: Destination,
     ) -> Result<TransactionId, TransactionError> {
@@ -268,16 +317,14 @@ impl TransactionLayer {
         if !request.has_rfc3261_branch() {
             return Err(TransactionError::MissingBranch);
         }
-        let key = ClientKey {
-            branch: request.branch.clone().unwrap_or_default(),
-            method: request.method.clone(),
-        };
-        if self.clients.contains_key(&key) {
+        let key = self.scratch.client(request.branch, request.method);
+        if self.clients.contains_key(key) {
             return Err(TransactionError::DuplicateBranch);
         }
         if self.entries.len() >= self.max_transactions {
             return Err(TransactionError::Overloaded);
         }
+        let key = Key::from(key);
         let tx = ClientTransaction::new(
             now,
             request,
@@ -295,13 +342,10 @@ impl TransactionLayer {
     pub fn handle_response(
         &mut self,
         now: Instant,
-        response: &ResponseInfo,
+        response: &ResponseInfo<'_>,
     ) -> ResponseDisposition {
-        let key = ClientKey {
-            branch: response.branch.clone().unwrap_or_default(),
-            method: response.cseq_method.clone(),
-        };
-        let Some(&id) = self.clients.get(&key) else {
+        let key = self.scratch.client(response.branch, response.cseq_method);
+        let Some(&id) = self.clients.get(key) else {
             return ResponseDisposition::Stray;
         };
         let deliver = match self.entries.get_mut(&id).map(|e| &mut e.machine) {
@@ -322,12 +366,12 @@ impl TransactionLayer {
     pub fn handle_request(
         &mut self,
         now: Instant,
-        request: &RequestInfo,
+        request: &RequestInfo<'_>,
         source: Destination,
     ) -> RequestDisposition {
         let is_ack = request.method == "ACK";
         // ACK matches the INVITE; everything else matches its own method.
-        let own_method = if is_ack { "INVITE" } else { &request.method };
+        let own_method = if is_ack { "INVITE" } else { request.method };
         if let Some(id) = self.find_server(request, own_method, is_ack) {
             let deliver = match self.entries.get_mut(&id).map(|e| &mut e.machine) {
                 Some(Machine::Server(s, ..)) => s.handle_request(now, is_ack),
@@ -357,19 +401,24 @@ impl TransactionLayer {
             self.timers,
         );
         let index = if request.has_rfc3261_branch() {
-            let key = ServerKey {
-                branch: request.branch.clone().unwrap_or_default(),
-                sent_by: request.sent_by.clone(),
-                method: request.method.clone(),
-            };
+            let key = Key::from(self.scratch.server(
+                request.branch,
+                request.sent_by,
+                request.method,
+            ));
             self.servers.insert(key.clone(), id);
             ServerIndex::Branch(key)
         } else {
             self.legacy
-                .push((LegacyKey::of(request, &request.method), id));
+                .push((LegacyKey::of(request, request.method), id));
             ServerIndex::Legacy
         };
-        let ack_key = (request.method == "INVITE").then(|| AckKey::of(request));
+        let ack_key = (request.method == "INVITE").then(|| {
+            Key::from(
+                self.scratch
+                    .ack(request.call_id, request.from_tag, request.cseq),
+            )
+        });
         if let Some(k) = &ack_key {
             self.acks.insert(k.clone(), id);
         }
@@ -459,9 +508,10 @@ impl TransactionLayer {
     fn handle_ack_with_new_branch(
         &mut self,
         now: Instant,
-        ack: &RequestInfo,
+        ack: &RequestInfo<'_>,
     ) -> RequestDisposition {
-        let Some(&id) = self.acks.get(&AckKey::of(ack)) else {
+        let key = self.scratch.ack(ack.call_id, ack.from_tag, ack.cseq);
+        let Some(&id) = self.acks.get(key) else {
             return RequestDisposition::Ack { invite: None };
         };
         let disposition = match self.entries.get_mut(&id).map(|e| &mut e.machine) {
@@ -503,31 +553,25 @@ impl TransactionLayer {
     }
 
     fn find_server(
-        &self,
-        req: &RequestInfo,
+        &mut self,
+        req: &RequestInfo<'_>,
         method: &str,
         targets_invite: bool,
     ) -> Option<TransactionId> {
         if req.has_rfc3261_branch() {
-            let key = ServerKey {
-                branch: req.branch.clone().unwrap_or_default(),
-                sent_by: req.sent_by.clone(),
-                method: method.to_owned(),
-            };
-            return self.servers.get(&key).copied();
+            let key = self.scratch.server(req.branch, req.sent_by, method);
+            return self.servers.get(key).copied();
         }
-        if targets_invite {
-            self.legacy
-                .iter()
-                .find(|(k, _)| k.targets(req))
-                .map(|&(_, id)| id)
-        } else {
-            let key = LegacyKey::of(req, method);
-            self.legacy
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|&(_, id)| id)
-        }
+        self.legacy
+            .iter()
+            .find(|(k, _)| {
+                if targets_invite {
+                    k.targets(req)
+                } else {
+                    k.matches(req, method)
+                }
+            })
+            .map(|&(_, id)| id)
     }
 
     /// Drain a transaction's outputs, reschedule its timer and drop it if

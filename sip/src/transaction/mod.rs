@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use client::{ClientState, ClientTransaction};
-pub use info::{RequestInfo, ResponseInfo};
+pub use info::{RequestInfo, ResponseInfo, SentBy};
 pub use layer::{RequestDisposition, ResponseDisposition, TransactionLayer};
 pub use server::{ResponseRefused, ServerState, ServerTransaction};
 

@@ -11,39 +11,36 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn invite() -> RequestInfo {
+fn invite() -> RequestInfo<'static> {
     RequestInfo {
-        method: "INVITE".into(),
-        request_uri: "sip:+15550100@carrier.example".into(),
-        top_via: "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKinv1".into(),
-        branch: Some("z9hG4bKinv1".into()),
+        method: "INVITE",
+        request_uri: "sip:+15550100@carrier.example",
+        top_via: "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKinv1",
+        branch: Some("z9hG4bKinv1"),
         sent_by: "192.0.2.1:5060".into(),
-        call_id: "c1@192.0.2.1".into(),
-        from: "<sip:relay@192.0.2.1>;tag=f1".into(),
-        from_tag: Some("f1".into()),
-        to: "<sip:+15550100@carrier.example>".into(),
+        call_id: "c1@192.0.2.1",
+        from: "<sip:relay@192.0.2.1>;tag=f1",
+        from_tag: Some("f1"),
+        to: "<sip:+15550100@carrier.example>",
         to_tag: None,
         cseq: 7,
-        routes: vec![
-            "<sip:sbc1.example;lr>".into(),
-            "<sip:sbc2.example;lr>".into(),
-        ],
+        routes: vec!["<sip:sbc1.example;lr>", "<sip:sbc2.example;lr>"],
     }
 }
 
-fn options() -> RequestInfo {
+fn options() -> RequestInfo<'static> {
     RequestInfo {
-        method: "OPTIONS".into(),
+        method: "OPTIONS",
         ..invite()
     }
 }
 
-fn resp(status: u16) -> ResponseInfo {
+fn resp(status: u16) -> ResponseInfo<'static> {
     ResponseInfo {
         status,
-        branch: Some("z9hG4bKinv1".into()),
-        cseq_method: "INVITE".into(),
-        to: "<sip:+15550100@carrier.example>;tag=t9".into(),
+        branch: Some("z9hG4bKinv1"),
+        cseq_method: "INVITE",
+        to: "<sip:+15550100@carrier.example>;tag=t9",
     }
 }
 

@@ -26,29 +26,30 @@ fn tcp() -> Destination {
     }
 }
 
-fn req(method: &str, branch: &str) -> RequestInfo {
+fn req<'a>(method: &'a str, branch: &'a str) -> RequestInfo<'a> {
     RequestInfo {
-        method: method.into(),
-        request_uri: "sip:+15550100@relay.example".into(),
-        top_via: format!("SIP/2.0/UDP 198.51.100.7:5060;branch={branch}"),
-        branch: Some(branch.into()),
+        method,
+        request_uri: "sip:+15550100@relay.example",
+        // Leaked: a test builds a handful.
+        top_via: format!("SIP/2.0/UDP 198.51.100.7:5060;branch={branch}").leak(),
+        branch: Some(branch),
         sent_by: "198.51.100.7:5060".into(),
-        call_id: "call-1".into(),
-        from: "<sip:+15550199@carrier.example>;tag=ft".into(),
-        from_tag: Some("ft".into()),
-        to: "<sip:+15550100@relay.example>".into(),
+        call_id: "call-1",
+        from: "<sip:+15550199@carrier.example>;tag=ft",
+        from_tag: Some("ft"),
+        to: "<sip:+15550100@relay.example>",
         to_tag: None,
         cseq: 1,
         routes: Vec::new(),
     }
 }
 
-fn resp(status: u16, branch: &str, method: &str) -> ResponseInfo {
+fn resp<'a>(status: u16, branch: &'a str, method: &'a str) -> ResponseInfo<'a> {
     ResponseInfo {
         status,
-        branch: Some(branch.into()),
-        cseq_method: method.into(),
-        to: "<sip:b@h>;tag=tt".into(),
+        branch: Some(branch),
+        cseq_method: method,
+        to: "<sip:b@h>;tag=tt",
     }
 }
 
@@ -245,7 +246,7 @@ fn ack_for_2xx_goes_to_the_tu_and_invite_retransmissions_are_absorbed() {
     );
     // An ACK of another call is only for the TU.
     let mut other = req("ACK", "z9hG4bKack2");
-    other.call_id = "call-2".into();
+    other.call_id = "call-2";
     assert_eq!(
         l.handle_request(t0 + ms(800), &other, udp()),
         RequestDisposition::Ack { invite: None }
@@ -335,9 +336,78 @@ fn sent_by_and_method_are_part_of_the_server_key() {
     assert_eq!(l.len(), 3);
 }
 
-fn legacy(method: &str) -> RequestInfo {
+#[test]
+fn sent_by_matches_host_without_case_and_port_as_a_number() {
+    let t0 = Instant::now();
+    let mut l = layer();
+    let mut a = req("INVITE", "z9hG4bKcase");
+    a.sent_by = "Proxy.Example:5060".into();
+    let RequestDisposition::New(id) = l.handle_request(t0, &a, udp()) else {
+        panic!()
+    };
+    let mut again = a.clone();
+    again.sent_by = "proxy.EXAMPLE:05060".into();
+    assert_eq!(
+        l.handle_request(t0, &again, udp()),
+        RequestDisposition::Absorbed(id)
+    );
+    // No port is not port 5060: another sender.
+    again.sent_by = "proxy.example".into();
+    assert!(matches!(
+        l.handle_request(t0, &again, udp()),
+        RequestDisposition::New(other) if other != id
+    ));
+}
+
+#[test]
+fn key_fields_do_not_run_together() {
+    // Keys are built from several fields in one buffer: a field boundary moved
+    // by a character must not give the same key.
+    let t0 = Instant::now();
+    let mut l = layer();
+    let mut invite = req("INVITE", "z9hG4bKrun");
+    invite.call_id = "ab";
+    invite.from_tag = Some("c");
+    let RequestDisposition::New(id) = l.handle_request(t0, &invite, udp()) else {
+        panic!()
+    };
+    l.send_response(t0, id, 200, bytes("200")).unwrap();
+    let mut ack = req("ACK", "z9hG4bKrun-ack");
+    ack.call_id = "a";
+    ack.from_tag = Some("bc");
+    assert_eq!(
+        l.handle_request(t0, &ack, udp()),
+        RequestDisposition::Ack { invite: None }
+    );
+    ack.call_id = "ab";
+    ack.from_tag = Some("c");
+    assert_eq!(
+        l.handle_request(t0, &ack, udp()),
+        RequestDisposition::Ack { invite: Some(id) }
+    );
+    // Branch and sent-by of a server key, branch and method of a client key.
+    let mut shifted = req("INVITE", "z9hG4bKru");
+    shifted.sent_by = "n198.51.100.7:5060".into();
+    assert!(matches!(
+        l.handle_request(t0, &shifted, udp()),
+        RequestDisposition::New(other) if other != id
+    ));
+    let sent = l
+        .send_request(t0, &req("OPTIONS", "z9hG4bKo"), bytes("OPTIONS"), udp())
+        .unwrap();
+    assert_eq!(
+        l.handle_response(t0, &resp(200, "z9hG4bKoO", "PTIONS")),
+        ResponseDisposition::Stray
+    );
+    assert_eq!(
+        l.handle_response(t0, &resp(200, "z9hG4bKo", "OPTIONS")),
+        ResponseDisposition::Deliver(sent)
+    );
+}
+
+fn legacy(method: &str) -> RequestInfo<'_> {
     RequestInfo {
-        top_via: "SIP/2.0/UDP old.example:5060".into(),
+        top_via: "SIP/2.0/UDP old.example:5060",
         branch: None,
         sent_by: "old.example:5060".into(),
         ..req(method, "unused")
@@ -375,7 +445,7 @@ fn rfc2543_requests_match_on_dialog_fields() {
     // ACK for the non-2xx carries our To tag and still matches.
     l.send_response(t0, id, 480, bytes("480")).unwrap();
     let mut ack = legacy("ACK");
-    ack.to_tag = Some("our-tag".into());
+    ack.to_tag = Some("our-tag");
     assert_eq!(
         l.handle_request(t0, &ack, udp()),
         RequestDisposition::Absorbed(id)
@@ -384,7 +454,7 @@ fn rfc2543_requests_match_on_dialog_fields() {
     // A different top Via does not match by RFC 2543 rules; the ACK still
     // names the INVITE by Call-ID, From tag and CSeq and is absorbed.
     let mut other = legacy("ACK");
-    other.top_via = "SIP/2.0/UDP elsewhere.example".into();
+    other.top_via = "SIP/2.0/UDP elsewhere.example";
     assert_eq!(
         l.handle_request(t0, &other, udp()),
         RequestDisposition::Absorbed(id)
