@@ -2,9 +2,9 @@
 //! record to this task, which adds the shipment and the direction where the route
 //! lookup did not already give them (one store read by binding id, concurrently
 //! for a batch: IVR calls, and routes read from an older store) and appends the
-//! batch to the
-//! [`RecordStore`] in one round trip, retrying a store outage a few times before
-//! giving up (counted in `maskline_call_records_dropped_total`).
+//! batch to the [`RecordStore`] in one round trip (gathered for a few
+//! milliseconds first), retrying a store outage a few times before giving up
+//! (counted in `maskline_call_records_dropped_total`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,12 @@ use crate::store::BindingStore;
 
 /// Most records written in one round trip.
 const BATCH: usize = 256;
+
+/// How long the writer gathers records after the first of a batch. The engine
+/// ends about one call per loop under load, so without it every call cost a
+/// round trip of its own (a write and a read on the engine's thread, and the
+/// reply parsed); a record shows up this much later in `GET /v1/calls`.
+const GATHER: Duration = Duration::from_millis(20);
 
 /// Adds shipment and direction from the binding (if it still exists).
 async fn enrich(
@@ -55,6 +61,15 @@ pub async fn run(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if batch.len() < BATCH {
+            tokio::time::sleep(GATHER).await;
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+        }
         let enriched: Vec<CallRecord> = futures::future::join_all(
             batch
                 .drain(..)
