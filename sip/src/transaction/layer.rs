@@ -17,9 +17,10 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::tables::{Key, KeyBuf, LegacyKey, Slots};
 use super::{
-    ClientTransaction, Destination, RequestInfo, ResponseInfo, SentBy, ServerTransaction,
-    TransactionError, TransactionEvent, TransactionId, Transmit, TxEvent, TxOutput,
+    ClientTransaction, Destination, RequestInfo, ResponseInfo, ServerTransaction, TransactionError,
+    TransactionEvent, TransactionId, Transmit, TxEvent, TxOutput,
 };
 use crate::timer::TimerConfig;
 
@@ -64,122 +65,6 @@ pub enum ResponseDisposition {
     /// No client transaction matches (RFC 3261 §18.1.2: normally dropped;
     /// a stray 2xx to an INVITE may be of interest to the TU).
     Stray,
-}
-
-/// A matching key: its fields in a fixed order, each text field preceded by
-/// its length (and an optional one by whether it is present), so that no two
-/// field lists give the same bytes. Looking up builds it in the layer's
-/// scratch buffer; only a new transaction copies it, once, for the map and
-/// its own entry to share.
-type Key = Arc<[u8]>;
-
-/// The scratch buffer keys are built in.
-#[derive(Debug, Default)]
-struct KeyBuf(Vec<u8>);
-
-impl KeyBuf {
-    fn text(&mut self, s: &str) {
-        self.len(s.len());
-        self.0.extend_from_slice(s.as_bytes());
-    }
-
-    fn len(&mut self, n: usize) {
-        self.0
-            .extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
-    }
-
-    /// Client transactions: branch and method (the CSeq method of a response).
-    fn client(&mut self, branch: Option<&str>, method: &str) -> &[u8] {
-        self.0.clear();
-        self.text(branch.unwrap_or_default());
-        self.text(method);
-        &self.0
-    }
-
-    /// Server transactions: branch, sent-by (host without regard to case, port
-    /// as a number) and method.
-    fn server(&mut self, branch: Option<&str>, sent_by: SentBy<'_>, method: &str) -> &[u8] {
-        self.0.clear();
-        self.text(branch.unwrap_or_default());
-        self.len(sent_by.host.len());
-        self.0
-            .extend(sent_by.host.bytes().map(|b| b.to_ascii_lowercase()));
-        match sent_by.port {
-            Some(p) => {
-                self.0.push(1);
-                self.0.extend_from_slice(&p.to_le_bytes());
-            }
-            None => self.0.push(0),
-        }
-        self.text(method);
-        &self.0
-    }
-
-    /// The ACK of a 2xx finds its INVITE by Call-ID, From tag and CSeq number.
-    fn ack(&mut self, call_id: &str, from_tag: Option<&str>, cseq: u32) -> &[u8] {
-        self.0.clear();
-        self.text(call_id);
-        match from_tag {
-            Some(t) => {
-                self.0.push(1);
-                self.text(t);
-            }
-            None => self.0.push(0),
-        }
-        self.0.extend_from_slice(&cseq.to_le_bytes());
-        &self.0
-    }
-}
-
-/// Matching fields of an RFC 2543 request (no magic cookie). Rare, so kept
-/// as owned fields in a list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct LegacyKey {
-    request_uri: String,
-    from_tag: Option<String>,
-    to_tag: Option<String>,
-    call_id: String,
-    cseq: u32,
-    top_via: String,
-    method: String,
-}
-
-impl LegacyKey {
-    fn of(req: &RequestInfo<'_>, method: &str) -> Self {
-        LegacyKey {
-            request_uri: req.request_uri.to_owned(),
-            from_tag: req.from_tag.map(str::to_owned),
-            to_tag: req.to_tag.map(str::to_owned),
-            call_id: req.call_id.to_owned(),
-            cseq: req.cseq,
-            top_via: req.top_via.to_owned(),
-            method: method.to_owned(),
-        }
-    }
-
-    /// Whether `req` (with `method` standing for its own) is the request of
-    /// `self`.
-    fn matches(&self, req: &RequestInfo<'_>, method: &str) -> bool {
-        self.method == method
-            && self.request_uri == req.request_uri
-            && self.from_tag.as_deref() == req.from_tag
-            && self.to_tag.as_deref() == req.to_tag
-            && self.call_id == req.call_id
-            && self.cseq == req.cseq
-            && self.top_via == req.top_via
-    }
-
-    /// Whether an ACK or CANCEL (`req`) targets the INVITE of `self`. The
-    /// To tag is not compared: an ACK carries the tag of our response, and
-    /// in the Accepted state an ACK goes to the TU anyway.
-    fn targets(&self, req: &RequestInfo<'_>) -> bool {
-        self.method == "INVITE"
-            && self.request_uri == req.request_uri
-            && self.from_tag.as_deref() == req.from_tag
-            && self.call_id == req.call_id
-            && self.cseq == req.cseq
-            && self.top_via == req.top_via
-    }
 }
 
 #[derive(Debug)]
@@ -230,7 +115,7 @@ struct Entry {
 pub struct TransactionLayer {
     timers: TimerConfig,
     next_id: u64,
-    entries: Map<TransactionId, Box<Entry>>,
+    entries: Slots<Entry>,
     clients: Map<Key, TransactionId>,
     servers: Map<Key, TransactionId>,
     legacy: Vec<(LegacyKey, TransactionId)>,
@@ -263,7 +148,7 @@ impl TransactionLayer {
         TransactionLayer {
             timers,
             next_id: 0,
-            entries: Map::default(),
+            entries: Slots::default(),
             clients: Map::default(),
             servers: Map::default(),
             legacy: Vec::new(),
@@ -599,8 +484,21 @@ impl TransactionLayer {
                 }
             }
         }
-        if let Some(at) = entry.scheduled.take() {
-            self.schedule.remove(&(at, id));
+        // Most messages leave the deadline as it was: touch the schedule (a tree
+        // of every live transaction's deadline) only when it moves.
+        let next = match (&entry.machine, terminated) {
+            (_, true) => None,
+            (Machine::Client(c, _), false) => c.poll_timeout(),
+            (Machine::Server(s, ..), false) => s.poll_timeout(),
+        };
+        if entry.scheduled != next {
+            if let Some(at) = entry.scheduled {
+                self.schedule.remove(&(at, id));
+            }
+            if let Some(at) = next {
+                self.schedule.insert((at, id));
+            }
+            entry.scheduled = next;
         }
         if terminated {
             if let Some(entry) = self.entries.remove(&id) {
@@ -623,15 +521,6 @@ impl TransactionLayer {
                     }
                 }
             }
-            return;
-        }
-        let next = match &entry.machine {
-            Machine::Client(c, _) => c.poll_timeout(),
-            Machine::Server(s, ..) => s.poll_timeout(),
-        };
-        entry.scheduled = next;
-        if let Some(at) = next {
-            self.schedule.insert((at, id));
         }
     }
 }

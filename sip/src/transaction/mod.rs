@@ -36,6 +36,7 @@ mod client;
 mod info;
 mod layer;
 mod server;
+mod tables;
 
 use std::fmt;
 use std::net::SocketAddr;
