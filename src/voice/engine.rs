@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use governor::DefaultKeyedRateLimiter;
 use maskline_sip::transaction::{
     Destination, RequestDisposition, RequestInfo, ResponseDisposition, ResponseInfo,
-    TransactionEvent, TransactionId, TransactionLayer, Transport,
+    TransactionEvent, TransactionId, TransactionLayer, Transport, TxMap,
 };
 use maskline_sip::{HeaderName, Limits, Message, MessageBuilder, Method};
 use tokio::sync::{mpsc, watch};
@@ -84,7 +84,9 @@ pub struct Engine {
     pub(super) transports: Transports,
     pub(super) layer: TransactionLayer,
     pub(super) calls: Map<CallId, Call>,
-    pub(super) by_tx: Map<TransactionId, (CallId, TxRole)>,
+    /// The call and role of each transaction the engine started or answered (a
+    /// ring by id: a busy relay keeps hundreds of thousands while they linger).
+    pub(super) by_tx: TxMap<(CallId, TxRole)>,
     pub(super) by_callid: Map<String, CallId>,
     timers: BinaryHeap<Reverse<(Instant, CallId, TimerKind)>>,
     pub(super) internal_tx: mpsc::UnboundedSender<Internal>,
@@ -178,7 +180,7 @@ impl Engine {
             transports,
             layer,
             calls: Map::default(),
-            by_tx: Map::default(),
+            by_tx: TxMap::default(),
             by_callid: Map::default(),
             timers: BinaryHeap::new(),
             internal_tx,

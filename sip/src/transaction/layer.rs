@@ -17,7 +17,7 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::tables::{Key, KeyBuf, LegacyKey, Slots};
+use super::tables::{Key, KeyBuf, LegacyKey, TxMap};
 use super::{
     ClientTransaction, Destination, RequestInfo, ResponseInfo, ServerTransaction, TransactionError,
     TransactionEvent, TransactionId, Transmit, TxEvent, TxOutput,
@@ -115,7 +115,7 @@ struct Entry {
 pub struct TransactionLayer {
     timers: TimerConfig,
     next_id: u64,
-    entries: Slots<Entry>,
+    entries: TxMap<Box<Entry>>,
     clients: Map<Key, TransactionId>,
     servers: Map<Key, TransactionId>,
     legacy: Vec<(LegacyKey, TransactionId)>,
@@ -148,7 +148,7 @@ impl TransactionLayer {
         TransactionLayer {
             timers,
             next_id: 0,
-            entries: Slots::default(),
+            entries: TxMap::default(),
             clients: Map::default(),
             servers: Map::default(),
             legacy: Vec::new(),

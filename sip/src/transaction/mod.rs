@@ -47,6 +47,7 @@ pub use client::{ClientState, ClientTransaction};
 pub use info::{RequestInfo, ResponseInfo, SentBy};
 pub use layer::{RequestDisposition, ResponseDisposition, TransactionLayer};
 pub use server::{ResponseRefused, ServerState, ServerTransaction};
+pub use tables::TxMap;
 
 /// Opaque handle of one transaction inside a [`TransactionLayer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

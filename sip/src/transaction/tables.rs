@@ -2,7 +2,7 @@
 //!
 //! This module owns how the layer finds a transaction without allocating: keys
 //! built in a scratch buffer ([`KeyBuf`]) and a ring of transactions indexed by
-//! id ([`Slots`]).
+//! id ([`TxMap`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -133,93 +133,117 @@ impl LegacyKey {
     }
 }
 
-/// The live transactions by id. Ids are handed out in sequence and a
-/// transaction lives seconds (64*T1 after its final response on UDP), so a ring
-/// indexed by `id - base` finds one with a subtraction instead of a hash probe
-/// into a table of hundreds of thousands (a busy relay's lingering
-/// transactions), and the oldest slots are reclaimed as they empty. One that
-/// outlives those after it by far (an INVITE its TU never answers) moves to a
-/// map, so the ring does not keep every slot since it.
+/// Values by transaction id: the layer's live transactions, or a TU's data per
+/// transaction.
+///
+/// Ids are handed out in sequence and a transaction lives seconds (64*T1 after
+/// its final response on UDP), so a ring indexed by `id - base` finds one with
+/// a subtraction instead of a hash probe into a table of hundreds of thousands
+/// (a busy relay's lingering transactions), and the oldest slots are reclaimed
+/// as they empty. A value that outlives those after it by far (an INVITE its
+/// TU never answers) moves to a map, so the ring does not keep every slot
+/// since it. Values inserted out of order are kept all the same.
+///
+/// ```
+/// use maskline_sip::transaction::{TransactionLayer, TxMap};
+/// # use maskline_sip::transaction::*;
+/// # use std::{sync::Arc, time::Instant};
+/// let mut layer = TransactionLayer::new(Default::default());
+/// let dest = Destination { transport: Transport::Udp, addr: "192.0.2.1:5060".parse().unwrap() };
+/// let req = RequestInfo { method: "OPTIONS", branch: Some("z9hG4bK1"), ..Default::default() };
+/// let id = layer.send_request(Instant::now(), &req, Arc::from(&b"OPTIONS ..."[..]), dest).unwrap();
+/// let mut roles = TxMap::default();
+/// roles.insert(id, "keepalive");
+/// assert_eq!(roles.get(&id), Some(&"keepalive"));
+/// assert_eq!(roles.remove(&id), Some("keepalive"));
+/// assert!(roles.is_empty());
+/// ```
 #[derive(Debug)]
-pub(super) struct Slots<T> {
-    /// The id of `ring[0]`.
+pub struct TxMap<T> {
+    /// The id of `ring[0]`; never decreases.
     base: u64,
-    ring: VecDeque<Option<Box<T>>>,
-    /// Entries moved out of the ring, all with ids below `base`.
-    old: Map<TransactionId, Box<T>>,
+    ring: VecDeque<Option<T>>,
+    /// Values kept out of the ring, all with ids below `base`.
+    old: Map<TransactionId, T>,
     live: usize,
 }
 
-/// Empty slots the ring may hold beyond twice its live entries.
+/// Empty slots the ring may hold beyond twice its live values.
 const RING_SLACK: usize = 1 << 16;
 
-impl<T> Slots<T> {
+impl<T> TxMap<T> {
     fn index(&self, id: &TransactionId) -> Option<usize> {
         usize::try_from(id.0.checked_sub(self.base)?).ok()
     }
 
-    pub(super) fn len(&self) -> usize {
+    /// Number of values.
+    pub fn len(&self) -> usize {
         self.live
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
         self.live == 0
     }
 
-    pub(super) fn get(&self, id: &TransactionId) -> Option<&T> {
+    /// The value of `id`.
+    pub fn get(&self, id: &TransactionId) -> Option<&T> {
         match self.index(id) {
-            Some(i) => self.ring.get(i)?.as_deref(),
-            None => self.old.get(id).map(|e| &**e),
+            Some(i) => self.ring.get(i)?.as_ref(),
+            None => self.old.get(id),
         }
     }
 
-    pub(super) fn get_mut(&mut self, id: &TransactionId) -> Option<&mut T> {
+    /// The value of `id`, to change.
+    pub fn get_mut(&mut self, id: &TransactionId) -> Option<&mut T> {
         match self.index(id) {
-            Some(i) => self.ring.get_mut(i)?.as_deref_mut(),
-            None => self.old.get_mut(id).map(|e| &mut **e),
+            Some(i) => self.ring.get_mut(i)?.as_mut(),
+            None => self.old.get_mut(id),
         }
     }
 
-    /// Stores the entry of a new id (above every id stored before).
-    pub(super) fn insert(&mut self, id: TransactionId, entry: Box<T>) {
-        if self.ring.is_empty() {
+    /// Stores the value of `id`, returning the one it had.
+    pub fn insert(&mut self, id: TransactionId, value: T) -> Option<T> {
+        if self.ring.is_empty() && id.0 >= self.base {
             self.base = id.0;
         }
         let Some(i) = self.index(&id) else {
-            if self.old.insert(id, entry).is_none() {
+            let before = self.old.insert(id, value);
+            if before.is_none() {
                 self.live += 1;
             }
-            return;
+            return before;
         };
         while self.ring.len() <= i {
             self.ring.push_back(None);
         }
-        if let Some(slot) = self.ring.get_mut(i) {
-            if slot.replace(entry).is_none() {
-                self.live += 1;
-            }
+        let before = self.ring.get_mut(i).and_then(|slot| slot.replace(value));
+        if before.is_none() {
+            self.live += 1;
         }
         // Sparse: the front is held by a straggler. Move it out of the way.
         while self.ring.len() > RING_SLACK + 2 * (self.live - self.old.len()) {
-            if let Some(Some(e)) = self.ring.pop_front() {
-                self.old.insert(TransactionId(self.base), e);
+            if let Some(Some(v)) = self.ring.pop_front() {
+                self.old.insert(TransactionId(self.base), v);
             }
             self.base += 1;
             self.trim();
         }
+        before
     }
 
-    pub(super) fn remove(&mut self, id: &TransactionId) -> Option<Box<T>> {
-        let entry = match self.index(id) {
+    /// Takes the value of `id` out.
+    pub fn remove(&mut self, id: &TransactionId) -> Option<T> {
+        let value = match self.index(id) {
             Some(i) => {
-                let e = self.ring.get_mut(i)?.take()?;
+                let v = self.ring.get_mut(i)?.take()?;
                 self.trim();
-                e
+                v
             }
             None => self.old.remove(id)?,
         };
         self.live -= 1;
-        Some(entry)
+        Some(value)
     }
 
     /// Drops the empty slots at the front.
@@ -231,9 +255,9 @@ impl<T> Slots<T> {
     }
 }
 
-impl<T> Default for Slots<T> {
+impl<T> Default for TxMap<T> {
     fn default() -> Self {
-        Slots {
+        TxMap {
             base: 0,
             ring: VecDeque::new(),
             old: Map::default(),
@@ -249,32 +273,38 @@ mod tests {
 
     #[test]
     fn ids_find_their_entries_and_empty_slots_are_reclaimed() {
-        let mut s = Slots::default();
+        let mut s = TxMap::default();
         for i in 1..=3u8 {
-            s.insert(TransactionId(u64::from(i)), Box::new(i));
+            s.insert(TransactionId(u64::from(i)), i);
         }
         assert_eq!(s.len(), 3);
         assert_eq!(s.get(&TransactionId(2)), Some(&2));
         assert!(s.get(&TransactionId(0)).is_none() && s.get(&TransactionId(4)).is_none());
-        assert_eq!(s.remove(&TransactionId(2)).as_deref(), Some(&2));
+        assert_eq!(s.remove(&TransactionId(2)), Some(2));
         assert!(s.remove(&TransactionId(2)).is_none());
         assert_eq!(s.ring.len(), 3);
         s.remove(&TransactionId(1));
-        // Slots 1 and 2 are free: the ring starts at 3.
+        // Ids 1 and 2 are free: the ring starts at 3.
         assert_eq!((s.base, s.ring.len(), s.len()), (3, 1, 1));
         s.remove(&TransactionId(3));
         assert!(s.is_empty() && s.ring.is_empty());
-        s.insert(TransactionId(10), Box::new(10));
+        s.insert(TransactionId(10), 10);
+        assert_eq!(s.get(&TransactionId(10)), Some(&10));
+        // Out of order: below the ring's start, kept all the same.
+        assert_eq!(s.insert(TransactionId(4), 4), None);
+        assert_eq!(s.insert(TransactionId(4), 44), Some(4));
+        assert_eq!((s.get(&TransactionId(4)), s.len()), (Some(&44), 2));
+        assert_eq!(s.remove(&TransactionId(4)), Some(44));
         assert_eq!(s.get(&TransactionId(10)), Some(&10));
     }
 
     #[test]
     fn a_straggler_does_not_keep_every_slot_after_it() {
-        let mut s = Slots::default();
-        s.insert(TransactionId(1), Box::new(1u8));
+        let mut s = TxMap::default();
+        s.insert(TransactionId(1), 1u8);
         // Many transactions come and go while the first one stays.
         for id in 2..(4 * RING_SLACK as u64) {
-            s.insert(TransactionId(id), Box::new(0));
+            s.insert(TransactionId(id), 0);
             if id > 10 {
                 s.remove(&TransactionId(id - 8));
             }
@@ -284,7 +314,7 @@ mod tests {
         assert_eq!(s.len(), 1 + 1 + 8);
         assert_eq!(s.get(&TransactionId(1)), Some(&1));
         *s.get_mut(&TransactionId(1)).unwrap() = 7;
-        assert_eq!(s.remove(&TransactionId(1)).as_deref(), Some(&7));
+        assert_eq!(s.remove(&TransactionId(1)), Some(7));
         assert!(s.remove(&TransactionId(2)).is_some());
         assert_eq!(s.len(), 8);
         assert!(s.old.is_empty());
