@@ -372,3 +372,19 @@ fn requests_with_unreadable_from_to_or_cseq_still_get_their_400() {
         assert_eq!(resp.call_id().unwrap(), "c");
     }
 }
+
+#[test]
+fn header_values_refuse_every_control_byte_but_tab_and_folds() {
+    for c in (0u8..0x20).chain([0x7f]) {
+        let v = format!("a{}b", char::from(c));
+        assert_eq!(valid_value(&v), c == b'\t', "byte {c:#04x}");
+    }
+    assert!(valid_value(
+        "plain value, with punctuation: <sip:x@h>;tag=1"
+    ));
+    assert!(valid_value("folded\r\n continued"));
+    assert!(valid_value("folded\r\n\tcontinued"));
+    assert!(!valid_value("not folded\r\ncontinued"));
+    assert!(!valid_value("ends in CR\r"));
+    assert!(!valid_value("fold then NUL\r\n \0"));
+}
