@@ -3,11 +3,10 @@
 //! P-Asserted-Identity, our Call-ID, tags and Contact), for a routed call, a call
 //! to a default party, or a call the IVR bridges.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use maskline_sip::transaction::{RequestInfo, Transport};
-use maskline_sip::{Message, MessageBuilder, Method};
+use maskline_sip::transaction::{TransactionError, Transport};
+use maskline_sip::{MessageBuilder, Method};
 
 use super::call::{transport_name, CallId, State, TxRole};
 use super::engine::{Engine, TimerKind, ALLOW};
@@ -60,25 +59,14 @@ impl Engine {
         if let Some(sdp) = &offer {
             b = b.body("application/sdp", sdp);
         }
-        let Ok(bytes) = b.build() else {
-            self.b_leg_failed(id, 500, &[]);
-            return;
-        };
-        let payload: Arc<[u8]> = Arc::from(bytes);
-        let parsed = Message::parse(&payload);
-        let Some(info) = parsed
-            .as_ref()
-            .ok()
-            .and_then(|m| RequestInfo::from_message(m).ok())
-        else {
-            self.b_leg_failed(id, 500, &[]);
-            return;
-        };
-        let now = Instant::now();
-        let tx = match self.layer.send_request(now, &info, payload.clone(), b_dest) {
-            Ok(tx) => tx,
-            Err(e) => {
-                if matches!(e, maskline_sip::transaction::TransactionError::Overloaded) {
+        let (payload, now) = match self.start_client(id, b, b_dest, TxRole::BInvite) {
+            Ok((_, payload)) => (payload, Instant::now()),
+            Err(None) => {
+                self.b_leg_failed(id, 500, &[]);
+                return;
+            }
+            Err(Some(e)) => {
+                if matches!(e, TransactionError::Overloaded) {
                     metrics::counter!("maskline_sip_transactions_full_total").increment(1);
                 }
                 self.b_leg_failed(id, 503, &[("Retry-After", "1")]);
@@ -92,7 +80,6 @@ impl Engine {
             metrics::histogram!("maskline_call_setup_seconds")
                 .record(call.received.elapsed().as_secs_f64());
         }
-        self.by_tx.insert(tx, (id, TxRole::BInvite));
         self.by_callid.insert(b_callid, id);
         let at = now + self.settings.no_answer_timeout;
         self.schedule(at, id, TimerKind::NoAnswer);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use maskline_sip::dialog::Dialog;
-use maskline_sip::transaction::{Destination, RequestInfo, TransactionId};
+use maskline_sip::transaction::{Destination, RequestInfo, TransactionError, TransactionId};
 use maskline_sip::{Message, MessageBuilder, Method};
 
 use super::call::{is_sdp, transport_name, CallId, State, TxRole};
@@ -258,15 +258,28 @@ impl Engine {
         dest: Destination,
         role: TxRole,
     ) -> Option<TransactionId> {
-        let bytes: Arc<[u8]> = Arc::from(b.build().ok()?);
-        let msg = Message::parse(&bytes).ok()?;
-        let info = RequestInfo::from_message(&msg).ok()?;
+        self.start_client(id, b, dest, role).ok().map(|(tx, _)| tx)
+    }
+
+    /// Builds the request, starts its client transaction towards `dest` and
+    /// files it under call `id` as `role`; gives back the transaction and the
+    /// bytes sent. `Err(None)`: the request could not be built.
+    pub(super) fn start_client(
+        &mut self,
+        id: CallId,
+        b: MessageBuilder,
+        dest: Destination,
+        role: TxRole,
+    ) -> Result<(TransactionId, Arc<[u8]>), Option<TransactionError>> {
+        let bytes: Arc<[u8]> = Arc::from(b.build().map_err(|_| None)?);
+        let msg = Message::parse(&bytes).map_err(|_| None)?;
+        let info = RequestInfo::from_message(&msg).map_err(|_| None)?;
         let tx = self
             .layer
             .send_request(Instant::now(), &info, bytes.clone(), dest)
-            .ok()?;
+            .map_err(Some)?;
         self.by_tx.insert(tx, (id, role));
-        Some(tx)
+        Ok((tx, bytes))
     }
 
     /// CANCELs the B leg now if it sent a provisional, else as soon as it does.

@@ -8,16 +8,11 @@
 //! `z9hG4bK` cookie, and otherwise by the RFC 2543 fields (Request-URI,
 //! From tag, To tag, Call-ID, CSeq number, top Via).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-
-/// The layer's maps. Their keys come off the wire (branches, Call-IDs), so the
-/// hasher is seeded per process; foldhash does that at a fraction of SipHash's
-/// cost per message.
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::tables::{Key, KeyBuf, LegacyKey, TxMap};
+use super::tables::{Key, KeyBuf, LegacyKey, Map, TxMap};
 use super::{
     ClientTransaction, Destination, RequestInfo, ResponseInfo, ServerTransaction, TransactionError,
     TransactionEvent, TransactionId, Transmit, TxEvent, TxOutput,

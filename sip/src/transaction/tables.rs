@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use super::{RequestInfo, SentBy, TransactionId};
 
-/// Keyed per process: the keys come off the wire (branches, Call-IDs).
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// The layer's maps. Their keys come off the wire (branches, Call-IDs), so the
+/// hasher is seeded per process; foldhash does that at a fraction of SipHash's
+/// cost per message.
+pub(super) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A matching key: its fields in a fixed order, each text field preceded by
 /// its length (and an optional one by whether it is present), so that no two
