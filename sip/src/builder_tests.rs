@@ -388,3 +388,26 @@ fn header_values_refuse_every_control_byte_but_tab_and_folds() {
     assert!(!valid_value("ends in CR\r"));
     assert!(!valid_value("fold then NUL\r\n \0"));
 }
+
+#[test]
+fn body_replaces_a_content_type_however_it_was_added() {
+    let src = parse(b"MESSAGE sip:a@b SIP/2.0\r\nContent-Type: text/plain\r\n\r\n");
+    let built = [
+        MessageBuilder::request(Method::Message, "sip:a@b").header("Content-Type", "text/plain"),
+        MessageBuilder::request(Method::Message, "sip:a@b").header("c", "text/plain"),
+        MessageBuilder::request(Method::Message, "sip:a@b").header_parts("content-type", &["text/", "plain"]),
+        MessageBuilder::request(Method::Message, "sip:a@b")
+            .copy_headers(&src, &[HeaderName::ContentType]),
+        MessageBuilder::response(200, "OK")
+            .header("Content-Type", "text/plain")
+            .with_status(202, "Accepted"),
+    ];
+    for b in built {
+        let out = b.body_owned("text/html", b"<b>x</b>".to_vec()).build().unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(!text.contains("text/plain"), "{text}");
+        let m = parse(&out);
+        assert!(m.content_type().unwrap().unwrap().is("text", "html"), "{text}");
+        assert_eq!(m.body(), b"<b>x</b>");
+    }
+}

@@ -26,7 +26,7 @@ pub use builder::{BuildError, MessageBuilder};
 pub use error::ParseError;
 pub use framer::{Frame, Framer};
 pub use header::{Header, HeaderName};
-pub use ids::{new_branch, new_call_id, new_tag};
+pub use ids::{new_branch, new_call_id, new_call_id_with_prefix, new_tag, new_tag_with_prefix};
 pub use limits::Limits;
 pub use message::{Message, RequestLine, StartLine, StatusLine, SIP_VERSION};
 pub use method::Method;

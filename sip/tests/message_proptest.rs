@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use maskline_sip::transaction::RequestInfo;
 use maskline_sip::{Frame, Framer, HeaderName, Limits, Message, MessageBuilder};
 use proptest::prelude::*;
 
@@ -195,6 +196,9 @@ proptest! {
         let again = Message::parse(&once).unwrap();
         prop_assert_eq!(&again, &m);
         prop_assert_eq!(again.to_bytes(), once);
+        // The transaction layer's quick read of a request agrees with the parser.
+        let full = RequestInfo::from_message(&m).unwrap();
+        prop_assert_eq!(RequestInfo::from_bytes(&raw).unwrap(), full);
         // A response built from it is itself valid.
         let resp = MessageBuilder::response_to(&m, 200, "OK", Some("t")).unwrap().build().unwrap();
         let resp = Message::parse(&resp).unwrap();
@@ -283,6 +287,10 @@ fn exercise(data: &[u8]) {
         }
     };
     let _ = m.validate();
+    // Whenever both read a request, the quick read agrees with the parser.
+    if let (Ok(quick), Ok(full)) = (RequestInfo::from_bytes(data), RequestInfo::from_message(&m)) {
+        assert_eq!(quick, full);
+    }
     let _ = m.request_uri();
     let _ = m.top_via();
     let _ = m.vias().count();

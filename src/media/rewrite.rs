@@ -99,6 +99,8 @@ pub(super) fn rewrite(
 ) -> Result<(Vec<u8>, Target), MediaError> {
     let bad = |e: SdpError| MediaError::BadSdp(e.to_string());
     let addr_type = if addr.is_ipv4() { "IP4" } else { "IP6" };
+    // Our address as text, written once however many `c=` lines there are.
+    let mut addr_s: Option<String> = None;
     // The body without its `o=` line, and where that line goes.
     let mut body = String::with_capacity(sdp.len() + 32);
     body.push_str("v=0\r\n");
@@ -125,9 +127,13 @@ pub(super) fn rewrite(
                     });
                 }
                 let p = if in_first { port } else { 0 };
-                let _ = write!(body, "m={} {p}", m.media);
+                body.push_str("m=");
+                body.push_str(m.media);
+                body.push(' ');
+                push_u16(&mut body, p);
                 if let Some(n) = m.num_ports {
-                    let _ = write!(body, "/{n}");
+                    body.push('/');
+                    let _ = write!(body, "{n}");
                 }
                 body.push(' ');
                 body.push_str(m.proto);
@@ -148,9 +154,15 @@ pub(super) fn rewrite(
                     .parse::<IpAddr>()
                     .is_ok_and(|a| a.is_unspecified())
                 {
-                    let _ = write!(body, "c={value}\r\n");
+                    body.push_str("c=");
+                    body.push_str(value);
+                    body.push_str("\r\n");
                 } else {
-                    let _ = write!(body, "c=IN {addr_type} {addr}\r\n");
+                    body.push_str("c=IN ");
+                    body.push_str(addr_type);
+                    body.push(' ');
+                    body.push_str(addr_s.get_or_insert_with(|| addr.to_string()));
+                    body.push_str("\r\n");
                 }
             }
             (_, 'o') => {
@@ -170,7 +182,10 @@ pub(super) fn rewrite(
                     }
                 }
                 if !attribute.is_some_and(|(name, _)| DROPPED_ATTRIBUTES.contains(&name)) {
-                    let _ = write!(body, "{}={value}\r\n", line.kind);
+                    body.push(line.kind);
+                    body.push('=');
+                    body.push_str(value);
+                    body.push_str("\r\n");
                 }
             }
         }
@@ -198,6 +213,25 @@ pub(super) fn rewrite(
     );
     out.extend_from_slice(tail);
     Ok((out, target))
+}
+
+/// Appends the decimal form of `n`.
+fn push_u16(out: &mut String, n: u16) {
+    let mut digits = [b'0'; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            // n % 10 < 10, so the cast cannot truncate.
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or(b"0")).unwrap_or("0"));
 }
 
 /// What the rewrite learns of the first active stream while reading its section.
@@ -263,6 +297,15 @@ mod tests {
         let ours: IpAddr = "203.0.113.5".parse().unwrap();
         let (b, t) = rewrite(sdp.as_bytes(), ours, 30000, o).unwrap();
         (String::from_utf8(b).unwrap(), t)
+    }
+
+    #[test]
+    fn ports_are_written_in_decimal() {
+        for n in [0u16, 7, 10, 999, 1000, 30000, 65535] {
+            let mut s = String::from("m=");
+            push_u16(&mut s, n);
+            assert_eq!(s, format!("m={n}"));
+        }
     }
 
     #[test]

@@ -5,11 +5,12 @@
 
 use std::time::Instant;
 
-use maskline_sip::transaction::{TransactionError, Transport};
+use maskline_sip::transaction::TransactionError;
 use maskline_sip::{MessageBuilder, Method};
 
 use super::call::{transport_name, CallId, State, TxRole};
 use super::engine::{Engine, TimerKind, ALLOW};
+use crate::media::Leg;
 use crate::numbers::E164;
 
 impl Engine {
@@ -25,39 +26,29 @@ impl Engine {
         let local = self.settings.local(b_dest.transport);
         let b_callid = super::shard::b_call_id(self.shards.index);
         let from_tag = maskline_sip::new_tag();
-        let contact = {
-            let t = match b_dest.transport {
-                Transport::Tcp => ";transport=tcp",
-                Transport::Tls => ";transport=tls",
-                _ => "",
-            };
-            format!("<sip:{}@{}{}>", call.number.digits(), local, t)
-        };
-        let mut b = MessageBuilder::request(
-            Method::Invite,
-            &format!("sip:{}@{}", callee.expose(), b_dest.addr),
-        )
-        .via(
-            transport_name(b_dest.transport),
-            local,
-            &maskline_sip::new_branch(),
-        )
-        .max_forwards(max_forwards)
-        .header(
-            "From",
-            &format!("<sip:{}@{}>;tag={}", call.number.expose(), local, from_tag),
-        )
-        .header("To", &format!("<sip:{}@{}>", callee.expose(), b_dest.addr))
-        .header("Call-ID", &b_callid)
-        .cseq(1, Method::Invite)
-        .header("Contact", &contact)
-        .header(
-            "P-Asserted-Identity",
-            &format!("<sip:{}@{}>", call.number.expose(), local),
-        )
-        .header("Allow", ALLOW);
-        if let Some(sdp) = &offer {
-            b = b.body("application/sdp", sdp);
+        let contact = call.our_contact(&self.settings, Leg::B);
+        let x = call.number.expose();
+        let gateway = b_dest.addr.to_string();
+        let mut uri = String::with_capacity(64);
+        for part in ["sip:", callee.expose(), "@", &gateway] {
+            uri.push_str(part);
+        }
+        let mut b = MessageBuilder::request(Method::Invite, &uri)
+            .via(
+                transport_name(b_dest.transport),
+                local,
+                &maskline_sip::new_branch(),
+            )
+            .max_forwards(max_forwards)
+            .header_parts("From", &["<sip:", x, "@", local, ">;tag=", &from_tag])
+            .header_parts("To", &["<", &uri, ">"])
+            .header("Call-ID", &b_callid)
+            .cseq(1, Method::Invite)
+            .header("Contact", &contact)
+            .header_parts("P-Asserted-Identity", &["<sip:", x, "@", local, ">"])
+            .header("Allow", ALLOW);
+        if let Some(sdp) = offer {
+            b = b.body_owned("application/sdp", sdp);
         }
         let (payload, now) = match self.start_client(id, b, b_dest, TxRole::BInvite) {
             Ok((_, payload)) => (payload, Instant::now()),

@@ -116,7 +116,11 @@ impl Call {
             Transport::Tls => ";transport=tls",
             _ => "",
         };
-        format!("<sip:{}@{}{}>", self.number.digits(), addr, t)
+        let mut c = String::with_capacity(64);
+        for part in ["<sip:", self.number.digits(), "@", addr, t, ">"] {
+            c.push_str(part);
+        }
+        c
     }
 }
 

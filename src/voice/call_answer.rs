@@ -272,8 +272,8 @@ impl Engine {
         role: TxRole,
     ) -> Result<(TransactionId, Arc<[u8]>), Option<TransactionError>> {
         let bytes: Arc<[u8]> = Arc::from(b.build().map_err(|_| None)?);
-        let msg = Message::parse(&bytes).map_err(|_| None)?;
-        let info = RequestInfo::from_message(&msg).map_err(|_| None)?;
+        // Built here: read its transaction fields without parsing it whole.
+        let info = RequestInfo::from_bytes(&bytes).map_err(|_| None)?;
         let tx = self
             .layer
             .send_request(Instant::now(), &info, bytes.clone(), dest)

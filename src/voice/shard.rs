@@ -340,17 +340,27 @@ const CALL_ID_DIGITS: usize = 32;
 /// A new Call-ID for a B leg placed by shard `shard`: `s`, the shard as one hex
 /// digit, then 32 random hex digits.
 pub fn b_call_id(shard: usize) -> String {
-    format!("s{}{}", shard_digit(shard), maskline_sip::new_call_id())
+    maskline_sip::new_call_id_with_prefix(shard_prefix(shard).as_str())
 }
 
 /// A new tag for our side of an A-leg dialog held by shard `shard`: `s`, the
 /// shard as one hex digit, then 24 random hex digits.
 pub fn a_tag(shard: usize) -> String {
-    format!("s{}{}", shard_digit(shard), maskline_sip::new_tag())
+    maskline_sip::new_tag_with_prefix(shard_prefix(shard).as_str())
 }
 
-fn shard_digit(shard: usize) -> char {
-    char::from_digit((shard % MAX_ENGINES) as u32, 16).unwrap_or('0')
+/// `s` and the shard as one hex digit, without allocating.
+struct ShardPrefix([u8; 2]);
+
+impl ShardPrefix {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("s0")
+    }
+}
+
+fn shard_prefix(shard: usize) -> ShardPrefix {
+    let d = char::from_digit((shard % MAX_ENGINES) as u32, 16).unwrap_or('0');
+    ShardPrefix([b's', u8::try_from(d).unwrap_or(b'0')])
 }
 
 /// The shard in an identifier of ours (`s`, a hex digit, `rest` more characters),
@@ -375,21 +385,38 @@ pub struct Scan<'a> {
     pub our_tag: Option<&'a [u8]>,
 }
 
-/// One pass over the header lines (stops at the blank line).
+/// One pass over the header lines (stops at the blank line). Every datagram
+/// goes through here before it is parsed, so lines are found with `memchr`
+/// and only those whose first letter can start a Call-ID, To (requests) or
+/// From (responses) header are looked at further.
 pub fn scan(data: &[u8]) -> Scan<'_> {
     let response = data.starts_with(b"SIP/");
     let mut out = Scan::default();
-    let mut lines = data.split(|b| *b == b'\n');
-    if lines.next().is_none() {
+    let Some(first) = memchr::memchr(b'\n', data) else {
         return out;
-    }
+    };
+    let mut rest = data.get(first + 1..).unwrap_or_default();
     let mut tag_seen = false;
-    for line in lines {
+    while !rest.is_empty() {
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (rest.get(..i).unwrap_or_default(), rest.get(i + 1..)),
+            None => (rest, None),
+        };
+        rest = next.unwrap_or_default();
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
+        let Some(&lead) = line.first() else {
             break;
+        };
+        let wanted = match lead.to_ascii_lowercase() {
+            b'c' | b'i' => out.call_id.is_none(),
+            b't' => !response && !tag_seen,
+            b'f' => response && !tag_seen,
+            _ => false,
+        };
+        if !wanted {
+            continue;
         }
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let (name, value) = line.split_at(colon);
@@ -495,6 +522,25 @@ mod tests {
         let m = b"INVITE sip:x@h SIP/2.0\r\nFrom: <sip:c@g>;tag=1\r\nTo: <sip:x@h>\r\n\
             Call-ID: c3\r\n\r\n";
         assert_eq!(scan(m).our_tag, None);
+    }
+
+    #[test]
+    fn the_scan_skips_look_alike_headers_and_folds() {
+        // Contact and CSeq start like Call-ID, Timestamp like To, a fold holds
+        // "Call-ID:"; a request's From tag and a response's To tag are not ours.
+        let m = b"BYE sip:x@h SIP/2.0\r\nContact: <sip:c@h>;tag=no\r\nCSeq: 2 BYE\r\n\
+            Subject: a\r\n Call-ID: folded\r\nFrom: <sip:a@h>;tag=theirs\r\n\
+            Timestamp: 1\r\ni: real\r\nt: <sip:x@h>;tag=s1ours\r\n\r\n";
+        let s = scan(m);
+        assert_eq!(s.call_id, Some(&b"real"[..]));
+        assert_eq!(s.our_tag, Some(&b"s1ours"[..]));
+        let r = b"SIP/2.0 200 OK\r\nTo: <sip:x@h>;tag=theirs\r\nf: <sip:a@h>;tag=s0ours\r\n\
+            Call-ID: c1\r\n\r\n";
+        let s = scan(r);
+        assert_eq!((s.call_id, s.our_tag), (Some(&b"c1"[..]), Some(&b"s0ours"[..])));
+        // No line end at all, and a head cut before its blank line.
+        assert_eq!(scan(b"INVITE sip:x@h SIP/2.0"), Scan::default());
+        assert_eq!(call_id_of(b"ACK sip:x@h SIP/2.0\r\nCall-ID: cut"), Some(&b"cut"[..]));
     }
 
     fn two_shards() -> (Shards, Shards) {

@@ -8,6 +8,7 @@
 //! are queued and drained with [`ClientTransaction::poll_output`].
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,10 +47,10 @@ struct AckBase {
 
 impl AckBase {
     fn new(request: &RequestInfo<'_>) -> Self {
-        let mut text = format!(
-            "ACK {} SIP/2.0\r\nVia: {}\r\n",
-            request.request_uri, request.top_via
-        );
+        let mut text = String::with_capacity(256);
+        for part in ["ACK ", request.request_uri, " SIP/2.0\r\nVia: ", request.top_via, "\r\n"] {
+            text.push_str(part);
+        }
         for r in &request.routes {
             text.push_str("Route: ");
             text.push_str(r);
@@ -61,10 +62,10 @@ impl AckBase {
         let to_at = text.len();
         text.push_str("Call-ID: ");
         text.push_str(request.call_id);
-        text.push_str(&format!(
-            "\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
-            request.cseq
-        ));
+        text.push_str("\r\nCSeq: ");
+        // Writing a number into a String cannot fail.
+        let _ = write!(text, "{}", request.cseq);
+        text.push_str(" ACK\r\nContent-Length: 0\r\n\r\n");
         AckBase { text, to_at }
     }
 

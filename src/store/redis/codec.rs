@@ -49,7 +49,11 @@ pub fn digits(n: &E164) -> &str {
 
 /// Route/hold key of the party with tag `tag` on virtual number `x`.
 pub fn route_key(pool: &str, x: &E164, tag: &[u8; TAG_LEN]) -> Vec<u8> {
-    let mut k = format!("{{{pool}}}r{}", digits(x)).into_bytes();
+    let d = digits(x);
+    let mut k = Vec::with_capacity(pool.len() + d.len() + 3 + tag.len());
+    for part in ["{", pool, "}r", d] {
+        k.extend_from_slice(part.as_bytes());
+    }
     k.extend_from_slice(tag);
     k
 }
@@ -240,6 +244,12 @@ pub fn pack_number(n: &E164) -> Vec<u8> {
 /// Digits of BCD bytes (`0xF` nibbles pad).
 fn unpack_digits(b: &[u8]) -> Result<String, CodecError> {
     let mut s = String::with_capacity(b.len() * 2);
+    unpack_digits_into(b, &mut s)?;
+    Ok(s)
+}
+
+/// [`unpack_digits`] appending to `s`.
+fn unpack_digits_into(b: &[u8], s: &mut String) -> Result<(), CodecError> {
     for &x in b {
         for nib in [x >> 4, x & 0x0F] {
             match nib {
@@ -249,12 +259,14 @@ fn unpack_digits(b: &[u8]) -> Result<String, CodecError> {
             }
         }
     }
-    Ok(s)
+    Ok(())
 }
 
 /// Reverses [`pack_number`].
 pub fn unpack_number(b: &[u8]) -> Result<E164, CodecError> {
-    let s = format!("+{}", unpack_digits(b)?);
+    let mut s = String::with_capacity(b.len() * 2 + 1);
+    s.push('+');
+    unpack_digits_into(b, &mut s)?;
     E164::parse(&s).map_err(|_| CodecError::Malformed("packed number"))
 }
 
