@@ -13,7 +13,8 @@
 # It also prints SIPp's own CPU (caller and callee together) in ms per call: the
 # load generator shares the two cores, so its share bounds what any relay can
 # be shown to sustain here.
-# Env: HOLD_MS, each call's length (default 1000); RELAYS, which relays run
+# Env: HOLD_MS, each call's length (default 1000); ROUNDS, how many turns each
+# relay takes at each rate (default 1; the ratio line sums them); RELAYS, which relays run
 # (default "maskline kamailio"; "direct" runs the caller straight to the callee,
 # SIPp alone);
 # MASKLINE_SIP_ENGINES, MASKLINE_SIP_ENGINE_PORT_BASE pass through to maskline;
@@ -118,6 +119,8 @@ handoffs() { curl -s $API/metrics | awk '/^maskline_sip_shard_handoffs_total/ {p
 
 printf "%-9s %6s %8s %7s %8s %10s %10s %s\n" relay cps calls failed "fail%" "cpu_ms/call" "sipp_ms" "pdd(ms) p50/p99"
 for rate in $RATES; do
+  declare -A sum_calls=() sum_cpu=()
+  for round in $(seq "${ROUNDS:-1}"); do
   for relay in ${RELAYS:-maskline kamailio}; do
     case $relay in maskline) port=$ML ;; kamailio) port=$KM ;; *) port=$GW ;; esac
     n=$((rate * SECS))
@@ -201,5 +204,16 @@ PY
     fi
     awk -v r=$relay -v c=$rate -v t=$total -v f=$fail -v cpu=$((c1 - c0)) -v sc=$sipp_cpu -v e="$extra" \
       'BEGIN{printf "%-9s %6d %8d %7d %7.2f%% %10.3f %10.3f %s\n", r, c, t, f, (t?100*f/t:0), (t?cpu/t:0), (t?sc/t:0), e}'
+    sum_calls[$relay]=$(( ${sum_calls[$relay]:-0} + total ))
+    sum_cpu[$relay]=$(( ${sum_cpu[$relay]:-0} + c1 - c0 ))
   done
+  done
+  # The relays take turns ROUNDS times at each rate, so that a slow spell of
+  # this shared machine (SIPp's own cost moves by a third between runs) falls
+  # on both: the ratio is over the summed calls and CPU of every turn.
+  if [ -n "${sum_calls[maskline]:-}" ] && [ -n "${sum_calls[kamailio]:-}" ]; then
+    awk -v c=$rate -v n="${ROUNDS:-1}" -v mt="${sum_calls[maskline]}" -v mc="${sum_cpu[maskline]}" \
+        -v kt="${sum_calls[kamailio]}" -v kc="${sum_cpu[kamailio]}" \
+      'BEGIN{m=(mt?mc/mt:0); k=(kt?kc/kt:0); printf "ratio     %6d over %d turn(s): maskline %.3f / kamailio %.3f ms per call = %.2fx\n", c, n, m, k, (k?m/k:0)}'
+  fi
 done

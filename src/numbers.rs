@@ -38,20 +38,29 @@ pub enum NumberError {
 /// country code and national number for masked display. Unknown prefixes fall back
 /// to a one-digit split, which is still masked safely.
 fn country_code_len(digits: &str) -> usize {
-    // One-digit codes: 1 (NANP), 7 (Russia/Kazakhstan).
-    const ONE: &[&str] = &["1", "7"];
-    // Two-digit codes.
-    const TWO: &[&str] = &[
-        "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46",
-        "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
-        "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98",
+    // Two-digit codes, as a bit per value 0..=99.
+    const TWO: [u8; 44] = [
+        20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55,
+        56, 57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98,
     ];
-    if ONE.iter().any(|c| digits.starts_with(c)) {
-        1
-    } else if TWO.iter().any(|c| digits.starts_with(c)) {
-        2
-    } else {
-        3
+    const TWO_SET: u128 = {
+        let mut set = 0u128;
+        let mut i = 0;
+        while i < TWO.len() {
+            set |= 1 << TWO[i];
+            i += 1;
+        }
+        set
+    };
+    match digits.as_bytes() {
+        // One-digit codes: 1 (NANP), 7 (Russia/Kazakhstan).
+        [b'1' | b'7', ..] => 1,
+        [a @ b'0'..=b'9', b @ b'0'..=b'9', ..]
+            if TWO_SET & (1 << ((a - b'0') * 10 + (b - b'0'))) != 0 =>
+        {
+            2
+        }
+        _ => 3,
     }
 }
 
@@ -371,6 +380,29 @@ mod tests {
         let de = E164::parse("+4930123456").unwrap();
         assert_eq!(de.country_code(), "49");
         assert!(!de.to_string().contains("30123456"));
+    }
+
+    #[test]
+    fn country_codes_have_their_itu_lengths() {
+        let two = [
+            "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45",
+            "46", "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61",
+            "62", "63", "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94",
+            "95", "98",
+        ];
+        for p in 10..100 {
+            let digits = format!("{p}12345678");
+            let want = if digits.starts_with(['1', '7']) {
+                1
+            } else if two.iter().any(|c| digits.starts_with(c)) {
+                2
+            } else {
+                3
+            };
+            assert_eq!(country_code_len(&digits), want, "{digits}");
+        }
+        assert_eq!(country_code_len("8"), 3);
+        assert_eq!(country_code_len(""), 3);
     }
 
     #[test]

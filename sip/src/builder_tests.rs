@@ -395,7 +395,8 @@ fn body_replaces_a_content_type_however_it_was_added() {
     let built = [
         MessageBuilder::request(Method::Message, "sip:a@b").header("Content-Type", "text/plain"),
         MessageBuilder::request(Method::Message, "sip:a@b").header("c", "text/plain"),
-        MessageBuilder::request(Method::Message, "sip:a@b").header_parts("content-type", &["text/", "plain"]),
+        MessageBuilder::request(Method::Message, "sip:a@b")
+            .header_parts("content-type", &["text/", "plain"]),
         MessageBuilder::request(Method::Message, "sip:a@b")
             .copy_headers(&src, &[HeaderName::ContentType]),
         MessageBuilder::response(200, "OK")
@@ -403,11 +404,17 @@ fn body_replaces_a_content_type_however_it_was_added() {
             .with_status(202, "Accepted"),
     ];
     for b in built {
-        let out = b.body_owned("text/html", b"<b>x</b>".to_vec()).build().unwrap();
+        let out = b
+            .body_owned("text/html", b"<b>x</b>".to_vec())
+            .build()
+            .unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(!text.contains("text/plain"), "{text}");
         let m = parse(&out);
-        assert!(m.content_type().unwrap().unwrap().is("text", "html"), "{text}");
+        assert!(
+            m.content_type().unwrap().unwrap().is("text", "html"),
+            "{text}"
+        );
         assert_eq!(m.body(), b"<b>x</b>");
     }
 }

@@ -90,6 +90,8 @@ pub struct Message<'a> {
     /// matching and dialogs each ask for them); an error surfaces when asked.
     from_addr: Result<NameAddr<'a>, ParseError>,
     to_addr: Result<NameAddr<'a>, ParseError>,
+    /// The top Via, parsed once with the message for the same reason.
+    top_via: Result<Via<'a>, ParseError>,
 }
 
 impl<'a> Message<'a> {
@@ -152,6 +154,7 @@ impl<'a> Message<'a> {
             index,
             from_addr: Err(ParseError::MissingHeader("From")),
             to_addr: Err(ParseError::MissingHeader("To")),
+            top_via: Err(ParseError::MissingHeader("Via")),
         }
         .with_addresses())
     }
@@ -309,6 +312,11 @@ impl<'a> Message<'a> {
     /// # Errors
     /// [`ParseError::MissingHeader`] or [`ParseError::InvalidHeader`].
     pub fn top_via(&self) -> Result<Via<'a>, ParseError> {
+        self.top_via
+    }
+
+    /// [`Message::top_via`], parsed.
+    fn parse_top_via(&self) -> Result<Via<'a>, ParseError> {
         // One value without a comma is the top Via as it stands, unless a
         // quote or `<` could make the comma split fail: a Via parsed
         // without quoted parameters holds neither.
@@ -359,7 +367,16 @@ impl<'a> Message<'a> {
     fn with_addresses(mut self) -> Self {
         self.from_addr = self.addr(HeaderName::From, "From");
         self.to_addr = self.addr(HeaderName::To, "To");
+        self.top_via = self.parse_top_via();
         self
+    }
+
+    /// True when the message has exactly one Via value (one Via header
+    /// without a comma).
+    fn one_via(&self) -> bool {
+        self.index.top_via_single
+            && crate::head::slot(HeaderName::Via)
+                .is_some_and(|s| self.index.repeated & (1 << s) == 0)
     }
 
     /// The Call-ID.
@@ -474,13 +491,18 @@ impl<'a> Message<'a> {
                 return Err(ParseError::InvalidRequestUri);
             }
         }
-        let mut n = 0usize;
-        for v in self.vias() {
-            v?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err(ParseError::MissingHeader("Via"));
+        if self.one_via() {
+            // Parsed with the message already.
+            self.top_via()?;
+        } else {
+            let mut n = 0usize;
+            for v in self.vias() {
+                v?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err(ParseError::MissingHeader("Via"));
+            }
         }
         self.from()?;
         self.to()?;

@@ -12,9 +12,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use std::fmt::Write as _;
-use std::io::Write as _;
-
 use maskline_sip::sdp::{LineFields, SdpError, SdpLimits, SdpLines};
 
 use super::MediaError;
@@ -130,10 +127,10 @@ pub(super) fn rewrite(
                 body.push_str("m=");
                 body.push_str(m.media);
                 body.push(' ');
-                push_u16(&mut body, p);
+                push_decimal(&mut body, u64::from(p));
                 if let Some(n) = m.num_ports {
                     body.push('/');
-                    let _ = write!(body, "{n}");
+                    push_decimal(&mut body, u64::from(n));
                 }
                 body.push(' ');
                 body.push_str(m.proto);
@@ -204,34 +201,26 @@ pub(super) fn rewrite(
     let Some((head, tail)) = origin_at.and_then(|at| body.as_bytes().split_at_checked(at)) else {
         return Ok((body.into_bytes(), target));
     };
-    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut o = String::with_capacity(64);
+    o.push_str("o=- ");
+    push_decimal(&mut o, origin.session_id);
+    o.push(' ');
+    push_decimal(&mut o, origin.version);
+    o.push_str(" IN ");
+    o.push_str(addr_type);
+    o.push(' ');
+    o.push_str(addr_s.get_or_insert_with(|| addr.to_string()));
+    o.push_str("\r\n");
+    let mut out = Vec::with_capacity(body.len() + o.len());
     out.extend_from_slice(head);
-    let _ = write!(
-        out,
-        "o=- {} {} IN {addr_type} {addr}\r\n",
-        origin.session_id, origin.version
-    );
+    out.extend_from_slice(o.as_bytes());
     out.extend_from_slice(tail);
     Ok((out, target))
 }
 
 /// Appends the decimal form of `n`.
-fn push_u16(out: &mut String, n: u16) {
-    let mut digits = [b'0'; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            // n % 10 < 10, so the cast cannot truncate.
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or(b"0")).unwrap_or("0"));
+fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// What the rewrite learns of the first active stream while reading its section.
@@ -300,10 +289,10 @@ mod tests {
     }
 
     #[test]
-    fn ports_are_written_in_decimal() {
-        for n in [0u16, 7, 10, 999, 1000, 30000, 65535] {
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 999, 1000, 30000, 65535, u64::MAX] {
             let mut s = String::from("m=");
-            push_u16(&mut s, n);
+            push_decimal(&mut s, n);
             assert_eq!(s, format!("m={n}"));
         }
     }

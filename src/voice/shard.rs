@@ -537,10 +537,16 @@ mod tests {
         let r = b"SIP/2.0 200 OK\r\nTo: <sip:x@h>;tag=theirs\r\nf: <sip:a@h>;tag=s0ours\r\n\
             Call-ID: c1\r\n\r\n";
         let s = scan(r);
-        assert_eq!((s.call_id, s.our_tag), (Some(&b"c1"[..]), Some(&b"s0ours"[..])));
+        assert_eq!(
+            (s.call_id, s.our_tag),
+            (Some(&b"c1"[..]), Some(&b"s0ours"[..]))
+        );
         // No line end at all, and a head cut before its blank line.
         assert_eq!(scan(b"INVITE sip:x@h SIP/2.0"), Scan::default());
-        assert_eq!(call_id_of(b"ACK sip:x@h SIP/2.0\r\nCall-ID: cut"), Some(&b"cut"[..]));
+        assert_eq!(
+            call_id_of(b"ACK sip:x@h SIP/2.0\r\nCall-ID: cut"),
+            Some(&b"cut"[..])
+        );
     }
 
     fn two_shards() -> (Shards, Shards) {

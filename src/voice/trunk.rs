@@ -98,7 +98,7 @@ impl Trunk {
         let caller_user = if self.caller_from_pai {
             msg.p_asserted_identities()
                 .filter_map(Result::ok)
-                .find_map(|a| a.uri().user().map(str::to_owned))
+                .find_map(|a| a.uri().user())
         } else {
             None
         };
@@ -107,21 +107,17 @@ impl Trunk {
             None => msg
                 .from()
                 .ok()
-                .and_then(|f| f.uri().user().map(str::to_owned))
+                .and_then(|f| f.uri().user())
                 .ok_or(NumberProblem::Caller)?,
         };
         let called_user = if self.called_from_to {
-            msg.to()
-                .ok()
-                .and_then(|t| t.uri().user().map(str::to_owned))
+            msg.to().ok().and_then(|t| t.uri().user())
         } else {
-            msg.request_uri()
-                .ok()
-                .and_then(|u| u.user().map(str::to_owned))
+            msg.request_uri().ok().and_then(|u| u.user())
         }
         .ok_or(NumberProblem::Called)?;
-        let caller = self.number(&caller_user).ok_or(NumberProblem::Caller)?;
-        let called = self.number(&called_user).ok_or(NumberProblem::Called)?;
+        let caller = self.number(caller_user).ok_or(NumberProblem::Caller)?;
+        let called = self.number(called_user).ok_or(NumberProblem::Called)?;
         Ok((caller, called))
     }
 
@@ -130,6 +126,10 @@ impl Trunk {
     /// separators removed; URI parameters (`;phone-context=`) ignored.
     fn number(&self, user: &str) -> Option<E164> {
         let user = user.split(';').next().unwrap_or("");
+        // The usual `+8613800138000` needs no cleaning.
+        if user.starts_with('+') && user.bytes().skip(1).all(|b| b.is_ascii_digit()) {
+            return E164::parse(user).ok();
+        }
         let digits: String = user
             .chars()
             .filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' '))

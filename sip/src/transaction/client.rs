@@ -48,7 +48,13 @@ struct AckBase {
 impl AckBase {
     fn new(request: &RequestInfo<'_>) -> Self {
         let mut text = String::with_capacity(256);
-        for part in ["ACK ", request.request_uri, " SIP/2.0\r\nVia: ", request.top_via, "\r\n"] {
+        for part in [
+            "ACK ",
+            request.request_uri,
+            " SIP/2.0\r\nVia: ",
+            request.top_via,
+            "\r\n",
+        ] {
             text.push_str(part);
         }
         for r in &request.routes {

@@ -359,17 +359,35 @@ mod tests {
         let quick = quick_request(raw).unwrap();
         assert_eq!(quick, full(raw).unwrap());
         assert_eq!(quick.routes, ["<sip:p1;lr>", "<sip:p2;lr>"]);
-        assert_eq!((quick.branch, quick.from_tag, quick.cseq), (Some("z9hG4bKq1"), Some("f1"), 7));
+        assert_eq!(
+            (quick.branch, quick.from_tag, quick.cseq),
+            (Some("z9hG4bKq1"), Some("f1"), 7)
+        );
     }
 
     #[test]
     fn every_other_head_goes_to_the_parser_and_reads_the_same() {
         let variants = [
-            ("Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport", "v: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKc"),
-            ("Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport", "via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKl"),
-            ("Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport", "Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b"),
-            ("Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport", "Via: SIP/2.0/UDP a;branch=z9hG4bK1;x=\"q\""),
-            ("To: <sip:b@192.0.2.4>", "To:\r\n <sip:b@192.0.2.4>;tag=folded"),
+            (
+                "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport",
+                "v: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKc",
+            ),
+            (
+                "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport",
+                "via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKl",
+            ),
+            (
+                "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport",
+                "Via: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b",
+            ),
+            (
+                "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport",
+                "Via: SIP/2.0/UDP a;branch=z9hG4bK1;x=\"q\"",
+            ),
+            (
+                "To: <sip:b@192.0.2.4>",
+                "To:\r\n <sip:b@192.0.2.4>;tag=folded",
+            ),
             ("To: <sip:b@192.0.2.4>", "t: <sip:b@192.0.2.4>;tag=compact"),
             ("Call-ID: c1", "Call-ID: c1\r\ni: c1"),
             ("Route: <sip:p1;lr>", "Route: <sip:p0;lr>, <sip:p1;lr>"),
@@ -384,7 +402,10 @@ mod tests {
         for (from, to) in [
             ("Call-ID: c1", "Call-ID: c1\r\nCall-ID: c2"),
             ("From: \"A\" <sip:a@h>;tag=f1\r\n", ""),
-            ("Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport", "Via: nonsense"),
+            (
+                "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKq1;rport",
+                "Via: nonsense",
+            ),
             ("INVITE sip", "INVITE  sip"),
         ] {
             let text = PLAIN.replacen(from, to, 1);
