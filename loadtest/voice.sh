@@ -94,9 +94,21 @@ curl -sf "${auth[@]}" -d "{\"pool\":\"bench\",\"shipment_id\":\"S1\",\"party_a\"
 # Kamailio on the same Redis with the same mapping (plain key, its own format).
 redis-cli -p $RPORT SET "route:$X:$A" "$B" >/dev/null
 sed -e "s/LISTEN_PORT/$KM/; s/REDIS_PORT/$RPORT/; s/GATEWAY_PORT/$GW/" loadtest/peers/kamailio/kamailio.cfg > "$WORK/kamailio.cfg"
-kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m "${KAM_SHM_MB:-2048}" -M 32 -P "$WORK/kamailio.pid" > "$WORK/kamailio.log" 2>&1 &
-KMPID=$!; PIDS+=($KMPID)
-sleep 1
+# Kamailio starts afresh for each of its turns: its dialog module does not see
+# the ACK of every call through topoh, and those dialogs time out together a
+# minute later (noack_timeout); in a long-lived process that burst fell on a
+# later turn (of either relay) and, with ROUNDS, broke Kamailio's own third turn.
+start_kamailio() {
+  if [ -n "${KMPID:-}" ]; then
+    kill "$KMPID" 2>/dev/null || true
+    for _ in $(seq 50); do [ -z "$(kam_pids)" ] && break; sleep 0.1; done
+    pkill -9 -f "$WORK/kamailio.cfg" 2>/dev/null || true
+  fi
+  kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m "${KAM_SHM_MB:-2048}" -M 32 -P "$WORK/kamailio.pid" >> "$WORK/kamailio.log" 2>&1 &
+  KMPID=$!; PIDS+=($KMPID)
+  for _ in $(seq 50); do listening $KM && break; sleep 0.1; done
+  sleep 0.5
+}
 
 sed -e "s/@CALLER@/$A/g; s/@CALLED@/$X/g; s/@HOLD_MS@/${HOLD_MS:-1000}/g" tests/sipp/uac.xml > "$WORK/uac.xml"
 cp loadtest/sipp/uas_answer.xml "$WORK/uas.xml"
@@ -131,6 +143,7 @@ for rate in $RATES; do
     sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" >> "$WORK/uas.out" 2>&1 || true
     for _ in $(seq 50); do listening $GW && break; sleep 0.1; done
     listening $GW || { echo "the callee's SIPp does not listen on port $GW"; exit 1; }
+    if [ $relay = kamailio ]; then start_kamailio; fi
     case $relay in
       maskline) pids=$MLPID; before_pdd=$(pdd); h0=$(handoffs) ;;
       kamailio) pids=$(kam_pids) ;;
