@@ -13,7 +13,8 @@
 # It also prints SIPp's own CPU (caller and callee together) in ms per call: the
 # load generator shares the two cores, so its share bounds what any relay can
 # be shown to sustain here.
-# Env: HOLD_MS, each call's length (default 1000); ROUNDS, how many turns each
+# Env: PIN=1 pins the relay to CPU 0 and SIPp and Redis to CPU 1;
+# HOLD_MS, each call's length (default 1000); ROUNDS, how many turns each
 # relay takes at each rate (default 1; the ratio line sums them); RELAYS, which relays run
 # (default "maskline kamailio"; "direct" runs the caller straight to the callee,
 # SIPp alone);
@@ -46,7 +47,11 @@ cleanup() {
 trap cleanup EXIT
 
 RPORT=$((20000 + RANDOM % 5000))
-redis-server --port $RPORT --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
+# PIN=1: the relay runs on CPU 0, SIPp and Redis on CPU 1 (either relay alike),
+# so that neither shares a core with its load generator and the scheduler's
+# placement does not move the figures from one turn to the next.
+if [ -n "${PIN:-}" ]; then RELAY_CPU=(taskset -c 0); LOAD_CPU=(taskset -c 1); else RELAY_CPU=(); LOAD_CPU=(); fi
+"${LOAD_CPU[@]}" redis-server --port $RPORT --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
 PIDS+=($!)
 sleep 0.5
 
@@ -82,7 +87,7 @@ sources = ["127.0.0.0/8"]
 gateway = "127.0.0.1:$GW"
 cps = 100000
 TOML
-$BIN serve --config "$WORK/maskline.toml" > "$WORK/maskline.out" 2> "$WORK/maskline.err" &
+"${RELAY_CPU[@]}" $BIN serve --config "$WORK/maskline.toml" > "$WORK/maskline.out" 2> "$WORK/maskline.err" &
 MLPID=$!; PIDS+=($MLPID)
 for _ in $(seq 100); do grep -q "^listening on" "$WORK/maskline.out" 2>/dev/null && break; sleep 0.1; done
 API=http://127.0.0.1:18080
@@ -104,7 +109,7 @@ start_kamailio() {
     for _ in $(seq 50); do [ -z "$(kam_pids)" ] && break; sleep 0.1; done
     pkill -9 -f "$WORK/kamailio.cfg" 2>/dev/null || true
   fi
-  kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m "${KAM_SHM_MB:-2048}" -M 32 -P "$WORK/kamailio.pid" >> "$WORK/kamailio.log" 2>&1 &
+  "${RELAY_CPU[@]}" kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m "${KAM_SHM_MB:-2048}" -M 32 -P "$WORK/kamailio.pid" >> "$WORK/kamailio.log" 2>&1 &
   KMPID=$!; PIDS+=($KMPID)
   for _ in $(seq 50); do listening $KM && break; sleep 0.1; done
   sleep 0.5
@@ -140,7 +145,7 @@ for rate in $RATES; do
     # the process list; start this one only once the port is free, and only go
     # on once it listens (a missing callee fails every call of the run).
     for _ in $(seq 100); do listening $GW || break; sleep 0.1; done
-    sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" >> "$WORK/uas.out" 2>&1 || true
+    "${LOAD_CPU[@]}" sipp -sf "$WORK/uas.xml" -i 127.0.0.1 -p $GW -nostdin -bg -trace_err -error_file "$WORK/uas.err" >> "$WORK/uas.out" 2>&1 || true
     for _ in $(seq 50); do listening $GW && break; sleep 0.1; done
     listening $GW || { echo "the callee's SIPp does not listen on port $GW"; exit 1; }
     if [ $relay = kamailio ]; then start_kamailio; fi
@@ -161,7 +166,7 @@ for rate in $RATES; do
       PERFPID=$!
     fi
     # `time` gives the caller's CPU (user and system seconds) once it exits.
-    { TIMEFORMAT='%3U %3S'; time (cd "$WORK" && timeout $((SECS * 3 + 60)) sipp 127.0.0.1:$port -sf uac.xml -i 127.0.0.1 -p 5070 \
+    { TIMEFORMAT='%3U %3S'; time (cd "$WORK" && timeout $((SECS * 3 + 60)) "${LOAD_CPU[@]}" sipp 127.0.0.1:$port -sf uac.xml -i 127.0.0.1 -p 5070 \
       -r $rate -m $n -l $((rate * 4)) -nostdin -trace_err -error_file uac_${relay}_${rate}.err -trace_stat -stf uac_${relay}_${rate}.csv -fd 1 \
       -timeout $((SECS * 3 + 30))s > uac.out 2>&1 || true); } 2> "$WORK/uac.time"
     c1=$(cpu_ms $pids); s1=$(cpu_ms $uas)
