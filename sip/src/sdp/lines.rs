@@ -288,7 +288,7 @@ impl<'a> Iterator for SdpLines<'a> {
         }
         while self.at <= self.input.len() {
             let rest = self.input.get(self.at..).unwrap_or_default();
-            let (raw, next) = match rest.iter().position(|&b| b == b'\n') {
+            let (raw, next) = match memchr::memchr(b'\n', rest) {
                 Some(i) => (rest.get(..i).unwrap_or_default(), self.at + i + 1),
                 // The last line: `at` moves past the end so the loop ends.
                 None => (rest, self.input.len() + 1),
@@ -328,7 +328,7 @@ fn split_type(text: &str) -> Option<(char, &str)> {
     let mut chars = text.chars();
     let kind = chars.next().filter(char::is_ascii_alphabetic)?;
     let value = text.get(1..)?.strip_prefix('=')?;
-    if value.contains(['\r', '\0']) {
+    if memchr::memchr2(b'\r', b'\0', value.as_bytes()).is_some() {
         return None;
     }
     Some((kind, value))
