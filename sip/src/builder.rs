@@ -134,12 +134,9 @@ fn header_lines(head: &[u8]) -> Vec<(usize, usize, HeaderName)> {
 /// CR LF only as a fold (followed by SP/HT).
 fn valid_value(v: &str) -> bool {
     let b = v.as_bytes();
-    // Almost every value has no control byte at all: one branch-free pass (the
-    // compiler vectorizes it) settles those; the byte walk below handles folds.
-    let controls = b.iter().fold(false, |seen, &c| {
-        seen | ((c < 0x20 && c != b'\t') | (c == 0x7f))
-    });
-    if !controls {
+    // Almost every value has no control byte at all: one pass settles those;
+    // the byte walk below handles folds.
+    if !crate::scan::has_control(b) {
         return true;
     }
     let mut i = 0;

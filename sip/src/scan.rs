@@ -26,6 +26,15 @@ static TOKEN: [bool; 256] = {
     t
 };
 
+/// True when `b` holds a control byte other than HT, or DEL.
+#[inline]
+pub(crate) fn has_control(b: &[u8]) -> bool {
+    // One branch-free pass (the compiler vectorizes it).
+    b.iter().fold(false, |seen, &c| {
+        seen | ((c < 0x20 && c != b'\t') | (c == 0x7f))
+    })
+}
+
 /// True for RFC 3261 `token` characters.
 #[inline]
 pub(crate) fn is_token_byte(b: u8) -> bool {

@@ -29,10 +29,7 @@ impl Engine {
         let contact = call.our_contact(&self.settings, Leg::B);
         let x = call.number.expose();
         let gateway = b_dest.addr.to_string();
-        let mut uri = String::with_capacity(64);
-        for part in ["sip:", callee.expose(), "@", &gateway] {
-            uri.push_str(part);
-        }
+        let uri = ["sip:", callee.expose(), "@", &gateway].concat();
         let mut b = MessageBuilder::request(Method::Invite, &uri)
             .via(
                 transport_name(b_dest.transport),

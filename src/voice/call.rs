@@ -116,11 +116,7 @@ impl Call {
             Transport::Tls => ";transport=tls",
             _ => "",
         };
-        let mut c = String::with_capacity(64);
-        for part in ["<sip:", self.number.digits(), "@", addr, t, ">"] {
-            c.push_str(part);
-        }
-        c
+        ["<sip:", self.number.digits(), "@", addr, t, ">"].concat()
     }
 }
 

@@ -286,10 +286,7 @@ fn next_line<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
 
 /// `b` as text when it holds no control byte but HT (so no bare CR) and no DEL.
 fn plain_str(b: &[u8]) -> Option<&str> {
-    let controls = b.iter().fold(false, |seen, &c| {
-        seen | ((c < 0x20 && c != b'\t') | (c == 0x7f))
-    });
-    if controls {
+    if crate::scan::has_control(b) {
         return None;
     }
     std::str::from_utf8(b).ok()

@@ -49,13 +49,14 @@ pub fn digits(n: &E164) -> &str {
 
 /// Route/hold key of the party with tag `tag` on virtual number `x`.
 pub fn route_key(pool: &str, x: &E164, tag: &[u8; TAG_LEN]) -> Vec<u8> {
-    let d = digits(x);
-    let mut k = Vec::with_capacity(pool.len() + d.len() + 3 + tag.len());
-    for part in ["{", pool, "}r", d] {
-        k.extend_from_slice(part.as_bytes());
-    }
-    k.extend_from_slice(tag);
-    k
+    [
+        b"{".as_slice(),
+        pool.as_bytes(),
+        b"}r",
+        digits(x).as_bytes(),
+        tag,
+    ]
+    .concat()
 }
 
 /// The hash holding the record of shipment hash `sh` (field: `sh`). Records are
