@@ -183,7 +183,14 @@ async fn deliver(
                 metrics::histogram!(metric::LATENCY).record(latency as f64 / 1000.0);
                 metrics::counter!(metric::RELAYED, "carrier" => job.carrier.clone()).increment(1);
                 let rec = job.record("submitted", None, attempts, &relay.sealer);
-                if let Ok(s) = serde_json::to_string(&rec) {
+                let stored = serde_json::to_string(&rec);
+                // The `submitted` record goes to the writer before the receipt note
+                // exists: a receipt (which the SMSC may send right behind its
+                // submit_sm_resp) then always follows it in the writer's queue and
+                // its `delivered` is never overwritten by the older `submitted`.
+                // A receipt that overtakes the note is retried by the carrier side.
+                send_record(relay, &job, rec);
+                if let Ok(s) = stored {
                     for id in &ids {
                         let _ = relay
                             .queue
@@ -191,7 +198,7 @@ async fn deliver(
                             .await;
                     }
                 }
-                finish_record(relay, &entry, &job, rec).await;
+                mark_done(relay, &entry, &job).await;
                 return;
             }
             Err(SendError::Permanent(why)) => {
@@ -228,9 +235,19 @@ async fn finish(
 async fn finish_record(relay: &Relay, entry: &Entry, job: &Job, rec: MessageRecord) {
     // The record first: a crash between the two redelivers the entry, and the
     // done marker (set by `finish`) is not there yet, so it is tried again.
+    send_record(relay, job, rec);
+    mark_done(relay, entry, job).await;
+}
+
+/// Hands `rec` (a record of `job`'s text) to the record writer.
+fn send_record(relay: &Relay, job: &Job, rec: MessageRecord) {
     let _ = relay
         .records
         .send((rec, Some(Party::Recipient(job.to.clone()))));
+}
+
+/// Marks `job` done in the queue (retried with backoff).
+async fn mark_done(relay: &Relay, entry: &Entry, job: &Job) {
     let mut delay = FIRST_BACKOFF;
     for _ in 0..20 {
         if relay.queue.finish(&entry.entry, &job.id).await.is_ok() {
