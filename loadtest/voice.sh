@@ -14,6 +14,11 @@
 # load generator shares the two cores, so its share bounds what any relay can
 # be shown to sustain here.
 # Env: PIN=1 pins the relay to CPU 0 and SIPp and Redis to CPU 1;
+# BUDGET=F gives each relay the same CPU budget, F of one core (cgroup v1 `cpu`
+# quota, 10 ms period; e.g. BUDGET=0.25): the relay, not the load generator that
+# shares the box, is then what runs out first, so the highest rate each relay
+# passes is its sustainable rate at equal CPU (needs a writable
+# /sys/fs/cgroup/cpu; combine with PIN=1 to keep SIPp and Redis off its core);
 # HOLD_MS, each call's length (default 1000); ROUNDS, how many turns each
 # relay takes at each rate (default 1; the ratio line sums them); RELAYS, which relays run
 # (default "maskline kamailio"; "direct" runs the caller straight to the callee,
@@ -43,7 +48,9 @@ cleanup() {
   # SIPp left half-open would keep it, and its ports, past this script.
   for _ in $(seq 30); do kill -0 "${MLPID:-0}" 2>/dev/null || break; sleep 0.1; done
   kill -9 "${MLPID:-0}" 2>/dev/null || true
-  pkill -f "$WORK" 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
+  pkill -f "$WORK" 2>/dev/null || true
+  if [ -n "${BUDGET:-}" ]; then sleep 0.5; rmdir "$CG"/maskline-bench-* 2>/dev/null || true; fi
+  if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
 RPORT=$((20000 + RANDOM % 5000))
@@ -51,6 +58,20 @@ RPORT=$((20000 + RANDOM % 5000))
 # so that neither shares a core with its load generator and the scheduler's
 # placement does not move the figures from one turn to the next.
 if [ -n "${PIN:-}" ]; then RELAY_CPU=(taskset -c 0); LOAD_CPU=(taskset -c 1); else RELAY_CPU=(); LOAD_CPU=(); fi
+# BUDGET: one cpu cgroup per relay with the same quota; `in_budget NAME cmd...`
+# runs cmd (and everything it forks) in NAME's group; call it in the background
+# (`in_budget ... &`): it execs, so $! is the relay's own pid.
+CG=/sys/fs/cgroup/cpu
+in_budget() { local name=$1; shift; if [ -n "${BUDGET:-}" ]; then exec sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$CG/maskline-bench-$name" "$@"; else exec "$@"; fi; }
+if [ -n "${BUDGET:-}" ]; then
+  [ -w "$CG" ] || { echo "BUDGET needs a writable $CG (cgroup v1 cpu controller)"; exit 1; }
+  for r in maskline kamailio; do
+    mkdir -p "$CG/maskline-bench-$r"
+    echo 10000 > "$CG/maskline-bench-$r/cpu.cfs_period_us"
+    awk -v b="$BUDGET" 'BEGIN{printf "%d\n", b * 10000}' > "$CG/maskline-bench-$r/cpu.cfs_quota_us"
+  done
+  echo "each relay's CPU budget: $BUDGET of one core (cpu.cfs_quota_us $(cat $CG/maskline-bench-maskline/cpu.cfs_quota_us) per 10 ms)"
+fi
 "${LOAD_CPU[@]}" redis-server --port $RPORT --bind 127.0.0.1 --save '' --appendonly no --daemonize no >/dev/null &
 PIDS+=($!)
 sleep 0.5
@@ -87,7 +108,7 @@ sources = ["127.0.0.0/8"]
 gateway = "127.0.0.1:$GW"
 cps = 100000
 TOML
-"${RELAY_CPU[@]}" $BIN serve --config "$WORK/maskline.toml" > "$WORK/maskline.out" 2> "$WORK/maskline.err" &
+in_budget maskline "${RELAY_CPU[@]}" $BIN serve --config "$WORK/maskline.toml" > "$WORK/maskline.out" 2> "$WORK/maskline.err" &
 MLPID=$!; PIDS+=($MLPID)
 for _ in $(seq 100); do grep -q "^listening on" "$WORK/maskline.out" 2>/dev/null && break; sleep 0.1; done
 API=http://127.0.0.1:18080
@@ -109,7 +130,7 @@ start_kamailio() {
     for _ in $(seq 50); do [ -z "$(kam_pids)" ] && break; sleep 0.1; done
     pkill -9 -f "$WORK/kamailio.cfg" 2>/dev/null || true
   fi
-  "${RELAY_CPU[@]}" kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m "${KAM_SHM_MB:-2048}" -M 32 -P "$WORK/kamailio.pid" >> "$WORK/kamailio.log" 2>&1 &
+  in_budget kamailio "${RELAY_CPU[@]}" kamailio -f "$WORK/kamailio.cfg" -DD -E -x tlsf -m "${KAM_SHM_MB:-2048}" -M 32 -P "$WORK/kamailio.pid" >> "$WORK/kamailio.log" 2>&1 &
   KMPID=$!; PIDS+=($KMPID)
   for _ in $(seq 50); do listening $KM && break; sleep 0.1; done
   sleep 0.5

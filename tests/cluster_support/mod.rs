@@ -180,6 +180,46 @@ impl Cluster {
         panic!("no master serves slot {slot}");
     }
 
+    /// The port of a replica of the master on `master` (from that master's view).
+    pub fn replica_of(&self, master: u16) -> Option<u16> {
+        cli(master, &["info", "replication"]).lines().find_map(|l| {
+            // slave0:ip=127.0.0.1,port=21003,state=online,offset=...,lag=0
+            let rest = l.strip_prefix("slave")?.split_once(':')?.1;
+            rest.split(',')
+                .find_map(|f| f.strip_prefix("port="))
+                .and_then(|p| p.parse().ok())
+        })
+    }
+
+    /// Waits (up to `limit`) until the replica on `replica` holds `key`: a read on
+    /// the replica itself (`READONLY` on the same connection). Whether it did.
+    pub fn replica_holds(&self, replica: u16, key: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut child = Command::new("redis-cli")
+                .args(["-p", &replica.to_string()])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-cli");
+            let mut stdin = child.stdin.take().expect("stdin");
+            let _ = writeln!(stdin, "READONLY\nEXISTS {key}");
+            drop(stdin);
+            let out = child.wait_with_output().expect("redis-cli output");
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == "1" || l.trim() == "(integer) 1")
+            {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills (SIGKILL: a crash) the node on `port`.
     pub fn kill(&self, port: u16) {
         procs::kill(port);
