@@ -202,3 +202,53 @@ async fn replica_ack_answers_once_the_replica_holds_the_binding() {
     };
     assert_eq!(again.id, b.id);
 }
+
+/// With `replica_ack = 1` a new pool is answered only once a replica holds it
+/// (its settings, the registry): through Sentinel the replica has the pool the
+/// moment the store answers; on a Redis without a replica the answer is
+/// `Unavailable` (HTTP 503), never a pool only one node holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_ack_applies_to_a_new_pool() {
+    let Some(set) = sentinel_support::shared() else {
+        return;
+    };
+    let options = RedisOptions {
+        replica_ack: 1,
+        timeout: Duration::from_millis(400),
+        ..RedisOptions::default()
+    };
+    let store = store_on(set, options.clone()).await;
+    let pool = common::unique("ackpool");
+    store
+        .create_pool(common::pool_spec(&pool, 10))
+        .await
+        .unwrap();
+    let replica = set.ports[1];
+    assert_eq!(
+        sentinel_support::cli(replica, &["exists", &format!("{{{pool}}}m")]).trim(),
+        "1",
+        "the replica holds the pool's settings"
+    );
+    assert_eq!(
+        sentinel_support::cli(replica, &["hexists", "ml:pools", &pool]).trim(),
+        "1",
+        "the replica holds the pool's registry entry"
+    );
+
+    let lone = RedisStore::connect_with(
+        &common::redis_url(),
+        NumberHasher::new(&[3u8; 32]).unwrap(),
+        Sealer::random(),
+        options,
+    )
+    .await
+    .unwrap();
+    let e = lone
+        .create_pool(common::pool_spec(&common::unique("ackpool"), 10))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Unavailable(m) if m.contains("0 of 1 replicas")),
+        "{e:?}"
+    );
+}

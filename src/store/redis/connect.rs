@@ -164,6 +164,45 @@ impl RedisStore {
         }
     }
 
+    /// With `replica_ack`: runs `write` and then `WAIT` in one pipeline on `c`
+    /// (so both reach the node that owns `write`'s key), and fails with
+    /// [`StoreError::Unavailable`] unless enough replicas acknowledged in time.
+    pub(super) async fn wait_after(
+        &self,
+        c: &mut Conn,
+        write: &redis::Cmd,
+    ) -> Result<(), StoreError> {
+        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
+        let mut pipe = redis::pipe();
+        pipe.add_command(write.clone())
+            .ignore()
+            .cmd("WAIT")
+            .arg(self.replica_ack)
+            .arg(wait_ms);
+        let replies: Vec<Value> =
+            match tokio::time::timeout(self.timeout, pipe.query_async(c)).await {
+                Err(_) => return Err(StoreError::Unavailable("Redis WAIT timed out".into())),
+                Ok(r) => r.map_err(|e| StoreError::Unavailable(format!("Redis WAIT: {e}")))?,
+            };
+        match replies.as_slice() {
+            [acked] => self.acked(acked, "the pool"),
+            _ => Err(corrupt("WAIT pipeline reply")),
+        }
+    }
+
+    /// Whether a `WAIT` reply counts `replica_ack` replicas (`what` names the
+    /// write for the error).
+    fn acked(&self, reply: &Value, what: &str) -> Result<(), StoreError> {
+        match int(reply) {
+            Some(n) if n >= i64::from(self.replica_ack) => Ok(()),
+            Some(n) => Err(StoreError::Unavailable(format!(
+                "{n} of {} replicas acknowledged {what} in time",
+                self.replica_ack
+            ))),
+            None => Err(corrupt("WAIT reply")),
+        }
+    }
+
     /// With `replica_ack`: waits until that many replicas hold shipment `sh`'s
     /// binding record in sub-pool `t`. Fewer in time → [`StoreError::Unavailable`].
     ///
@@ -217,13 +256,6 @@ impl RedisStore {
                 "the binding's master failed before a replica held it".into(),
             ));
         }
-        match int(acked) {
-            Some(n) if n >= i64::from(self.replica_ack) => Ok(()),
-            Some(n) => Err(StoreError::Unavailable(format!(
-                "{n} of {} replicas acknowledged the binding in time",
-                self.replica_ack
-            ))),
-            None => Err(corrupt("WAIT reply")),
-        }
+        self.acked(acked, "the binding")
     }
 }

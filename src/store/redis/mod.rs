@@ -83,7 +83,9 @@
 //! wrote, pipelined after a keyed check that the slot's master holds the binding
 //! and a write to `{p}w`, so the `WAIT` runs on that master and nowhere else)
 //! until a replica holds the binding before it answers; fewer acknowledgements in time → `503` (the binding exists; the
-//! client's idempotent retry returns it once acknowledged). Allocations then use
+//! client's idempotent retry returns it once acknowledged). `create_pool` waits
+//! the same way, on each node it wrote (registry, pool id, every sub-pool's
+//! settings), so an acknowledged pool survives a master's loss too. Allocations then use
 //! their own connection, so a `WAIT` never holds up route lookups. Cost and the
 //! measured losses without it: `loadtest/README.md`, section "Redis Cluster". A
 //! promoted replica has no replica of its own until one is added back: with
@@ -220,11 +222,12 @@ pub struct RedisOptions {
     /// calls it carries; one batches best (measured: 114k route lookups/s from 128
     /// tasks on one connection vs 104k on two, on 2 busy cores).
     pub connections: usize,
-    /// Replicas that must acknowledge a new binding (`WAIT`) before
-    /// `create_binding` succeeds; 0: answer as soon as the master applied it.
-    /// When fewer acknowledge within `timeout`, the call fails with
-    /// [`StoreError::Unavailable`] (the binding exists: a retry returns it once it
-    /// is acknowledged).
+    /// Replicas that must acknowledge a new binding or pool (`WAIT`) before
+    /// `create_binding` / `create_pool` succeeds; 0: answer as soon as the
+    /// master applied it. When fewer acknowledge within `timeout`, the call
+    /// fails with [`StoreError::Unavailable`] (the binding or pool exists: a
+    /// retry returns the binding once it is acknowledged; a pool's retry answers
+    /// that it exists).
     pub replica_ack: u32,
     /// Sub-pools (slots) of each pool this store *creates* (1..=64; see
     /// `subpools.rs`): a pool of `n` sub-pools can spread over `n` cluster masters.

@@ -71,6 +71,29 @@ impl RedisStore {
             }
             let _: () = self.query(&cmd).await?;
         }
+        if self.replica_ack > 0 {
+            // With `replica_ack`, answered only once replicas hold the pool: the
+            // registry entries and every sub-pool's settings, each on its node.
+            // Each write below repeats one of ours (same value), so the `WAIT`
+            // after it on the same connection covers all that node held.
+            let mut c = self.create_conn();
+            let mut writes = vec![
+                redis::cmd("HSET").arg(POOLS).arg(&name).arg(pid).clone(),
+                redis::cmd("HSET").arg(PIDS).arg(pid).arg(&name).clone(),
+            ];
+            for k in 0..n {
+                writes.push(
+                    redis::cmd("HSET")
+                        .arg(meta_key(&subpools::tag(&name, k)))
+                        .arg("pid")
+                        .arg(&pid_bytes(pid)[..])
+                        .clone(),
+                );
+            }
+            for w in &writes {
+                self.wait_after(&mut c, w).await?;
+            }
+        }
         Ok(())
     }
 
