@@ -209,11 +209,7 @@ fn serve_with_redis_store_keeps_bindings_across_restarts() {
 #[test]
 fn serve_starts_before_its_redis_answers_503_then_serves_once_redis_is_up() {
     // A loopback port nobody listens on yet (a cold start: the relay comes up first).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::later_port();
     let (env, key) = redis_env(&format!("redis://127.0.0.1:{port}/"));
     let mut env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     env_refs.retain(|(k, _)| *k != "MASKLINE_LOG_LEVEL");

@@ -249,9 +249,7 @@ fn bad_or_stale_signatures_are_refused_and_duplicates_relayed_once() {
 fn relay_killed_with_texts_queued_delivers_each_once_after_restart() {
     let redis = OwnRedis::start();
     // Provider down at first: texts stay queued.
-    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = down.local_addr().unwrap().port();
-    drop(down);
+    let port = common::later_port();
     let url = format!("http://127.0.0.1:{port}/sms");
     let (env, key) = sms_env(&redis.url(), &url);
     let mut relay = Relay::start(&refs(&env));

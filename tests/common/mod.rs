@@ -87,6 +87,22 @@ pub fn pool_spec(name: &str, cap: u32) -> maskline::bindings::PoolSpec {
     }
 }
 
+/// A free loopback TCP port for a server a test starts *later* (a dependency
+/// that is down at first), outside the kernel's ephemeral range (32768–60999):
+/// a port from `bind("127.0.0.1:0")` goes back to that pool the moment it is
+/// released, and another test's listener or outgoing connection can take it
+/// before the server binds it (a clean CI run once saw a relay wait for "Redis"
+/// on a port that had meanwhile become something else). 24000–24999 is used by
+/// no other test support (clusters: 21000–22899 and +10000; sentinels: 23000–23899).
+pub fn later_port() -> u16 {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..200)
+        .map(|_| rng.random_range(24000u16..25000))
+        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free loopback port in 24000-24999")
+}
+
 /// A random number in a test-only range, unique enough for parallel tests.
 pub fn random_e164(prefix: &str) -> String {
     use rand::Rng;
@@ -163,6 +179,21 @@ impl OwnRedis {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Ours answers on that port, not something else that took it.
+        let pong = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "ping"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default();
+        let alive = self
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        assert!(
+            pong == "PONG" && alive,
+            "redis-server on port {} did not start (port taken?): {pong:?}",
+            self.port
+        );
     }
 
     pub fn stop(&mut self) {
