@@ -214,7 +214,6 @@ async fn replica_ack_applies_to_a_new_pool() {
     };
     let options = RedisOptions {
         replica_ack: 1,
-        timeout: Duration::from_millis(400),
         ..RedisOptions::default()
     };
     let store = store_on(set, options.clone()).await;
@@ -239,7 +238,10 @@ async fn replica_ack_applies_to_a_new_pool() {
         &common::redis_url(),
         NumberHasher::new(&[3u8; 32]).unwrap(),
         Sealer::random(),
-        options,
+        RedisOptions {
+            timeout: Duration::from_millis(400),
+            ..options
+        },
     )
     .await
     .unwrap();
