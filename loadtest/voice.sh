@@ -49,7 +49,11 @@ cleanup() {
   for _ in $(seq 30); do kill -0 "${MLPID:-0}" 2>/dev/null || break; sleep 0.1; done
   kill -9 "${MLPID:-0}" 2>/dev/null || true
   pkill -f "$WORK" 2>/dev/null || true
-  if [ -n "${BUDGET:-}" ]; then sleep 0.5; rmdir "$CG"/maskline-bench-* 2>/dev/null || true; fi
+  # A group can only go once its last process has exited (Kamailio's children
+  # take a moment after SIGKILL): retry for a few seconds.
+  if [ -n "${BUDGET:-}" ]; then
+    for _ in $(seq 30); do rmdir "$CG"/maskline-bench-* 2>/dev/null; ls -d "$CG"/maskline-bench-* >/dev/null 2>&1 || break; sleep 0.2; done
+  fi
   if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
