@@ -324,3 +324,178 @@ pub async fn write_records(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::OnceLock;
+
+    use super::super::queue::{Admission, Admitted, MemoryQueue, QueueError, SmsQueue};
+    use super::super::relay::{Inbound, Outcome};
+    use super::*;
+    use crate::bindings::{NewBinding, NumberSpec, PoolSpec};
+    use crate::config::SmsConfig;
+    use crate::numbers::{NumberHasher, Sealer};
+    use crate::store::memory::MemoryStore;
+    use crate::voice::router::CallRouter;
+
+    /// The memory queue, with an SMSC that sends its DELIVRD receipt the instant
+    /// the relay can match it (right after the receipt note is stored).
+    #[derive(Default)]
+    struct EagerReceipts {
+        inner: MemoryQueue,
+        relay: OnceLock<Arc<Relay>>,
+    }
+
+    #[async_trait]
+    impl SmsQueue for EagerReceipts {
+        async fn admit(&self, a: Admission) -> Result<Admitted, QueueError> {
+            self.inner.admit(a).await
+        }
+        async fn add_part(
+            &self,
+            key: &str,
+            total: u8,
+            seq: u8,
+            part: &str,
+        ) -> Result<Option<Vec<String>>, QueueError> {
+            self.inner.add_part(key, total, seq, part).await
+        }
+        async fn take(&self, max: usize, wait: Duration) -> Result<Vec<Entry>, QueueError> {
+            self.inner.take(max, wait).await
+        }
+        async fn touch(&self, entry: &str) -> Result<(), QueueError> {
+            self.inner.touch(entry).await
+        }
+        async fn is_done(&self, job_id: &str) -> Result<bool, QueueError> {
+            self.inner.is_done(job_id).await
+        }
+        async fn finish(&self, entry: &str, job_id: &str) -> Result<(), QueueError> {
+            self.inner.finish(entry, job_id).await
+        }
+        async fn depth(&self) -> Result<u64, QueueError> {
+            self.inner.depth().await
+        }
+        async fn put_receipt(&self, carrier_id: &str, value: &str) -> Result<(), QueueError> {
+            self.inner.put_receipt(carrier_id, value).await?;
+            if let Some(relay) = self.relay.get() {
+                assert!(relay.receipt(carrier_id, true, "DELIVRD").await.unwrap());
+            }
+            Ok(())
+        }
+        async fn take_receipt(&self, carrier_id: &str) -> Result<Option<String>, QueueError> {
+            self.inner.take_receipt(carrier_id).await
+        }
+    }
+
+    /// A carrier that takes every text and gives it the id `m1`.
+    struct Accepts;
+
+    #[async_trait]
+    impl Carrier for Accepts {
+        async fn send(
+            &self,
+            _job_id: &str,
+            _from: &E164,
+            _to: &E164,
+            _body: &str,
+        ) -> Result<Vec<String>, SendError> {
+            Ok(vec!["m1".into()])
+        }
+    }
+
+    fn n(s: &str) -> E164 {
+        E164::parse(s).unwrap()
+    }
+
+    /// A receipt sent right behind the carrier's acceptance ends the text
+    /// `delivered`: its record reaches the writer after the `submitted` one.
+    #[tokio::test]
+    async fn a_receipt_right_behind_the_submit_is_the_last_word() {
+        let store = Arc::new(MemoryStore::new());
+        store
+            .create_pool(PoolSpec {
+                name: "p".into(),
+                country: 86,
+                grace_s: 60,
+                cooling_s: 60,
+                max_bindings_per_number: 10,
+                allow_foreign_parties: false,
+                extensions: false,
+                extension_len: crate::bindings::DEFAULT_EXTENSION_LEN,
+            })
+            .await
+            .unwrap();
+        let x = n("+8617000000001");
+        store
+            .import_numbers(
+                "p",
+                vec![NumberSpec {
+                    number: x.clone(),
+                    area: None,
+                    capabilities: Default::default(),
+                }],
+            )
+            .await
+            .unwrap();
+        let courier = n("+8613800138000");
+        store
+            .create_binding(
+                NewBinding {
+                    pool: "p".into(),
+                    shipment_id: "S1".into(),
+                    party_a: courier.clone(),
+                    party_b: n("+8613900139000"),
+                    expires_at: now_ms() + 3_600_000,
+                    area: None,
+                    extension: None,
+                },
+                now_ms(),
+            )
+            .await
+            .unwrap();
+        let queue = Arc::new(EagerReceipts::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let relay = Arc::new(Relay::new(
+            &SmsConfig {
+                carrier: "http".into(),
+                ..SmsConfig::default()
+            },
+            CallRouter::new(store),
+            queue.clone(),
+            Sealer::random(),
+            NumberHasher::new(&[7u8; 32]).unwrap(),
+            tx,
+        ));
+        let _ = queue.relay.set(relay.clone());
+        let text = Inbound {
+            carrier: "http".into(),
+            carrier_id: Some("in1".into()),
+            fingerprint: None,
+            from: courier,
+            to: x,
+            text: "at your door".into(),
+            concat: None,
+        };
+        assert_eq!(relay.ingest(text).await.unwrap(), Outcome::Queued);
+        let entry = queue
+            .take(1, Duration::from_millis(10))
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        let carriers: Carriers = HashMap::from([("http".to_owned(), Arc::new(Accepts) as _)]);
+        let (_stop_tx, stop) = watch::channel(false);
+        deliver(&relay, &carriers, entry, Duration::from_secs(60), stop).await;
+        let mut statuses = Vec::new();
+        while let Ok((rec, _)) = rx.try_recv() {
+            statuses.push(rec.status);
+        }
+        assert_eq!(
+            statuses.last().map(String::as_str),
+            Some("delivered"),
+            "{statuses:?}"
+        );
+        assert!(statuses.contains(&"submitted".to_owned()), "{statuses:?}");
+    }
+}
