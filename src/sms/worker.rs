@@ -228,14 +228,13 @@ async fn finish(
     attempts: u32,
 ) {
     metrics::counter!(metric::FAILED, "status" => status.to_owned()).increment(1);
-    let rec = job.record(status, reason, attempts, &relay.sealer);
-    finish_record(relay, entry, job, rec).await;
-}
-
-async fn finish_record(relay: &Relay, entry: &Entry, job: &Job, rec: MessageRecord) {
     // The record first: a crash between the two redelivers the entry, and the
     // done marker (set by `finish`) is not there yet, so it is tried again.
-    send_record(relay, job, rec);
+    send_record(
+        relay,
+        job,
+        job.record(status, reason, attempts, &relay.sealer),
+    );
     mark_done(relay, entry, job).await;
 }
 

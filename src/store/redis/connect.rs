@@ -166,27 +166,38 @@ impl RedisStore {
 
     /// With `replica_ack`: runs `write` and then `WAIT` in one pipeline on `c`
     /// (so both reach the node that owns `write`'s key), and fails with
-    /// [`StoreError::Unavailable`] unless enough replicas acknowledged in time.
+    /// [`StoreError::Unavailable`] unless enough replicas acknowledged `what`
+    /// in time.
     pub(super) async fn wait_after(
         &self,
         c: &mut Conn,
         write: &redis::Cmd,
+        what: &str,
     ) -> Result<(), StoreError> {
-        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
         let mut pipe = redis::pipe();
-        pipe.add_command(write.clone())
-            .ignore()
-            .cmd("WAIT")
-            .arg(self.replica_ack)
-            .arg(wait_ms);
-        let replies: Vec<Value> =
-            match tokio::time::timeout(self.timeout, pipe.query_async(c)).await {
-                Err(_) => return Err(StoreError::Unavailable("Redis WAIT timed out".into())),
-                Ok(r) => r.map_err(|e| StoreError::Unavailable(format!("Redis WAIT: {e}")))?,
-            };
-        match replies.as_slice() {
-            [acked] => self.acked(acked, "the pool"),
+        pipe.add_command(write.clone()).ignore();
+        match self.then_wait(c, pipe).await?.as_slice() {
+            [acked] => self.acked(acked, what),
             _ => Err(corrupt("WAIT pipeline reply")),
+        }
+    }
+
+    /// Runs `pipe` and then `WAIT replica_ack` (for ¾ of the call timeout,
+    /// leaving a quarter for the reply) as one pipeline on `c`, within the call
+    /// timeout; the replies not ignored, the `WAIT`'s last. Any error leaves the
+    /// replication unconfirmed, never the data unreadable: mid-failover the node
+    /// may have just become a replica ("WAIT cannot be used with replica
+    /// instances") or lost the slot.
+    async fn then_wait(
+        &self,
+        c: &mut Conn,
+        mut pipe: redis::Pipeline,
+    ) -> Result<Vec<Value>, StoreError> {
+        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
+        pipe.cmd("WAIT").arg(self.replica_ack).arg(wait_ms);
+        match tokio::time::timeout(self.timeout, pipe.query_async(c)).await {
+            Err(_) => Err(StoreError::Unavailable("Redis WAIT timed out".into())),
+            Ok(r) => r.map_err(|e| StoreError::Unavailable(format!("Redis WAIT: {e}"))),
         }
     }
 
@@ -223,8 +234,6 @@ impl RedisStore {
         if self.replica_ack == 0 {
             return Ok(());
         }
-        // Leave a quarter of the call timeout for the reply.
-        let wait_ms = (self.timeout.as_millis() as u64 * 3 / 4).max(1);
         let mut pipe = redis::pipe();
         pipe.cmd("HEXISTS")
             .arg(record_key(t, sh))
@@ -234,18 +243,8 @@ impl RedisStore {
             .arg(1)
             .arg("PX")
             .arg(60_000)
-            .ignore()
-            .cmd("WAIT")
-            .arg(self.replica_ack)
-            .arg(wait_ms);
-        let replies: Vec<Value> =
-            match tokio::time::timeout(self.timeout, pipe.query_async(c)).await {
-                Err(_) => return Err(StoreError::Unavailable("Redis WAIT timed out".into())),
-                // Any error here leaves the replication unconfirmed, never the data
-                // unreadable: mid-failover the node may have just become a replica
-                // ("WAIT cannot be used with replica instances") or lost the slot.
-                Ok(r) => r.map_err(|e| StoreError::Unavailable(format!("Redis WAIT: {e}")))?,
-            };
+            .ignore();
+        let replies = self.then_wait(c, pipe).await?;
         let [held, acked] = replies.as_slice() else {
             return Err(corrupt("WAIT pipeline reply"));
         };

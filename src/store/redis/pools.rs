@@ -91,7 +91,7 @@ impl RedisStore {
                 );
             }
             for w in &writes {
-                self.wait_after(&mut c, w).await?;
+                self.wait_after(&mut c, w, "the pool").await?;
             }
         }
         Ok(())
